@@ -1,0 +1,1 @@
+"""Platform adapters that turn shop and subscription activity into eTrusted events."""

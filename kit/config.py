@@ -1,0 +1,50 @@
+"""Explicit, frozen configuration objects.
+
+Library code never reads the environment: the CLI builds these from flags and ``ETRUSTED_*``
+variables (see :mod:`kit.cli`), embedding applications build them however they like.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from kit.errors import ConfigError
+
+DEFAULT_API_URL = "https://api.etrusted.com"
+DEFAULT_TOKEN_URL = "https://login.etrusted.com/oauth/token"  # noqa: S105 (a URL)
+DEFAULT_AUDIENCE = "https://api.etrusted.com"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ClientConfig:
+    """How to reach and authenticate against eTrusted.
+
+    ``client_secret`` never appears in ``repr`` so that configs can be logged safely.
+    """
+
+    client_id: str
+    client_secret: str = attrs.field(repr=False)
+    api_url: str = DEFAULT_API_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    audience: str = DEFAULT_AUDIENCE
+    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
+    # Total time for one request, connect included. A POST that exceeds it is in doubt.
+    request_timeout: float = attrs.field(default=15.0, validator=_positive)
+    # Refresh the token this many seconds before ``expires_in`` runs out.
+    token_refresh_margin: float = attrs.field(default=30.0)
+    user_agent: str = "etrusted-kit/0.1"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.client_id:
+            raise ConfigError("client_id must not be empty")
+        if not self.client_secret:
+            raise ConfigError("client_secret must not be empty")
+        for name in ("api_url", "token_url"):
+            value = getattr(self, name)
+            if not value.startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
