@@ -5,6 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from kit.cli import demo as _demo
+from kit.cli import flush as _flush
+from kit.cli import outbox_cmds as _outbox
+from kit.cli import sandbox as _sandbox
+from kit.cli import setup_cmds as _setup
+
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
-REGISTRY: list[Register] = []
+REGISTRY: list[Register] = [
+    _demo.register,
+    _outbox.register,
+    _flush.register,
+    _setup.register,
+    _sandbox.register,
+]

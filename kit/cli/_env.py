@@ -1,0 +1,43 @@
+"""Environment and flag handling shared by the subcommands (the only ``os.environ`` reader)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+
+from kit.config import DEFAULT_API_URL, DEFAULT_TOKEN_URL, ClientConfig
+from kit.errors import ConfigError
+
+DEFAULT_DB = "./etrusted-kit.db"
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=None,
+        help=f"outbox database URL or SQLite path (env ETRUSTED_KIT_DB, default {DEFAULT_DB})",
+    )
+
+
+def db_url(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+    value: str | None = getattr(args, "db", None)
+    return value or env.get("ETRUSTED_KIT_DB") or DEFAULT_DB
+
+
+def client_config(environ: Mapping[str, str] | None = None) -> ClientConfig:
+    """Credentials and URLs from ``ETRUSTED_*`` variables."""
+    env = os.environ if environ is None else environ
+    missing = [n for n in ("ETRUSTED_CLIENT_ID", "ETRUSTED_CLIENT_SECRET") if not env.get(n)]
+    if missing:
+        raise ConfigError(
+            "missing " + " and ".join(missing) + ": set the eTrusted API client credentials"
+            " (try `etrusted-kit sandbox`, which prints a set that works offline)"
+        )
+    return ClientConfig(
+        client_id=env["ETRUSTED_CLIENT_ID"],
+        client_secret=env["ETRUSTED_CLIENT_SECRET"],
+        api_url=env.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
+        token_url=env.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
+    )

@@ -1,0 +1,101 @@
+"""``etrusted-kit flush``: the delivery daemon (or a one-shot drain with ``--once``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import attrs
+
+from kit.cli._env import add_db_option, client_config, db_url
+from kit.client import ETrustedClient
+from kit.errors import ConfigError
+from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
+from kit.outbox import Outbox
+from kit.retry import Backoff
+from kit.signals import on_stop_signals
+
+logger = logging.getLogger(__name__)
+
+
+def flusher_config(args: argparse.Namespace) -> FlusherConfig:
+    return FlusherConfig(
+        concurrency=args.concurrency,
+        lease_seconds=args.lease_seconds,
+        poll_interval=args.poll_interval,
+        max_sends=args.max_sends,
+        reconcile_delay=args.reconcile_delay,
+        reconcile_interval=args.reconcile_interval,
+        reconcile_window=args.reconcile_window,
+        in_doubt_policy=InDoubtPolicy(args.in_doubt),
+        grace_period=args.grace_period,
+        backoff=Backoff(base=args.backoff_base, cap=args.backoff_cap),
+    )
+
+
+async def cmd_flush(args: argparse.Namespace) -> int:
+    config = flusher_config(args)
+    client_cfg = client_config()
+    if args.request_timeout is not None:
+        client_cfg = attrs.evolve(client_cfg, request_timeout=args.request_timeout)
+    if client_cfg.request_timeout >= config.lease_seconds / 2:
+        raise ConfigError(
+            f"--lease-seconds ({config.lease_seconds:g}) must be more than twice the request "
+            f"timeout ({client_cfg.request_timeout:g} s): a POST must end inside its lease"
+        )
+    async with (
+        Outbox.from_url(db_url(args)) as outbox,
+        ETrustedClient(client_cfg) as client,
+    ):
+        flusher = Flusher(outbox, client, config)
+        with on_stop_signals(flusher.stop):
+            if args.once:
+                stats = await flusher.run_once()
+            else:
+                stats = await flusher.run(until_drained=args.drain)
+    print(json.dumps({"flusher": flusher.owner, **stats.as_dict()}), file=sys.stderr)
+    return 0
+
+
+def add_flusher_options(p: argparse.ArgumentParser) -> None:
+    defaults = FlusherConfig()
+    p.add_argument("--concurrency", type=int, default=defaults.concurrency)
+    p.add_argument("--lease-seconds", type=float, default=defaults.lease_seconds)
+    p.add_argument("--poll-interval", type=float, default=defaults.poll_interval)
+    p.add_argument("--max-sends", type=int, default=defaults.max_sends, help="attempt budget")
+    p.add_argument("--reconcile-delay", type=float, default=defaults.reconcile_delay)
+    p.add_argument("--reconcile-interval", type=float, default=defaults.reconcile_interval)
+    p.add_argument(
+        "--reconcile-window",
+        type=float,
+        default=defaults.reconcile_window,
+        help="seconds to look for an in-doubt event in eTrusted before resending or parking",
+    )
+    p.add_argument(
+        "--in-doubt",
+        choices=[p.value for p in InDoubtPolicy],
+        default=defaults.in_doubt_policy.value,
+        help="after the window: resend (counted as a blind resend) or park for an operator",
+    )
+    p.add_argument("--grace-period", type=float, default=defaults.grace_period)
+    p.add_argument("--backoff-base", type=float, default=defaults.backoff.base)
+    p.add_argument("--backoff-cap", type=float, default=defaults.backoff.cap)
+    p.add_argument(
+        "--request-timeout", type=float, default=None, help="seconds per eTrusted request"
+    )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "flush", help="deliver the outbox to eTrusted until SIGTERM/SIGINT (or --once)"
+    )
+    add_db_option(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
+    mode.add_argument(
+        "--drain", action="store_true", help="run until nothing is pending, sending or in doubt"
+    )
+    add_flusher_options(p)
+    p.set_defaults(func=cmd_flush)

@@ -1,0 +1,264 @@
+"""Operator commands on the outbox: enqueue, status, entries, dead, purge, forget, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import IO, Any
+
+from kit.cli._env import add_db_option, db_url
+from kit.errors import ValidationError
+from kit.outbox import Outbox, storage_from_url
+from kit.outbox.types import Entry, NewEntry, State
+
+ENQUEUE_BATCH = 1000
+
+
+@asynccontextmanager
+async def open_outbox(args: argparse.Namespace) -> AsyncIterator[Outbox]:
+    async with Outbox.from_url(db_url(args)) as outbox:
+        yield outbox
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    stream: IO[str]
+    if path == "-":
+        stream = sys.stdin
+        yield from enumerate(stream, start=1)
+        return
+    with open(path, encoding="utf-8") as stream:
+        yield from enumerate(stream, start=1)
+
+
+async def cmd_enqueue(args: argparse.Namespace) -> int:
+    enqueued = duplicate = invalid = 0
+    async with open_outbox(args) as outbox:
+        batch: list[NewEntry] = []
+
+        async def flush() -> None:
+            nonlocal enqueued, duplicate
+            if not batch:
+                return
+            for result in await outbox.enqueue_entries(batch, batch_size=ENQUEUE_BATCH):
+                if result.duplicate:
+                    duplicate += 1
+                else:
+                    enqueued += 1
+            batch.clear()
+
+        try:
+            lines = _lines(args.file)
+            for number, line in lines:
+                if not line.strip():
+                    continue
+                try:
+                    body = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    invalid += 1
+                    print(f"{args.file}:{number}: invalid JSON: {exc.msg}", file=sys.stderr)
+                    continue
+                if not isinstance(body, dict):
+                    invalid += 1
+                    print(f"{args.file}:{number}: not a JSON object", file=sys.stderr)
+                    continue
+                try:
+                    batch.append(outbox.prepare(body))
+                except ValidationError as exc:
+                    invalid += 1
+                    fields = "; ".join(str(e) for e in exc.errors)
+                    print(f"{args.file}:{number}: invalid event: {fields}", file=sys.stderr)
+                    continue
+                if len(batch) >= ENQUEUE_BATCH:
+                    await flush()
+        except OSError as exc:
+            await flush()
+            print(f"etrusted-kit: error: cannot read {args.file}: {exc}", file=sys.stderr)
+            return 1
+        await flush()
+    print(f"enqueued {enqueued}, duplicate {duplicate}, invalid {invalid}")
+    return 1 if invalid else 0
+
+
+def _entry_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "key": entry.key,
+        "state": entry.state.value,
+        "event_ref": entry.event_ref,
+        "attempts": entry.attempt,
+        "sends": entry.sends,
+        "last_error": entry.last_error,
+        "event_type": entry.event_type,
+        "channel_id": entry.channel_id,
+        "transaction_reference": entry.transaction_reference,
+        "created_at": entry.created_at,
+        "due_at": entry.due_at,
+        "delivered_at": entry.delivered_at,
+        "adopted": entry.adopted,
+        "blind_resends": entry.blind_resends,
+    }
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with open_outbox(args) as outbox:
+        stats = await outbox.stats()
+        holds = await outbox.storage.holds(now=time.time())
+    now = time.time()
+    oldest = stats.oldest_pending_created_at
+    hold_rows = [
+        {"name": h.name, "seconds_left": round(h.until - now, 1), "reason": h.reason}
+        for h in holds
+    ]
+    data: dict[str, Any] = {
+        "db": outbox.storage.url,
+        "counts": {state.value: stats.counts.get(state, 0) for state in State},
+        "oldest_pending_age_seconds": None if oldest is None else round(now - oldest, 1),
+        "last_error": stats.last_error,
+        "blind_resends": stats.blind_resends,
+        "adopted": stats.adopted,
+        "holds": hold_rows,
+    }
+    if args.json:
+        print(json.dumps(data))
+        return 0
+    print(f"outbox {data['db']}")
+    for state in State:
+        print(f"  {state.value:<10} {stats.counts.get(state, 0):>10}")
+    age = data["oldest_pending_age_seconds"]
+    print(f"  oldest pending: {'-' if age is None else f'{age} s'}")
+    print(f"  adopted by reconciliation: {stats.adopted}, blind resends: {stats.blind_resends}")
+    print(f"  last error: {stats.last_error or '-'}")
+    for hold in hold_rows:
+        print(f"  HOLD {hold['name']}: {hold['seconds_left']} s left ({hold['reason']})")
+    return 0
+
+
+async def _iter_entries(outbox: Outbox, state: State | None) -> AsyncIterator[Entry]:
+    after = 0
+    while True:
+        page = await outbox.entries(state=state, limit=500, after_id=after)
+        if not page:
+            return
+        for entry in page:
+            yield entry
+        after = page[-1].id
+
+
+async def cmd_entries(args: argparse.Namespace) -> int:
+    state = State(args.state) if args.state else None
+    async with open_outbox(args) as outbox:
+        async for entry in _iter_entries(outbox, state):
+            data = _entry_json(entry)
+            if args.json:
+                print(json.dumps(data))
+            else:
+                print(
+                    f"{entry.state.value:<10} {entry.key}  ref={entry.event_ref or '-'}"
+                    f"  attempts={entry.attempt}  {entry.last_error or ''}".rstrip()
+                )
+    return 0
+
+
+async def cmd_dead(args: argparse.Namespace) -> int:
+    async with open_outbox(args) as outbox:
+        if args.dead_command == "list":
+            async for entry in _iter_entries(outbox, State.DEAD):
+                if args.json:
+                    print(json.dumps(_entry_json(entry)))
+                else:
+                    print(f"{entry.key}\t{entry.last_error or ''}")
+            return 0
+        if not args.all and not args.keys:
+            print("etrusted-kit: error: name KEYs or pass --all", file=sys.stderr)
+            return 2
+        keys = None if args.all else args.keys
+        if args.dead_command == "retry":
+            count = await outbox.retry_dead(keys)
+            print(f"{count} dead entries are pending again")
+        else:
+            count = await outbox.drop_dead(keys)
+            print(f"{count} dead entries dropped (cancelled, payload purged)")
+        if keys is not None and count < len(keys):
+            print(f"{len(keys) - count} of the named keys were not dead", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def cmd_purge(args: argparse.Namespace) -> int:
+    async with open_outbox(args) as outbox:
+        count = await outbox.purge(older_than=args.older_than_days * 86400)
+    print(f"payloads removed from {count} finished entries (keys and refs kept)")
+    return 0
+
+
+async def cmd_forget(args: argparse.Namespace) -> int:
+    async with open_outbox(args) as outbox:
+        result = await outbox.forget_customer(args.email)
+    print(
+        f"payloads removed: {result.purged}; still sending (run again): {result.skipped_in_flight}"
+    )
+    return 1 if result.skipped_in_flight else 0
+
+
+async def cmd_migrate_outbox(args: argparse.Namespace) -> int:
+    from kit.outbox.migrate import migrate_outbox
+
+    source = storage_from_url(args.source)
+    target = storage_from_url(args.target)
+    async with source, target:
+        report = await migrate_outbox(source, target, force=args.force)
+    by_state = ", ".join(f"{k}={v}" for k, v in sorted(report.by_state.items()))
+    print(
+        f"copied {report.copied} entries ({by_state or 'none'}); "
+        f"{report.skipped_existing} already present in the target"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("enqueue", help="enqueue eTrusted events from a JSON-lines file")
+    p.add_argument("file", help="JSON lines, one eTrusted event body per line; - for stdin")
+    add_db_option(p)
+    p.set_defaults(func=cmd_enqueue)
+
+    p = subparsers.add_parser("status", help="counts per state, oldest pending, last error")
+    add_db_option(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = subparsers.add_parser("entries", help="list outbox entries")
+    add_db_option(p)
+    p.add_argument("--state", choices=[s.value for s in State])
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_entries)
+
+    p = subparsers.add_parser("dead", help="inspect and replay parked (dead) entries")
+    dead = p.add_subparsers(dest="dead_command", required=True)
+    d = dead.add_parser("list")
+    add_db_option(d)
+    d.add_argument("--json", action="store_true")
+    for name, text in (("retry", "make dead entries pending again"), ("drop", "drop them")):
+        d = dead.add_parser(name, help=text)
+        add_db_option(d)
+        d.add_argument("keys", nargs="*", metavar="KEY")
+        d.add_argument("--all", action="store_true")
+    p.set_defaults(func=cmd_dead)
+
+    p = subparsers.add_parser("purge", help="remove customer data of finished entries")
+    add_db_option(p)
+    p.add_argument("--older-than-days", type=float, required=True)
+    p.set_defaults(func=cmd_purge)
+
+    p = subparsers.add_parser("forget", help="remove every stored payload of one customer")
+    add_db_option(p)
+    p.add_argument("email")
+    p.set_defaults(func=cmd_forget)
+
+    p = subparsers.add_parser("migrate-outbox", help="copy an outbox to another database")
+    p.add_argument("--from", dest="source", required=True, help="source URL")
+    p.add_argument("--to", dest="target", required=True, help="target URL")
+    p.add_argument("--force", action="store_true", help="even if a flusher holds live leases")
+    p.set_defaults(func=cmd_migrate_outbox)

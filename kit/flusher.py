@@ -1,0 +1,628 @@
+"""The flusher: delivers every outbox entry to eTrusted exactly once.
+
+How, in one paragraph (docs/guarantees.md has the full table): an entry is claimed under a lease
+and a fencing attempt number, and marked ``sending`` in the database *before* its POST leaves.
+A 202 records the returned ``EventRef``. A failure that proves nothing was created (4xx, 5xx,
+429, connection refused) is retried with backoff or dead-lettered. A failure after which the
+event may exist (timeout, disconnect, a flusher killed mid-POST whose lease then expired) makes
+the entry ``in_doubt``, and an in-doubt entry is never POSTed again until reconciliation has
+looked for it in eTrusted (:mod:`kit.reconcile`) for a whole window and found nothing. Every
+result is written with ``WHERE attempt = <ours>``, so a flusher that lost its lease cannot
+overwrite a newer attempt.
+
+Throughput comes from claiming in batches, bounded concurrency and writing results in batches
+from one writer task; wake-ups come from the in-process :class:`~kit.outbox.Wakeup`, from
+LISTEN/NOTIFY where the backend has it, and from a short poll otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+
+from kit.errors import (
+    ConfigError,
+    ETrustedError,
+    FailureKind,
+    KitError,
+    RateLimitedError,
+    StorageError,
+)
+from kit.outbox import Outbox
+from kit.outbox.protocol import SupportsListen
+from kit.outbox.types import (
+    HOLD_AUTH,
+    HOLD_PACE,
+    AttemptKind,
+    AttemptRecord,
+    Claimed,
+    ClaimMode,
+    Completion,
+    Dead,
+    Delivered,
+    Hold,
+    InDoubt,
+    Outcome,
+    Release,
+    Resend,
+    Retry,
+    State,
+)
+from kit.reconcile import InviteSource, find_event
+from kit.retry import Backoff
+
+logger = logging.getLogger(__name__)
+
+
+class InDoubtPolicy(enum.StrEnum):
+    """What to do when reconciliation found nothing for a whole window."""
+
+    RESEND = "resend"  # send again (counted as a blind resend)
+    PARK = "park"  # move to ``dead`` for an operator to decide
+
+
+class _Accepted(Protocol):
+    @property
+    def event_ref(self) -> str: ...
+
+
+class _EventTypeLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
+class DeliveryClient(InviteSource, Protocol):
+    """What the flusher needs from :class:`kit.client.ETrustedClient`."""
+
+    async def post_event_json(self, body: bytes | str) -> _Accepted: ...
+
+    async def list_event_types(self, name: str | None = None) -> list[Any]: ...
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class FlusherConfig:
+    """Tuning of one flusher. Defaults suit production; tests shorten the windows."""
+
+    owner: str | None = None  # lease owner name; default host:pid:random
+    concurrency: int = attrs.field(default=8, validator=_positive)
+    # A POST only starts while at least half of its lease is left, so the client's
+    # request_timeout must be below lease_seconds / 2: then every POST has ended (or been
+    # abandoned) before another flusher can take the entry over as in doubt.
+    lease_seconds: float = attrs.field(default=60.0, validator=_positive)
+    poll_interval: float = attrs.field(default=1.0, validator=_positive)
+    max_sends: int = attrs.field(default=10, validator=_positive)  # attempt budget per entry
+    backoff: Backoff = attrs.field(factory=Backoff)
+    reconcile_delay: float = 2.0  # first look, this long after a send went in doubt
+    reconcile_interval: float = 15.0  # between looks
+    reconcile_window: float = 300.0  # how long to keep looking before resending / parking
+    clock_skew: float = 120.0  # tolerance comparing eTrusted's createdAt with our clock
+    in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
+    auth_pause: float = 30.0  # pause of the whole fleet after a 401 that survived a refresh
+    pace_default: float = 1.0  # pause after a 429 without Retry-After; doubles while repeated
+    pace_max: float = 120.0
+    hold_check_interval: float = 0.5  # how stale our view of fleet-wide holds may be
+    grace_period: float = 10.0  # on stop: how long in-flight POSTs may take to finish
+    check_event_types: bool = True  # park events whose type is unknown/inactive in eTrusted
+    event_types_ttl: float = 300.0
+
+
+@attrs.define
+class FlusherStats:
+    """Counters since this flusher started (the demo and ``status`` show them)."""
+
+    claimed: int = 0
+    posts: int = 0
+    delivered: int = 0
+    adopted: int = 0
+    retried: int = 0
+    in_doubt: int = 0
+    reconcile_checks: int = 0
+    blind_resends: int = 0
+    dead: int = 0
+    rate_limited: int = 0
+    auth_pauses: int = 0
+    fenced: int = 0
+    released: int = 0
+    post_ms: deque[float] = attrs.field(factory=lambda: deque(maxlen=100_000))
+
+    def as_dict(self) -> dict[str, Any]:
+        data = attrs.asdict(self, filter=lambda a, _: a.name != "post_ms")
+        ms = sorted(self.post_ms)
+        if ms:
+            data["post_ms_p50"] = round(ms[len(ms) // 2], 2)
+            data["post_ms_p99"] = round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2)
+        return data
+
+
+class Flusher:
+    """Delivers due outbox entries until stopped. Owns neither the outbox nor the client."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: DeliveryClient,
+        config: FlusherConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.client = client
+        self.config = config or FlusherConfig()
+        self.owner = self.config.owner or default_owner()
+        self.stats = FlusherStats()
+        self._storage = outbox.storage
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self._aborting = asyncio.Event()
+        self._running = False
+        self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        self._outstanding = 0  # claimed and not yet finished by a worker
+        self._done: list[Completion] = []
+        self._done_ready = asyncio.Event()
+        self._writer_closing = False
+        self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
+        self._posting: set[str] = set()  # keys whose POST has left (cancel => in doubt)
+        self._bell = outbox.subscribe()
+        self._holds: list[Hold] = []
+        self._holds_checked = -1e18
+        self._auth_hold_seen = False
+        self._pace_streak = 0
+        self._types: dict[str, bool] | None = None
+        self._types_at = -1e18
+        self._types_lock = asyncio.Lock()
+
+    # -- control ----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming and finish in-flight work (within the grace period).
+
+        A second call abandons in-flight POSTs at once; they become ``in_doubt``. Idempotent.
+        """
+        if self._stopping.is_set():
+            self._aborting.set()
+        self._stopping.set()
+        self._bell.ring()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self, *, until_idle: bool = False, until_drained: bool = False) -> FlusherStats:
+        """Deliver until :meth:`stop` (or, with ``until_idle``, until nothing is due now; with
+        ``until_drained``, until nothing is pending, sending or in doubt)."""
+        if self._running:
+            raise KitError("this flusher is already running")
+        self._running = True
+        workers = [
+            asyncio.create_task(self._worker(), name=f"etk-worker-{i}")
+            for i in range(self.config.concurrency)
+        ]
+        writer = asyncio.create_task(self._writer(), name="etk-writer")
+        listener = None
+        if isinstance(self._storage, SupportsListen):
+            listener = asyncio.create_task(self._listen(self._storage), name="etk-listener")
+        logger.info(
+            "flusher started",
+            extra={"action": "flusher_started", "owner": self.owner, "db": self._storage.url},
+        )
+        try:
+            await self._feed(until_idle=until_idle, until_drained=until_drained)
+        except BaseException:
+            # Cancelled (or a bug): stop gracefully all the same, then re-raise.
+            self.stop()
+            await self._shutdown(workers, writer, listener)
+            raise
+        await self._shutdown(workers, writer, listener)
+        return self.stats
+
+    async def run_once(self) -> FlusherStats:
+        """Deliver what is due now, then return (``etrusted-kit flush --once``)."""
+        return await self.run(until_idle=True)
+
+    # -- the feeder: holds, claims, wake-ups -------------------------------------------------
+
+    async def _feed(self, *, until_idle: bool, until_drained: bool) -> None:
+        capacity = 2 * self.config.concurrency
+        while not self._stopping.is_set():
+            now = self._clock()
+            pause = await self._hold_remaining(now)
+            if pause > 0:
+                await self._bell.wait(min(pause, self.config.poll_interval))
+                continue
+            claimed: list[Claimed] = []
+            if self._outstanding <= self.config.concurrency:
+                try:
+                    claimed = await self._storage.claim(
+                        owner=self.owner,
+                        limit=capacity - self._outstanding,
+                        lease_seconds=self.config.lease_seconds,
+                        now=now,
+                    )
+                except StorageError:
+                    logger.exception("claim failed", extra={"action": "claim_failed"})
+                    await self._bell.wait(self.config.poll_interval)
+                    continue
+                for item in claimed:
+                    self._outstanding += 1
+                    self._all_finished.clear()
+                    self._queue.put_nowait(item)
+                self.stats.claimed += len(claimed)
+                if claimed:
+                    continue
+            if self._outstanding == 0 and not self._done:
+                if until_idle:
+                    return
+                if until_drained and await self._drained():
+                    return
+            await self._bell.wait(self.config.poll_interval)
+
+    async def _drained(self) -> bool:
+        counts = (await self._storage.stats()).counts
+        return not (counts[State.PENDING] or counts[State.SENDING] or counts[State.IN_DOUBT])
+
+    async def _hold_remaining(self, now: float) -> float:
+        """Seconds to wait because of a fleet-wide hold (429 pacing or a credential pause)."""
+        if now - self._holds_checked >= self.config.hold_check_interval:
+            try:
+                self._holds = await self._storage.holds(now=now)
+            except StorageError:
+                logger.exception("reading holds failed", extra={"action": "holds_failed"})
+            self._holds_checked = now
+        remaining = max((h.until - now for h in self._holds), default=0.0)
+        if remaining > 0:
+            if any(h.name == HOLD_AUTH for h in self._holds if h.until > now):
+                self._auth_hold_seen = True
+            return remaining
+        if self._auth_hold_seen:
+            return await self._probe_credentials(now)
+        return 0.0
+
+    async def _probe_credentials(self, now: float) -> float:
+        """After a credential pause, check with one cheap call before sending anything."""
+        try:
+            await self.client.list_event_types()
+        except ETrustedError as exc:
+            if exc.kind is FailureKind.UNAUTHORIZED:
+                await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
+                return self.config.auth_pause
+            # Anything else (eTrusted down, network) is not a credential problem: go on and
+            # let the entries' own retry logic deal with it.
+        self._auth_hold_seen = False
+        with contextlib.suppress(StorageError):
+            await self._storage.clear_hold(HOLD_AUTH)
+        logger.warning("credentials work again; resuming", extra={"action": "auth_resumed"})
+        return 0.0
+
+    async def _set_hold(self, name: str, until: float, reason: str) -> None:
+        current = next((h for h in self._holds if h.name == name), None)
+        if current is not None and current.until >= until:
+            return
+        hold = Hold(name=name, until=until, reason=reason)
+        self._holds = [h for h in self._holds if h.name != name] + [hold]
+        try:
+            await self._storage.set_hold(hold)
+        except StorageError:
+            logger.exception("storing hold failed", extra={"action": "hold_failed"})
+
+    async def _listen(self, storage: SupportsListen) -> None:
+        while True:
+            try:
+                async for _ in storage.listen():
+                    self._bell.ring()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("listener failed; polling only", extra={"action": "listen_failed"})
+                await asyncio.sleep(self.config.poll_interval)
+
+    # -- workers -----------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            try:
+                completion = await self._process(item)
+            except asyncio.CancelledError:
+                self._complete(self._abandoned(item))
+                raise
+            finally:
+                self._posting.discard(item.key)
+                self._outstanding -= 1
+                if self._outstanding <= self.config.concurrency:
+                    self._bell.ring()
+                if self._outstanding == 0:
+                    self._all_finished.set()
+            self._complete(completion)
+
+    def _abandoned(self, item: Claimed) -> Completion:
+        """A claim given up at shutdown: in doubt if its POST had left, else released."""
+        now = self._clock()
+        outcome: Outcome
+        if item.key in self._posting:
+            outcome = InDoubt(due_at=now, error="flusher stopped while the POST was in flight")
+            self.stats.in_doubt += 1
+        else:
+            outcome = Release()
+            self.stats.released += 1
+        return Completion(item.key, item.attempt, outcome)
+
+    async def _process(self, item: Claimed) -> Completion:
+        if self._stopping.is_set():
+            self.stats.released += 1
+            return Completion(item.key, item.attempt, Release())
+        if item.mode is ClaimMode.RECONCILE:
+            return await self._reconcile(item)
+        return await self._send(item)
+
+    async def _send(self, item: Claimed) -> Completion:
+        now = self._clock()
+        if item.payload is None:
+            self.stats.dead += 1
+            return Completion(item.key, item.attempt, Dead("payload was purged before delivery"))
+        if self.config.check_event_types and await self._type_active(item.event_type) is False:
+            self.stats.dead += 1
+            reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
+            return Completion(item.key, item.attempt, Dead(reason))
+
+        if any(h.until > now for h in self._holds):
+            # Paced (429) or paused (401) since this entry was claimed: hand it back untouched.
+            self.stats.released += 1
+            return Completion(item.key, item.attempt, Release())
+        if now > item.lease_expires_at - self.config.lease_seconds / 2:
+            # Too little lease left for a POST to finish inside it: another flusher could take
+            # the entry over mid-POST. Give it back instead (fenced, so harmless if taken).
+            self.stats.released += 1
+            return Completion(item.key, item.attempt, Release())
+        started = time.perf_counter()
+        self._posting.add(item.key)
+        self.stats.posts += 1
+        status: int | None = None
+        try:
+            accepted = await self.client.post_event_json(item.payload)
+        except ETrustedError as exc:
+            status = exc.status
+            outcome, label = await self._classify(item, exc)
+            error: str | None = str(exc)
+        except Exception as exc:  # a bug or an untranslated error: assume the worst
+            logger.exception("unexpected error during POST", extra={"action": "post_crashed"})
+            outcome = InDoubt(due_at=now + self.config.reconcile_delay, error=repr(exc))
+            label, error = "in_doubt", repr(exc)
+            self.stats.in_doubt += 1
+        else:
+            status, error, label = 202, None, "delivered"
+            outcome = Delivered(accepted.event_ref)
+            self.stats.delivered += 1
+            self._pace_streak = 0
+        elapsed = (time.perf_counter() - started) * 1000
+        self.stats.post_ms.append(elapsed)
+        record = AttemptRecord(
+            attempt=item.attempt,
+            kind=AttemptKind.SEND,
+            started_at=now,
+            duration_ms=round(elapsed, 3),
+            outcome=label,
+            http_status=status,
+            error=error,
+        )
+        return Completion(item.key, item.attempt, outcome, record)
+
+    async def _classify(self, item: Claimed, exc: ETrustedError) -> tuple[Outcome, str]:
+        now = self._clock()
+        if exc.kind is FailureKind.PERMANENT:
+            self.stats.dead += 1
+            return Dead(f"rejected by eTrusted: {exc}"), "dead"
+        if exc.kind is FailureKind.IN_DOUBT:
+            self.stats.in_doubt += 1
+            return InDoubt(due_at=now + self.config.reconcile_delay, error=str(exc)), "in_doubt"
+        if exc.kind is FailureKind.UNAUTHORIZED:
+            # Nothing was created; the whole fleet pauses instead of burning every entry.
+            self.stats.auth_pauses += 1
+            until = now + self.config.auth_pause
+            await self._set_hold(HOLD_AUTH, until, str(exc))
+            self._auth_hold_seen = True
+            logger.error(
+                "eTrusted refuses our credentials; pausing all sends for %.0f s",
+                self.config.auth_pause,
+                extra={"action": "auth_paused"},
+            )
+            return Retry(due_at=until, error=str(exc)), "unauthorized"
+        # Retryable: nothing was created.
+        sends = item.sends + 1
+        if isinstance(exc, RateLimitedError):
+            self.stats.rate_limited += 1
+            if not any(h.name == HOLD_PACE and h.until > now for h in self._holds):
+                self._pace_streak += 1  # 429s of one burst (already paced) do not escalate
+            pace = exc.retry_after
+            if pace is None:
+                pace = min(
+                    self.config.pace_max, self.config.pace_default * 2 ** (self._pace_streak - 1)
+                )
+            await self._set_hold(HOLD_PACE, now + pace, f"HTTP 429 from eTrusted: {exc}")
+        if sends >= self.config.max_sends:
+            self.stats.dead += 1
+            return Dead(f"gave up after {sends} sends; last error: {exc}"), "dead"
+        delay = self.config.backoff.delay(sends, retry_after=exc.retry_after, rng=self._rng)
+        self.stats.retried += 1
+        return Retry(due_at=now + delay, error=str(exc)), "retry"
+
+    async def _reconcile(self, item: Claimed) -> Completion:
+        now = self._clock()
+        started = time.perf_counter()
+        self.stats.reconcile_checks += 1
+        outcome: Outcome
+        status: int | None = None
+        error: str | None = None
+        try:
+            finding = await find_event(
+                self.client,
+                channel_id=item.channel_id,
+                event_type=item.event_type,
+                transaction_reference=item.transaction_reference,
+                not_before=item.first_sent_at,
+                clock_skew=self.config.clock_skew,
+            )
+        except ETrustedError as exc:
+            status, error, label = exc.status, str(exc), "reconcile_failed"
+            if exc.kind is FailureKind.UNAUTHORIZED:
+                await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
+            outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=str(exc))
+        else:
+            since = item.in_doubt_since if item.in_doubt_since is not None else now
+            if finding.event_ref is not None:
+                outcome, label = Delivered(finding.event_ref, adopted=True), "adopted"
+                self.stats.adopted += 1
+                self.stats.delivered += 1
+            elif now - since < self.config.reconcile_window:
+                label, error = "not_found_yet", "not found in eTrusted yet"
+                outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=error)
+            elif self.config.in_doubt_policy is InDoubtPolicy.RESEND:
+                label = "resend"
+                error = f"not found in eTrusted after {now - since:.0f} s; sending again"
+                outcome = Resend(due_at=now, reason=error)
+                self.stats.blind_resends += 1
+                logger.warning(error, extra={"action": "blind_resend", "key": item.key})
+            else:
+                label = "parked"
+                error = (
+                    f"in doubt: not found in eTrusted after {now - since:.0f} s; an operator "
+                    "must check eTrusted and then retry or drop it"
+                )
+                outcome = Dead(error)
+                self.stats.dead += 1
+        record = AttemptRecord(
+            attempt=item.attempt,
+            kind=AttemptKind.RECONCILE,
+            started_at=now,
+            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            outcome=label,
+            http_status=status,
+            error=error,
+        )
+        return Completion(item.key, item.attempt, outcome, record)
+
+    async def _type_active(self, name: str) -> bool | None:
+        """Whether eTrusted knows ``name`` as an active event type (None: cannot tell)."""
+        now = self._clock()
+        fresh = now - self._types_at < self.config.event_types_ttl
+        if self._types is not None and fresh and name in self._types:
+            return self._types[name]
+        # Unknown name or stale list: refresh, but at most every few seconds.
+        async with self._types_lock:
+            if self._types is None or self._clock() - self._types_at >= 5.0:
+                try:
+                    types = await self.client.list_event_types()
+                except ETrustedError:
+                    return None if self._types is None else self._types.get(name)
+                self._types = {t.name: bool(t.active) for t in types}
+                self._types_at = self._clock()
+        return self._types.get(name, False)
+
+    # -- the writer: results in batches -------------------------------------------------------
+
+    def _complete(self, completion: Completion) -> None:
+        self._done.append(completion)
+        self._done_ready.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._done_ready.wait()
+            self._done_ready.clear()
+            batch, self._done = self._done, []
+            if batch:
+                await self._write(batch)
+            if self._writer_closing and not self._done:
+                return
+
+    async def _write(self, batch: list[Completion]) -> None:
+        for attempt in range(1, 6):
+            try:
+                applied = await self._storage.finish(batch, now=self._clock())
+            except StorageError:
+                logger.exception(
+                    "writing results failed (try %d)", attempt, extra={"action": "finish_failed"}
+                )
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+                continue
+            fenced = sum(1 for ok in applied if not ok)
+            if fenced:
+                self.stats.fenced += fenced
+                logger.warning(
+                    "%d results were fenced off (a newer attempt owns those entries)",
+                    fenced,
+                    extra={"action": "fenced"},
+                )
+            return
+        # Unwritten results are not lost work: the entries stay `sending`, their leases expire
+        # and reconciliation finds what was delivered.
+        logger.error(
+            "giving up writing %d results; their leases will expire and be reconciled",
+            len(batch),
+            extra={"action": "finish_abandoned"},
+        )
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def _shutdown(
+        self,
+        workers: list[asyncio.Task[None]],
+        writer: asyncio.Task[None],
+        listener: asyncio.Task[None] | None,
+    ) -> None:
+        self._stopping.set()
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        # Claims that no worker started go straight back.
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            self._outstanding -= 1
+            self.stats.released += 1
+            self._complete(Completion(item.key, item.attempt, Release()))
+        # In-flight work gets the grace period (cut short by a second stop()).
+        if self._outstanding > 0:
+            finished = asyncio.ensure_future(self._all_finished.wait())
+            aborted = asyncio.ensure_future(self._aborting.wait())
+            await asyncio.wait(
+                {finished, aborted},
+                timeout=self.config.grace_period,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            finished.cancel()
+            aborted.cancel()
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        # The writer writes what is left, then ends; it is never cut off mid-write.
+        self._writer_closing = True
+        self._done_ready.set()
+        await writer
+        self.outbox.unsubscribe(self._bell)
+        self._running = False
+        logger.info("flusher stopped", extra={"action": "flusher_stopped", **self.stats.as_dict()})

@@ -1,0 +1,421 @@
+"""The flusher against the real sandbox over loopback, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from kit.client import ETrustedClient
+from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
+from kit.outbox import Outbox
+from kit.outbox.sqlite import SQLiteStorage
+from kit.outbox.types import HOLD_AUTH, HOLD_PACE, AttemptKind, ClaimMode, State
+from kit.retry import Backoff
+from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
+
+FAST = FlusherConfig(
+    concurrency=4,
+    lease_seconds=30.0,
+    poll_interval=0.05,
+    max_sends=5,
+    backoff=Backoff(base=0.01, cap=0.05),
+    reconcile_delay=0.0,
+    reconcile_interval=0.05,
+    reconcile_window=0.3,
+    auth_pause=0.2,
+    pace_default=0.05,
+    grace_period=5.0,
+)
+
+
+def event(i: int, *, type_: str = "order_shipped", channel: int = 0) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "customer": {"email": f"buyer{i}@example.com", "firstName": "Ada"},
+        "channel": {"id": SEEDED_CHANNEL_IDS[channel], "type": "etrusted"},
+        "transaction": {"reference": f"order-{i}", "date": "2026-11-20T10:00:00.000Z"},
+        "products": [{"name": "Mug", "sku": f"MUG-{i}", "url": "https://shop.example/mug"}],
+        "system": "tests",
+        "systemVersion": "1.0",
+    }
+
+
+@attrs.define
+class World:
+    sandbox: Sandbox
+    server: SandboxServer
+    client: ETrustedClient
+    outbox: Outbox
+    db: Path
+
+    def flusher(self, config: FlusherConfig = FAST, **kw: Any) -> Flusher:
+        return Flusher(self.outbox, self.client, config, **kw)
+
+    async def enqueue(self, n: int, start: int = 0, **kw: Any) -> None:
+        await self.outbox.enqueue_many([event(i, **kw) for i in range(start, start + n)])
+
+    def accepted(self) -> Counter[str]:
+        return Counter(e.transaction_reference for e in self.sandbox.accepted_events())
+
+    async def assert_exactly_once(self) -> None:
+        """Every delivered entry was accepted exactly once, under the ref we recorded."""
+        accepted = {e.event_ref: e for e in self.sandbox.accepted_events()}
+        counts = self.accepted()
+        for entry in await self.outbox.entries(limit=10_000):
+            if entry.state is State.DELIVERED:
+                assert counts[entry.transaction_reference] == 1, entry.key
+                assert entry.event_ref in accepted, entry.key
+                assert accepted[entry.event_ref].transaction_reference == (
+                    entry.transaction_reference
+                )
+            else:
+                assert counts[entry.transaction_reference] == 0, (entry.key, entry.state)
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    sandbox = Sandbox(SandboxConfig(seed=1))
+    async with SandboxServer(sandbox) as server:
+        await _create_type(server, "order_shipped")
+        config = server.client_config(request_timeout=0.5)
+        db = tmp_path / "outbox.db"
+        async with ETrustedClient(config) as client, Outbox(SQLiteStorage(db)) as outbox:
+            yield World(sandbox, server, client, outbox, db)
+
+
+async def _create_type(server: SandboxServer, name: str) -> None:
+    async with ETrustedClient(server.client_config()) as client:
+        await client.create_event_type(name, active=True)
+
+
+async def drain(flusher: Flusher, limit: float = 30.0) -> None:
+    await asyncio.wait_for(flusher.run(until_drained=True), limit)
+
+
+async def wait_until(predicate: Callable[[], Any], limit: float = 10.0) -> None:
+    """Wait for a condition the code under test will make true (bounded, not a timing bet)."""
+    async with asyncio.timeout(limit):
+        while not await predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_delivers_everything_once_and_records_the_refs(world: World) -> None:
+    await world.enqueue(40)
+    flusher = world.flusher()
+    await drain(flusher)
+    stats = await world.outbox.stats()
+    assert stats.counts[State.DELIVERED] == 40
+    assert flusher.stats.posts == 40
+    await world.assert_exactly_once()
+
+
+async def test_permanent_error_parks_at_once_and_does_not_block_others(world: World) -> None:
+    await world.enqueue(5)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=400, times=1)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, concurrency=1)))
+    dead = await world.outbox.entries(state=State.DEAD)
+    assert len(dead) == 1
+    assert "400" in (dead[0].last_error or "")
+    assert dead[0].sends == 1
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 4
+    await world.assert_exactly_once()
+
+
+async def test_retryable_errors_are_retried_with_a_full_attempt_log(world: World) -> None:
+    await world.enqueue(1)
+    for status in (503, 500):
+        world.sandbox.add_fault(
+            Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=status, times=1)
+        )
+    await drain(world.flusher())
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DELIVERED
+    log = await world.outbox.attempts(entry.key)
+    assert [(a.kind, a.http_status, a.outcome) for a in log] == [
+        (AttemptKind.SEND, 503, "retry"),
+        (AttemptKind.SEND, 500, "retry"),
+        (AttemptKind.SEND, 202, "delivered"),
+    ]
+    assert all(a.duration_ms >= 0 for a in log)
+    await world.assert_exactly_once()
+
+
+async def test_attempt_budget_sends_endless_retryables_to_dead(world: World) -> None:
+    await world.enqueue(3)
+    world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=503))
+    await drain(world.flusher(attrs.evolve(FAST, max_sends=3)))
+    dead = await world.outbox.entries(state=State.DEAD)
+    assert len(dead) == 3
+    assert all(e.sends == 3 and "gave up after 3 sends" in (e.last_error or "") for e in dead)
+    assert world.accepted() == Counter()
+
+
+async def test_rate_limit_paces_the_whole_flusher(world: World) -> None:
+    await world.enqueue(6)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.RATE_LIMIT, method="POST", path="/events", retry_after=0.4, times=1)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, concurrency=1))
+    await drain(flusher)
+    assert flusher.stats.rate_limited == 1
+    sends = []
+    for entry in await world.outbox.entries():
+        sends += [a for a in await world.outbox.attempts(entry.key) if a.kind is AttemptKind.SEND]
+    limited = next(a for a in sends if a.http_status == 429)
+    later = [a for a in sends if a.started_at > limited.started_at]
+    assert later, "nothing was sent after the 429"
+    # No POST of ANY entry left before the server's Retry-After had passed.
+    assert min(a.started_at for a in later) >= limited.started_at + 0.4
+    await world.assert_exactly_once()
+
+
+async def test_rate_limit_hold_is_shared_through_the_database(world: World) -> None:
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.RATE_LIMIT, method="POST", path="/events", retry_after=30, times=1)
+    )
+    flusher = world.flusher()
+    task = asyncio.create_task(flusher.run())
+
+    async def hold_set() -> bool:
+        holds = await world.outbox.storage.holds(now=time.time())
+        return any(h.name == HOLD_PACE for h in holds)
+
+    await wait_until(hold_set)
+    # A second flusher process (another storage object on the same file) sees it too.
+    async with SQLiteStorage(world.db) as other:
+        (hold,) = await other.holds(now=time.time())
+        assert hold.name == HOLD_PACE
+        assert hold.until >= time.time() + 25
+    flusher.stop()
+    await task
+
+
+async def test_persistent_401_pauses_everything_and_resumes_by_itself(world: World) -> None:
+    await world.enqueue(20)
+    world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
+    flusher = world.flusher()
+    task = asyncio.create_task(flusher.run(until_drained=True))
+
+    async def paused() -> bool:
+        holds = await world.outbox.storage.holds(now=time.time())
+        return any(h.name == HOLD_AUTH for h in holds)
+
+    await wait_until(paused)
+    # Let several pause periods pass: the flusher must probe, not hammer eTrusted per entry.
+    for _ in range(3):
+        posts_before = world.sandbox.request_count("POST", "/events")
+        await asyncio.sleep(FAST.auth_pause)
+        assert world.sandbox.request_count("POST", "/events") - posts_before <= 2
+    assert flusher.stats.posts <= 2 * FAST.concurrency
+    world.sandbox.clear_faults()
+    await asyncio.wait_for(task, 30)
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 20
+    assert all(e.state is not State.DEAD for e in await world.outbox.entries())
+    await world.assert_exactly_once()
+
+
+async def test_token_expiry_mid_run_is_invisible(world: World) -> None:
+    await world.enqueue(10)
+    await drain(world.flusher())
+    world.sandbox.expire_tokens()
+    await world.enqueue(10, start=10)
+    await drain(world.flusher())
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 20
+    await world.assert_exactly_once()
+
+
+async def test_dropped_answer_after_accept_is_adopted_not_resent(world: World) -> None:
+    await world.enqueue(8)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", times=3)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, reconcile_window=30.0))
+    await drain(flusher)
+    assert flusher.stats.in_doubt == 3
+    assert flusher.stats.adopted == 3
+    assert flusher.stats.blind_resends == 0
+    adopted = [e for e in await world.outbox.entries() if e.adopted]
+    assert len(adopted) == 3
+    await world.assert_exactly_once()
+
+
+async def test_late_answer_beyond_the_timeout_is_adopted(world: World) -> None:
+    await world.enqueue(2)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.LATE_ANSWER, method="POST", path="/events", delay=1.0, times=1)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, reconcile_window=30.0))
+    await drain(flusher)
+    assert flusher.stats.adopted == 1
+    await world.assert_exactly_once()
+
+
+async def test_dropped_request_before_accept_is_resent_after_the_window(world: World) -> None:
+    await world.enqueue(3)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, method="POST", path="/events", times=1)
+    )
+    flusher = world.flusher()
+    await drain(flusher)
+    assert flusher.stats.blind_resends == 1
+    assert (await world.outbox.stats()).blind_resends == 1
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 3
+    await world.assert_exactly_once()
+
+
+async def test_park_policy_parks_unresolved_in_doubt_entries(world: World) -> None:
+    await world.enqueue(2)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, method="POST", path="/events", times=1)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, in_doubt_policy=InDoubtPolicy.PARK)))
+    (dead,) = await world.outbox.entries(state=State.DEAD)
+    assert "in doubt" in (dead.last_error or "")
+    assert world.accepted()[dead.transaction_reference] == 0
+    await world.assert_exactly_once()
+
+
+async def test_a_flusher_killed_mid_post_is_reconciled_by_the_next(world: World) -> None:
+    """The dead flusher's POST reached eTrusted; its lease expires; nobody sends it again."""
+    await world.enqueue(1)
+    now = time.time()
+    (claim,) = await world.outbox.storage.claim(owner="dead", limit=1, lease_seconds=5, now=now)
+    assert claim.payload is not None
+    accepted = await world.client.post_event_json(claim.payload)  # ... and then it died
+    later = now + 6  # the lease has expired
+    flusher = world.flusher(clock=lambda: later + (time.time() - now))
+    await drain(flusher)
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DELIVERED
+    assert entry.event_ref == accepted.event_ref
+    assert entry.adopted
+    assert flusher.stats.posts == 0
+    await world.assert_exactly_once()
+
+
+async def test_reconcile_claims_never_post(world: World) -> None:
+    await world.enqueue(1)
+    now = time.time()
+    await world.outbox.storage.claim(owner="dead", limit=1, lease_seconds=1, now=now)
+    (claim,) = await world.outbox.storage.claim(owner="b", limit=1, lease_seconds=1, now=now + 2)
+    assert claim.mode is ClaimMode.RECONCILE
+    flusher = world.flusher(
+        attrs.evolve(FAST, reconcile_window=60.0), clock=lambda: now + 4 + (time.time() - now)
+    )
+    await asyncio.wait_for(flusher.run_once(), 10)
+    assert world.sandbox.request_count("POST", "/events") == 0
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.IN_DOUBT
+
+
+async def test_inactive_event_type_is_parked_without_a_post(world: World) -> None:
+    await _create_type(world.server, "retired_touchpoint")
+    await world.enqueue(2, type_="retired_touchpoint")
+    found = await world.client.find_event_type("retired_touchpoint")
+    assert found is not None
+    await world.client.set_event_type_active(found.id, False)
+    flusher = world.flusher()
+    await drain(flusher)
+    dead = await world.outbox.entries(state=State.DEAD)
+    assert len(dead) == 2
+    assert all("unknown or inactive" in (e.last_error or "") for e in dead)
+    assert flusher.stats.posts == 0
+
+
+async def test_enqueue_in_the_same_process_wakes_the_flusher(world: World) -> None:
+    flusher = world.flusher(attrs.evolve(FAST, poll_interval=60.0))
+    task = asyncio.create_task(flusher.run())
+    await world.enqueue(1)  # with a 60 s poll, only the doorbell can deliver this in time
+
+    async def delivered() -> bool:
+        return (await world.outbox.stats()).counts[State.DELIVERED] == 1
+
+    await wait_until(delivered, limit=10.0)
+    flusher.stop()
+    await task
+
+
+async def test_graceful_stop_finishes_in_flight_posts(world: World) -> None:
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.LATE_ANSWER, method="POST", path="/events", delay=0.3, times=1)
+    )
+    flusher = world.flusher()
+    task = asyncio.create_task(flusher.run())
+    await wait_until(lambda: _async(flusher.stats.posts == 1))
+    flusher.stop()
+    await asyncio.wait_for(task, 10)
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DELIVERED
+    assert entry.lease_owner is None
+
+
+async def test_second_stop_abandons_in_flight_posts_as_in_doubt(world: World) -> None:
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.LATE_ANSWER, method="POST", path="/events", delay=5.0, times=1)
+    )
+    config = attrs.evolve(FAST, reconcile_window=60.0)
+    async with ETrustedClient(world.server.client_config(request_timeout=10)) as slow:
+        flusher = Flusher(world.outbox, slow, config)
+        task = asyncio.create_task(flusher.run())
+        await wait_until(lambda: _async(flusher.stats.posts == 1))
+        flusher.stop()
+        flusher.stop()
+        await asyncio.wait_for(task, 3)
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.IN_DOUBT
+    # The next flusher finds the event the abandoned POST created instead of sending again.
+    await drain(world.flusher(config))
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DELIVERED
+    assert entry.adopted
+    await world.assert_exactly_once()
+
+
+async def test_cancelling_run_stops_gracefully_and_reraises(world: World) -> None:
+    await world.enqueue(3)
+    flusher = world.flusher()
+    task = asyncio.create_task(flusher.run())
+    await wait_until(lambda: _async(flusher.stats.delivered == 3))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert all(e.lease_owner is None for e in await world.outbox.entries())
+
+
+async def test_concurrent_flushers_on_one_database_never_double_send(world: World) -> None:
+    await world.enqueue(120)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=503, probability=0.1)
+    )
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", probability=0.05)
+    )
+    storages = [SQLiteStorage(world.db) for _ in range(3)]
+    try:
+        flushers = []
+        for storage in storages:
+            outbox = await Outbox(storage).open()
+            flushers.append(Flusher(outbox, world.client, attrs.evolve(FAST, reconcile_window=30)))
+        await asyncio.wait_for(asyncio.gather(*(f.run(until_drained=True) for f in flushers)), 60)
+    finally:
+        for storage in storages:
+            await storage.aclose()
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 120
+    assert sum(f.stats.blind_resends for f in flushers) == 0
+    await world.assert_exactly_once()
+
+
+async def _async(value: bool) -> bool:
+    return value
