@@ -109,8 +109,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     now = time.time()
     oldest = stats.oldest_pending_created_at
     hold_rows = [
-        {"name": h.name, "seconds_left": round(h.until - now, 1), "reason": h.reason}
-        for h in holds
+        {"name": h.name, "seconds_left": round(h.until - now, 1), "reason": h.reason} for h in holds
     ]
     data: dict[str, Any] = {
         "db": outbox.storage.url,
