@@ -45,10 +45,16 @@ def format_report(r: DemoReport) -> str:
 
 
 async def cmd_demo(args: argparse.Namespace) -> int:
+    kit_logger = logging.getLogger("kit")
+    level = kit_logger.level
     if not args.verbose:
         # Every injected fault would log a warning; the summary tells the story instead.
-        logging.getLogger("kit").setLevel(logging.ERROR)
-    report = await run_demo(events=args.events, db=args.db, seed=args.seed)
+        kit_logger.setLevel(logging.ERROR)
+    try:
+        report = await run_demo(events=args.events, db=args.db, seed=args.seed)
+    finally:
+        # ``cli()`` may run inside a longer-lived process (tests, an embedding app).
+        kit_logger.setLevel(level)
     print(format_report(report))
     open_count = report.counts["pending"] + report.counts["sending"] + report.counts["in_doubt"]
     return 0 if report.exactly_once and open_count == 0 else 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,8 +35,25 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
         yield from enumerate(stream, start=1)
 
 
+def _unreadable(path: str) -> str | None:
+    """Why ``path`` cannot be read, checked before the outbox database is opened or created."""
+    if path == "-":
+        return None
+    if os.path.isdir(path):
+        return "is a directory"
+    if not os.path.exists(path):
+        return "no such file"
+    if not os.access(path, os.R_OK):
+        return "permission denied"
+    return None
+
+
 async def cmd_enqueue(args: argparse.Namespace) -> int:
     enqueued = duplicate = invalid = 0
+    problem = _unreadable(args.file)
+    if problem is not None:
+        print(f"etrusted-kit: error: cannot read {args.file}: {problem}", file=sys.stderr)
+        return 1
     async with open_outbox(args) as outbox:
         batch: list[NewEntry] = []
 
@@ -74,7 +92,8 @@ async def cmd_enqueue(args: argparse.Namespace) -> int:
                     continue
                 if len(batch) >= ENQUEUE_BATCH:
                     await flush()
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            # A file that is not UTF-8 text is as unreadable as a missing one: no traceback.
             await flush()
             print(f"etrusted-kit: error: cannot read {args.file}: {exc}", file=sys.stderr)
             return 1
@@ -181,7 +200,11 @@ async def cmd_dead(args: argparse.Namespace) -> int:
             count = await outbox.drop_dead(keys)
             print(f"{count} dead entries dropped (cancelled, payload purged)")
         if keys is not None and count < len(keys):
-            print(f"{len(keys) - count} of the named keys were not dead", file=sys.stderr)
+            print(
+                f"{len(keys) - count} of the named keys were not dead (or, for retry, their"
+                " payload was already purged)",
+                file=sys.stderr,
+            )
             return 1
     return 0
 
