@@ -6,7 +6,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from kit.sandbox import Sandbox, SandboxConfig, SandboxServer
+from kit.outbox.memory import InMemoryStorage
+from kit.sandbox import Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
 
 
 @asynccontextmanager
@@ -26,4 +27,12 @@ async def running_sandbox(
         yield server
 
 
-__all__ = ["running_sandbox"]
+__all__ = [
+    "Fault",
+    "FaultKind",
+    "InMemoryStorage",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxServer",
+    "running_sandbox",
+]

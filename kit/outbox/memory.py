@@ -1,0 +1,466 @@
+"""The outbox in plain Python: a test double that keeps the whole storage contract.
+
+It is also the reference for the state machine: the pure functions at the top of this module
+(:func:`claim_entry`, :func:`apply_completion`, ...) are what the SQL backends must agree with,
+and the SQLite backend reuses :func:`apply_completion` for ``finish`` so both cannot drift.
+
+Nothing is persisted; ``open``/``aclose`` only satisfy the protocol, so one object can be shared
+by several "flushers" in a test and its data lives as long as the object.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Self
+
+import attrs
+
+from kit.errors import OutboxError
+from kit.outbox.types import (
+    TERMINAL_STATES,
+    AttemptKind,
+    AttemptRecord,
+    Claimed,
+    ClaimMode,
+    Completion,
+    Dead,
+    Delivered,
+    EnqueueResult,
+    Entry,
+    EntryRecord,
+    ForgetResult,
+    Hold,
+    InDoubt,
+    NewEntry,
+    OutboxStats,
+    Release,
+    Resend,
+    Retry,
+    State,
+)
+
+#: States that ``claim`` may look at; every other state is final until an operator acts.
+ACTIVE_STATES = frozenset({State.PENDING, State.SENDING, State.IN_DOUBT})
+#: States whose claims a completion may end.
+FINISHABLE_STATES = frozenset({State.SENDING, State.IN_DOUBT})
+#: States that ``forget_customer`` turns into ``cancelled`` (besides removing the payload).
+FORGET_CANCELS = frozenset({State.PENDING, State.IN_DOUBT, State.DEAD})
+
+
+# -- the state machine as pure functions --------------------------------------------------
+
+
+def payload_sha256(payload: str) -> str:
+    """The hash stored at enqueue; it stays after the payload is purged."""
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def initial_due_at(entry: NewEntry, now: float) -> float:
+    """A hold-back never makes an entry due earlier than its enqueue time."""
+    return now if entry.send_after is None else max(now, entry.send_after)
+
+
+def new_entry(entry_id: int, new: NewEntry, now: float) -> Entry:
+    return Entry(
+        id=entry_id,
+        key=new.key,
+        state=State.PENDING,
+        event_type=new.event_type,
+        channel_id=new.channel_id,
+        transaction_reference=new.transaction_reference,
+        payload=new.payload,
+        payload_sha256=payload_sha256(new.payload),
+        email_hash=new.email_hash,
+        attempt=0,
+        sends=0,
+        due_at=initial_due_at(new, now),
+        created_at=now,
+        updated_at=now,
+        first_sent_at=None,
+        in_doubt_since=None,
+        event_ref=None,
+        delivered_at=None,
+        adopted=False,
+        blind_resends=0,
+        last_error=None,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+
+
+def claim_due(entry: Entry, now: float) -> float | None:
+    """When ``entry`` became claimable, or None if ``claim`` must not hand it out at ``now``.
+
+    Claims go oldest due first; an expired ``sending`` lease counts as due when it ran out.
+    """
+    if entry.state is State.PENDING:
+        return entry.due_at if entry.due_at <= now else None
+    if entry.state is State.IN_DOUBT:
+        lease_live = entry.lease_expires_at is not None and entry.lease_expires_at > now
+        return entry.due_at if entry.due_at <= now and not lease_live else None
+    if entry.state is State.SENDING:
+        expires = entry.lease_expires_at
+        return expires if expires is not None and expires <= now else None
+    return None
+
+
+def claim_entry(entry: Entry, *, owner: str, lease_seconds: float, now: float) -> Entry:
+    """The entry after it was claimed at ``now`` (see :meth:`Storage.claim`)."""
+    common: dict[str, Any] = {
+        "attempt": entry.attempt + 1,
+        "lease_owner": owner,
+        "lease_expires_at": now + lease_seconds,
+        "updated_at": now,
+    }
+    if entry.state is State.PENDING:
+        first_sent = now if entry.first_sent_at is None else entry.first_sent_at
+        return attrs.evolve(entry, state=State.SENDING, first_sent_at=first_sent, **common)
+    since = now if entry.in_doubt_since is None else entry.in_doubt_since
+    if entry.state is State.SENDING:
+        # The POST of the lost claim may have reached eTrusted: never send it again blindly.
+        assert entry.lease_expires_at is not None
+        return attrs.evolve(
+            entry,
+            state=State.IN_DOUBT,
+            in_doubt_since=since,
+            due_at=entry.lease_expires_at,
+            **common,
+        )
+    return attrs.evolve(entry, state=State.IN_DOUBT, in_doubt_since=since, **common)
+
+
+def to_claimed(entry: Entry) -> Claimed:
+    """The lease handed out for an entry that :func:`claim_entry` just produced."""
+    assert entry.lease_expires_at is not None
+    return Claimed(
+        key=entry.key,
+        attempt=entry.attempt,
+        mode=ClaimMode.SEND if entry.state is State.SENDING else ClaimMode.RECONCILE,
+        payload=entry.payload,
+        event_type=entry.event_type,
+        channel_id=entry.channel_id,
+        transaction_reference=entry.transaction_reference,
+        sends=entry.sends,
+        first_sent_at=entry.first_sent_at,
+        in_doubt_since=entry.in_doubt_since,
+        lease_expires_at=entry.lease_expires_at,
+    )
+
+
+def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry | None:
+    """The entry after ``completion``, or None when the completion is fenced off.
+
+    A completion applies only to the attempt in force (``attempt`` matches), while the entry is
+    ``sending`` or ``in_doubt`` and the claim has not ended yet (its lease is still recorded).
+    The last rule makes a repeated completion of the same attempt a no-op too.
+    """
+    if (
+        entry.state not in FINISHABLE_STATES
+        or entry.attempt != completion.attempt
+        or entry.lease_owner is None
+    ):
+        return None
+    record = completion.record
+    changes: dict[str, Any] = {
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "sends": entry.sends + (1 if record is not None and record.kind is AttemptKind.SEND else 0),
+    }
+    outcome = completion.outcome
+    if isinstance(outcome, Delivered):
+        changes.update(
+            state=State.DELIVERED,
+            event_ref=outcome.event_ref,
+            delivered_at=now,
+            adopted=outcome.adopted,
+            last_error=None,
+        )
+    elif isinstance(outcome, Retry):
+        changes.update(state=State.PENDING, due_at=outcome.due_at, last_error=outcome.error)
+    elif isinstance(outcome, InDoubt):
+        since = now if entry.in_doubt_since is None else entry.in_doubt_since
+        changes.update(
+            state=State.IN_DOUBT,
+            due_at=outcome.due_at,
+            in_doubt_since=since,
+            last_error=outcome.error,
+        )
+    elif isinstance(outcome, Dead):
+        changes.update(state=State.DEAD, last_error=outcome.reason)
+    elif isinstance(outcome, Resend):
+        changes.update(
+            state=State.PENDING,
+            due_at=outcome.due_at,
+            blind_resends=entry.blind_resends + 1,
+            in_doubt_since=None,
+            last_error=outcome.reason,
+        )
+    elif isinstance(outcome, Release):
+        back = State.PENDING if entry.state is State.SENDING else State.IN_DOUBT
+        changes.update(state=back, due_at=now)
+    else:  # pragma: no cover - the Outcome union is closed
+        raise OutboxError(f"unknown outcome {outcome!r}")
+    return attrs.evolve(entry, **changes)
+
+
+def retry_dead_entry(entry: Entry, now: float) -> Entry | None:
+    """``dead`` -> ``pending``; None when not dead or its payload is gone (nothing to send)."""
+    if entry.state is not State.DEAD or entry.payload is None:
+        return None
+    return attrs.evolve(
+        entry, state=State.PENDING, due_at=now, sends=0, in_doubt_since=None, updated_at=now
+    )
+
+
+def empty_stats_counts() -> dict[State, int]:
+    return dict.fromkeys(State, 0)
+
+
+# -- the backend ----------------------------------------------------------------------------
+
+
+class InMemoryStorage:
+    """A :class:`kit.outbox.protocol.Storage` held in dictionaries, for tests."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = {}
+        self._ids: list[int] = []  # ascending, parallel to _keys
+        self._keys: list[str] = []
+        self._active: set[str] = set()  # keys whose state is in ACTIVE_STATES
+        self._attempts: dict[str, list[AttemptRecord]] = {}
+        self._holds: dict[str, Hold] = {}
+        self._next_id = 1
+
+    @property
+    def url(self) -> str:
+        return "memory://"
+
+    async def open(self, *, migrate: bool = True) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def migrate(self) -> int:
+        return 1
+
+    # -- internal ---------------------------------------------------------------------------
+
+    def _put(self, entry: Entry) -> None:
+        self._entries[entry.key] = entry
+        if entry.state in ACTIVE_STATES:
+            self._active.add(entry.key)
+        else:
+            self._active.discard(entry.key)
+
+    def _append(self, entry: Entry, attempts: Iterable[AttemptRecord] = ()) -> None:
+        self._ids.append(entry.id)
+        self._keys.append(entry.key)
+        self._attempts[entry.key] = list(attempts)
+        self._put(entry)
+
+    def _selected(self, keys: Sequence[str] | None, state: State) -> list[Entry]:
+        if keys is None:
+            return [e for e in self._entries.values() if e.state is state]
+        found = (self._entries.get(k) for k in dict.fromkeys(keys))
+        return [e for e in found if e is not None and e.state is state]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
+        results: list[EnqueueResult] = []
+        for new in entries:
+            if new.key in self._entries:
+                results.append(EnqueueResult(new.key, duplicate=True))
+                continue
+            self._append(new_entry(self._next_id, new, now))
+            self._next_id += 1
+            results.append(EnqueueResult(new.key, duplicate=False))
+        return results
+
+    async def cancel(self, key: str, *, now: float) -> bool:
+        entry = self._entries.get(key)
+        if entry is None:
+            raise OutboxError(f"unknown outbox key {key!r}")
+        if entry.state is not State.PENDING:
+            return False
+        self._put(attrs.evolve(entry, state=State.CANCELLED, updated_at=now))
+        return True
+
+    async def claim(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> list[Claimed]:
+        if limit <= 0:
+            return []
+        due: list[tuple[float, int, str]] = []
+        for key in self._active:
+            entry = self._entries[key]
+            when = claim_due(entry, now)
+            if when is not None:
+                due.append((when, entry.id, key))
+        due.sort()
+        claimed: list[Claimed] = []
+        for _, _, key in due[:limit]:
+            entry = claim_entry(
+                self._entries[key], owner=owner, lease_seconds=lease_seconds, now=now
+            )
+            self._put(entry)
+            claimed.append(to_claimed(entry))
+        return claimed
+
+    async def finish(self, completions: Sequence[Completion], *, now: float) -> list[bool]:
+        applied: list[bool] = []
+        for completion in completions:
+            entry = self._entries.get(completion.key)
+            after = None if entry is None else apply_completion(entry, completion, now)
+            if after is None:
+                applied.append(False)
+                continue
+            self._put(after)
+            if completion.record is not None:
+                self._attempts[after.key].append(completion.record)
+            applied.append(True)
+        return applied
+
+    # -- operators --------------------------------------------------------------------------
+
+    async def retry_dead(self, keys: Sequence[str] | None, *, now: float) -> int:
+        count = 0
+        for entry in self._selected(keys, State.DEAD):
+            after = retry_dead_entry(entry, now)
+            if after is not None:
+                self._put(after)
+                count += 1
+        return count
+
+    async def drop_dead(self, keys: Sequence[str] | None, *, now: float) -> int:
+        dead = self._selected(keys, State.DEAD)
+        for entry in dead:
+            self._put(attrs.evolve(entry, state=State.CANCELLED, payload=None, updated_at=now))
+        return len(dead)
+
+    async def purge(self, *, before: float, now: float) -> int:
+        count = 0
+        for entry in list(self._entries.values()):
+            if (
+                entry.state in TERMINAL_STATES
+                and entry.payload is not None
+                and entry.updated_at < before
+            ):
+                self._put(attrs.evolve(entry, payload=None))
+                count += 1
+        return count
+
+    async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        purged = skipped = 0
+        for entry in list(self._entries.values()):
+            if entry.email_hash != email_hash:
+                continue
+            if entry.state is State.SENDING:
+                skipped += 1
+                continue
+            if entry.state not in FORGET_CANCELS:
+                after = attrs.evolve(entry, payload=None, email_hash=None)
+            else:
+                after = attrs.evolve(
+                    entry,
+                    state=State.CANCELLED,
+                    payload=None,
+                    email_hash=None,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            self._put(after)
+            purged += 1
+        return ForgetResult(purged=purged, skipped_in_flight=skipped)
+
+    # -- holds ------------------------------------------------------------------------------
+
+    async def set_hold(self, hold: Hold) -> None:
+        self._holds[hold.name] = hold
+
+    async def clear_hold(self, name: str) -> None:
+        self._holds.pop(name, None)
+
+    async def holds(self, *, now: float) -> list[Hold]:
+        return sorted((h for h in self._holds.values() if h.until > now), key=lambda h: h.name)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    async def entries(
+        self, *, state: State | None = None, limit: int = 100, after_id: int = 0
+    ) -> list[Entry]:
+        found: list[Entry] = []
+        if limit <= 0:
+            return found
+        for key in self._keys[bisect.bisect_right(self._ids, after_id) :]:
+            entry = self._entries[key]
+            if state is None or entry.state is state:
+                found.append(entry)
+                if len(found) >= limit:
+                    break
+        return found
+
+    async def attempts(self, key: str) -> list[AttemptRecord]:
+        return list(self._attempts.get(key, ()))
+
+    async def stats(self) -> OutboxStats:
+        counts = empty_stats_counts()
+        oldest: float | None = None
+        latest: tuple[float, int, str] | None = None
+        blind = adopted = 0
+        for entry in self._entries.values():
+            counts[entry.state] += 1
+            if entry.state is State.PENDING and (oldest is None or entry.created_at < oldest):
+                oldest = entry.created_at
+            if entry.last_error is not None:
+                mark = (entry.updated_at, entry.id, entry.last_error)
+                if latest is None or mark[:2] > latest[:2]:
+                    latest = mark
+            blind += entry.blind_resends
+            adopted += entry.adopted
+        return OutboxStats(
+            counts=counts,
+            oldest_pending_created_at=oldest,
+            last_error=None if latest is None else latest[2],
+            blind_resends=blind,
+            adopted=adopted,
+        )
+
+    # -- moving an outbox -------------------------------------------------------------------
+
+    async def dump(self, *, batch: int = 500) -> AsyncIterator[list[EntryRecord]]:
+        size = max(1, batch)
+        keys = list(self._keys)
+        for start in range(0, len(keys), size):
+            yield [
+                EntryRecord(entry=self._entries[k], attempts=tuple(self._attempts[k]))
+                for k in keys[start : start + size]
+            ]
+
+    async def load(self, records: Sequence[EntryRecord]) -> int:
+        inserted = 0
+        for record in records:
+            if record.entry.key in self._entries:
+                continue
+            self._append(attrs.evolve(record.entry, id=self._next_id), record.attempts)
+            self._next_id += 1
+            inserted += 1
+        return inserted
+
+
+__all__ = ["InMemoryStorage", "apply_completion", "claim_due", "claim_entry"]

@@ -1,0 +1,112 @@
+"""Moving an outbox from one backend to another (e.g. SQLite to PostgreSQL when a shop grows).
+
+Everything that exactly-once delivery depends on travels: the key ledger (so a replayed webhook
+stays a duplicate), event refs, attempt numbers (the fencing tokens), ``in_doubt`` state and its
+timestamps, blind resends, leases and the attempt logs. Holds do not: they are short-lived brakes
+that the flushers set again if the cause is still there.
+
+Flushers must be stopped on the source while it is copied: an entry that changes after its batch
+was copied would be stale in the target. A live lease proves a flusher is at work, so its presence
+refuses the move unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import attrs
+
+from kit.errors import ConfigError, OutboxError
+from kit.outbox.protocol import Storage
+from kit.outbox.types import State
+
+log = logging.getLogger(__name__)
+
+_PAGE = 500
+
+
+@attrs.frozen(kw_only=True)
+class MigrationReport:
+    """What :func:`migrate_outbox` did.
+
+    ``by_state`` counts every source entry by state (every State present, zero when none), so it
+    sums to ``copied + skipped_existing``.
+    """
+
+    copied: int
+    skipped_existing: int
+    by_state: dict[State, int]
+
+
+async def migrate_outbox(
+    source: Storage,
+    target: Storage,
+    *,
+    batch: int = 500,
+    force: bool = False,
+    now: float | None = None,
+) -> MigrationReport:
+    """Copy every entry of ``source`` into ``target``; keys already in ``target`` are skipped.
+
+    Both storages must be open. Safe to run again after an interruption: what was copied is
+    skipped. ``now`` (default: the wall clock) decides which leases are still live.
+
+    Raises :class:`~kit.errors.OutboxError` when ``source`` is ``target``, or when entries of
+    ``source`` are leased by a running flusher (unless ``force``).
+    """
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
+    if source is target:
+        raise OutboxError(f"source and target are the same outbox ({source.url})")
+    if not force:
+        await _refuse_live_leases(source, time.time() if now is None else now)
+    copied = skipped = 0
+    by_state = dict.fromkeys(State, 0)
+    async for records in source.dump(batch=batch):
+        inserted = await target.load(records)
+        copied += inserted
+        skipped += len(records) - inserted
+        for record in records:
+            by_state[record.entry.state] += 1
+        log.info(
+            "outbox migration: %d copied, %d already there",
+            copied,
+            skipped,
+            extra={"action": "outbox.migrate_outbox.batch", "copied": copied, "skipped": skipped},
+        )
+    report = MigrationReport(copied=copied, skipped_existing=skipped, by_state=by_state)
+    log.info(
+        "outbox migrated from %s to %s: %d copied, %d already there",
+        source.url,
+        target.url,
+        copied,
+        skipped,
+        extra={"action": "outbox.migrate_outbox", "copied": copied, "skipped": skipped},
+    )
+    return report
+
+
+async def _refuse_live_leases(source: Storage, now: float) -> None:
+    """A live lease on ``sending`` (a POST under way) or ``in_doubt`` (a reconciliation) means a
+    flusher is running on ``source``."""
+    live: list[str] = []
+    for state in (State.SENDING, State.IN_DOUBT):
+        after = 0
+        while True:
+            page = await source.entries(state=state, limit=_PAGE, after_id=after)
+            if not page:
+                break
+            live.extend(
+                e.key for e in page if e.lease_expires_at is not None and e.lease_expires_at > now
+            )
+            after = page[-1].id
+    if live:
+        shown = ", ".join(repr(k) for k in live[:5]) + (", ..." if len(live) > 5 else "")
+        raise OutboxError(
+            f"{len(live)} entries of {source.url} are leased by a running flusher ({shown}):"
+            " stop the flushers (or wait for the leases to expire), or pass force=True"
+        )
+
+
+__all__ = ["MigrationReport", "migrate_outbox"]

@@ -1,0 +1,487 @@
+"""What only the SQLite backend has: files, URLs, WAL, processes, migrations, driver errors and
+enqueueing inside the application's own transaction. The shared rules are in tests/contract."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+
+from kit.errors import (
+    ConfigError,
+    MigrationError,
+    OutboxError,
+    StorageError,
+    StorageUnavailableError,
+)
+from kit.outbox import sqlite as sqlite_backend
+from kit.outbox.migrations import Migration, load_migrations
+from kit.outbox.protocol import Storage, SupportsExternalTransaction
+from kit.outbox.sqlite import SQLiteStorage, sqlite_path_from_url
+from kit.outbox.types import ClaimMode, NewEntry, State
+
+T = 1_700_000_000.0
+REPO = Path(__file__).resolve().parents[2]
+TABLES = {"etk_entries", "etk_attempts", "etk_holds", "etk_schema_version"}
+
+
+def new(key: str) -> NewEntry:
+    return NewEntry(
+        key=key,
+        payload=f'{{"ref":"{key}"}}',
+        event_type="checkout",
+        channel_id="chl-1",
+        transaction_reference=f"order-{key}",
+    )
+
+
+def tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    db.close()
+    return {r[0] for r in rows}
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        yield s
+
+
+def test_it_is_a_storage_with_external_transactions() -> None:
+    s = SQLiteStorage(":memory:")
+    assert isinstance(s, Storage)
+    assert isinstance(s, SupportsExternalTransaction)
+
+
+# -- targets and URLs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///outbox.db", "outbox.db"),
+        ("sqlite:///data/outbox.db", "data/outbox.db"),
+        ("sqlite:////var/lib/kit/outbox.db", "/var/lib/kit/outbox.db"),
+        ("sqlite://", ":memory:"),
+        ("sqlite:///:memory:", ":memory:"),
+    ],
+)
+def test_sqlite_path_from_url(url: str, path: str) -> None:
+    assert sqlite_path_from_url(url) == path
+    storage = SQLiteStorage(url)
+    assert storage.path == path
+    assert sqlite_path_from_url(storage.url) == path  # the url round-trips
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://user:secret@db/app",
+        "sqlite:relative.db",
+        "sqlite://host/outbox.db",
+        "sqlite:///",
+        "sqlite:///outbox.db?mode=ro",
+        "outbox.db",
+    ],
+)
+def test_sqlite_path_from_url_refuses_other_forms(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        sqlite_path_from_url(url)
+    assert "secret" not in str(info.value)
+
+
+def test_targets_and_options(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir" / "outbox.db"
+    by_path = SQLiteStorage(missing)  # the constructor does no I/O
+    assert by_path.path == str(missing)
+    assert by_path.url == f"sqlite:///{missing}"
+    assert not missing.parent.exists()
+    assert SQLiteStorage("plain.db").url == "sqlite:///plain.db"
+    assert SQLiteStorage(":memory:").is_memory
+    with pytest.raises(ConfigError, match="durability"):
+        SQLiteStorage(":memory:", durability="paranoid")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="busy_timeout"):
+        SQLiteStorage(":memory:", busy_timeout=-1)
+    with pytest.raises(ConfigError):
+        SQLiteStorage("")
+
+
+# -- pragmas --------------------------------------------------------------------------------
+
+
+async def pragma(storage: SQLiteStorage, name: str) -> object:
+    conn = storage._conn  # the storage's own connection: pragmas are per connection
+    assert conn is not None
+    rows = list(await conn.execute_fetchall(f"PRAGMA {name}"))
+    return rows[0][0]
+
+
+@pytest.mark.parametrize(("durability", "level"), [("normal", 1), ("full", 2)])
+async def test_file_databases_use_wal(tmp_path: Path, durability: str, level: int) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStorage(path, durability=durability, busy_timeout=2.5) as s:  # type: ignore[arg-type]
+        assert await pragma(s, "journal_mode") == "wal"
+        assert await pragma(s, "synchronous") == level
+        assert await pragma(s, "foreign_keys") == 1
+        assert await pragma(s, "busy_timeout") == 2500
+    with sqlite3.connect(path) as other:  # WAL is a property of the file
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    other.close()
+
+
+async def test_in_memory_database() -> None:
+    async with SQLiteStorage("sqlite://") as s:
+        assert await pragma(s, "journal_mode") == "memory"
+        await s.enqueue([new("a")], now=T)
+        assert [e.key for e in await s.entries()] == ["a"]
+
+
+# -- lifecycle ------------------------------------------------------------------------------
+
+
+async def test_lifecycle(tmp_path: Path) -> None:
+    s = SQLiteStorage(tmp_path / "outbox.db")
+    with pytest.raises(StorageError, match="not open"):
+        await s.get("a")
+    await s.open()
+    await s.open()  # idempotent
+    await s.enqueue([new("a")], now=T)
+    await s.aclose()
+    await s.aclose()  # idempotent
+    with pytest.raises(StorageError, match="closed"):
+        await s.get("a")
+    with pytest.raises(StorageError, match="closed"):
+        await s.open()
+    async with SQLiteStorage(tmp_path / "outbox.db") as again:
+        assert (await again.get("a")) is not None
+
+
+async def test_a_cancelled_transaction_leaves_the_connection_clean(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStorage(path, busy_timeout=30) as s:
+        await s.enqueue([new("a")], now=T)
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")  # the claim below waits for this lock
+            task = asyncio.create_task(s.claim(owner="w", limit=5, lease_seconds=30, now=T))
+            while not s._lock.locked():  # once it holds the lock, its BEGIN is queued
+                await asyncio.sleep(0)
+            task.cancel()
+            blocker.execute("ROLLBACK")  # now that BEGIN can run on the worker thread
+        finally:
+            blocker.close()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The cancelled claim's BEGIN ran after the lock was freed: it must have been rolled
+        # back, or this next transaction could not begin.
+        await s.enqueue([new("b")], now=T)
+        claimed = await s.claim(owner="w", limit=5, lease_seconds=30, now=T)
+        assert [c.key for c in claimed] == ["a", "b"]
+        assert [c.attempt for c in claimed] == [1, 1]
+
+
+# -- error translation ----------------------------------------------------------------------
+
+
+async def test_a_directory_is_not_a_database(tmp_path: Path) -> None:
+    with pytest.raises(StorageUnavailableError) as info:
+        await SQLiteStorage(tmp_path).open()
+    assert str(tmp_path) in str(info.value)
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+async def test_a_missing_directory(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "outbox.db"
+    with pytest.raises(StorageUnavailableError, match="missing") as info:
+        await SQLiteStorage(path).open()
+    assert isinstance(info.value.__cause__, sqlite3.Error)
+    assert not path.parent.exists()
+
+
+async def test_a_corrupted_file(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    path.write_bytes(b"this is not a SQLite database, just some bytes\n" * 200)
+    storage = SQLiteStorage(path)
+    with pytest.raises(StorageUnavailableError, match="not a database") as info:
+        await storage.open()
+    assert isinstance(info.value.__cause__, sqlite3.DatabaseError)
+    # a failed open leaves nothing behind and may be retried once the file is fixed
+    path.unlink()
+    await storage.open()
+    await storage.aclose()
+
+
+async def test_statement_errors_name_the_operation_and_database(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStorage(path, busy_timeout=0) as s:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            with pytest.raises(StorageError) as info:
+                await s.enqueue([new("a")], now=T)
+        finally:
+            blocker.close()
+        assert type(info.value) is StorageError
+        assert "enqueue" in str(info.value)
+        assert str(path) in str(info.value)
+        assert "locked" in str(info.value)
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+        await s.enqueue([new("a")], now=T)  # the lock is gone: fine again
+
+
+async def test_unmigrated_database_asks_for_migrate(tmp_path: Path) -> None:
+    bare = SQLiteStorage(tmp_path / "bare.db")
+    await bare.open(migrate=False)
+    try:
+        assert await bare.schema_version() == 0
+        with pytest.raises(MigrationError, match=r"migrate\(\)"):
+            await bare.enqueue([new("a")], now=T)
+        assert await bare.migrate() == 1
+        await bare.enqueue([new("a")], now=T)
+    finally:
+        await bare.aclose()
+
+
+# -- migrations -----------------------------------------------------------------------------
+
+
+def test_migration_files_load_in_order() -> None:
+    migrations = load_migrations("sqlite")
+    assert [(m.version, m.name) for m in migrations] == [(1, "initial")]
+    assert "CREATE TABLE etk_entries" in migrations[0].sql
+    with pytest.raises(MigrationError):
+        load_migrations("oracle")
+    with pytest.raises(MigrationError):
+        load_migrations("../sqlite")
+
+
+async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStorage(path) as s:
+        assert await s.schema_version() == 1
+        assert await s.migrate() == 1  # idempotent
+        assert await s.migrate() == 1
+    assert tables(path) >= TABLES
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version, name FROM etk_schema_version").fetchall() == [
+            (1, "initial")
+        ]
+    db.close()
+
+
+async def test_outbox_tables_live_beside_the_applications_own(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+        db.execute("INSERT INTO orders (total) VALUES (9.5)")
+    db.close()
+    async with SQLiteStorage(path):
+        pass
+    assert tables(path) == TABLES | {"orders"}
+
+
+async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStorage(path):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO etk_schema_version VALUES (2, 'from_the_future', 0)")
+    db.close()
+    for migrate in (True, False):
+        with pytest.raises(MigrationError, match="newer") as info:
+            await SQLiteStorage(path).open(migrate=migrate)
+        assert "version 2" in str(info.value)
+
+
+async def test_a_failing_migration_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "outbox.db"
+    async with SQLiteStorage(path):
+        pass
+    broken = Migration(2, "broken", "CREATE TABLE etk_new (x INTEGER);\nCREATE TABLE oops (;\n")
+    monkeypatch.setattr(
+        sqlite_backend, "load_migrations", lambda backend: [*load_migrations(backend), broken]
+    )
+    with pytest.raises(StorageError, match="migrate"):
+        await SQLiteStorage(path).open()
+    assert "etk_new" not in tables(path)  # one transaction: all or nothing
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT max(version) FROM etk_schema_version").fetchone() == (1,)
+    db.close()
+
+
+# -- several processes ----------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    from kit.outbox.sqlite import SQLiteStorage
+
+    async def main(path, job, owner):
+        storage = SQLiteStorage(path, busy_timeout=30)
+        print("ready", flush=True)
+        sys.stdin.readline()  # the parent starts every process at once
+        async with storage:
+            got = []
+            while job == "claim":
+                claimed = await storage.claim(owner=owner, limit=3, lease_seconds=3600, now=2e9)
+                if not claimed:
+                    break
+                got.extend([c.key, c.attempt] for c in claimed)
+            print(json.dumps({"version": await storage.schema_version(), "claimed": got}))
+
+    asyncio.run(main(*sys.argv[1:]))
+    """
+)
+
+
+async def run_children(path: Path, job: str, count: int) -> list[dict[str, object]]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            CHILD,
+            str(path),
+            job,
+            f"proc-{i}",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        for i in range(count)
+    ]
+    try:
+        for child in children:
+            assert child.stdout is not None
+            line = await asyncio.wait_for(child.stdout.readline(), timeout=60)
+            assert line == b"ready\n", line
+        outputs = await asyncio.wait_for(
+            asyncio.gather(*(child.communicate(b"go\n") for child in children)), timeout=120
+        )
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+    results = []
+    for child, (out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    return results
+
+
+async def test_processes_migrating_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    results = await run_children(path, "migrate", 3)
+    assert [r["version"] for r in results] == [1, 1, 1]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM etk_schema_version").fetchone() == (1,)
+    db.close()
+
+
+async def test_processes_never_claim_the_same_entry(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    keys = [f"k{i:04d}" for i in range(600)]
+    async with SQLiteStorage(path) as s:
+        for start in range(0, len(keys), 100):
+            await s.enqueue([new(k) for k in keys[start : start + 100]], now=T)
+        results = await run_children(path, "claim", 3)
+        claimed = [(k, a) for r in results for k, a in r["claimed"]]  # type: ignore[attr-defined]
+        assert sorted(k for k, _ in claimed) == keys  # each exactly once
+        assert {a for _, a in claimed} == {1}
+        leases = {e.lease_owner for e in await s.entries(state=State.SENDING, limit=1000)}
+        assert leases <= {"proc-0", "proc-1", "proc-2"}
+        assert (await s.stats()).counts[State.SENDING] == len(keys)
+
+
+# -- the query plan -------------------------------------------------------------------------
+
+
+async def plan(storage: SQLiteStorage, sql: str, params: Any) -> list[str]:
+    conn = storage._conn
+    assert conn is not None
+    rows = await conn.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", params)
+    return [str(r[3]) for r in rows]
+
+
+async def test_claim_and_purge_use_indexes(storage: SQLiteStorage) -> None:
+    # some rows in every state, so the planner has something to choose between
+    await storage.enqueue([new(f"k{i}") for i in range(50)], now=T)
+    await storage.claim(owner="w", limit=20, lease_seconds=30, now=T)
+    claim_plan = await plan(
+        storage,
+        sqlite_backend._CLAIM,
+        {"now": T, "limit": 10, "owner": "w", "expires": T + 30},
+    )
+    searches = [line for line in claim_plan if "etk_entries" in line]
+    assert any("INDEX etk_entries_due (state=? AND due_at<?)" in ln for ln in searches)
+    assert any("INDEX etk_entries_lease (lease_expires_at<?)" in ln for ln in searches)
+    assert not [ln for ln in claim_plan if ln.startswith("SCAN etk_entries")], claim_plan
+
+    purge_plan = await plan(storage, sqlite_backend._PURGE, (T,))
+    assert any("INDEX etk_entries_purgeable" in ln for ln in purge_plan), purge_plan
+    assert not [ln for ln in purge_plan if ln.startswith("SCAN etk_entries")]
+
+
+# -- enqueue inside the application's transaction ------------------------------------------
+
+
+async def test_enqueue_in_follows_the_callers_transaction(
+    storage: SQLiteStorage, tmp_path: Path
+) -> None:
+    path = tmp_path / "outbox.db"
+    async with aiosqlite.connect(path) as app:  # Python's default: implicit transactions
+        await app.execute("CREATE TABLE orders (id TEXT PRIMARY KEY)")
+        await app.commit()
+
+        await app.execute("INSERT INTO orders VALUES ('o-1')")
+        results = await storage.enqueue_in(app, [new("o-1"), new("o-1")], now=T)
+        assert [r.duplicate for r in results] == [False, True]
+        await app.rollback()
+        assert await storage.get("o-1") is None
+        assert list(await app.execute_fetchall("SELECT * FROM orders")) == []
+
+        await app.execute("INSERT INTO orders VALUES ('o-2')")
+        await storage.enqueue_in(app, [new("o-2")], now=T)
+        assert await storage.get("o-2") is None  # not visible before the caller commits
+        await app.commit()
+    claimed = await storage.claim(owner="w", limit=5, lease_seconds=30, now=T)
+    assert [(c.key, c.mode) for c in claimed] == [("o-2", ClaimMode.SEND)]
+
+
+async def test_enqueue_in_with_an_explicit_begin(storage: SQLiteStorage, tmp_path: Path) -> None:
+    await storage.enqueue([new("known")], now=T)
+    async with aiosqlite.connect(tmp_path / "outbox.db", isolation_level=None) as app:
+        with pytest.raises(OutboxError, match="transaction"):
+            await storage.enqueue_in(app, [new("x")], now=T)  # autocommit, no BEGIN
+        await app.execute("BEGIN")
+        results = await storage.enqueue_in(app, [new("known"), new("a"), new("b")], now=T)
+        assert [r.duplicate for r in results] == [True, False, False]
+        await app.execute("COMMIT")
+    assert [e.key for e in await storage.entries()] == ["known", "a", "b"]
+    with pytest.raises(OutboxError, match="aiosqlite"):
+        await storage.enqueue_in(object(), [new("x")], now=T)
+
+
+async def test_enqueue_in_needs_the_outbox_tables(tmp_path: Path) -> None:
+    storage = SQLiteStorage(tmp_path / "app.db")  # never opened: enqueue_in does not need it
+    async with aiosqlite.connect(tmp_path / "app.db") as app:
+        with pytest.raises(MigrationError, match=r"migrate\(\)") as info:
+            await storage.enqueue_in(app, [new("a")], now=T)
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
