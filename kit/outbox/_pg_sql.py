@@ -1,0 +1,421 @@
+"""The PostgreSQL outbox's SQL text and row mapping, apart from the code that runs them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from kit.errors import OutboxError
+from kit.outbox.memory import initial_due_at, payload_sha256
+from kit.outbox.types import (
+    AttemptKind,
+    AttemptRecord,
+    Claimed,
+    ClaimMode,
+    Completion,
+    Dead,
+    Delivered,
+    Entry,
+    InDoubt,
+    NewEntry,
+    OutboxStats,
+    Release,
+    Resend,
+    Retry,
+    State,
+)
+
+_ENTRY_FIELDS = tuple(attrs.fields_dict(Entry))  # the columns carry the attribute names
+_ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
+_ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status, error"
+
+
+def entry_from_row(row: Any) -> Entry:
+    values = {name: row[name] for name in _ENTRY_FIELDS}
+    values["state"] = State(values["state"])
+    return Entry(**values)
+
+
+def attempt_from_row(row: Any) -> AttemptRecord:
+    return AttemptRecord(
+        attempt=row["attempt"],
+        kind=AttemptKind(row["kind"]),
+        started_at=row["started_at"],
+        duration_ms=row["duration_ms"],
+        outcome=row["outcome"],
+        http_status=row["http_status"],
+        error=row["error"],
+    )
+
+
+class Sql:
+    """Every statement, built once from constant fragments and the quoted schema name."""
+
+    def __init__(self, schema: str) -> None:
+        s = f'"{schema}"'
+        t, a, h = f"{s}.entries", f"{s}.attempts", f"{s}.holds"
+        self.create_schema = f"CREATE SCHEMA IF NOT EXISTS {s}"
+        self.search_path = f"SET LOCAL search_path TO {s}"
+        self.create_version = (
+            f"CREATE TABLE IF NOT EXISTS {s}.schema_version (version integer PRIMARY KEY,"
+            " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        self.version = f"SELECT coalesce(max(version), 0) FROM {s}.schema_version"
+        self.version_table = f"{s}.schema_version"
+        self.has_version = "SELECT to_regclass($1)"
+        self.record_version = f"INSERT INTO {s}.schema_version (version, name) VALUES ($1, $2)"
+        # Known keys are filtered out before the INSERT so they do not use up ids (the ledger
+        # stays dense); ON CONFLICT still settles a race with a concurrent enqueue of the same key.
+        self.enqueue = f"""
+            WITH ins AS (
+                INSERT INTO {t} (key, state, event_type, channel_id, transaction_reference,
+                                 payload, payload_sha256, email_hash, due_at, created_at,
+                                 updated_at)
+                SELECT n.key, 'pending', n.event_type, n.channel_id, n.transaction_reference,
+                       n.payload, n.payload_sha256, n.email_hash, n.due_at, $1, $1
+                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                            $7::text[], $8::text[], $9::float8[])
+                     WITH ORDINALITY AS n(key, event_type, channel_id, transaction_reference,
+                                          payload, payload_sha256, email_hash, due_at, ord)
+                WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = n.key)
+                ORDER BY n.ord
+                ON CONFLICT (key) DO NOTHING
+                RETURNING key
+            )
+            SELECT (SELECT coalesce(array_agg(key), '{{}}') FROM ins) AS keys,
+                   CASE WHEN EXISTS (SELECT 1 FROM ins)
+                        THEN (SELECT true FROM pg_notify($10, '')) ELSE false END AS notified
+        """
+        self.cancel = (
+            f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
+            " WHERE key = $1 AND state = 'pending' RETURNING id"
+        )
+        self.exists = f"SELECT 1 FROM {t} WHERE key = $1"
+        # Three index scans, each stopping after $2 unlocked rows; the union is re-ordered and
+        # cut to $2 (rows locked but not picked are released when the statement commits).
+        self.claim = f"""
+            WITH p AS (
+                SELECT id, due_at AS k FROM {t}
+                WHERE state = 'pending' AND due_at <= $1
+                ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+            ), s AS (
+                SELECT id, lease_expires_at AS k FROM {t}
+                WHERE state = 'sending' AND lease_expires_at <= $1
+                ORDER BY lease_expires_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+            ), d AS (
+                SELECT id, due_at AS k FROM {t}
+                WHERE state = 'in_doubt' AND due_at <= $1
+                  AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
+                ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
+            ), pick AS (
+                SELECT id, k FROM (SELECT * FROM p UNION ALL SELECT * FROM s
+                                   UNION ALL SELECT * FROM d) AS u
+                ORDER BY k, id LIMIT $2
+            )
+            UPDATE {t} AS e SET
+                state = CASE WHEN e.state = 'pending' THEN 'sending' ELSE 'in_doubt' END,
+                attempt = e.attempt + 1,
+                lease_owner = $3,
+                lease_expires_at = $1 + $4::float8,
+                first_sent_at = CASE WHEN e.state = 'pending'
+                                     THEN coalesce(e.first_sent_at, $1) ELSE e.first_sent_at END,
+                in_doubt_since = CASE WHEN e.state = 'pending' THEN e.in_doubt_since
+                                      ELSE coalesce(e.in_doubt_since, $1) END,
+                due_at = CASE WHEN e.state = 'sending' THEN e.lease_expires_at ELSE e.due_at END,
+                updated_at = $1
+            FROM pick WHERE e.id = pick.id
+            RETURNING e.id, e.key, e.attempt, e.state, e.payload, e.event_type, e.channel_id,
+                      e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
+                      e.lease_expires_at, pick.k
+        """
+        # One round of completions (keys unique within it), applied and logged in one statement.
+        self.finish = f"""
+            WITH c AS (
+                SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
+                                     $7::text[], $8::bool[], $9::int[], $10::int[], $11::text[],
+                                     $12::float8[], $13::float8[], $14::text[], $15::int[],
+                                     $16::text[])
+                    WITH ORDINALITY AS c(key, attempt, outcome, due_at, error, event_ref,
+                                         adopted, sends_inc, r_attempt, r_kind, r_started_at,
+                                         r_duration_ms, r_outcome, r_http_status, r_error, idx)
+            ), done AS (
+                UPDATE {t} AS e SET
+                    state = CASE c.outcome
+                        WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'pending'
+                        WHEN 'in_doubt' THEN 'in_doubt' WHEN 'dead' THEN 'dead'
+                        WHEN 'resend' THEN 'pending'
+                        ELSE CASE WHEN e.state = 'sending' THEN 'pending' ELSE 'in_doubt' END
+                    END,
+                    due_at = CASE WHEN c.outcome IN ('retry', 'in_doubt', 'resend') THEN c.due_at
+                                  WHEN c.outcome = 'release' THEN $1 ELSE e.due_at END,
+                    event_ref = CASE WHEN c.outcome = 'delivered' THEN c.event_ref
+                                     ELSE e.event_ref END,
+                    delivered_at = CASE WHEN c.outcome = 'delivered' THEN $1
+                                        ELSE e.delivered_at END,
+                    adopted = CASE WHEN c.outcome = 'delivered' THEN c.adopted ELSE e.adopted END,
+                    in_doubt_since = CASE WHEN c.outcome = 'in_doubt'
+                                          THEN coalesce(e.in_doubt_since, $1)
+                                          WHEN c.outcome = 'resend' THEN NULL
+                                          ELSE e.in_doubt_since END,
+                    blind_resends = e.blind_resends
+                                    + CASE WHEN c.outcome = 'resend' THEN 1 ELSE 0 END,
+                    sends = e.sends + c.sends_inc,
+                    last_error = CASE WHEN c.outcome = 'release' THEN e.last_error
+                                      ELSE c.error END,
+                    lease_owner = NULL,
+                    lease_expires_at = NULL,
+                    updated_at = $1
+                FROM c
+                WHERE e.key = c.key AND e.attempt = c.attempt
+                  AND e.state IN ('sending', 'in_doubt') AND e.lease_owner IS NOT NULL
+                RETURNING e.id, c.idx
+            ), logged AS (
+                INSERT INTO {a} (entry_id, attempt, kind, started_at, duration_ms, outcome,
+                                 http_status, error)
+                SELECT done.id, c.r_attempt, c.r_kind, c.r_started_at, c.r_duration_ms,
+                       c.r_outcome, c.r_http_status, c.r_error
+                FROM done JOIN c ON c.idx = done.idx
+                WHERE c.r_kind IS NOT NULL
+                ORDER BY done.idx
+            )
+            SELECT idx FROM done
+        """
+        self.retry_dead = (
+            f"UPDATE {t} SET state = 'pending', due_at = $2, sends = 0, in_doubt_since = NULL,"
+            " updated_at = $2 WHERE state = 'dead' AND payload IS NOT NULL"
+            " AND ($1::text[] IS NULL OR key = ANY($1::text[]))"
+        )
+        self.drop_dead = (
+            f"UPDATE {t} SET state = 'cancelled', payload = NULL, updated_at = $2"
+            " WHERE state = 'dead' AND ($1::text[] IS NULL OR key = ANY($1::text[]))"
+        )
+        self.purge = (
+            f"UPDATE {t} SET payload = NULL WHERE payload IS NOT NULL"
+            " AND state IN ('delivered', 'dead', 'cancelled') AND updated_at < $1"
+        )
+        # Entries in flight are left alone (counted); the rest lose payload and e-mail hash, and
+        # the unfinished ones are cancelled.
+        self.forget = f"""
+            WITH m AS (
+                SELECT id, state FROM {t} WHERE email_hash = $1 FOR UPDATE
+            ), u AS (
+                UPDATE {t} AS e SET
+                    payload = NULL,
+                    email_hash = NULL,
+                    state = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                 THEN 'cancelled' ELSE e.state END,
+                    lease_owner = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                       THEN NULL ELSE e.lease_owner END,
+                    lease_expires_at = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                            THEN NULL ELSE e.lease_expires_at END,
+                    updated_at = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                      THEN $2 ELSE e.updated_at END
+                FROM m
+                WHERE e.id = m.id AND m.state <> 'sending'
+                RETURNING e.id
+            )
+            SELECT (SELECT count(*) FROM u) AS purged,
+                   (SELECT count(*) FROM m WHERE state = 'sending') AS skipped
+        """
+        self.set_hold = (
+            f"INSERT INTO {h} (name, until, reason) VALUES ($1, $2, $3)"
+            " ON CONFLICT (name) DO UPDATE SET until = excluded.until, reason = excluded.reason"
+        )
+        self.clear_hold = f"DELETE FROM {h} WHERE name = $1"
+        self.holds = f"SELECT name, until, reason FROM {h} WHERE until > $1 ORDER BY name"
+        self.get = f"SELECT {_ENTRY_COLUMNS} FROM {t} WHERE key = $1"
+        self.entries = (
+            f"SELECT {_ENTRY_COLUMNS} FROM {t} WHERE id > $1"
+            " AND ($2::text IS NULL OR state = $2::text) ORDER BY id LIMIT $3"
+        )
+        self.attempts = (
+            f"SELECT {_ATTEMPT_COLUMNS} FROM {a}"
+            f" WHERE entry_id = (SELECT id FROM {t} WHERE key = $1) ORDER BY seq"
+        )
+        self.attempts_of = (
+            f"SELECT entry_id, {_ATTEMPT_COLUMNS} FROM {a}"
+            " WHERE entry_id = ANY($1::bigint[]) ORDER BY entry_id, seq"
+        )
+        self.stats = f"""
+            SELECT
+                (SELECT coalesce(array_agg(state), '{{}}') FROM
+                    (SELECT state FROM {t} GROUP BY state ORDER BY state) AS g) AS states,
+                (SELECT coalesce(array_agg(n), '{{}}') FROM
+                    (SELECT count(*) AS n FROM {t} GROUP BY state ORDER BY state) AS g) AS counts,
+                (SELECT min(created_at) FROM {t} WHERE state = 'pending') AS oldest,
+                (SELECT last_error FROM {t} WHERE last_error IS NOT NULL
+                 ORDER BY updated_at DESC, id DESC LIMIT 1) AS last_error,
+                (SELECT coalesce(sum(blind_resends), 0) FROM {t}
+                 WHERE blind_resends > 0) AS blind_resends,
+                (SELECT count(*) FROM {t} WHERE adopted) AS adopted
+        """
+        self.load = f"""
+            INSERT INTO {t} (key, state, event_type, channel_id, transaction_reference, payload,
+                             payload_sha256, email_hash, attempt, sends, due_at, created_at,
+                             updated_at, first_sent_at, in_doubt_since, event_ref, delivered_at,
+                             adopted, blind_resends, last_error, lease_owner, lease_expires_at)
+            SELECT r.key, r.state, r.event_type, r.channel_id, r.transaction_reference,
+                   r.payload, r.payload_sha256, r.email_hash, r.attempt, r.sends, r.due_at,
+                   r.created_at, r.updated_at, r.first_sent_at, r.in_doubt_since, r.event_ref,
+                   r.delivered_at, r.adopted, r.blind_resends, r.last_error, r.lease_owner,
+                   r.lease_expires_at
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                        $7::text[], $8::text[], $9::int[], $10::int[], $11::float8[],
+                        $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::text[],
+                        $17::float8[], $18::bool[], $19::int[], $20::text[], $21::text[],
+                        $22::float8[])
+                 WITH ORDINALITY AS r(key, state, event_type, channel_id, transaction_reference,
+                                      payload, payload_sha256, email_hash, attempt, sends,
+                                      due_at, created_at, updated_at, first_sent_at,
+                                      in_doubt_since, event_ref, delivered_at, adopted,
+                                      blind_resends, last_error, lease_owner, lease_expires_at,
+                                      ord)
+            WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = r.key)
+            ORDER BY r.ord
+            ON CONFLICT (key) DO NOTHING
+            RETURNING key
+        """
+        self.load_attempts = f"""
+            INSERT INTO {a} (entry_id, attempt, kind, started_at, duration_ms, outcome,
+                             http_status, error)
+            SELECT e.id, r.attempt, r.kind, r.started_at, r.duration_ms, r.outcome,
+                   r.http_status, r.error
+            FROM unnest($1::text[], $2::int[], $3::text[], $4::float8[], $5::float8[],
+                        $6::text[], $7::int[], $8::text[])
+                 WITH ORDINALITY AS r(key, attempt, kind, started_at, duration_ms, outcome,
+                                      http_status, error, ord)
+            JOIN {t} AS e ON e.key = r.key
+            ORDER BY r.ord
+        """
+
+
+def enqueue_args(entries: Sequence[NewEntry], now: float) -> list[list[Any]]:
+    """The column arrays of ``enqueue`` ($2 to $9): the first copy of each key, in order."""
+    first: dict[str, NewEntry] = {}
+    for entry in entries:
+        first.setdefault(entry.key, entry)
+    rows = list(first.values())
+    return [
+        [e.key for e in rows],
+        [e.event_type for e in rows],
+        [e.channel_id for e in rows],
+        [e.transaction_reference for e in rows],
+        [e.payload for e in rows],
+        [payload_sha256(e.payload) for e in rows],
+        [e.email_hash for e in rows],
+        [initial_due_at(e, now) for e in rows],
+    ]
+
+
+def claimed_from_row(r: Any) -> Claimed:
+    return Claimed(
+        key=r["key"],
+        attempt=r["attempt"],
+        mode=ClaimMode.SEND if r["state"] == State.SENDING else ClaimMode.RECONCILE,
+        payload=r["payload"],
+        event_type=r["event_type"],
+        channel_id=r["channel_id"],
+        transaction_reference=r["transaction_reference"],
+        sends=r["sends"],
+        first_sent_at=r["first_sent_at"],
+        in_doubt_since=r["in_doubt_since"],
+        lease_expires_at=r["lease_expires_at"],
+    )
+
+
+def stats_from_row(row: Any) -> OutboxStats:
+    counts = dict.fromkeys(State, 0)
+    for state, n in zip(row["states"], row["counts"], strict=True):
+        counts[State(state)] = n
+    return OutboxStats(
+        counts=counts,
+        oldest_pending_created_at=row["oldest"],
+        last_error=row["last_error"],
+        blind_resends=row["blind_resends"],
+        adopted=row["adopted"],
+    )
+
+
+def finish_rounds(completions: Sequence[Completion]) -> list[list[int]]:
+    """Indices into ``completions``, split into rounds with unique keys (``finish`` needs that).
+
+    A key may end twice in one call (it should not, but then the second sees the first's effect,
+    as if applied one by one).
+    """
+    rounds: list[list[int]] = []
+    depth: dict[str, int] = {}
+    for i, c in enumerate(completions):
+        n = depth.get(c.key, 0)
+        depth[c.key] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(i)
+    return rounds
+
+
+def finish_args(batch: Sequence[Completion]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(15)]
+    for c in batch:
+        o = c.outcome
+        due = error = ref = None
+        adopted = False
+        if isinstance(o, Delivered):
+            kind, ref, adopted = "delivered", o.event_ref, o.adopted
+        elif isinstance(o, Retry):
+            kind, due, error = "retry", o.due_at, o.error
+        elif isinstance(o, InDoubt):
+            kind, due, error = "in_doubt", o.due_at, o.error
+        elif isinstance(o, Dead):
+            kind, error = "dead", o.reason
+        elif isinstance(o, Resend):
+            kind, due, error = "resend", o.due_at, o.reason
+        elif isinstance(o, Release):
+            kind = "release"
+        else:  # pragma: no cover - the Outcome union is closed
+            raise OutboxError(f"unknown outcome {o!r}")
+        r = c.record
+        values = [
+            c.key,
+            c.attempt,
+            kind,
+            due,
+            error,
+            ref,
+            adopted,
+            1 if r is not None and r.kind == AttemptKind.SEND else 0,
+            None if r is None else r.attempt,
+            None if r is None else str(r.kind),
+            None if r is None else r.started_at,
+            None if r is None else r.duration_ms,
+            None if r is None else r.outcome,
+            None if r is None else r.http_status,
+            None if r is None else r.error,
+        ]
+        for col, value in zip(cols, values, strict=True):
+            col.append(value)
+    return cols
+
+
+def load_args(rows: Sequence[Entry]) -> list[list[Any]]:
+    cols = [[getattr(e, name) for e in rows] for name in _ENTRY_FIELDS if name != "id"]
+    cols[1] = [str(state) for state in cols[1]]
+    return cols
+
+
+def attempt_args(logs: Sequence[tuple[str, AttemptRecord]]) -> list[list[Any]]:
+    return [
+        [key for key, _ in logs],
+        [a.attempt for _, a in logs],
+        [str(a.kind) for _, a in logs],
+        [a.started_at for _, a in logs],
+        [a.duration_ms for _, a in logs],
+        [a.outcome for _, a in logs],
+        [a.http_status for _, a in logs],
+        [a.error for _, a in logs],
+    ]
+
+
+def keys_arg(keys: Sequence[str] | None) -> list[str] | None:
+    return None if keys is None else list(keys)

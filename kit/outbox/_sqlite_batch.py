@@ -1,0 +1,89 @@
+"""The SQLite outbox's batched writes, on a connection inside a transaction the caller holds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from kit.outbox import _sqlite_sql as sql
+from kit.outbox._sqlite_sql import attempt_params, entry_from_row
+from kit.outbox.memory import apply_completion
+from kit.outbox.types import Completion, EnqueueResult, Entry, EntryRecord, NewEntry
+
+
+async def insert_entries(
+    conn: aiosqlite.Connection, entries: Sequence[NewEntry], now: float
+) -> list[EnqueueResult]:
+    """The INSERTs of ``enqueue``, on a connection whose transaction the caller controls."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for new in entries:
+        if new.key not in rows:
+            rows[new.key] = sql.new_entry_params(new, now)
+    if len(rows) == 1:
+        (row,) = rows.values()
+        returned = list(await conn.execute_fetchall(sql.INSERT_NEW_ONE, row))
+        inserted = {row[0]} if returned else set()
+    else:
+        keys = json.dumps(list(rows))
+        found = await conn.execute_fetchall(sql.SELECT_KEYS, (keys,))
+        existing = {r[0] for r in found}
+        fresh = [row for key, row in rows.items() if key not in existing]
+        if fresh:
+            # Plain INSERT: should another connection slip the same key in between (only possible
+            # in a caller's deferred transaction), this fails loudly instead of misreporting.
+            await conn.executemany(sql.INSERT_NEW, fresh)
+        inserted = rows.keys() - existing
+    results: list[EnqueueResult] = []
+    for new in entries:
+        results.append(EnqueueResult(new.key, duplicate=new.key not in inserted))
+        inserted.discard(new.key)  # later copies inside the batch are duplicates
+    return results
+
+
+async def finish_entries(
+    conn: aiosqlite.Connection, completions: Sequence[Completion], now: float
+) -> list[bool]:
+    """The work of ``finish``: each completion applied in order, as the in-memory outbox does."""
+    keys = json.dumps(list(dict.fromkeys(c.key for c in completions)))
+    applied: list[bool] = []
+    rows = await conn.execute_fetchall(sql.SELECT_HEADS, (keys,))
+    current = {e.key: e for e in map(entry_from_row, rows)}
+    changed: dict[str, Entry] = {}
+    log: list[tuple[Any, ...]] = []
+    for completion in completions:
+        entry = current.get(completion.key)
+        after = None if entry is None else apply_completion(entry, completion, now)
+        applied.append(after is not None)
+        if after is None:
+            continue
+        current[after.key] = changed[after.key] = after
+        if completion.record is not None:
+            log.append(attempt_params(after.id, completion.record))
+    if changed:
+        await conn.executemany(sql.FINISH, [sql.finish_params(e) for e in changed.values()])
+    if log:
+        await conn.executemany(sql.INSERT_ATTEMPT, log)
+    return applied
+
+
+async def load_records(conn: aiosqlite.Connection, unique: dict[str, EntryRecord]) -> int:
+    """The work of ``load`` for records with unique keys: the new ones and their attempt logs."""
+    found = await conn.execute_fetchall(sql.SELECT_KEYS, (json.dumps(list(unique)),))
+    existing = {r[0] for r in found}
+    fresh = [r for k, r in unique.items() if k not in existing]
+    if not fresh:
+        return 0
+    await conn.executemany(sql.INSERT_LOADED, [sql.loaded_params(r.entry) for r in fresh])
+    ids = {
+        row[1]: row[0]
+        for row in await conn.execute_fetchall(
+            sql.SELECT_IDS, (json.dumps([r.entry.key for r in fresh]),)
+        )
+    }
+    log = [attempt_params(ids[r.entry.key], a) for r in fresh for a in r.attempts]
+    if log:
+        await conn.executemany(sql.INSERT_ATTEMPT, log)
+    return len(fresh)

@@ -1,0 +1,314 @@
+"""The SQLite outbox's SQL text and row mapping, apart from the code that runs them."""
+
+from __future__ import annotations
+
+import enum
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kit.errors import MigrationError
+from kit.outbox.memory import empty_stats_counts, initial_due_at, payload_sha256
+from kit.outbox.types import (
+    AttemptKind,
+    AttemptRecord,
+    Claimed,
+    ClaimMode,
+    Entry,
+    NewEntry,
+    OutboxStats,
+    State,
+)
+
+_ENTRY_FIELDS = (
+    "id",
+    "key",
+    "state",
+    "event_type",
+    "channel_id",
+    "transaction_reference",
+    "payload",
+    "payload_sha256",
+    "email_hash",
+    "attempt",
+    "sends",
+    "due_at",
+    "created_at",
+    "updated_at",
+    "first_sent_at",
+    "in_doubt_since",
+    "event_ref",
+    "delivered_at",
+    "adopted",
+    "blind_resends",
+    "last_error",
+    "lease_owner",
+    "lease_expires_at",
+)
+_ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
+# finish never needs the payload; reading it would only move kilobytes through the thread.
+_HEAD_COLUMNS = ", ".join("NULL" if f == "payload" else f for f in _ENTRY_FIELDS)
+_ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status, error"
+
+_KEYS_IN = "key IN (SELECT value FROM json_each(?))"
+
+INSERT_NEW = """
+INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_reference, payload,
+                         payload_sha256, email_hash, due_at, created_at, updated_at)
+VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+INSERT_NEW_ONE = INSERT_NEW + " ON CONFLICT (key) DO NOTHING RETURNING id"
+
+INSERT_LOADED = (
+    f"INSERT INTO etk_entries ({', '.join(_ENTRY_FIELDS[1:])}) "
+    f"VALUES ({', '.join('?' * (len(_ENTRY_FIELDS) - 1))})"
+)
+
+INSERT_ATTEMPT = (
+    f"INSERT INTO etk_attempts (entry_id, {_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# Three index range scans (pending and in_doubt by due time, expired sending leases), each cut
+# to the limit before they are merged, so the cost does not grow with the table.
+CLAIM = """
+UPDATE etk_entries SET
+    state = CASE WHEN state = 'pending' THEN 'sending' ELSE 'in_doubt' END,
+    first_sent_at = CASE WHEN state = 'pending' THEN coalesce(first_sent_at, :now)
+                         ELSE first_sent_at END,
+    in_doubt_since = CASE WHEN state = 'pending' THEN in_doubt_since
+                          ELSE coalesce(in_doubt_since, :now) END,
+    due_at = CASE WHEN state = 'sending' THEN lease_expires_at ELSE due_at END,
+    attempt = attempt + 1,
+    lease_owner = :owner,
+    lease_expires_at = :expires,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM (
+        SELECT id, due FROM (
+            SELECT id, due_at AS due FROM etk_entries
+            WHERE state = 'pending' AND due_at <= :now
+            ORDER BY due_at, id LIMIT :limit)
+        UNION ALL
+        SELECT id, due FROM (
+            SELECT id, due_at AS due FROM etk_entries
+            WHERE state = 'in_doubt' AND due_at <= :now
+              AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
+            ORDER BY due_at, id LIMIT :limit)
+        UNION ALL
+        SELECT id, due FROM (
+            SELECT id, lease_expires_at AS due FROM etk_entries INDEXED BY etk_entries_lease
+            WHERE state = 'sending' AND lease_expires_at <= :now
+            ORDER BY lease_expires_at, id LIMIT :limit)
+        ORDER BY due, id LIMIT :limit))
+RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_reference,
+          sends, first_sent_at, in_doubt_since, due_at"""
+
+FINISH = """
+UPDATE etk_entries SET state = ?, due_at = ?, in_doubt_since = ?, event_ref = ?,
+    delivered_at = ?, adopted = ?, blind_resends = ?, sends = ?, last_error = ?,
+    lease_owner = ?, lease_expires_at = ?, updated_at = ?
+WHERE id = ? AND attempt = ?"""
+
+PURGE = """
+UPDATE etk_entries INDEXED BY etk_entries_purgeable SET payload = NULL
+WHERE payload IS NOT NULL AND state IN ('delivered', 'dead', 'cancelled') AND updated_at < ?"""
+
+SCHEMA_TABLE = """
+CREATE TABLE IF NOT EXISTS etk_schema_version (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)"""
+
+HAS_VERSION_TABLE = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'etk_schema_version'"
+)
+MAX_VERSION = "SELECT max(version) FROM etk_schema_version"
+RECORD_VERSION = "INSERT INTO etk_schema_version (version, name, applied_at) VALUES (?, ?, ?)"
+
+SELECT_KEYS = f"SELECT key FROM etk_entries WHERE {_KEYS_IN}"
+SELECT_IDS = f"SELECT id, key FROM etk_entries WHERE {_KEYS_IN}"
+SELECT_HEADS = f"SELECT {_HEAD_COLUMNS} FROM etk_entries WHERE {_KEYS_IN}"
+AND_KEYS_IN = f" AND {_KEYS_IN}"
+
+STATE_OF = "SELECT state FROM etk_entries WHERE key = ?"
+CANCEL = "UPDATE etk_entries SET state = 'cancelled', updated_at = ? WHERE key = ?"
+# RETRY_DEAD and DROP_DEAD end in their WHERE clause, so AND_KEYS_IN may be appended.
+RETRY_DEAD = (
+    "UPDATE etk_entries SET state = 'pending', due_at = ?, sends = 0,"
+    " in_doubt_since = NULL, updated_at = ?"
+    " WHERE state = 'dead' AND payload IS NOT NULL"
+)
+DROP_DEAD = (
+    "UPDATE etk_entries SET state = 'cancelled', payload = NULL, updated_at = ?"
+    " WHERE state = 'dead'"
+)
+FORGET_IN_FLIGHT = "SELECT count(*) FROM etk_entries WHERE email_hash = ? AND state = 'sending'"
+FORGET_CANCEL = (
+    "UPDATE etk_entries SET state = 'cancelled', payload = NULL, email_hash = NULL,"
+    " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
+    " WHERE email_hash = ? AND state IN ('pending', 'in_doubt', 'dead')"
+)
+FORGET_SCRUB = (
+    "UPDATE etk_entries SET payload = NULL, email_hash = NULL"
+    " WHERE email_hash = ? AND state IN ('delivered', 'cancelled')"
+)
+
+SET_HOLD = (
+    "INSERT INTO etk_holds (name, until, reason) VALUES (?, ?, ?) ON CONFLICT (name)"
+    " DO UPDATE SET until = excluded.until, reason = excluded.reason"
+)
+CLEAR_HOLD = "DELETE FROM etk_holds WHERE name = ?"
+HOLDS = "SELECT name, until, reason FROM etk_holds WHERE until > ? ORDER BY name"
+
+GET = f"SELECT {_ENTRY_COLUMNS} FROM etk_entries WHERE key = ?"
+ENTRIES = f"SELECT {_ENTRY_COLUMNS} FROM etk_entries WHERE id > ? ORDER BY id LIMIT ?"
+ENTRIES_IN_STATE = (
+    f"SELECT {_ENTRY_COLUMNS} FROM etk_entries WHERE id > ? AND state = ? ORDER BY id LIMIT ?"
+)
+ATTEMPTS = (
+    f"SELECT {_ATTEMPT_COLUMNS} FROM etk_attempts"
+    " WHERE entry_id = (SELECT id FROM etk_entries WHERE key = ?) ORDER BY id"
+)
+ATTEMPTS_BETWEEN = (
+    f"SELECT entry_id, {_ATTEMPT_COLUMNS} FROM etk_attempts"
+    " WHERE entry_id BETWEEN ? AND ? ORDER BY entry_id, id"
+)
+STATS_COUNTS = "SELECT state, count(*) FROM etk_entries GROUP BY state"
+STATS_SUMMARY = (
+    "SELECT"
+    " (SELECT min(created_at) FROM etk_entries WHERE state = 'pending'),"
+    " (SELECT last_error FROM etk_entries WHERE last_error IS NOT NULL"
+    "  ORDER BY updated_at DESC, id DESC LIMIT 1),"
+    " (SELECT coalesce(sum(blind_resends), 0) FROM etk_entries"
+    "  WHERE blind_resends > 0),"
+    " (SELECT count(*) FROM etk_entries WHERE adopted = 1)"
+)
+
+
+def entry_from_row(row: Sequence[Any]) -> Entry:
+    values = dict(zip(_ENTRY_FIELDS, row, strict=True))
+    values["state"] = State(values["state"])
+    values["adopted"] = bool(values["adopted"])
+    return Entry(**values)
+
+
+def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
+    attempt, kind, started_at, duration_ms, outcome, http_status, error = row
+    return AttemptRecord(
+        attempt=attempt,
+        kind=AttemptKind(kind),
+        started_at=started_at,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        http_status=http_status,
+        error=error,
+    )
+
+
+def attempt_params(entry_id: int, record: AttemptRecord) -> tuple[Any, ...]:
+    return (
+        entry_id,
+        record.attempt,
+        record.kind.value,
+        record.started_at,
+        record.duration_ms,
+        record.outcome,
+        record.http_status,
+        record.error,
+    )
+
+
+def statements(script: str) -> list[str]:
+    """Split a migration file into statements (``executescript`` would commit mid-migration)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    leftover = [ln for ln in buffer.splitlines() if ln.strip() and not ln.strip().startswith("--")]
+    if leftover:
+        raise MigrationError(f"migration ends inside a statement: {leftover[0][:60]!r}")
+    return statements
+
+
+def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
+    """The parameters of INSERT_NEW / INSERT_NEW_ONE."""
+    return (
+        new.key,
+        new.event_type,
+        new.channel_id,
+        new.transaction_reference,
+        new.payload,
+        payload_sha256(new.payload),
+        new.email_hash,
+        initial_due_at(new, now),
+        now,
+        now,
+    )
+
+
+def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
+    """A row RETURNED by CLAIM."""
+    return Claimed(
+        key=r[1],
+        attempt=r[2],
+        mode=ClaimMode.SEND if r[3] == State.SENDING.value else ClaimMode.RECONCILE,
+        payload=r[4],
+        event_type=r[5],
+        channel_id=r[6],
+        transaction_reference=r[7],
+        sends=r[8],
+        first_sent_at=r[9],
+        in_doubt_since=r[10],
+        lease_expires_at=expires,
+    )
+
+
+def finish_params(e: Entry) -> tuple[Any, ...]:
+    """The parameters of FINISH for an entry after its completion."""
+    return (
+        e.state.value,
+        e.due_at,
+        e.in_doubt_since,
+        e.event_ref,
+        e.delivered_at,
+        int(e.adopted),
+        e.blind_resends,
+        e.sends,
+        e.last_error,
+        e.lease_owner,
+        e.lease_expires_at,
+        e.updated_at,
+        e.id,
+        e.attempt,
+    )
+
+
+def loaded_params(entry: Entry) -> tuple[Any, ...]:
+    """The parameters of INSERT_LOADED."""
+    return tuple(_db_value(getattr(entry, field)) for field in _ENTRY_FIELDS[1:])
+
+
+def stats_from_rows(grouped: Iterable[Sequence[Any]], summary: Sequence[Any]) -> OutboxStats:
+    """The rows of STATS_COUNTS and the one row of STATS_SUMMARY."""
+    counts = empty_stats_counts()
+    for state, count in grouped:
+        counts[State(state)] = count
+    oldest, last_error, blind, adopted = summary
+    return OutboxStats(
+        counts=counts,
+        oldest_pending_created_at=oldest,
+        last_error=last_error,
+        blind_resends=int(blind),
+        adopted=int(adopted),
+    )
+
+
+def _db_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    return value
