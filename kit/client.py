@@ -67,7 +67,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_GATEWAY_STATUSES = frozenset({502, 504})  # a proxy gave up on an upstream that may have acted
+# A gateway or CDN gave up waiting for an upstream that may have acted (502/504, and the
+# 52x origin errors CDNs such as Cloudflare answer with).
+_GATEWAY_STATUSES = frozenset({502, 504, 520, 521, 522, 523, 524, 525, 526, 527})
 _CONNECT_ERRORS = (
     aiohttp.ClientConnectorError,  # refused, DNS, TLS handshake, proxy connect
     aiohttp.ConnectionTimeoutError,  # sock_connect timeout
@@ -437,6 +439,10 @@ class ETrustedClient:
         if status == 404:
             return NotFoundError(message, **where)
         if status == 409:
+            if may_have_acted and url.endswith("/events"):
+                # Undocumented for POST /events; if it ever means "already have it", the event
+                # exists: reconcile and adopt it rather than parking a delivered event as dead.
+                return ConflictError(message, kind=FailureKind.IN_DOUBT, **where)
             return ConflictError(message, **where)
         if status == 408:  # the server gave up reading the request: it did not act on it
             return RetryableAPIError(message, retry_after=retry_after, **where)

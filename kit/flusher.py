@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
 import os
 import random
@@ -33,10 +34,13 @@ from typing import Any, Protocol
 import attrs
 
 from kit.errors import (
+    AuthenticationError,
     ConfigError,
+    ConnectError,
     ETrustedError,
     FailureKind,
     KitError,
+    OutboxError,
     RateLimitedError,
     StorageError,
 )
@@ -44,7 +48,9 @@ from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsListen
 from kit.outbox.types import (
     HOLD_AUTH,
+    HOLD_MIGRATED,
     HOLD_PACE,
+    KEY_MARKER,
     AttemptKind,
     AttemptRecord,
     Claimed,
@@ -64,6 +70,21 @@ from kit.reconcile import InviteSource, find_event
 from kit.retry import Backoff
 
 logger = logging.getLogger(__name__)
+
+
+_DEFERRED_LABELS = frozenset({"deferred", "unauthorized"})
+
+
+def _marker_of(payload: str | None) -> str | None:
+    """The outbox key the payload carries in its metadata (None for unmarked events)."""
+    if payload is None:
+        return None
+    try:
+        metadata = json.loads(payload).get("metadata")
+    except (ValueError, AttributeError):
+        return None
+    value = metadata.get(KEY_MARKER) if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class InDoubtPolicy(enum.StrEnum):
@@ -186,6 +207,7 @@ class Flusher:
         self._done: list[Completion] = []
         self._done_ready = asyncio.Event()
         self._writer_closing = False
+        self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
         self._posting: set[str] = set()  # keys whose POST has left (cancel => in doubt)
         self._bell = outbox.subscribe()
@@ -256,6 +278,10 @@ class Flusher:
                 await self._bell.wait(min(pause, self.config.poll_interval))
                 continue
             claimed: list[Claimed] = []
+            if self._write_failures:
+                # Results cannot be written: claiming more would only pile up unrecorded 202s.
+                await self._bell.wait(self.config.poll_interval)
+                continue
             if self._outstanding <= self.config.concurrency:
                 try:
                     claimed = await self._storage.claim(
@@ -294,6 +320,9 @@ class Flusher:
             except StorageError:
                 logger.exception("reading holds failed", extra={"action": "holds_failed"})
             self._holds_checked = now
+        moved = next((h for h in self._holds if h.name == HOLD_MIGRATED), None)
+        if moved is not None:
+            raise OutboxError(f"this outbox must not be flushed any more: {moved.reason}")
         remaining = max((h.until - now for h in self._holds), default=0.0)
         if remaining > 0:
             if any(h.name == HOLD_AUTH for h in self._holds if h.until > now):
@@ -390,6 +419,7 @@ class Flusher:
             reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
             return Completion(item.key, item.attempt, Dead(reason))
 
+        now = self._clock()  # again: the type check above may have taken a while
         if any(h.until > now for h in self._holds):
             # Paced (429) or paused (401) since this entry was claimed: hand it back untouched.
             self.stats.released += 1
@@ -399,16 +429,28 @@ class Flusher:
             # the entry over mid-POST. Give it back instead (fenced, so harmless if taken).
             self.stats.released += 1
             return Completion(item.key, item.attempt, Release())
+        # The whole POST (token refresh and a 401 retry included) must end while the lease is
+        # ours, with a margin: past that, another flusher may already reconcile the entry.
+        budget = item.lease_expires_at - now - self.config.lease_seconds * 0.1
         started = time.perf_counter()
         self._posting.add(item.key)
         self.stats.posts += 1
         status: int | None = None
+        outcome: Outcome
+        error: str | None
         try:
-            accepted = await self.client.post_event_json(item.payload)
+            async with asyncio.timeout(budget):
+                accepted = await self.client.post_event_json(item.payload)
+        except TimeoutError:
+            outcome = InDoubt(
+                due_at=now + self.config.reconcile_delay, error="POST outlived its lease budget"
+            )
+            label, error = "in_doubt", "POST outlived its lease budget"
+            self.stats.in_doubt += 1
         except ETrustedError as exc:
             status = exc.status
             outcome, label = await self._classify(item, exc)
-            error: str | None = str(exc)
+            error = str(exc)
         except Exception as exc:  # a bug or an untranslated error: assume the worst
             logger.exception("unexpected error during POST", extra={"action": "post_crashed"})
             outcome = InDoubt(due_at=now + self.config.reconcile_delay, error=repr(exc))
@@ -423,7 +465,7 @@ class Flusher:
         self.stats.post_ms.append(elapsed)
         record = AttemptRecord(
             attempt=item.attempt,
-            kind=AttemptKind.SEND,
+            kind=AttemptKind.DEFERRED if label in _DEFERRED_LABELS else AttemptKind.SEND,
             started_at=now,
             duration_ms=round(elapsed, 3),
             outcome=label,
@@ -452,8 +494,11 @@ class Flusher:
                 extra={"action": "auth_paused"},
             )
             return Retry(due_at=until, error=str(exc)), "unauthorized"
-        # Retryable: nothing was created.
-        sends = item.sends + 1
+        # Retryable: nothing was created. Turned away before anything could be created (429,
+        # refused connection, token endpoint down) is not the entry's fault: it does not use up
+        # the attempt budget, so an eTrusted outage never parks good events.
+        deferred = isinstance(exc, RateLimitedError | ConnectError | AuthenticationError)
+        sends = item.sends + (0 if deferred else 1)
         if isinstance(exc, RateLimitedError):
             self.stats.rate_limited += 1
             if not any(h.name == HOLD_PACE and h.until > now for h in self._holds):
@@ -464,12 +509,17 @@ class Flusher:
                     self.config.pace_max, self.config.pace_default * 2 ** (self._pace_streak - 1)
                 )
             await self._set_hold(HOLD_PACE, now + pace, f"HTTP 429 from eTrusted: {exc}")
-        if sends >= self.config.max_sends:
+        if not deferred and sends >= self.config.max_sends:
             self.stats.dead += 1
             return Dead(f"gave up after {sends} sends; last error: {exc}"), "dead"
-        delay = self.config.backoff.delay(sends, retry_after=exc.retry_after, rng=self._rng)
+        failures = max(1, sends) if not deferred else self._deferrals(item)
+        delay = self.config.backoff.delay(failures, retry_after=exc.retry_after, rng=self._rng)
         self.stats.retried += 1
-        return Retry(due_at=now + delay, error=str(exc)), "retry"
+        return Retry(due_at=now + delay, error=str(exc)), "deferred" if deferred else "retry"
+
+    def _deferrals(self, item: Claimed) -> int:
+        """Backoff step for deferred sends: grows with the entry's claims, not its budget."""
+        return max(1, item.attempt - item.sends)
 
     async def _reconcile(self, item: Claimed) -> Completion:
         now = self._clock()
@@ -486,12 +536,19 @@ class Flusher:
                 transaction_reference=item.transaction_reference,
                 not_before=item.first_sent_at,
                 clock_skew=self.config.clock_skew,
+                marker=_marker_of(item.payload),
             )
         except ETrustedError as exc:
             status, error, label = exc.status, str(exc), "reconcile_failed"
             if exc.kind is FailureKind.UNAUTHORIZED:
                 await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
-            outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=str(exc))
+            since = item.in_doubt_since if item.in_doubt_since is not None else now
+            if exc.kind is FailureKind.PERMANENT and now - since >= self.config.reconcile_window:
+                # eTrusted refuses the lookup itself (e.g. no invites for this channel): waiting
+                # longer cannot help, so the window's policy applies as if nothing was found.
+                outcome, label, error = self._after_window(item, now - since, str(exc))
+            else:
+                outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=str(exc))
         else:
             since = item.in_doubt_since if item.in_doubt_since is not None else now
             if finding.event_ref is not None:
@@ -501,20 +558,8 @@ class Flusher:
             elif now - since < self.config.reconcile_window:
                 label, error = "not_found_yet", "not found in eTrusted yet"
                 outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=error)
-            elif self.config.in_doubt_policy is InDoubtPolicy.RESEND:
-                label = "resend"
-                error = f"not found in eTrusted after {now - since:.0f} s; sending again"
-                outcome = Resend(due_at=now, reason=error)
-                self.stats.blind_resends += 1
-                logger.warning(error, extra={"action": "blind_resend", "key": item.key})
             else:
-                label = "parked"
-                error = (
-                    f"in doubt: not found in eTrusted after {now - since:.0f} s; an operator "
-                    "must check eTrusted and then retry or drop it"
-                )
-                outcome = Dead(error)
-                self.stats.dead += 1
+                outcome, label, error = self._after_window(item, now - since, None)
         record = AttemptRecord(
             attempt=item.attempt,
             kind=AttemptKind.RECONCILE,
@@ -525,6 +570,23 @@ class Flusher:
             error=error,
         )
         return Completion(item.key, item.attempt, outcome, record)
+
+    def _after_window(
+        self, item: Claimed, waited: float, lookup_error: str | None
+    ) -> tuple[Outcome, str, str]:
+        """Nothing confirmed for a whole window: resend (counted) or park, as configured."""
+        why = "not found in eTrusted" if lookup_error is None else f"lookup failed: {lookup_error}"
+        if self.config.in_doubt_policy is InDoubtPolicy.RESEND:
+            error = f"{why} after {waited:.0f} s; sending again"
+            self.stats.blind_resends += 1
+            logger.warning(error, extra={"action": "blind_resend", "key": item.key})
+            return Resend(due_at=self._clock(), reason=error), "resend", error
+        error = (
+            f"in doubt: {why} after {waited:.0f} s; an operator must check eTrusted and then "
+            "retry or drop it"
+        )
+        self.stats.dead += 1
+        return Dead(error), "parked", error
 
     async def _type_active(self, name: str) -> bool | None:
         """Whether eTrusted knows ``name`` as an active event type (None: cannot tell)."""
@@ -560,30 +622,61 @@ class Flusher:
                 return
 
     async def _write(self, batch: list[Completion]) -> None:
-        for attempt in range(1, 6):
+        """Write results, retrying for as long as this flusher runs.
+
+        A result held here may be the only record of a 202: dropping it would leave the entry
+        to reconciliation, which can only find it if eTrusted made an invite. Only an abort
+        (second stop) or a database still down after the shutdown's own grace gives up.
+        """
+        failures = 0
+        while True:
             try:
                 applied = await self._storage.finish(batch, now=self._clock())
             except StorageError:
+                failures += 1
+                self._write_failures = failures
                 logger.exception(
-                    "writing results failed (try %d)", attempt, extra={"action": "finish_failed"}
+                    "writing %d results failed (try %d); retrying",
+                    len(batch),
+                    failures,
+                    extra={"action": "finish_failed"},
                 )
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+                if self._aborting.is_set() or (self._writer_closing and failures >= 10):
+                    break
+                await asyncio.sleep(min(5.0, 0.05 * 2**failures))
                 continue
-            fenced = sum(1 for ok in applied if not ok)
-            if fenced:
-                self.stats.fenced += fenced
-                logger.warning(
-                    "%d results were fenced off (a newer attempt owns those entries)",
-                    fenced,
-                    extra={"action": "fenced"},
-                )
+            self._write_failures = 0
+            self._report_fenced(batch, applied)
             return
-        # Unwritten results are not lost work: the entries stay `sending`, their leases expire
-        # and reconciliation finds what was delivered.
+        self._write_failures = 0
+        refs = [c.outcome.event_ref for c in batch if isinstance(c.outcome, Delivered)]
         logger.error(
-            "giving up writing %d results; their leases will expire and be reconciled",
+            "giving up writing %d results (refs received: %s); their leases will expire and "
+            "reconciliation will look for them",
             len(batch),
-            extra={"action": "finish_abandoned"},
+            ", ".join(refs) or "none",
+            extra={"action": "finish_abandoned", "event_refs": refs},
+        )
+
+    def _report_fenced(self, batch: list[Completion], applied: list[bool]) -> None:
+        fenced = [c for c, ok in zip(batch, applied, strict=True) if not ok]
+        if not fenced:
+            return
+        self.stats.fenced += len(fenced)
+        for completion in fenced:
+            if isinstance(completion.outcome, Delivered):
+                # eTrusted has this event, but a newer attempt owns the entry now: say so, with
+                # the ref, so an operator can match it if the newer attempt also sends.
+                logger.error(
+                    "a late 202 for %s (ref %s) was fenced off by a newer attempt",
+                    completion.key,
+                    completion.outcome.event_ref,
+                    extra={"action": "fenced_delivery", "event_ref": completion.outcome.event_ref},
+                )
+        logger.warning(
+            "%d results were fenced off (a newer attempt owns those entries)",
+            len(fenced),
+            extra={"action": "fenced"},
         )
 
     # -- shutdown ----------------------------------------------------------------------------

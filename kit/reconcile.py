@@ -25,6 +25,7 @@ import attrs
 
 from kit.errors import NotFoundError
 from kit.models import EventDetails, Invite
+from kit.outbox.types import KEY_MARKER
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ async def find_event(
     transaction_reference: str,
     not_before: float | None,
     clock_skew: float,
+    marker: str | None = None,
     max_candidates: int = 50,
 ) -> Finding:
     """Look for the event our in-doubt POST may have created; adopt the earliest match."""
@@ -94,6 +96,8 @@ async def find_event(
             continue
         if event.transaction is None or event.transaction.reference != transaction_reference:
             continue
+        if marker is not None and (event.metadata or {}).get(KEY_MARKER) != marker:
+            continue  # same type, channel and reference, but another outbox entry's event
         created = _epoch(event.created_at)
         if created is not None and not_before is not None and created < not_before - clock_skew:
             continue  # older than our first send: not ours

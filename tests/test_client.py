@@ -409,7 +409,7 @@ async def test_429_is_rate_limited_with_retry_after(
     assert server.sandbox.accepted_events() == []
 
 
-@pytest.mark.parametrize("status", [502, 504])
+@pytest.mark.parametrize("status", [502, 504, 522, 524])
 async def test_gateway_errors_on_post_events_are_in_doubt(
     server: SandboxServer, client: ETrustedClient, status: int
 ) -> None:
@@ -420,6 +420,21 @@ async def test_gateway_errors_on_post_events_are_in_doubt(
     with pytest.raises(RetryableAPIError) as get:
         await client.list_channels()
     assert get.value.kind is FailureKind.RETRYABLE
+
+
+async def test_conflict_on_post_events_is_in_doubt_but_permanent_elsewhere(
+    server: SandboxServer, client: ETrustedClient
+) -> None:
+    server.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=409, times=1)
+    )
+    with pytest.raises(ConflictError) as post:
+        await client.create_event(_body(), allow_checkout=True)
+    assert post.value.kind is FailureKind.IN_DOUBT
+    await client.create_event_type("twice")
+    with pytest.raises(ConflictError) as again:
+        await client.create_event_type("twice")
+    assert again.value.kind is FailureKind.PERMANENT
 
 
 async def test_drop_after_accept_is_in_doubt_and_the_event_exists(

@@ -13,8 +13,10 @@ import attrs
 import pytest
 
 from kit.client import ETrustedClient
+from kit.errors import OutboxError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
 from kit.outbox import Outbox
+from kit.outbox.migrate import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import HOLD_AUTH, HOLD_PACE, AttemptKind, ClaimMode, State
 from kit.retry import Backoff
@@ -169,12 +171,31 @@ async def test_rate_limit_paces_the_whole_flusher(world: World) -> None:
     assert flusher.stats.rate_limited == 1
     sends = []
     for entry in await world.outbox.entries():
-        sends += [a for a in await world.outbox.attempts(entry.key) if a.kind is AttemptKind.SEND]
+        log = await world.outbox.attempts(entry.key)
+        sends += [a for a in log if a.kind is not AttemptKind.RECONCILE]
     limited = next(a for a in sends if a.http_status == 429)
     later = [a for a in sends if a.started_at > limited.started_at]
     assert later, "nothing was sent after the 429"
     # No POST of ANY entry left before the server's Retry-After had passed.
     assert min(a.started_at for a in later) >= limited.started_at + 0.4
+    await world.assert_exactly_once()
+
+
+async def test_rate_limits_and_refused_connections_never_use_up_the_budget(
+    world: World,
+) -> None:
+    """An eTrusted that keeps saying 429 must not park good events as dead."""
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.RATE_LIMIT, method="POST", path="/events", retry_after=0.01, times=6)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, max_sends=2, concurrency=1))
+    await drain(flusher)
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DELIVERED
+    log = await world.outbox.attempts(entry.key)
+    assert [a.kind for a in log] == [AttemptKind.DEFERRED] * 6 + [AttemptKind.SEND]
+    assert entry.sends == 1
     await world.assert_exactly_once()
 
 
@@ -271,6 +292,28 @@ async def test_dropped_request_before_accept_is_resent_after_the_window(world: W
     assert (await world.outbox.stats()).blind_resends == 1
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 3
     await world.assert_exactly_once()
+
+
+async def test_reconciliation_never_adopts_another_entrys_event(world: World) -> None:
+    """Two parcels of one order (custom keys, same type/channel/reference): the in-doubt
+    second one must not adopt the first one's event and be marked delivered unsent."""
+    body = event(1)
+    await world.outbox.enqueue(body, key="order-1/parcel-A")
+    await drain(world.flusher())
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, method="POST", path="/events", times=1)
+    )
+    await world.outbox.enqueue(body, key="order-1/parcel-B")
+    flusher = world.flusher()
+    await drain(flusher)
+    first = await world.outbox.get("order-1/parcel-A")
+    second = await world.outbox.get("order-1/parcel-B")
+    assert second.state is State.DELIVERED
+    assert not second.adopted
+    assert flusher.stats.blind_resends == 1
+    accepted = {e.event_ref: e.body for e in world.sandbox.accepted_events()}
+    assert set(accepted) == {first.event_ref, second.event_ref}
+    assert accepted[second.event_ref or ""]["metadata"]["etrustedKitKey"] == "order-1/parcel-B"
 
 
 async def test_park_policy_parks_unresolved_in_doubt_entries(world: World) -> None:
@@ -415,6 +458,20 @@ async def test_concurrent_flushers_on_one_database_never_double_send(world: Worl
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 120
     assert sum(f.stats.blind_resends for f in flushers) == 0
     await world.assert_exactly_once()
+
+
+async def test_a_migrated_outbox_refuses_to_flush(world: World, tmp_path: Path) -> None:
+    await world.enqueue(3)
+    async with SQLiteStorage(tmp_path / "new.db") as target:
+        await migrate_outbox(world.outbox.storage, target)
+        with pytest.raises(OutboxError, match="moved to"):
+            await asyncio.wait_for(world.flusher().run_once(), 10)
+        assert world.sandbox.request_count("POST", "/events") == 0
+        async with Outbox(target, owns_storage=False) as moved:
+            await drain(Flusher(moved, world.client, FAST))
+            refs = {e.event_ref for e in await moved.entries() if e.state is State.DELIVERED}
+    assert len(refs) == 3
+    assert refs == {e.event_ref for e in world.sandbox.accepted_events()}
 
 
 async def _async(value: bool) -> bool:

@@ -12,8 +12,9 @@ from contextlib import asynccontextmanager
 from typing import IO, Any
 
 from kit.cli._env import add_db_option, db_url
-from kit.errors import ValidationError
+from kit.errors import ConfigError, ValidationError
 from kit.outbox import Outbox, storage_from_url
+from kit.outbox.sqlite import sqlite_path_from_url
 from kit.outbox.types import Entry, NewEntry, State
 
 ENQUEUE_BATCH = 1000
@@ -225,13 +226,27 @@ async def cmd_forget(args: argparse.Namespace) -> int:
     return 1 if result.skipped_in_flight else 0
 
 
+def _require_existing_sqlite(url: str) -> None:
+    if url.startswith(("postgresql://", "postgres://")):
+        return
+    path = sqlite_path_from_url(url) if url.startswith("sqlite:") else url
+    if path != ":memory:" and not os.path.exists(path):
+        raise ConfigError(f"the source outbox {path} does not exist")
+
+
 async def cmd_migrate_outbox(args: argparse.Namespace) -> int:
     from kit.outbox.migrate import migrate_outbox
 
+    _require_existing_sqlite(args.source)
     source = storage_from_url(args.source)
     target = storage_from_url(args.target)
-    async with source, target:
-        report = await migrate_outbox(source, target, force=args.force)
+    # The source is read as it is: never migrated (or created) by this command.
+    await source.open(migrate=False)
+    try:
+        async with target:
+            report = await migrate_outbox(source, target, force=args.force)
+    finally:
+        await source.aclose()
     by_state = ", ".join(f"{k}={v}" for k, v in sorted(report.by_state.items()))
     print(
         f"copied {report.copied} entries ({by_state or 'none'}); "

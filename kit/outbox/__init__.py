@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -23,6 +24,7 @@ import attrs
 from kit.errors import ConfigError, FieldError, OutboxError, ValidationError
 from kit.outbox.protocol import Storage, SupportsExternalTransaction
 from kit.outbox.types import (
+    KEY_MARKER,
     AttemptRecord,
     EnqueueResult,
     Entry,
@@ -31,6 +33,7 @@ from kit.outbox.types import (
     OutboxStats,
     State,
 )
+from kit.validation import validate_event_body
 
 EventInput = Mapping[str, Any] | Any  # a wire dict, or a kit.models.Event
 
@@ -38,6 +41,11 @@ EventInput = Mapping[str, Any] | Any  # a wire dict, or a kit.models.Event
 def default_key(body: Mapping[str, Any]) -> str:
     """channel id + event type + transaction reference: one invite per touchpoint and order."""
     return f"{body['channel']['id']}:{body['type']}:{body['transaction']['reference']}"
+
+
+# The stored payload is exactly ``json.dumps(body, separators=(",", ":"), ensure_ascii=False)``
+# (what :meth:`NewEntry.from_body` writes); one encoder for all saves building one per event.
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def email_hash(email: str) -> str:
@@ -109,11 +117,13 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         allow_checkout: bool = False,
         owns_storage: bool = True,
+        mark_events: bool = True,
     ) -> None:
         self.storage = storage
         self._clock = clock
         self._allow_checkout = allow_checkout
         self._owns_storage = owns_storage
+        self._mark_events = mark_events
         self._bells: set[Wakeup] = set()
 
     @classmethod
@@ -159,15 +169,28 @@ class Outbox:
         send_after: datetime | float | None = None,
     ) -> NewEntry:
         """Validate and key one event without storing it. Raises ValidationError."""
-        from kit.validation import validate_event_body
-
         body = _as_body(event)
         validate_event_body(body, allow_checkout=self._allow_checkout)
-        email = body["customer"]["email"]
-        return NewEntry.from_body(
-            key if key is not None else default_key(body),
-            body,
-            email_hash=email_hash(email),
+        entry_key = key if key is not None else default_key(body)
+        if self._mark_events:
+            # Our key travels with the event, so reconciliation adopts only our own event.
+            metadata = body.get("metadata")
+            body["metadata"] = (
+                {**metadata, KEY_MARKER: entry_key} if metadata else {KEY_MARKER: entry_key}
+            )
+        try:
+            payload = _PAYLOAD_ENCODER.encode(body)
+        except (TypeError, ValueError) as exc:  # e.g. a datetime in a field we do not check
+            raise ValidationError(
+                [FieldError("(root)", f"not JSON-serialisable: {exc}")], subject="event"
+            ) from exc
+        return NewEntry(
+            key=entry_key,
+            payload=payload,
+            event_type=str(body["type"]),
+            channel_id=str(body["channel"]["id"]),
+            transaction_reference=str(body["transaction"]["reference"]),
+            email_hash=email_hash(body["customer"]["email"]),
             send_after=_epoch(send_after),
         )
 

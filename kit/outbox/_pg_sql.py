@@ -192,7 +192,7 @@ class Sql:
             " WHERE state = 'dead' AND ($1::text[] IS NULL OR key = ANY($1::text[]))"
         )
         self.purge = (
-            f"UPDATE {t} SET payload = NULL WHERE payload IS NOT NULL"
+            f"UPDATE {t} SET payload = NULL, email_hash = NULL WHERE payload IS NOT NULL"
             " AND state IN ('delivered', 'dead', 'cancelled') AND updated_at < $1"
         )
         # Entries in flight are left alone (counted); the rest lose payload and e-mail hash, and

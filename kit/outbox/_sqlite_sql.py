@@ -109,7 +109,7 @@ UPDATE etk_entries SET state = ?, due_at = ?, in_doubt_since = ?, event_ref = ?,
 WHERE id = ? AND attempt = ?"""
 
 PURGE = """
-UPDATE etk_entries INDEXED BY etk_entries_purgeable SET payload = NULL
+UPDATE etk_entries INDEXED BY etk_entries_purgeable SET payload = NULL, email_hash = NULL
 WHERE payload IS NOT NULL AND state IN ('delivered', 'dead', 'cancelled') AND updated_at < ?"""
 
 SCHEMA_TABLE = """

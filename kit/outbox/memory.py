@@ -357,7 +357,7 @@ class InMemoryStorage:
                 and entry.payload is not None
                 and entry.updated_at < before
             ):
-                self._put(attrs.evolve(entry, payload=None))
+                self._put(attrs.evolve(entry, payload=None, email_hash=None))
                 count += 1
         return count
 

@@ -7,7 +7,8 @@ that the flushers set again if the cause is still there.
 
 Flushers must be stopped on the source while it is copied: an entry that changes after its batch
 was copied would be stale in the target. A live lease proves a flusher is at work, so its presence
-refuses the move unless ``force=True``.
+refuses the move unless ``force=True``. Before copying, the source gets a permanent ``migrated``
+hold, so no flusher (an idle one, a cron'd ``flush --once``) can ever deliver from it again.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import attrs
 
 from kit.errors import ConfigError, OutboxError
 from kit.outbox.protocol import Storage
-from kit.outbox.types import State
+from kit.outbox.types import HOLD_MIGRATED, Hold, State
 
 log = logging.getLogger(__name__)
 
 _PAGE = 500
+_FOREVER = 100 * 365 * 86400.0  # a finite "never", so that JSON and every backend can hold it
 
 
 @attrs.frozen(kw_only=True)
@@ -59,8 +61,23 @@ async def migrate_outbox(
         raise ConfigError(f"batch must be >= 1, got {batch}")
     if source is target:
         raise OutboxError(f"source and target are the same outbox ({source.url})")
+    moment = time.time() if now is None else now
+    # From here on the source must never deliver again: an entry sent from it after being
+    # copied would be sent a second time from the target. Every flusher honours this hold
+    # (a running one stops with an error within a second), and it stays after the copy.
+    await source.set_hold(
+        Hold(
+            name=HOLD_MIGRATED,
+            until=moment + _FOREVER,
+            reason=f"the outbox was moved to {target.url}; run flushers against that database",
+        )
+    )
     if not force:
-        await _refuse_live_leases(source, time.time() if now is None else now)
+        try:
+            await _refuse_live_leases(source, moment)
+        except OutboxError:
+            await source.clear_hold(HOLD_MIGRATED)  # nothing was copied: leave it as it was
+            raise
     copied = skipped = 0
     by_state = dict.fromkeys(State, 0)
     async for records in source.dump(batch=batch):

@@ -116,9 +116,10 @@ class Storage(Protocol):
         ...
 
     async def purge(self, *, before: float, now: float) -> int:
-        """Remove the payload of terminal entries last updated before ``before``.
+        """Remove the payload and e-mail hash of terminal entries last updated before ``before``.
 
-        The key, state, refs, transaction reference, payload hash and attempt log stay.
+        The key, state, refs, transaction reference, payload hash and attempt log stay. The
+        e-mail hash goes too: an unsalted hash of an address is still personal data.
         """
         ...
 

@@ -13,6 +13,10 @@ from typing import Any
 
 import attrs
 
+# The outbox writes each entry's key into its event's ``metadata`` under this name, so that
+# reconciliation can tell our event from any other with the same type, channel and reference.
+KEY_MARKER = "etrustedKitKey"
+
 
 class State(enum.StrEnum):
     """Where an outbox entry is in its life (see docs/guarantees.md)."""
@@ -36,7 +40,10 @@ class ClaimMode(enum.StrEnum):
 
 
 class AttemptKind(enum.StrEnum):
-    SEND = "send"
+    SEND = "send"  # a POST that may have reached eTrusted; counts against the attempt budget
+    # A send turned away before anything could be created (429, connection refused, token
+    # endpoint down, credentials refused): logged, but not the entry's fault, so not counted.
+    DEFERRED = "deferred"
     RECONCILE = "reconcile"
 
 
@@ -239,3 +246,5 @@ class ForgetResult:
 
 HOLD_PACE = "pace"
 HOLD_AUTH = "auth"
+# Set on a source outbox by migrate_outbox: its entries now live elsewhere; never flush it.
+HOLD_MIGRATED = "migrated"

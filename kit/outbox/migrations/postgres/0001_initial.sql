@@ -58,7 +58,7 @@ CREATE TABLE attempts (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     entry_id    bigint NOT NULL REFERENCES entries (id),
     attempt     integer NOT NULL,
-    kind        text NOT NULL CHECK (kind IN ('send', 'reconcile')),
+    kind        text NOT NULL CHECK (kind IN ('send', 'deferred', 'reconcile')),
     started_at  double precision NOT NULL,
     duration_ms double precision NOT NULL,
     outcome     text NOT NULL,

@@ -59,7 +59,7 @@ CREATE TABLE etk_attempts (
     id          INTEGER PRIMARY KEY,
     entry_id    INTEGER NOT NULL REFERENCES etk_entries (id),
     attempt     INTEGER NOT NULL,
-    kind        TEXT    NOT NULL CHECK (kind IN ('send', 'reconcile')),
+    kind        TEXT    NOT NULL CHECK (kind IN ('send', 'deferred', 'reconcile')),
     started_at  REAL    NOT NULL,
     duration_ms REAL    NOT NULL,
     outcome     TEXT    NOT NULL,
