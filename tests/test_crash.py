@@ -121,6 +121,15 @@ class Harness:
             stderr=subprocess.DEVNULL,
         )
 
+    async def stats(self) -> dict[str, Any]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.api_url}/_sandbox/stats") as resp,
+        ):
+            resp.raise_for_status()
+            data: dict[str, Any] = await resp.json()
+            return data
+
     async def accepted(self) -> list[dict[str, Any]]:
         async with (
             aiohttp.ClientSession() as session,
@@ -198,6 +207,15 @@ async def run_crash_scenario(
             assert refs[entry.event_ref or ""] == entry.transaction_reference
         assert len(accepted) == valid  # nothing else reached eTrusted
         assert caught_mid_flight > 0, "no kill landed while entries were in flight"
+        # Reconciliation may only have been needed where an answer was really lost: a dropped
+        # connection, or an entry a kill caught in flight. A flusher that threw away 202s, or
+        # wrote results unfenced, would lean on reconciliation far beyond that.
+        stats = await harness.stats()
+        dropped = sum(
+            r["count"] for r in stats["requests"] if r["method"] == "POST" and r["status"] == 0
+        )
+        adopted = sum(1 for e in entries if e.adopted)
+        assert adopted <= dropped + caught_mid_flight, (adopted, dropped, caught_mid_flight)
     finally:
         harness.stop_sandbox()
 

@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from kit.client import ETrustedClient
-from kit.errors import OutboxError
+from kit.errors import OutboxError, StorageUnavailableError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
 from kit.outbox import Outbox
 from kit.outbox.migrate import migrate_outbox
@@ -458,6 +458,69 @@ async def test_concurrent_flushers_on_one_database_never_double_send(world: Worl
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 120
     assert sum(f.stats.blind_resends for f in flushers) == 0
     await world.assert_exactly_once()
+
+
+class FlakyFinish(SQLiteStorage):
+    """A database that fails the first result writes (a failover, a locked file)."""
+
+    failures = 3
+
+    async def finish(self, completions: Any, *, now: float) -> list[bool]:
+        if self.failures:
+            self.failures -= 1
+            raise StorageUnavailableError("the database is down")
+        return await super().finish(completions, now=now)
+
+
+async def test_results_survive_a_database_outage_without_reconciliation(
+    world: World, tmp_path: Path
+) -> None:
+    async with FlakyFinish(tmp_path / "flaky.db") as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        await outbox.enqueue_many([event(i) for i in range(5)])
+        flusher = Flusher(outbox, world.client, attrs.evolve(FAST, concurrency=1))
+        await drain(flusher)
+        delivered = await outbox.entries()
+        assert storage.failures == 0
+    assert all(e.state is State.DELIVERED and not e.adopted for e in delivered)
+    assert flusher.stats.posts == 5  # no 202 was lost, so nothing was looked up or resent
+    assert flusher.stats.reconcile_checks == 0
+    assert {e.event_ref for e in delivered} == {
+        e.event_ref for e in world.sandbox.accepted_events()
+    }
+
+
+async def test_a_post_never_outlives_its_lease(world: World) -> None:
+    """A slow answer is abandoned before the lease runs out, then found, not resent."""
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.LATE_ANSWER, method="POST", path="/events", delay=5.0, times=1)
+    )
+    config = attrs.evolve(FAST, lease_seconds=2.0, reconcile_window=30.0)
+    async with ETrustedClient(world.server.client_config(request_timeout=30)) as slow:
+        await drain(Flusher(world.outbox, slow, config))
+    (entry,) = await world.outbox.entries()
+    log = await world.outbox.attempts(entry.key)
+    assert (log[0].outcome, log[0].error) == ("in_doubt", "POST outlived its lease budget")
+    assert log[0].duration_ms < 2000
+    assert entry.state is State.DELIVERED
+    assert entry.adopted
+    await world.assert_exactly_once()
+
+
+async def test_a_refused_lookup_ends_with_the_window_policy(world: World) -> None:
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, method="POST", path="/events", times=1)
+    )
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="GET", path="/channels/*", status=403)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, in_doubt_policy=InDoubtPolicy.PARK)))
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DEAD
+    assert "lookup failed" in (entry.last_error or "")
+    assert world.accepted() == Counter()
 
 
 async def test_a_migrated_outbox_refuses_to_flush(world: World, tmp_path: Path) -> None:
