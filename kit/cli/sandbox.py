@@ -57,6 +57,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for ids and fault rolls")
     parser.add_argument(
+        "--event-type",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also seed this active event type, e.g. order_shipped (repeatable)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -121,6 +128,7 @@ async def run(args: argparse.Namespace) -> int:
         token_expires_in=args.token_expires_in,
         processing_delay=args.processing_delay,
         seed=args.seed,
+        event_types=tuple(dict.fromkeys([*_DEFAULTS.event_types, *args.event_type])),
     )
     sandbox = Sandbox(config)
     for fault in _faults(args.fault):

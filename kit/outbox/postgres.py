@@ -122,6 +122,8 @@ class PostgresStorage:
         self._dsn = dsn
         self._url = _redact_url(dsn)
         self._schema = schema
+        if schema != "etrusted_kit":  # so that status/logs tell schemas of one database apart
+            self._url += ("&" if "?" in self._url else "?") + f"schema={schema}"
         self._channel = f"{schema}_wake"
         self._sql = Sql(schema)
         self._pool: asyncpg.Pool[Any] | None = pool

@@ -6,6 +6,7 @@ inline. Nothing here reads the environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -39,6 +40,11 @@ def _names(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, 
         raise ConfigError(f"{attribute.name} must be distinct, non-empty strings, got {value!r}")
 
 
+def _as_tuple(values: Iterable[str]) -> tuple[str, ...]:
+    """A typed converter, so that ``SandboxConfig(event_types=[...])`` passes mypy --strict."""
+    return tuple(values)
+
+
 @attrs.frozen(kw_only=True)
 class SandboxConfig:
     """Everything a :class:`~kit.sandbox.Sandbox` needs; the defaults suit tests and demos."""
@@ -54,11 +60,11 @@ class SandboxConfig:
     seed: int | None = None
     account_ref: str = attrs.field(default=SEEDED_ACCOUNT_REF, validator=_not_empty)
     channel_ids: tuple[str, ...] = attrs.field(
-        default=SEEDED_CHANNEL_IDS, converter=tuple, validator=_names
+        default=SEEDED_CHANNEL_IDS, converter=_as_tuple, validator=_names
     )
     # Active event types the account starts with (eTrusted seeds ``checkout`` for everyone).
     event_types: tuple[str, ...] = attrs.field(
-        default=("checkout",), converter=tuple, validator=_names
+        default=("checkout",), converter=_as_tuple, validator=_names
     )
     # Invite settings of a new event type appear only after this many seconds (eTrusted's own
     # connector retries its PATCH, which suggests they are created asynchronously).

@@ -172,3 +172,17 @@ async def test_cli_rejects_a_bad_fault(tmp_path: Path) -> None:
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
     assert proc.returncode == 1
     assert "unknown fault kind 'explode'" in err.decode()
+
+
+async def test_cli_seeds_extra_event_types(tmp_path: Path) -> None:
+    extra = ("--event-type", "order_shipped", "--event-type", "subscription_renewed")
+    async with (
+        sandbox_process(tmp_path, *extra) as (proc, info, _),
+        aiohttp.ClientSession() as http,
+    ):
+        headers = await _token(http, info)
+        async with http.get(info["api_url"] + "/event-types", headers=headers) as r:
+            names = {t["name"]: t["active"] for t in await r.json()}
+        code, _, err = await _stop(proc)
+    assert code == 0, err
+    assert names == {"checkout": True, "order_shipped": True, "subscription_renewed": True}
