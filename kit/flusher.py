@@ -43,6 +43,7 @@ from kit.errors import (
     OutboxError,
     RateLimitedError,
     StorageError,
+    StorageUnavailableError,
 )
 from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsListen
@@ -294,6 +295,11 @@ class Flusher:
                     logger.exception("claim failed", extra={"action": "claim_failed"})
                     await self._bell.wait(self.config.poll_interval)
                     continue
+                if claimed:
+                    # Read the holds again now that the claim has committed: a hold committed
+                    # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
+                    # these entries is POSTed, and the workers give them back untouched.
+                    await self._refresh_holds(self._clock())
                 for item in claimed:
                     self._outstanding += 1
                     self._all_finished.clear()
@@ -315,11 +321,7 @@ class Flusher:
     async def _hold_remaining(self, now: float) -> float:
         """Seconds to wait because of a fleet-wide hold (429 pacing or a credential pause)."""
         if now - self._holds_checked >= self.config.hold_check_interval:
-            try:
-                self._holds = await self._storage.holds(now=now)
-            except StorageError:
-                logger.exception("reading holds failed", extra={"action": "holds_failed"})
-            self._holds_checked = now
+            await self._refresh_holds(now)
         moved = next((h for h in self._holds if h.name == HOLD_MIGRATED), None)
         if moved is not None:
             raise OutboxError(f"this outbox must not be flushed any more: {moved.reason}")
@@ -331,6 +333,13 @@ class Flusher:
         if self._auth_hold_seen:
             return await self._probe_credentials(now)
         return 0.0
+
+    async def _refresh_holds(self, now: float) -> None:
+        try:
+            self._holds = await self._storage.holds(now=now)
+        except StorageError:
+            logger.exception("reading holds failed", extra={"action": "holds_failed"})
+        self._holds_checked = now
 
     async def _probe_credentials(self, now: float) -> float:
         """After a credential pause, check with one cheap call before sending anything."""
@@ -544,9 +553,14 @@ class Flusher:
                 await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
             since = item.in_doubt_since if item.in_doubt_since is not None else now
             if exc.kind is FailureKind.PERMANENT and now - since >= self.config.reconcile_window:
-                # eTrusted refuses the lookup itself (e.g. no invites for this channel): waiting
-                # longer cannot help, so the window's policy applies as if nothing was found.
-                outcome, label, error = self._after_window(item, now - since, str(exc))
+                # eTrusted refuses the lookup itself (e.g. no access to this channel's invites):
+                # waiting longer cannot help, and not having looked is no licence to resend.
+                error = (
+                    f"in doubt: eTrusted refused the lookup for {now - since:.0f} s ({exc}); an "
+                    "operator must check eTrusted and then retry or drop it"
+                )
+                outcome, label = Dead(error), "parked"
+                self.stats.dead += 1
             else:
                 outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=str(exc))
         else:
@@ -559,7 +573,7 @@ class Flusher:
                 label, error = "not_found_yet", "not found in eTrusted yet"
                 outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=error)
             else:
-                outcome, label, error = self._after_window(item, now - since, None)
+                outcome, label, error = self._after_window(item, now - since)
         record = AttemptRecord(
             attempt=item.attempt,
             kind=AttemptKind.RECONCILE,
@@ -571,11 +585,17 @@ class Flusher:
         )
         return Completion(item.key, item.attempt, outcome, record)
 
-    def _after_window(
-        self, item: Claimed, waited: float, lookup_error: str | None
-    ) -> tuple[Outcome, str, str]:
-        """Nothing confirmed for a whole window: resend (counted) or park, as configured."""
-        why = "not found in eTrusted" if lookup_error is None else f"lookup failed: {lookup_error}"
+    def _after_window(self, item: Claimed, waited: float) -> tuple[Outcome, str, str]:
+        """Looked for a whole window and found nothing: resend (counted) or park.
+
+        Resends stop at the attempt budget like any retry: an answer that keeps going in doubt
+        (say a 409 that always comes back) ends parked, not resent forever.
+        """
+        why = "not found in eTrusted"
+        if item.sends >= self.config.max_sends:
+            error = f"in doubt after {item.sends} sends: {why} after {waited:.0f} s"
+            self.stats.dead += 1
+            return Dead(error), "parked", error
         if self.config.in_doubt_policy is InDoubtPolicy.RESEND:
             error = f"{why} after {waited:.0f} s; sending again"
             self.stats.blind_resends += 1
@@ -618,6 +638,10 @@ class Flusher:
             batch, self._done = self._done, []
             if batch:
                 await self._write(batch)
+                if self._outstanding == 0 and not self._done:
+                    # The feeder may have found everything finished but this batch unwritten,
+                    # and gone to sleep for a whole poll interval: it is idle now, tell it.
+                    self._bell.ring()
             if self._writer_closing and not self._done:
                 return
 
@@ -632,18 +656,24 @@ class Flusher:
         while True:
             try:
                 applied = await self._storage.finish(batch, now=self._clock())
-            except StorageError:
+            except StorageError as exc:
                 failures += 1
-                self._write_failures = failures
+                # Only "the database is unreachable" is worth waiting out indefinitely; any
+                # other error (a schema that refuses the row) will not heal by retrying.
+                transient = isinstance(exc, StorageUnavailableError)
+                self._write_failures = failures if transient else 0
                 logger.exception(
-                    "writing %d results failed (try %d); retrying",
+                    "writing %d results failed (try %d); %s",
                     len(batch),
                     failures,
+                    "retrying" if transient else "retrying a few times",
                     extra={"action": "finish_failed"},
                 )
-                if self._aborting.is_set() or (self._writer_closing and failures >= 10):
+                limit = 3 if self._writer_closing else (None if transient else 5)
+                if self._aborting.is_set() or (limit is not None and failures >= limit):
                     break
-                await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+                with contextlib.suppress(TimeoutError):  # a second stop() cuts the wait short
+                    await asyncio.wait_for(self._aborting.wait(), min(5.0, 0.05 * 2**failures))
                 continue
             self._write_failures = 0
             self._report_fenced(batch, applied)

@@ -18,7 +18,15 @@ from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
 from kit.outbox import Outbox
 from kit.outbox.migrate import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
-from kit.outbox.types import HOLD_AUTH, HOLD_PACE, AttemptKind, ClaimMode, State
+from kit.outbox.types import (
+    HOLD_AUTH,
+    HOLD_MIGRATED,
+    HOLD_PACE,
+    AttemptKind,
+    ClaimMode,
+    Hold,
+    State,
+)
 from kit.retry import Backoff
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
 
@@ -508,18 +516,32 @@ async def test_a_post_never_outlives_its_lease(world: World) -> None:
     await world.assert_exactly_once()
 
 
-async def test_a_refused_lookup_ends_with_the_window_policy(world: World) -> None:
+@pytest.mark.parametrize("policy", list(InDoubtPolicy))
+async def test_a_lookup_refused_for_a_whole_window_parks_whatever_the_policy(
+    world: World, policy: InDoubtPolicy
+) -> None:
+    """Not having been able to look is no licence to resend: that could duplicate."""
     await world.enqueue(1)
     world.sandbox.add_fault(
-        Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, method="POST", path="/events", times=1)
+        Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", times=1)
     )
     world.sandbox.add_fault(
         Fault(kind=FaultKind.STATUS, method="GET", path="/channels/*", status=403)
     )
-    await drain(world.flusher(attrs.evolve(FAST, in_doubt_policy=InDoubtPolicy.PARK)))
+    await drain(world.flusher(attrs.evolve(FAST, in_doubt_policy=policy)))
     (entry,) = await world.outbox.entries()
     assert entry.state is State.DEAD
-    assert "lookup failed" in (entry.last_error or "")
+    assert "refused the lookup" in (entry.last_error or "")
+    assert sum(world.accepted().values()) == 1  # the dropped answer's event, and no resend
+
+
+async def test_resends_stop_at_the_attempt_budget(world: World) -> None:
+    await world.enqueue(1)
+    world.sandbox.add_fault(Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, method="POST", path="/events"))
+    await drain(world.flusher(attrs.evolve(FAST, max_sends=3, reconcile_window=0.05)))
+    (entry,) = await world.outbox.entries()
+    assert entry.state is State.DEAD
+    assert (entry.sends, entry.blind_resends) == (3, 2)
     assert world.accepted() == Counter()
 
 
@@ -535,6 +557,21 @@ async def test_a_migrated_outbox_refuses_to_flush(world: World, tmp_path: Path) 
             refs = {e.event_ref for e in await moved.entries() if e.state is State.DELIVERED}
     assert len(refs) == 3
     assert refs == {e.event_ref for e in world.sandbox.accepted_events()}
+
+
+async def test_a_hold_committed_before_a_claim_is_seen_before_the_post(world: World) -> None:
+    """Even with a stale view of the holds, nothing claimed after a 'migrated' hold is sent."""
+    flusher = world.flusher(attrs.evolve(FAST, hold_check_interval=3600.0, poll_interval=60.0))
+    task = asyncio.create_task(flusher.run())
+    await wait_until(lambda: _async(flusher._holds_checked > 0))  # first (empty) read done
+    await world.outbox.storage.set_hold(
+        Hold(name=HOLD_MIGRATED, until=time.time() + 3600, reason="moved to elsewhere")
+    )
+    await world.enqueue(2)  # rings the flusher, whose cached holds are an hour from stale
+    with pytest.raises(OutboxError, match="moved to elsewhere"):
+        await asyncio.wait_for(task, 10)
+    assert world.sandbox.request_count("POST", "/events") == 0
+    assert {e.state for e in await world.outbox.entries()} == {State.PENDING}
 
 
 async def _async(value: bool) -> bool:

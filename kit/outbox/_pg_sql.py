@@ -188,7 +188,8 @@ class Sql:
             " AND ($1::text[] IS NULL OR key = ANY($1::text[]))"
         )
         self.drop_dead = (
-            f"UPDATE {t} SET state = 'cancelled', payload = NULL, updated_at = $2"
+            f"UPDATE {t} SET state = 'cancelled', payload = NULL, email_hash = NULL,"
+            " updated_at = $2"
             " WHERE state = 'dead' AND ($1::text[] IS NULL OR key = ANY($1::text[]))"
         )
         self.purge = (

@@ -139,7 +139,7 @@ RETRY_DEAD = (
     " WHERE state = 'dead' AND payload IS NOT NULL"
 )
 DROP_DEAD = (
-    "UPDATE etk_entries SET state = 'cancelled', payload = NULL, updated_at = ?"
+    "UPDATE etk_entries SET state = 'cancelled', payload = NULL, email_hash = NULL, updated_at = ?"
     " WHERE state = 'dead'"
 )
 FORGET_IN_FLIGHT = "SELECT count(*) FROM etk_entries WHERE email_hash = ? AND state = 'sending'"

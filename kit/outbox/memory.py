@@ -346,7 +346,11 @@ class InMemoryStorage:
     async def drop_dead(self, keys: Sequence[str] | None, *, now: float) -> int:
         dead = self._selected(keys, State.DEAD)
         for entry in dead:
-            self._put(attrs.evolve(entry, state=State.CANCELLED, payload=None, updated_at=now))
+            self._put(
+                attrs.evolve(
+                    entry, state=State.CANCELLED, payload=None, email_hash=None, updated_at=now
+                )
+            )
         return len(dead)
 
     async def purge(self, *, before: float, now: float) -> int:

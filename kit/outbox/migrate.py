@@ -62,6 +62,7 @@ async def migrate_outbox(
     if source is target:
         raise OutboxError(f"source and target are the same outbox ({source.url})")
     moment = time.time() if now is None else now
+    already_held = any(h.name == HOLD_MIGRATED for h in await source.holds(now=moment))
     # From here on the source must never deliver again: an entry sent from it after being
     # copied would be sent a second time from the target. Every flusher honours this hold
     # (a running one stops with an error within a second), and it stays after the copy.
@@ -76,7 +77,8 @@ async def migrate_outbox(
         try:
             await _refuse_live_leases(source, moment)
         except OutboxError:
-            await source.clear_hold(HOLD_MIGRATED)  # nothing was copied: leave it as it was
+            if not already_held:  # nothing was copied by anyone: leave the source as it was
+                await source.clear_hold(HOLD_MIGRATED)
             raise
     copied = skipped = 0
     by_state = dict.fromkeys(State, 0)

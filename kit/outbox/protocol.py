@@ -112,7 +112,7 @@ class Storage(Protocol):
         ...
 
     async def drop_dead(self, keys: Sequence[str] | None, *, now: float) -> int:
-        """``dead`` -> ``cancelled`` and purge the payload (``None``: all dead entries)."""
+        """``dead`` -> ``cancelled``, payload and e-mail hash removed (``None``: all dead)."""
         ...
 
     async def purge(self, *, before: float, now: float) -> int:

@@ -708,6 +708,7 @@ async def test_drop_dead(storage: Storage) -> None:
     assert await storage.drop_dead(["d2", "p", "unknown"], now=T + 1) == 1
     e = await entry(storage, "d2")
     assert (e.state, e.payload, e.updated_at) == (State.CANCELLED, None, T + 1)
+    assert e.email_hash is None  # no customer data left behind with the payload
     assert (e.payload_sha256, e.last_error) == (
         hashlib.sha256(new("d2").payload.encode()).hexdigest(),
         "400 bad request",

@@ -231,8 +231,16 @@ async def test_refuses_a_source_with_live_leases(
         await migrate_outbox(sqlite_a, sqlite_b, now=t(100))  # the lease runs until t(1009)
     assert await everything(sqlite_b) == []
 
+    assert await sqlite_a.holds(now=t(100)) == []  # refused before copying: source untouched
+
     forced = await migrate_outbox(sqlite_a, sqlite_b, now=t(100), force=True)
     assert forced.copied == 12
+    (hold,) = await sqlite_a.holds(now=t(100))
+    assert hold.name == "migrated"
+    # Repeating the move (as the docs say is safe) must not lift the hold, even when refused.
+    with pytest.raises(OutboxError):
+        await migrate_outbox(sqlite_a, sqlite_b, now=t(100))
+    assert [h.name for h in await sqlite_a.holds(now=t(100))] == ["migrated"]
     moved = await sqlite_b.get("k-sending")
     assert moved is not None
     assert (moved.state, moved.lease_owner, moved.lease_expires_at) == (
