@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from kit.cli import bench as _bench
 from kit.cli import demo as _demo
 from kit.cli import flush as _flush
 from kit.cli import outbox_cmds as _outbox
@@ -19,4 +20,5 @@ REGISTRY: list[Register] = [
     _flush.register,
     _setup.register,
     _sandbox.register,
+    _bench.register,
 ]

@@ -1,0 +1,248 @@
+"""``etrusted-kit bench``: it runs to the end and reports every figure; no speed is asserted.
+
+The quick runs start real child processes (the sandbox, flushers, ``etrusted-kit flush``) and use
+real SQLite files or PostgreSQL schemas, so they also show that the harness cleans up after
+itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from kit.bench import (
+    FIGURE_IDS,
+    FULL,
+    BenchReport,
+    Figure,
+    bench_body,
+    bench_entry,
+    format_table,
+    percentile,
+)
+from kit.cli import cli
+from kit.errors import ValidationError
+from kit.flusher import Flusher, FlusherConfig
+from kit.outbox import Outbox
+from kit.outbox.memory import InMemoryStorage
+from kit.outbox.types import Claimed, State
+
+RATE_FIGURES = {"enqueue_one", "enqueue_bulk", "delivery", "backlog_rate", "scale_out"}
+
+
+def _check_report(data: dict[str, Any], *, backend: str) -> None:
+    assert data["version"] == 1
+    assert data["backend"] == backend
+    assert data["quick"] is True
+    assert data["sizes"]["backlog_large"] == 100_000
+    assert data["machine"]["cpus"] >= 1
+    figures = {f["id"]: f for f in data["figures"]}
+    assert [f["id"] for f in data["figures"]] == list(FIGURE_IDS)
+    for fid, f in figures.items():
+        assert f["title"]
+        assert f["target"], f"{fid} has no target"
+        if f["skipped"]:
+            assert f["kit"] is None
+            assert f["met"] is None
+            continue
+        assert isinstance(f["kit"], int | float)
+        assert f["kit"] > 0, fid
+        if fid == "latency_cross_process":
+            assert f["met"] is None
+        else:
+            assert isinstance(f["met"], bool), fid
+        if fid in RATE_FIGURES:
+            assert f["unit"] == "events/s"
+            assert f["baseline"] > 0, fid
+            assert f["baseline_label"]
+            assert math.isclose(f["ratio"], f["kit"] / f["baseline"], rel_tol=0.01, abs_tol=0.002)
+    for fid in ("latency_same_process", "latency_cross_process"):
+        details = figures[fid]["details"]
+        assert details["samples"] > 0
+        assert 0 <= details["p50_ms"] <= details["p99_ms"] <= details["max_ms"]
+    backlog = figures["backlog_rate"]["details"]
+    assert backlog["backlog_large"] == 100_000
+    assert "100k instead of 1M" in backlog["note"]
+    assert figures["backlog_rss"]["unit"] == "MB"
+    assert 5 < figures["backlog_rss"]["kit"] < 10_000  # a real process's RSS, in megabytes
+    delivery = figures["delivery"]["details"]
+    assert delivery["kit_cpu_us_per_event"] > 0
+    assert delivery["baseline_cpu_us_per_event"] > 0
+
+
+async def test_quick_bench_reports_every_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.json"
+    code = await cli(["bench", "--quick", "--db", str(tmp_path / "outbox.db"), "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    _check_report(data, backend="sqlite")
+    figures = {f["id"]: f for f in data["figures"]}
+    assert "PostgreSQL" in figures["scale_out"]["skipped"]
+    assert figures["latency_cross_process"]["details"]["wake_up"] == "polling"
+    table = capsys.readouterr().out
+    for figure in data["figures"]:
+        assert figure["title"] in table
+    # Scratch files went next to --db, and are gone again; --db itself was never created.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+@pytest.mark.postgres
+async def test_quick_bench_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
+    import asyncpg
+
+    out = tmp_path / "bench.json"
+    code = await cli(
+        ["bench", "--quick", "--db", f"{pg_dsn}?schema={pg_schema}", "--json", str(out)]
+    )
+    assert code == 0
+    data = json.loads(out.read_text())
+    _check_report(data, backend="postgresql")
+    figures = {f["id"]: f for f in data["figures"]}
+    assert figures["scale_out"]["skipped"] is None
+    assert figures["scale_out"]["details"]["concurrency_per_process"] >= 1
+    assert figures["latency_cross_process"]["details"]["wake_up"] == "LISTEN/NOTIFY wake-up"
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        left = await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", pg_schema + "%"
+        )
+    finally:
+        await conn.close()
+    assert [r["nspname"] for r in left] == []  # every scratch schema was dropped
+
+
+def test_backlog_entries_are_what_the_outbox_would_store() -> None:
+    """The million-entry backlog is built from a template; it must equal the real thing."""
+    outbox = Outbox.from_url(":memory:")  # prepare() does no I/O
+    for i in (0, 1, 7, 123_456_789):
+        assert bench_entry(i) == outbox.prepare(bench_body(i))
+    sizes = [len(bench_entry(i).payload.encode()) for i in range(10)]
+    assert all(850 <= n <= 1100 for n in sizes), sizes  # "about 1 KB"
+
+
+def test_prepare_refuses_a_body_json_cannot_encode() -> None:
+    outbox = Outbox.from_url(":memory:")
+    body = bench_body(1)
+    body["extra"] = datetime.datetime.now(datetime.UTC)  # not checked by the rules, not JSON
+    with pytest.raises(ValidationError, match="not JSON-serialisable"):
+        outbox.prepare(body)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile(values, 100) == 100.0
+    assert percentile([3.0], 99) == 3.0
+    assert percentile([5.0, 1.0], 50) == 1.0
+
+
+def test_table_shows_ratio_target_and_verdict() -> None:
+    report = BenchReport(
+        backend="sqlite",
+        quick=False,
+        sizes=FULL,
+        machine={"cpus": 2, "python": "3.11", "loadavg_start": [0.5, 0.5, 0.5]},
+        elapsed=12.0,
+        figures=(
+            Figure(
+                id="enqueue_one",
+                title="enqueue one",
+                unit="events/s",
+                kit=800.0,
+                baseline=1000.0,
+                baseline_label="raw",
+                target=">= 0.8x baseline",
+                met=True,
+            ),
+            Figure(id="scale_out", title="scale", unit="events/s", target="x", skipped="PG only"),
+        ),
+    )
+    table = format_table(report)
+    assert "800/s" in table
+    assert "1,000/s" in table
+    assert "0.80x" in table
+    assert "yes" in table
+    assert "scale_out: skipped, PG only" in table
+    assert report.to_json()["figures"][0]["ratio"] == 0.8
+
+
+class _WriterRacesIdleStorage(InMemoryStorage):
+    """Holds the first result write until the feeder has seen every POST done but one result
+    still unwritten: the moment a feeder went to sleep for a whole poll interval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_write_started = asyncio.Event()
+        self.posts_done = asyncio.Event()
+        self.feeder_saw_it = asyncio.Event()
+        self.writes = 0
+
+    async def claim(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> list[Claimed]:
+        claimed = await super().claim(
+            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
+        )
+        if not claimed and self.posts_done.is_set():
+            # Runs after the feeder has looked at its queues and gone back to waiting.
+            asyncio.get_running_loop().call_soon(self.feeder_saw_it.set)
+        return claimed
+
+    async def finish(self, completions: Any, *, now: float) -> list[bool]:
+        self.writes += 1
+        if self.writes == 1:
+            self.first_write_started.set()
+            await self.feeder_saw_it.wait()
+        return await super().finish(completions, now=now)
+
+
+@attrs.frozen
+class _Accepted:
+    event_ref: str
+
+
+class _SecondPostWaitsForTheWriter:
+    def __init__(self, storage: _WriterRacesIdleStorage) -> None:
+        self._storage = storage
+        self.posts = 0
+
+    async def post_event_json(self, body: bytes | str) -> _Accepted:
+        self.posts += 1
+        if self.posts == 2:
+            await self._storage.first_write_started.wait()
+            self._storage.posts_done.set()
+        return _Accepted(f"evt-{self.posts}")
+
+    async def list_event_types(self, name: str | None = None) -> list[Any]:
+        return []
+
+    def iter_invites(self, channel_id: str, **kwargs: Any) -> Any:
+        raise AssertionError("nothing is in doubt here")
+
+    async def get_event(self, ref: str) -> Any:
+        raise AssertionError("nothing is in doubt here")
+
+
+async def test_run_once_returns_when_the_last_result_is_written_not_a_poll_later() -> None:
+    """Found by the bench: ``flush --once`` sometimes idled a whole poll interval at the end."""
+    storage = _WriterRacesIdleStorage()
+    outbox = Outbox(storage)
+    for i in range(2):
+        await outbox.enqueue(bench_body(i))
+    config = FlusherConfig(concurrency=2, poll_interval=60.0, check_event_types=False)
+    flusher = Flusher(outbox, _SecondPostWaitsForTheWriter(storage), config)
+    stats = await asyncio.wait_for(flusher.run_once(), timeout=10)  # a poll would take 60 s
+    assert stats.delivered == 2
+    assert storage.feeder_saw_it.is_set()  # the race really happened
+    entries = await outbox.entries()
+    assert [e.state for e in entries] == [State.DELIVERED, State.DELIVERED]
