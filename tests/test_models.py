@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from etrusted_examples import documented_event
 
 from kit import codec
 from kit.codec import (
@@ -53,35 +54,7 @@ from kit.redact import mask_email, mask_emails, mask_secret, redact_event_body
 OPENAPI = Path("/work/shared/etrusted-openapi")
 
 # etrusted-api.md §5: the documented EventRequest example (with a concrete date).
-EVENT_EXAMPLE: dict[str, Any] = {
-    "type": "delivery",
-    "defaultLocale": "de_DE",
-    "customer": {
-        "firstName": "John",
-        "lastName": "Doe",
-        "email": "john.doe@example.com",
-        "address": "Anystr. 17, 12345, Anycity, Anystate 12345",
-        "mobile": "+49123456789",
-        "reference": "cus-xxxxxxxx-yyyy-xxxx-yyyy-xxxxxxxxxxxx",
-    },
-    "channel": {"id": "chl-xxxxxxxx-yyyy-xxxx-yyyy-xxxxxxxxxxxx", "type": "etrusted"},
-    "transaction": {"reference": "order-12345", "date": "2017-01-01T13:30:15.000Z"},
-    "estimatedDeliveryDate": "2017-01-07",
-    "products": [
-        {
-            "gtin": "1234567890123",
-            "imageUrl": "https://www.specialbrandshop.com/article123-TS-WH-M/image.jpg",
-            "name": "Specialbrand T-Shirt White M",
-            "mpn": "23687778",
-            "sku": "1234-TS-WH-M",
-            "brand": "specialbrand",
-            "url": "https://www.specialbrandshop.com/article123-TS-WH-M/",
-        }
-    ],
-    "system": "customer_system_name",
-    "systemVersion": "1.0",
-    "metadata": {"metaKey1": "metaValue1", "metaKey2": "metaValue2"},
-}
+EVENT_EXAMPLE: dict[str, Any] = documented_event()
 
 
 class _NoDatesLoader(yaml.SafeLoader):

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from etrusted_examples import documented_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,35 +31,7 @@ from kit.validation import (
 
 def _valid() -> dict[str, Any]:
     """The documented EventRequest example (etrusted-api.md §5)."""
-    return {
-        "type": "delivery",
-        "defaultLocale": "de_DE",
-        "customer": {
-            "firstName": "John",
-            "lastName": "Doe",
-            "email": "john.doe@example.com",
-            "address": "Anystr. 17, 12345, Anycity, Anystate 12345",
-            "mobile": "+49123456789",
-            "reference": "cus-xxxxxxxx-yyyy-xxxx-yyyy-xxxxxxxxxxxx",
-        },
-        "channel": {"id": "chl-xxxxxxxx-yyyy-xxxx-yyyy-xxxxxxxxxxxx", "type": "etrusted"},
-        "transaction": {"reference": "order-12345", "date": "2017-01-01T13:30:15.000Z"},
-        "estimatedDeliveryDate": "2017-01-07",
-        "products": [
-            {
-                "gtin": "1234567890123",
-                "imageUrl": "https://www.specialbrandshop.com/article123-TS-WH-M/image.jpg",
-                "name": "Specialbrand T-Shirt White M",
-                "mpn": "23687778",
-                "sku": "1234-TS-WH-M",
-                "brand": "specialbrand",
-                "url": "https://www.specialbrandshop.com/article123-TS-WH-M/",
-            }
-        ],
-        "system": "customer_system_name",
-        "systemVersion": "1.0",
-        "metadata": {"metaKey1": "metaValue1", "metaKey2": "metaValue2"},
-    }
+    return documented_event()
 
 
 def _minimal() -> dict[str, Any]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from etrusted_examples import documented_event
 from sandbox_helpers import CHANNEL, OTHER_CHANNEL, Api, FakeClock, make_event
 
 from kit.sandbox import SEEDED_ACCOUNT_REF, SandboxConfig
@@ -283,35 +284,8 @@ async def test_documented_sample_event_is_accepted(api: Api) -> None:
     # The request sample of the Events API reference (etrusted-api.md §5), with a known
     # channel and an event type that exists; ``createdAt`` is server-set and ignored.
     assert (await api.call("POST", "/event-types", json_body={"name": "delivery"})).status == 201
-    sample = {
-        "type": "delivery",
-        "defaultLocale": "de_DE",
-        "customer": {
-            "firstName": "John",
-            "lastName": "Doe",
-            "email": "john.doe@example.com",
-            "address": "Anystr. 17, 12345, Anycity, Anystate 12345",
-            "mobile": "+49123456789",
-            "reference": "cus-xxxxxxxx-yyyy-xxxx-yyyy-xxxxxxxxxxxx",
-        },
-        "channel": {"id": CHANNEL, "type": "etrusted"},
-        "transaction": {"reference": "order-12345", "date": "2017-01-01T13:30:15.000Z"},
-        "estimatedDeliveryDate": "2017-01-07",
-        "products": [
-            {
-                "gtin": "1234567890123",
-                "imageUrl": "https://www.specialbrandshop.com/article123-TS-WH-M/image.jpg",
-                "name": "Specialbrand T-Shirt White M",
-                "mpn": "23687778",
-                "sku": "1234-TS-WH-M",
-                "brand": "specialbrand",
-                "url": "https://www.specialbrandshop.com/article123-TS-WH-M/",
-            }
-        ],
-        "system": "customer_system_name",
-        "systemVersion": "1.0",
-        "metadata": {"metaKey1": "metaValue1", "metaKey2": "metaValue2"},
-    }
+    sample = documented_event()
+    sample["channel"]["id"] = CHANNEL
     reply = await api.post_event(sample)
     assert reply.status == 202
     ref = reply.json["EventRef"]
