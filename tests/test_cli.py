@@ -832,3 +832,41 @@ async def test_traceback_only_with_verbose(tmp_path: Path) -> None:
     assert chained_verbose.code == 1
     assert "Traceback (most recent call last)" in chained_verbose.err
     assert "sqlite3.OperationalError" in chained_verbose.err
+
+
+async def test_durability_reaches_the_sqlite_backend(
+    run: Run, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kit.outbox.sqlite import SQLiteStorage
+
+    seen: list[str] = []
+    original = SQLiteStorage.__init__
+
+    def spy(self: SQLiteStorage, target: Any, **options: Any) -> None:
+        seen.append(options.get("durability", "normal"))
+        original(self, target, **options)
+
+    monkeypatch.setattr(SQLiteStorage, "__init__", spy)
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(event("e-1")), encoding="utf-8")
+    assert (await run("enqueue", str(path), "--db", db, "--durability", "full")).code == 0
+    assert (await run("enqueue", str(path), "--db", db)).code == 0
+    assert seen == ["full", "normal"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--db", "postgresql://nobody@127.0.0.1:1/x", "--durability", "full"], "SQLite"),
+        (["--pool-size", "3"], "PostgreSQL"),
+    ],
+)
+async def test_storage_options_for_the_wrong_backend_are_refused(
+    run: Run, db: str, tmp_path: Path, argv: list[str], message: str
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(event("e-1")), encoding="utf-8")
+    args = argv if "--db" in argv else ["--db", db, *argv]
+    result = await run("enqueue", str(path), *args)
+    assert result.code == 1
+    assert f"applies to {message} outboxes only" in result.err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from typing import Any
 
 from kit.config import DEFAULT_API_URL, DEFAULT_TOKEN_URL, ClientConfig
 from kit.errors import ConfigError
@@ -18,6 +19,35 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"outbox database URL or SQLite path (env ETRUSTED_KIT_DB, default {DEFAULT_DB})",
     )
+
+
+def add_storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--durability",
+        choices=["normal", "full"],
+        default=None,
+        help="SQLite only: 'full' fsyncs every commit, so even a power loss cannot roll back an"
+        " accepted event or a 'sending' mark (default: normal, safe against process crashes)",
+    )
+    parser.add_argument(
+        "--pool-size", type=int, default=None, help="PostgreSQL only: most pooled connections"
+    )
+
+
+def storage_options(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    """Backend options from the flags, refusing the ones the chosen backend does not have."""
+    postgres = url.startswith(("postgresql://", "postgres://"))
+    durability = getattr(args, "durability", None)
+    pool_size = getattr(args, "pool_size", None)
+    if postgres and durability is not None:
+        raise ConfigError("--durability applies to SQLite outboxes only")
+    if not postgres and pool_size is not None:
+        raise ConfigError("--pool-size applies to PostgreSQL outboxes only")
+    if durability is not None:
+        return {"durability": durability}
+    if pool_size is not None:
+        return {"max_size": pool_size, "min_size": min(1, pool_size)}
+    return {}
 
 
 def db_url(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:

@@ -9,7 +9,13 @@ import sys
 
 import attrs
 
-from kit.cli._env import add_db_option, client_config, db_url
+from kit.cli._env import (
+    add_db_option,
+    add_storage_options,
+    client_config,
+    db_url,
+    storage_options,
+)
 from kit.client import ETrustedClient
 from kit.errors import ConfigError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
@@ -37,6 +43,8 @@ def flusher_config(args: argparse.Namespace) -> FlusherConfig:
 
 async def cmd_flush(args: argparse.Namespace) -> int:
     config = flusher_config(args)
+    url = db_url(args)
+    storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
     client_cfg = client_config()
     if args.request_timeout is not None:
         client_cfg = attrs.evolve(client_cfg, request_timeout=args.request_timeout)
@@ -46,7 +54,7 @@ async def cmd_flush(args: argparse.Namespace) -> int:
             f"timeout ({client_cfg.request_timeout:g} s): a POST must end inside its lease"
         )
     async with (
-        Outbox.from_url(db_url(args)) as outbox,
+        Outbox.from_url(url, **storage_opts) as outbox,
         ETrustedClient(client_cfg) as client,
     ):
         flusher = Flusher(outbox, client, config)
@@ -92,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "flush", help="deliver the outbox to eTrusted until SIGTERM/SIGINT (or --once)"
     )
     add_db_option(p)
+    add_storage_options(p)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="deliver what is due now, then exit")
     mode.add_argument(

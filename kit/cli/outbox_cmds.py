@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import IO, Any
 
-from kit.cli._env import add_db_option, db_url
+from kit.cli._env import add_db_option, add_storage_options, db_url, storage_options
 from kit.errors import ConfigError, ValidationError
 from kit.outbox import Outbox, storage_from_url
 from kit.outbox.sqlite import sqlite_path_from_url
@@ -22,7 +22,8 @@ ENQUEUE_BATCH = 1000
 
 @asynccontextmanager
 async def open_outbox(args: argparse.Namespace) -> AsyncIterator[Outbox]:
-    async with Outbox.from_url(db_url(args)) as outbox:
+    url = db_url(args)
+    async with Outbox.from_url(url, **storage_options(args, url)) as outbox:
         yield outbox
 
 
@@ -259,6 +260,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("enqueue", help="enqueue eTrusted events from a JSON-lines file")
     p.add_argument("file", help="JSON lines, one eTrusted event body per line; - for stdin")
     add_db_option(p)
+    add_storage_options(p)
     p.set_defaults(func=cmd_enqueue)
 
     p = subparsers.add_parser("status", help="counts per state, oldest pending, last error")
