@@ -295,11 +295,16 @@ class Flusher:
                     logger.exception("claim failed", extra={"action": "claim_failed"})
                     await self._bell.wait(self.config.poll_interval)
                     continue
-                if claimed:
+                if claimed and not await self._refresh_holds(self._clock()):
                     # Read the holds again now that the claim has committed: a hold committed
                     # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
-                    # these entries is POSTed, and the workers give them back untouched.
-                    await self._refresh_holds(self._clock())
+                    # these entries is POSTed. If they cannot be read, send nothing blind:
+                    # give the whole batch back.
+                    for item in claimed:
+                        self._complete(Completion(item.key, item.attempt, Release()))
+                    self.stats.released += len(claimed)
+                    await self._bell.wait(self.config.poll_interval)
+                    continue
                 for item in claimed:
                     self._outstanding += 1
                     self._all_finished.clear()
@@ -334,12 +339,16 @@ class Flusher:
             return await self._probe_credentials(now)
         return 0.0
 
-    async def _refresh_holds(self, now: float) -> None:
+    async def _refresh_holds(self, now: float) -> bool:
+        """Re-read the fleet's holds; False (and the old view kept) if they cannot be read."""
         try:
             self._holds = await self._storage.holds(now=now)
         except StorageError:
             logger.exception("reading holds failed", extra={"action": "holds_failed"})
-        self._holds_checked = now
+            return False
+        finally:
+            self._holds_checked = now
+        return True
 
     async def _probe_credentials(self, now: float) -> float:
         """After a credential pause, check with one cheap call before sending anything."""

@@ -545,6 +545,31 @@ async def test_resends_stop_at_the_attempt_budget(world: World) -> None:
     assert world.accepted() == Counter()
 
 
+class UnreadableHolds(SQLiteStorage):
+    """A database whose holds table cannot be read for a while."""
+
+    broken = True
+
+    async def holds(self, *, now: float) -> list[Hold]:
+        if self.broken:
+            raise StorageUnavailableError("cannot read holds")
+        return await super().holds(now=now)
+
+
+async def test_nothing_is_sent_while_the_holds_cannot_be_read(world: World, tmp_path: Path) -> None:
+    async with UnreadableHolds(tmp_path / "holds.db") as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        await outbox.enqueue_many([event(i) for i in range(3)])
+        flusher = Flusher(outbox, world.client, FAST)
+        task = asyncio.create_task(flusher.run(until_drained=True))
+        await wait_until(lambda: _async(flusher.stats.released >= 3))
+        assert world.sandbox.request_count("POST", "/events") == 0
+        storage.broken = False
+        await asyncio.wait_for(task, 30)
+        assert (await outbox.stats()).counts[State.DELIVERED] == 3
+    assert sum(world.accepted().values()) == 3
+
+
 async def test_a_migrated_outbox_refuses_to_flush(world: World, tmp_path: Path) -> None:
     await world.enqueue(3)
     async with SQLiteStorage(tmp_path / "new.db") as target:
