@@ -208,6 +208,8 @@ class Flusher:
         self._done: list[Completion] = []
         self._done_ready = asyncio.Event()
         self._writer_closing = False
+        self._writer_deadline: float | None = None  # when a closing writer stops waiting
+        self._writing = False  # a batch is taken from _done but not yet written
         self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
         self._posting: set[str] = set()  # keys whose POST has left (cancel => in doubt)
@@ -275,6 +277,13 @@ class Flusher:
         while not self._stopping.is_set():
             now = self._clock()
             pause = await self._hold_remaining(now)
+            if pause > 0 and until_idle and self._auth_hold_seen:
+                # A one-shot run cannot wait for someone to fix the credentials.
+                logger.error(
+                    "eTrusted refuses the credentials; nothing more is sent in this run",
+                    extra={"action": "once_paused"},
+                )
+                return
             if pause > 0:
                 await self._bell.wait(min(pause, self.config.poll_interval))
                 continue
@@ -312,7 +321,7 @@ class Flusher:
                 self.stats.claimed += len(claimed)
                 if claimed:
                     continue
-            if self._outstanding == 0 and not self._done:
+            if self._outstanding == 0 and not self._done and not self._writing:
                 if until_idle:
                     return
                 if until_drained and await self._drained():
@@ -646,7 +655,11 @@ class Flusher:
             self._done_ready.clear()
             batch, self._done = self._done, []
             if batch:
-                await self._write(batch)
+                self._writing = True
+                try:
+                    await self._write(batch)
+                finally:
+                    self._writing = False
                 if self._outstanding == 0 and not self._done:
                     # The feeder may have found everything finished but this batch unwritten,
                     # and gone to sleep for a whole poll interval: it is idle now, tell it.
@@ -655,38 +668,47 @@ class Flusher:
                 return
 
     async def _write(self, batch: list[Completion]) -> None:
-        """Write results, retrying for as long as this flusher runs.
+        """Write results; a received ``EventRef`` is only ever given up as a last resort.
 
-        A result held here may be the only record of a 202: dropping it would leave the entry
-        to reconciliation, which can only find it if eTrusted made an invite. Only an abort
-        (second stop) or a database still down after the shutdown's own grace gives up.
+        An unreachable (or locked, or full) database is waited out for as long as the flusher
+        runs, and for ``grace_period`` more once it is closing; meanwhile the feeder claims
+        nothing. A batch the database refuses outright is split, so that one bad record cannot
+        take the others' refs with it.
         """
         failures = 0
         while True:
             try:
                 applied = await self._storage.finish(batch, now=self._clock())
-            except StorageError as exc:
+            except StorageUnavailableError:
                 failures += 1
-                # Only "the database is unreachable" is worth waiting out indefinitely; any
-                # other error (a schema that refuses the row) will not heal by retrying.
-                transient = isinstance(exc, StorageUnavailableError)
-                self._write_failures = failures if transient else 0
+                self._write_failures = failures
                 logger.exception(
-                    "writing %d results failed (try %d); %s",
+                    "writing %d results failed (try %d); retrying",
                     len(batch),
                     failures,
-                    "retrying" if transient else "retrying a few times",
                     extra={"action": "finish_failed"},
                 )
-                limit = 3 if self._writer_closing else (None if transient else 5)
-                if self._aborting.is_set() or (limit is not None and failures >= limit):
+                if self._aborting.is_set() or self._past_closing_deadline():
                     break
-                with contextlib.suppress(TimeoutError):  # a second stop() cuts the wait short
-                    await asyncio.wait_for(self._aborting.wait(), min(5.0, 0.05 * 2**failures))
-                continue
-            self._write_failures = 0
-            self._report_fenced(batch, applied)
-            return
+            except StorageError:
+                logger.exception(
+                    "the database refused %d results",
+                    len(batch),
+                    extra={"action": "finish_refused"},
+                )
+                if len(batch) > 1:
+                    for completion in batch:
+                        await self._write([completion])
+                    return
+                failures += 1
+                if failures >= 3 or self._aborting.is_set():
+                    break
+            else:
+                self._write_failures = 0
+                self._report_fenced(batch, applied)
+                return
+            with contextlib.suppress(TimeoutError):  # a second stop() cuts the wait short
+                await asyncio.wait_for(self._aborting.wait(), min(5.0, 0.05 * 2**failures))
         self._write_failures = 0
         refs = [c.outcome.event_ref for c in batch if isinstance(c.outcome, Delivered)]
         logger.error(
@@ -696,6 +718,9 @@ class Flusher:
             ", ".join(refs) or "none",
             extra={"action": "finish_abandoned", "event_refs": refs},
         )
+
+    def _past_closing_deadline(self) -> bool:
+        return self._writer_deadline is not None and time.monotonic() > self._writer_deadline
 
     def _report_fenced(self, batch: list[Completion], applied: list[bool]) -> None:
         fenced = [c for c, ok in zip(batch, applied, strict=True) if not ok]
@@ -753,6 +778,7 @@ class Flusher:
         await asyncio.gather(*workers, return_exceptions=True)
         # The writer writes what is left, then ends; it is never cut off mid-write.
         self._writer_closing = True
+        self._writer_deadline = time.monotonic() + self.config.grace_period
         self._done_ready.set()
         await writer
         self.outbox.unsubscribe(self._bell)

@@ -25,6 +25,7 @@ import pytest
 
 from kit.cli import cli
 from kit.outbox import Outbox, storage_from_url
+from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import Completion, Dead, Delivered, InDoubt, State
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
@@ -314,6 +315,12 @@ async def test_status_text(run: Run, db: str) -> None:
 
 
 async def test_status_of_an_empty_outbox(run: Run, db: str) -> None:
+    missing = await run("status", "--db", db)
+    assert missing.code == 1
+    assert "does not exist" in missing.err  # a mistyped --db is not an empty outbox
+    assert not Path(db).exists()
+    async with SQLiteStorage(db):
+        pass
     data = json.loads((await run("status", "--db", db, "--json")).out)
     assert set(data["counts"].values()) == {0}
     assert len(data["counts"]) == 6
@@ -808,11 +815,13 @@ async def _kit(*argv: str, cwd: Path) -> Result:
 async def test_traceback_only_with_verbose(tmp_path: Path) -> None:
     db = str(tmp_path / "x.db")
     unopenable = str(tmp_path / "no-such-dir" / "x.db")
+    events = tmp_path / "events.jsonl"
+    events.write_text("", encoding="utf-8")
     plain, verbose, chained, chained_verbose = await asyncio.gather(
         _kit("flush", "--once", "--db", db, cwd=tmp_path),
         _kit("-v", "flush", "--once", "--db", db, cwd=tmp_path),
-        _kit("status", "--db", unopenable, cwd=tmp_path),
-        _kit("-v", "status", "--db", unopenable, cwd=tmp_path),
+        _kit("enqueue", str(events), "--db", unopenable, cwd=tmp_path),
+        _kit("-v", "enqueue", str(events), "--db", unopenable, cwd=tmp_path),
     )
     error = "etrusted-kit: error: missing ETRUSTED_CLIENT_ID and ETRUSTED_CLIENT_SECRET: "
     assert plain.code == 1

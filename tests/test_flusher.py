@@ -253,6 +253,15 @@ async def test_persistent_401_pauses_everything_and_resumes_by_itself(world: Wor
     await world.assert_exactly_once()
 
 
+async def test_a_one_shot_run_under_refused_credentials_exits(world: World) -> None:
+    await world.enqueue(3)
+    world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
+    flusher = world.flusher()
+    await asyncio.wait_for(flusher.run_once(), 10)
+    assert flusher.stats.auth_pauses >= 1
+    assert all(e.state is State.PENDING for e in await world.outbox.entries())
+
+
 async def test_token_expiry_mid_run_is_invisible(world: World) -> None:
     await world.enqueue(10)
     await drain(world.flusher())
@@ -480,14 +489,19 @@ class FlakyFinish(SQLiteStorage):
         return await super().finish(completions, now=now)
 
 
+@pytest.mark.parametrize("once", [False, True])
 async def test_results_survive_a_database_outage_without_reconciliation(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, once: bool
 ) -> None:
+    """Also at the very end of a one-shot run: it waits for the write, it does not exit."""
     async with FlakyFinish(tmp_path / "flaky.db") as storage:
         outbox = Outbox(storage, owns_storage=False)
         await outbox.enqueue_many([event(i) for i in range(5)])
         flusher = Flusher(outbox, world.client, attrs.evolve(FAST, concurrency=1))
-        await drain(flusher)
+        if once:
+            await asyncio.wait_for(flusher.run_once(), 30)
+        else:
+            await drain(flusher)
         delivered = await outbox.entries()
         assert storage.failures == 0
     assert all(e.state is State.DELIVERED and not e.adopted for e in delivered)

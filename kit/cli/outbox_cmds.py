@@ -21,8 +21,14 @@ ENQUEUE_BATCH = 1000
 
 
 @asynccontextmanager
-async def open_outbox(args: argparse.Namespace) -> AsyncIterator[Outbox]:
+async def open_outbox(args: argparse.Namespace, *, create: bool = False) -> AsyncIterator[Outbox]:
+    """Open the outbox; only commands that add entries may create a new SQLite file.
+
+    A mistyped ``--db`` must not answer "all zeros" from a database it just created.
+    """
     url = db_url(args)
+    if not create:
+        _require_existing_sqlite(url, what="outbox")
     async with Outbox.from_url(url, **storage_options(args, url)) as outbox:
         yield outbox
 
@@ -56,7 +62,7 @@ async def cmd_enqueue(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"etrusted-kit: error: cannot read {args.file}: {problem}", file=sys.stderr)
         return 1
-    async with open_outbox(args) as outbox:
+    async with open_outbox(args, create=True) as outbox:
         batch: list[NewEntry] = []
 
         async def flush() -> None:
@@ -227,12 +233,12 @@ async def cmd_forget(args: argparse.Namespace) -> int:
     return 1 if result.skipped_in_flight else 0
 
 
-def _require_existing_sqlite(url: str) -> None:
+def _require_existing_sqlite(url: str, *, what: str = "source outbox") -> None:
     if url.startswith(("postgresql://", "postgres://")):
         return
     path = sqlite_path_from_url(url) if url.startswith("sqlite:") else url
     if path != ":memory:" and not os.path.exists(path):
-        raise ConfigError(f"the source outbox {path} does not exist")
+        raise ConfigError(f"the {what} {path} does not exist")
 
 
 async def cmd_migrate_outbox(args: argparse.Namespace) -> int:

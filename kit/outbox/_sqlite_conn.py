@@ -14,10 +14,21 @@ from kit.errors import MigrationError, StorageError, StorageUnavailableError
 # The backend's logger name, which operators already filter on.
 logger = logging.getLogger("kit.outbox.sqlite")
 
-# SQLite error names that mean "this file cannot be used at all" rather than "this statement
-# failed": they become StorageUnavailableError.
+# SQLite error names that mean "this database cannot be used (now)" rather than "this statement
+# is wrong": they become StorageUnavailableError, which callers may wait out. Locked, busy, full
+# and read-only databases are in it: a long transaction elsewhere, a backup, a full disk.
 _UNAVAILABLE = frozenset(
-    {"SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_PERM", "SQLITE_AUTH"}
+    {
+        "SQLITE_CANTOPEN",
+        "SQLITE_NOTADB",
+        "SQLITE_CORRUPT",
+        "SQLITE_PERM",
+        "SQLITE_AUTH",
+        "SQLITE_BUSY",
+        "SQLITE_LOCKED",
+        "SQLITE_FULL",
+        "SQLITE_READONLY",
+    }
 )
 
 
@@ -63,7 +74,8 @@ def translated(operation: str, exc: sqlite3.Error, where: str) -> StorageError:
             f"run migrate() first ({text})"
         )
     message = f"SQLite {operation} failed on {where}: {text}"
-    if name in _UNAVAILABLE or name.startswith("SQLITE_IOERR"):
+    primary = "_".join(name.split("_")[:2])  # SQLITE_BUSY_SNAPSHOT -> SQLITE_BUSY
+    if primary in _UNAVAILABLE or name.startswith("SQLITE_IOERR"):
         return StorageUnavailableError(message)
     return StorageError(message)
 

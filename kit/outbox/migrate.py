@@ -62,17 +62,17 @@ async def migrate_outbox(
     if source is target:
         raise OutboxError(f"source and target are the same outbox ({source.url})")
     moment = time.time() if now is None else now
-    already_held = any(h.name == HOLD_MIGRATED for h in await source.holds(now=moment))
-    # From here on the source must never deliver again: an entry sent from it after being
-    # copied would be sent a second time from the target. Every flusher honours this hold
-    # (a running one stops with an error within a second), and it stays after the copy.
-    await source.set_hold(
-        Hold(
-            name=HOLD_MIGRATED,
-            until=moment + _FOREVER,
-            reason=f"the outbox was moved to {target.url}; run flushers against that database",
-        )
-    )
+    reason = f"the outbox was moved to {target.url}; run flushers against that database"
+    existing = next((h for h in await source.holds(now=moment) if h.name == HOLD_MIGRATED), None)
+    if existing is not None and existing.reason != reason and not force:
+        # Copying to a second target would let two databases deliver the same entries.
+        raise OutboxError(f"{source.url} was already moved: {existing.reason}")
+    already_held = existing is not None
+    if not already_held:
+        # From here on the source must never deliver again: an entry sent from it after being
+        # copied would be sent a second time from the target. Every flusher honours this hold
+        # (a running one gives its claims back), and it stays after the copy.
+        await source.set_hold(Hold(name=HOLD_MIGRATED, until=moment + _FOREVER, reason=reason))
     if not force:
         try:
             await _refuse_live_leases(source, moment)

@@ -75,7 +75,9 @@ INSTALL_HINT = "pip install 'etrusted-kit[postgres]'"
 # Room for the "_wake" suffix inside PostgreSQL's 63-byte identifier limit (the channel name).
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,57}$")
 # Server answers that mean "the database is not reachable right now" rather than "bad query".
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")  # connection, resources, operator/timeout
+# Connection, resources, operator/timeout; serialization failure and deadlock (40001, 40P01)
+# and lock not available (55P03) pass too: retrying later is the right answer to all of them.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40001", "40P01", "55P03")
 
 
 def _redact_url(dsn: str) -> str:

@@ -241,6 +241,11 @@ async def test_refuses_a_source_with_live_leases(
     with pytest.raises(OutboxError):
         await migrate_outbox(sqlite_a, sqlite_b, now=t(100))
     assert [h.name for h in await sqlite_a.holds(now=t(100))] == ["migrated"]
+    # ... and a second, different target is refused: two databases would deliver the same.
+    async with SQLiteStorage(sqlite_b.path + ".other") as other:
+        with pytest.raises(OutboxError, match="already moved"):
+            await migrate_outbox(sqlite_a, other, now=t(2000))
+        assert await everything(other) == []
     moved = await sqlite_b.get("k-sending")
     assert moved is not None
     assert (moved.state, moved.lease_owner, moved.lease_expires_at) == (
