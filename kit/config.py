@@ -6,6 +6,8 @@ variables (see :mod:`kit.cli`), embedding applications build them however they l
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from kit.errors import ConfigError
@@ -15,7 +17,8 @@ DEFAULT_TOKEN_URL = "https://login.etrusted.com/oauth/token"  # noqa: S105 (a UR
 DEFAULT_AUDIENCE = "https://api.etrusted.com"
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+def positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    """attrs validator shared by the kit's config objects."""
     if value <= 0:
         raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
 
@@ -32,9 +35,9 @@ class ClientConfig:
     api_url: str = DEFAULT_API_URL
     token_url: str = DEFAULT_TOKEN_URL
     audience: str = DEFAULT_AUDIENCE
-    connect_timeout: float = attrs.field(default=5.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=5.0, validator=positive)
     # Total time for one request, connect included. A POST that exceeds it is in doubt.
-    request_timeout: float = attrs.field(default=15.0, validator=_positive)
+    request_timeout: float = attrs.field(default=15.0, validator=positive)
     # Refresh the token this many seconds before ``expires_in`` runs out.
     token_refresh_margin: float = attrs.field(default=30.0)
     user_agent: str = "etrusted-kit/0.1"

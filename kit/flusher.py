@@ -33,9 +33,9 @@ from typing import Any, Protocol
 
 import attrs
 
+from kit.config import positive
 from kit.errors import (
     AuthenticationError,
-    ConfigError,
     ConnectError,
     ETrustedError,
     FailureKind,
@@ -100,14 +100,6 @@ class _Accepted(Protocol):
     def event_ref(self) -> str: ...
 
 
-class _EventTypeLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def active(self) -> bool: ...
-
-
 class DeliveryClient(InviteSource, Protocol):
     """What the flusher needs from :class:`kit.client.ETrustedClient`."""
 
@@ -120,23 +112,18 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class FlusherConfig:
     """Tuning of one flusher. Defaults suit production; tests shorten the windows."""
 
     owner: str | None = None  # lease owner name; default host:pid:random
-    concurrency: int = attrs.field(default=8, validator=_positive)
+    concurrency: int = attrs.field(default=8, validator=positive)
     # A POST only starts while at least half of its lease is left, so the client's
     # request_timeout must be below lease_seconds / 2: then every POST has ended (or been
     # abandoned) before another flusher can take the entry over as in doubt.
-    lease_seconds: float = attrs.field(default=60.0, validator=_positive)
-    poll_interval: float = attrs.field(default=1.0, validator=_positive)
-    max_sends: int = attrs.field(default=10, validator=_positive)  # attempt budget per entry
+    lease_seconds: float = attrs.field(default=60.0, validator=positive)
+    poll_interval: float = attrs.field(default=1.0, validator=positive)
+    max_sends: int = attrs.field(default=10, validator=positive)  # attempt budget per entry
     backoff: Backoff = attrs.field(factory=Backoff)
     reconcile_delay: float = 2.0  # first look, this long after a send went in doubt
     reconcile_interval: float = 15.0  # between looks
@@ -207,8 +194,7 @@ class Flusher:
         self._outstanding = 0  # claimed and not yet finished by a worker
         self._done: list[Completion] = []
         self._done_ready = asyncio.Event()
-        self._writer_closing = False
-        self._writer_deadline: float | None = None  # when a closing writer stops waiting
+        self._writer_deadline: float | None = None  # set when closing: then stop waiting
         self._writing = False  # a batch is taken from _done but not yet written
         self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
@@ -437,7 +423,6 @@ class Flusher:
         return await self._send(item)
 
     async def _send(self, item: Claimed) -> Completion:
-        now = self._clock()
         if item.payload is None:
             self.stats.dead += 1
             return Completion(item.key, item.attempt, Dead("payload was purged before delivery"))
@@ -446,7 +431,7 @@ class Flusher:
             reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
             return Completion(item.key, item.attempt, Dead(reason))
 
-        now = self._clock()  # again: the type check above may have taken a while
+        now = self._clock()  # after the type check, which may have taken a while
         if any(h.until > now for h in self._holds):
             # Paced (429) or paused (401) since this entry was claimed: hand it back untouched.
             self.stats.released += 1
@@ -555,6 +540,7 @@ class Flusher:
         outcome: Outcome
         status: int | None = None
         error: str | None = None
+        since = item.in_doubt_since if item.in_doubt_since is not None else now
         try:
             finding = await find_event(
                 self.client,
@@ -569,7 +555,6 @@ class Flusher:
             status, error, label = exc.status, str(exc), "reconcile_failed"
             if exc.kind is FailureKind.UNAUTHORIZED:
                 await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
-            since = item.in_doubt_since if item.in_doubt_since is not None else now
             if exc.kind is FailureKind.PERMANENT and now - since >= self.config.reconcile_window:
                 # eTrusted refuses the lookup itself (e.g. no access to this channel's invites):
                 # waiting longer cannot help, and not having looked is no licence to resend.
@@ -582,7 +567,6 @@ class Flusher:
             else:
                 outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=str(exc))
         else:
-            since = item.in_doubt_since if item.in_doubt_since is not None else now
             if finding.event_ref is not None:
                 outcome, label = Delivered(finding.event_ref, adopted=True), "adopted"
                 self.stats.adopted += 1
@@ -664,7 +648,7 @@ class Flusher:
                     # The feeder may have found everything finished but this batch unwritten,
                     # and gone to sleep for a whole poll interval: it is idle now, tell it.
                     self._bell.ring()
-            if self._writer_closing and not self._done:
+            if self._writer_deadline is not None and not self._done:
                 return
 
     async def _write(self, batch: list[Completion]) -> None:
@@ -777,7 +761,6 @@ class Flusher:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         # The writer writes what is left, then ends; it is never cut off mid-write.
-        self._writer_closing = True
         self._writer_deadline = time.monotonic() + self.config.grace_period
         self._done_ready.set()
         await writer

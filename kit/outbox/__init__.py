@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -41,11 +40,6 @@ EventInput = Mapping[str, Any] | Any  # a wire dict, or a kit.models.Event
 def default_key(body: Mapping[str, Any]) -> str:
     """channel id + event type + transaction reference: one invite per touchpoint and order."""
     return f"{body['channel']['id']}:{body['type']}:{body['transaction']['reference']}"
-
-
-# The stored payload is exactly ``json.dumps(body, separators=(",", ":"), ensure_ascii=False)``
-# (what :meth:`NewEntry.from_body` writes); one encoder for all saves building one per event.
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def email_hash(email: str) -> str:
@@ -178,18 +172,9 @@ class Outbox:
             body["metadata"] = (
                 {**metadata, KEY_MARKER: entry_key} if metadata else {KEY_MARKER: entry_key}
             )
-        try:
-            payload = _PAYLOAD_ENCODER.encode(body)
-        except (TypeError, ValueError) as exc:  # e.g. a datetime in a field we do not check
-            raise ValidationError(
-                [FieldError("(root)", f"not JSON-serialisable: {exc}")], subject="event"
-            ) from exc
-        return NewEntry(
-            key=entry_key,
-            payload=payload,
-            event_type=str(body["type"]),
-            channel_id=str(body["channel"]["id"]),
-            transaction_reference=str(body["transaction"]["reference"]),
+        return NewEntry.from_body(
+            entry_key,
+            body,
             email_hash=email_hash(body["customer"]["email"]),
             send_after=_epoch(send_after),
         )

@@ -13,9 +13,15 @@ from typing import Any
 
 import attrs
 
+from kit.errors import FieldError, ValidationError
+
 # The outbox writes each entry's key into its event's ``metadata`` under this name, so that
 # reconciliation can tell our event from any other with the same type, channel and reference.
 KEY_MARKER = "etrustedKitKey"
+
+
+# One encoder for every payload (compact, UTF-8 kept), built once rather than per event.
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class State(enum.StrEnum):
@@ -68,10 +74,20 @@ class NewEntry:
         email_hash: str | None = None,
         send_after: float | None = None,
     ) -> NewEntry:
-        """Build from an already validated wire body (camelCase dict)."""
+        """Build from an already validated wire body (camelCase dict).
+
+        Raises :class:`~kit.errors.ValidationError` for a body JSON cannot encode (a datetime in
+        a field validation does not look at, say).
+        """
+        try:
+            payload = _PAYLOAD_ENCODER.encode(body)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(
+                [FieldError("(root)", f"not JSON-serialisable: {exc}")], subject="event"
+            ) from exc
         return cls(
             key=key,
-            payload=json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+            payload=payload,
             event_type=str(body["type"]),
             channel_id=str(body["channel"]["id"]),
             transaction_reference=str(body["transaction"]["reference"]),

@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from kit.config import positive
 from kit.errors import ConfigError
 
 SEEDED_CHANNEL_IDS: tuple[str, ...] = (
@@ -23,11 +24,6 @@ SEEDED_ACCOUNT_REF = "acc-00000000-0000-4000-8000-000000000001"
 def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if value < 0:
         raise ConfigError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 def _not_empty(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -52,7 +48,7 @@ class SandboxConfig:
     client_id: str = attrs.field(default="sandbox-client", validator=_not_empty)
     client_secret: str = attrs.field(default="sandbox-secret", repr=False, validator=_not_empty)
     # Echoed as ``expires_in``; tokens stop working this many seconds after issue.
-    token_expires_in: int = attrs.field(default=300, validator=_positive)
+    token_expires_in: int = attrs.field(default=300, validator=positive)
     # Seconds until an accepted event is readable by GET /events/{ref} and its invite listed:
     # eTrusted answers 202 and processes later, so clients must not expect read-your-writes.
     processing_delay: float = attrs.field(default=0.0, validator=_non_negative)
