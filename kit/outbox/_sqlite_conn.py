@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
 import threading
+import time
 
 import aiosqlite
 
@@ -44,7 +46,7 @@ async def connect(
         raise StorageUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
     try:
         if not memory:
-            (mode,) = next(iter(await conn.execute_fetchall("PRAGMA journal_mode = WAL")))
+            mode = await _enter_wal(conn, path, busy_timeout)
             if str(mode).lower() != "wal":
                 logger.warning(
                     "SQLite database %s stays in journal_mode=%s (WAL not supported here)",
@@ -62,6 +64,35 @@ async def connect(
             raise StorageUnavailableError(f"cannot use SQLite database {path}: {exc}") from exc
         raise
     return conn
+
+
+async def _enter_wal(conn: aiosqlite.Connection, path: str, busy_timeout: float) -> object:
+    """Switch to WAL, waiting out other connections as a write would.
+
+    SQLite answers ``PRAGMA journal_mode`` with SQLITE_BUSY at once, without calling the busy
+    handler, while another connection holds the write lock of a database still in rollback mode:
+    exactly the moment when several processes open a new outbox file together. So this waits
+    here, for at most ``busy_timeout`` like every other statement.
+    """
+    deadline = time.monotonic() + busy_timeout
+    pause = 0.002
+    while True:
+        try:
+            rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+            if not busy or time.monotonic() + pause > deadline:
+                raise
+            logger.debug(
+                "SQLite database %s is locked while switching to WAL; retrying",
+                path,
+                extra={"action": "outbox.open.wal_busy"},
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+            continue
+        (mode,) = next(iter(rows))
+        return mode
 
 
 def translated(operation: str, exc: sqlite3.Error, where: str) -> StorageError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import sys
@@ -137,6 +138,57 @@ async def test_file_databases_use_wal(tmp_path: Path, durability: str, level: in
     with sqlite3.connect(path) as other:  # WAL is a property of the file
         assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     other.close()
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """A rollback-mode file whose write lock another connection holds: the moment, when several
+    processes open a new outbox together, at which SQLite refuses a journal-mode switch at once."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE app_table (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+async def test_opening_waits_out_a_writer_before_switching_to_wal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "outbox.db"
+    holder = hold_write_lock(path)
+    retried = asyncio.Event()
+
+    class ReleaseOnRetry(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if getattr(record, "action", None) == "outbox.open.wal_busy" and not retried.is_set():
+                retried.set()
+                holder.execute("COMMIT")
+
+    handler = ReleaseOnRetry()
+    backend_logger = logging.getLogger("kit.outbox.sqlite")
+    backend_logger.addHandler(handler)
+    old_level = backend_logger.level
+    backend_logger.setLevel(logging.DEBUG)
+    try:
+        async with SQLiteStorage(path, busy_timeout=30) as s:
+            assert retried.is_set()  # it was refused once, and waited instead of failing
+            assert await pragma(s, "journal_mode") == "wal"
+    finally:
+        backend_logger.removeHandler(handler)
+        backend_logger.setLevel(old_level)
+        holder.close()
+
+
+async def test_opening_gives_up_on_a_writer_after_the_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    holder = hold_write_lock(path)
+    try:
+        with pytest.raises(StorageUnavailableError, match=r"outbox\.db.*locked"):
+            async with SQLiteStorage(path, busy_timeout=0.05):
+                pass
+    finally:
+        holder.close()
+    with sqlite3.connect(path) as db:  # nothing was half-done to the application's file
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    db.close()
 
 
 async def test_in_memory_database() -> None:
