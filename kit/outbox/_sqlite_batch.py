@@ -22,8 +22,7 @@ async def insert_entries(
 
     Known keys are skipped by the INSERT itself (``ON CONFLICT DO NOTHING``), which already
     probes the key index, instead of a separate lookup of every key first. When the row count
-    says some were skipped, the ids above the largest one seen before tell which keys are new:
-    the first statement starts the transaction's snapshot, so no other writer can slip in.
+    says some were skipped, the ids above the largest one seen before tell which keys are new.
     """
     rows: dict[str, tuple[Any, ...]] = {}
     for new in entries:
@@ -41,8 +40,11 @@ async def insert_entries(
             inserted = set(rows)
         else:
             found = await conn.execute_fetchall(sql.KEYS_ABOVE, (before,))
-            inserted = {r[0] for r in found}
-            if len(inserted) != cursor.rowcount or not inserted <= rows.keys():
+            # Only a caller's implicit transaction (its BEGIN comes with the INSERT) lets
+            # another writer add rows in between: theirs are ignored unless one holds a key of
+            # ours, and then the count cannot add up, so this refuses instead of guessing.
+            inserted = {r[0] for r in found} & rows.keys()
+            if len(inserted) != cursor.rowcount:
                 raise OutboxError(
                     "enqueue could not tell which keys it inserted: the outbox ids did not grow"
                     " as expected"
