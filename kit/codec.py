@@ -22,6 +22,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from kit import jsonenc
 from kit.errors import FieldError, ValidationError
 from kit.redact import mask_emails
 
@@ -272,7 +273,7 @@ def from_wire_list(cls: type[T], data: Any) -> list[T]:
 
 def dump_json(body: Mapping[str, Any]) -> str:
     """Compact JSON exactly as the outbox stores and the client sends it."""
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return jsonenc.encode(body)
 
 
 # -- error bodies and headers ----------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
+from kit import jsonenc
 from kit.bench import (
     FIGURE_IDS,
     FULL,
@@ -43,6 +44,7 @@ def _check_report(data: dict[str, Any], *, backend: str) -> None:
     assert data["quick"] is True
     assert data["sizes"]["backlog_large"] == 100_000
     assert data["machine"]["cpus"] >= 1
+    assert data["machine"]["json_encoder"] == jsonenc.ENCODER
     figures = {f["id"]: f for f in data["figures"]}
     assert [f["id"] for f in data["figures"]] == list(FIGURE_IDS)
     for fid, f in figures.items():
@@ -151,7 +153,12 @@ def test_table_shows_ratio_target_and_verdict() -> None:
         backend="sqlite",
         quick=False,
         sizes=FULL,
-        machine={"cpus": 2, "python": "3.11", "loadavg_start": [0.5, 0.5, 0.5]},
+        machine={
+            "cpus": 2,
+            "python": "3.11",
+            "json_encoder": "orjson 3.10.0",
+            "loadavg_start": [0.5, 0.5, 0.5],
+        },
         elapsed=12.0,
         figures=(
             Figure(
@@ -173,6 +180,7 @@ def test_table_shows_ratio_target_and_verdict() -> None:
     assert "0.80x" in table
     assert "yes" in table
     assert "scale_out: skipped, PG only" in table
+    assert "JSON encoder orjson 3.10.0" in table
     assert report.to_json()["figures"][0]["ratio"] == 0.8
 
 

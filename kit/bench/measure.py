@@ -15,6 +15,8 @@ from typing import Any
 
 import aiohttp
 
+from kit import jsonenc
+
 
 def per_second(count: int, seconds: float) -> float:
     return count / seconds if seconds > 0 else 0.0
@@ -34,6 +36,7 @@ def machine_info() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "sqlite": sqlite3.sqlite_version,
         "aiohttp": aiohttp.__version__,
+        "json_encoder": jsonenc.ENCODER,
         "loadavg_start": loadavg(),
     }
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from kit import jsonenc
 from kit.outbox import email_hash
 from kit.outbox.types import KEY_MARKER, NewEntry
 from kit.sandbox import SEEDED_CHANNEL_IDS
@@ -61,8 +61,7 @@ def bench_body(i: int) -> dict[str, Any]:
 
 
 _MARK = "#N#"
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_TEMPLATES = tuple(_ENCODER.encode(_body(_MARK, c, marked=True)) for c in SEEDED_CHANNEL_IDS)
+_TEMPLATES = tuple(jsonenc.encode(_body(_MARK, c, marked=True)) for c in SEEDED_CHANNEL_IDS)
 
 
 def bench_entry(i: int) -> NewEntry:

@@ -119,6 +119,7 @@ def format_table(report: BenchReport) -> str:
     lines = [
         f"etrusted-kit bench: {report.backend}{' (--quick)' if report.quick else ''},"
         f" {report.machine.get('cpus')} CPUs, Python {report.machine.get('python')},"
+        f" JSON encoder {report.machine.get('json_encoder', '?')},"
         f" load average {report.machine.get('loadavg_start')}, {report.elapsed:.0f} s",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
         "  ".join("-" * w for w in widths),

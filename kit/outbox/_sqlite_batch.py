@@ -8,6 +8,7 @@ from typing import Any
 
 import aiosqlite
 
+from kit.errors import OutboxError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params, entry_from_row
 from kit.outbox.memory import apply_completion
@@ -17,25 +18,37 @@ from kit.outbox.types import Completion, EnqueueResult, Entry, EntryRecord, NewE
 async def insert_entries(
     conn: aiosqlite.Connection, entries: Sequence[NewEntry], now: float
 ) -> list[EnqueueResult]:
-    """The INSERTs of ``enqueue``, on a connection whose transaction the caller controls."""
+    """The INSERTs of ``enqueue``, on a connection whose transaction the caller controls.
+
+    Known keys are skipped by the INSERT itself (``ON CONFLICT DO NOTHING``), which already
+    probes the key index, instead of a separate lookup of every key first. When the row count
+    says some were skipped, the ids above the largest one seen before tell which keys are new.
+    """
     rows: dict[str, tuple[Any, ...]] = {}
     for new in entries:
         if new.key not in rows:
             rows[new.key] = sql.new_entry_params(new, now)
+    inserted: set[str]
     if len(rows) == 1:
-        (row,) = rows.values()
-        returned = list(await conn.execute_fetchall(sql.INSERT_NEW_ONE, row))
-        inserted = {row[0]} if returned else set()
+        ((key, row),) = rows.items()
+        returned = await conn.execute_fetchall(sql.INSERT_NEW_ONE, row)
+        inserted = {key} if returned else set()
     else:
-        keys = json.dumps(list(rows))
-        found = await conn.execute_fetchall(sql.SELECT_KEYS, (keys,))
-        existing = {r[0] for r in found}
-        fresh = [row for key, row in rows.items() if key not in existing]
-        if fresh:
-            # Plain INSERT: should another connection slip the same key in between (only possible
-            # in a caller's deferred transaction), this fails loudly instead of misreporting.
-            await conn.executemany(sql.INSERT_NEW, fresh)
-        inserted = rows.keys() - existing
+        ((before,),) = await conn.execute_fetchall(sql.MAX_ID)
+        cursor = await conn.executemany(sql.INSERT_NEW_OR_SKIP, rows.values())
+        if cursor.rowcount == len(rows):
+            inserted = set(rows)
+        else:
+            found = await conn.execute_fetchall(sql.KEYS_ABOVE, (before,))
+            # Only a caller's implicit transaction (its BEGIN comes with the INSERT) lets
+            # another writer add rows in between: theirs are ignored unless one holds a key of
+            # ours, and then the count cannot add up, so this refuses instead of guessing.
+            inserted = {r[0] for r in found} & rows.keys()
+            if len(inserted) != cursor.rowcount:
+                raise OutboxError(
+                    "enqueue could not tell which keys it inserted: the outbox ids did not grow"
+                    " as expected"
+                )
     results: list[EnqueueResult] = []
     for new in entries:
         results.append(EnqueueResult(new.key, duplicate=new.key not in inserted))

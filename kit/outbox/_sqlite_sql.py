@@ -56,7 +56,12 @@ INSERT_NEW = """
 INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_reference, payload,
                          payload_sha256, email_hash, due_at, created_at, updated_at)
 VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-INSERT_NEW_ONE = INSERT_NEW + " ON CONFLICT (key) DO NOTHING RETURNING id"
+INSERT_NEW_OR_SKIP = INSERT_NEW + " ON CONFLICT (key) DO NOTHING"
+INSERT_NEW_ONE = INSERT_NEW_OR_SKIP + " RETURNING id"
+# Rows are never deleted and ids are allocated as max + 1, so the rows one write transaction
+# added are exactly those above the largest id it saw before its first INSERT.
+MAX_ID = "SELECT coalesce(max(id), 0) FROM etk_entries"
+KEYS_ABOVE = "SELECT key FROM etk_entries WHERE id > ?"
 
 INSERT_LOADED = (
     f"INSERT INTO etk_entries ({', '.join(_ENTRY_FIELDS[1:])}) "
@@ -110,7 +115,8 @@ WHERE id = ? AND attempt = ?"""
 
 PURGE = """
 UPDATE etk_entries INDEXED BY etk_entries_purgeable SET payload = NULL, email_hash = NULL
-WHERE payload IS NOT NULL AND state IN ('delivered', 'dead', 'cancelled') AND updated_at < ?"""
+WHERE payload IS NOT NULL AND (state = 'delivered' OR state = 'dead' OR state = 'cancelled')
+  AND updated_at < ?"""
 
 SCHEMA_TABLE = """
 CREATE TABLE IF NOT EXISTS etk_schema_version (
@@ -234,7 +240,7 @@ def statements(script: str) -> list[str]:
 
 
 def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
-    """The parameters of INSERT_NEW / INSERT_NEW_ONE."""
+    """The parameters of INSERT_NEW / INSERT_NEW_OR_SKIP / INSERT_NEW_ONE."""
     return (
         new.key,
         new.event_type,
@@ -243,7 +249,7 @@ def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
         new.payload,
         payload_sha256(new.payload),
         new.email_hash,
-        initial_due_at(new, now),
+        now if new.send_after is None else initial_due_at(new, now),
         now,
         now,
     )

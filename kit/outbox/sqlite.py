@@ -314,10 +314,20 @@ class SQLiteStorage:
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
         if not entries:
             return []
-        if len({e.key for e in entries}) == 1:
+        if len(entries) == 1:
             # One INSERT statement is a transaction of its own: in autocommit mode SQLite takes
             # the write lock for it exactly as BEGIN IMMEDIATE would (waiting in the busy
-            # handler), and it saves two of the three round trips to the worker thread.
+            # handler), and it saves two of the three round trips to the worker thread. Spelt
+            # out rather than through _locked() and insert_entries(): enqueue()'s hot path.
+            new = entries[0]
+            conn = self._connection("enqueue")
+            async with self._lock:
+                with self._translate("enqueue"):
+                    returned = await conn.execute_fetchall(
+                        sql.INSERT_NEW_ONE, sql.new_entry_params(new, now)
+                    )
+            return [EnqueueResult(new.key, duplicate=not returned)]
+        if len({e.key for e in entries}) == 1:
             async with self._locked("enqueue") as conn:
                 return await insert_entries(conn, entries, now)
         async with self._transaction("enqueue") as conn:

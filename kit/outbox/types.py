@@ -13,15 +13,12 @@ from typing import Any
 
 import attrs
 
+from kit import jsonenc
 from kit.errors import FieldError, ValidationError
 
 # The outbox writes each entry's key into its event's ``metadata`` under this name, so that
 # reconciliation can tell our event from any other with the same type, channel and reference.
 KEY_MARKER = "etrustedKitKey"
-
-
-# One encoder for every payload (compact, UTF-8 kept), built once rather than per event.
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class State(enum.StrEnum):
@@ -80,7 +77,7 @@ class NewEntry:
         a field validation does not look at, say).
         """
         try:
-            payload = _PAYLOAD_ENCODER.encode(body)
+            payload = jsonenc.encode(body)
         except (TypeError, ValueError) as exc:
             raise ValidationError(
                 [FieldError("(root)", f"not JSON-serialisable: {exc}")], subject="event"

@@ -538,3 +538,34 @@ async def test_enqueue_in_needs_the_outbox_tables(tmp_path: Path) -> None:
         with pytest.raises(MigrationError, match=r"migrate\(\)") as info:
             await storage.enqueue_in(app, [new("a")], now=T)
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+
+
+@pytest.mark.parametrize(("slipped", "expected"), [("other", [True, False, False]), ("a", None)])
+async def test_enqueue_in_when_another_writer_slips_in_before_the_insert(
+    storage: SQLiteStorage,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    slipped: str,
+    expected: list[bool] | None,
+) -> None:
+    # With implicit transactions the caller's BEGIN comes with our INSERT, so another writer
+    # can commit between our first statement and it. An unrelated key does not confuse the
+    # duplicate report; one of our own keys makes it refuse rather than guess.
+    await storage.enqueue([new("known")], now=T)
+    async with aiosqlite.connect(tmp_path / "outbox.db") as app:
+        executemany = app.executemany
+
+        async def racing(sql: str, rows: Any) -> Any:
+            await storage.enqueue([new(slipped)], now=T)
+            return await executemany(sql, rows)
+
+        monkeypatch.setattr(app, "executemany", racing)
+        batch = [new("known"), new("a"), new("b")]
+        if expected is None:
+            with pytest.raises(OutboxError, match="could not tell"):
+                await storage.enqueue_in(app, batch, now=T)
+            return
+        results = await storage.enqueue_in(app, batch, now=T)
+        assert [r.duplicate for r in results] == expected
+        await app.commit()
+    assert {e.key for e in await storage.entries()} == {"known", "other", "a", "b"}
