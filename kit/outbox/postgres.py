@@ -32,6 +32,7 @@ from kit.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from kit.outbox._pg_lane import Lane
 from kit.outbox._pg_listen import Listener
 from kit.outbox._pg_sql import (
     COPY_COLUMNS,
@@ -103,6 +104,9 @@ class PostgresStorage:
     """The outbox in a PostgreSQL schema, shared safely by any number of flusher processes.
 
     ``pool``: an asyncpg pool owned by the application; it is used as is and never closed here.
+    Without one, the storage makes its own pool, and one-entry enqueues use one more connection
+    beside it (opened on first use, see :class:`~kit.outbox._pg_lane.Lane`), as ``listen()``
+    does.
     """
 
     def __init__(
@@ -144,6 +148,7 @@ class PostgresStorage:
         self._opened = False
         self._closed = False
         self._listeners: set[Listener] = set()
+        self._lane: Lane | None = None  # one-entry enqueues; only beside a pool of our own
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._url!r}, schema={self._schema!r})"
@@ -192,6 +197,8 @@ class PostgresStorage:
                     self._pool = None
                     pool.terminate()
                 raise
+            if self._own_pool:
+                self._lane = Lane(self._lane_connect)
         log.info(
             "outbox opened at %s (schema %s)",
             self._url,
@@ -205,6 +212,10 @@ class PostgresStorage:
         self._closed = True
         for listener in list(self._listeners):
             await listener.aclose()
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            with self._translate("close"):
+                await lane.aclose()
         pool, self._pool = self._pool, None
         if pool is not None and self._own_pool:
             with self._translate("close"):
@@ -274,6 +285,14 @@ class PostgresStorage:
         if not entries:
             return []
         with self._translate("enqueue"):
+            lane = self._lane
+            if len(entries) == 1 and lane is not None:
+                own = await lane.take()
+                if own is not None:
+                    try:
+                        return await self._enqueue_on(own, entries, now)
+                    finally:
+                        await lane.give()
             async with self._conn() as conn:
                 if len(entries) >= _COPY_MIN_ENTRIES:
                     return await self._enqueue_copy(conn, entries, now)
@@ -504,6 +523,14 @@ class PostgresStorage:
             timeout=self._command_timeout,
             command_timeout=self._command_timeout,
             server_settings={"application_name": "etrusted-kit listener"},
+        )
+
+    async def _lane_connect(self) -> asyncpg.Connection[Any]:
+        return await _asyncpg.connect(
+            self._dsn,
+            timeout=self._command_timeout,
+            command_timeout=self._command_timeout,
+            server_settings={"application_name": "etrusted-kit enqueue"},
         )
 
     # -- plumbing -------------------------------------------------------------------------

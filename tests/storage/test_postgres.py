@@ -586,6 +586,59 @@ async def test_concurrent_single_enqueues_of_one_key_store_it_once(
     assert (await storage.stats()).counts[State.PENDING] == 1
 
 
+async def _lane_pids(conn: asyncpg.Connection[Any], schema: str) -> list[int]:
+    """Backends of the one-entry enqueue connection that last wrote into ``schema``."""
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'etrusted-kit enqueue'"
+        " AND strpos(query, $1) > 0",
+        f'"{schema}".entries',
+    )
+    return [r["pid"] for r in rows]
+
+
+async def test_one_entry_enqueues_recover_from_a_lost_connection(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    await storage.enqueue([new(1)], now=1.0)
+    (pid,) = await _lane_pids(conn, pg_schema)
+    assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+    failures = 0
+    for i in (2, 3):
+        try:
+            await storage.enqueue([new(i)], now=1.0)
+        except StorageUnavailableError:  # the lost connection may be noticed only by using it
+            failures += 1
+    assert failures <= 1
+    assert await storage.get("k-3") is not None
+    assert (await _lane_pids(conn, pg_schema)) not in ([], [pid])
+
+
+async def test_aclose_closes_the_enqueue_connection(
+    pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    async with PostgresStorage(pg_dsn, schema=pg_schema) as s:
+        await s.enqueue([new(1)], now=1.0)
+        assert len(await _lane_pids(conn, pg_schema)) == 1
+    with pytest.raises(StorageError, match="closed"):
+        await s.enqueue([new(2)], now=1.0)
+    async with asyncio.timeout(WAIT):  # the server drops the backend right after the goodbye
+        while await _lane_pids(conn, pg_schema):
+            await asyncio.sleep(0.01)
+
+
+async def test_an_application_pool_gets_no_extra_connection(
+    pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    try:
+        async with PostgresStorage(pg_dsn, schema=pg_schema, pool=pool) as s:
+            assert [r.duplicate for r in await s.enqueue([new(1)], now=1.0)] == [False]
+            assert [r.duplicate for r in await s.enqueue([new(1)], now=1.0)] == [True]
+            assert await _lane_pids(conn, pg_schema) == []
+    finally:
+        await pool.close()
+
+
 async def test_pooled_connections_keep_no_session_state(
     storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
 ) -> None:
