@@ -28,6 +28,7 @@ from kit.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from kit.outbox._pg_lane import Lane
 from kit.outbox.postgres import PostgresStorage
 from kit.outbox.protocol import Storage, SupportsExternalTransaction, SupportsListen
 from kit.outbox.types import (
@@ -639,6 +640,46 @@ async def test_an_application_pool_gets_no_extra_connection(
         await pool.close()
 
 
+class FakeConnection:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    async def close(self, *, timeout: float) -> None:
+        self.closed = True
+
+
+async def test_the_enqueue_lane_serves_one_caller_and_closes_after_the_last() -> None:
+    made: list[FakeConnection] = []
+
+    async def connect() -> Any:
+        made.append(FakeConnection())
+        return made[-1]
+
+    lane = Lane(connect)
+    first = await lane.take()
+    assert first is made[0]
+    assert await lane.take() is None  # busy: that caller takes the pool
+    await lane.give()
+    assert await lane.take() is first  # reused while open
+    await lane.aclose()  # closed while in use: left to the caller
+    assert not made[0].closed
+    await lane.give()
+    assert made[0].closed
+    assert await lane.take() is None
+
+    lane = Lane(connect)
+    await lane.take()
+    made[-1].closed = True  # lost while in use
+    await lane.give()
+    assert await lane.take() is made[-1] is not made[1]  # replaced on the next call
+    await lane.give()
+    await lane.aclose()
+    assert made[-1].closed
+
+
 async def test_pooled_connections_keep_no_session_state(
     storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
 ) -> None:
@@ -650,7 +691,9 @@ async def test_pooled_connections_keep_no_session_state(
         "  AND pid = pg_backend_pid()) AS locks,"
         " (SELECT count(*) FROM pg_cursors) AS cursors,"
         " (SELECT count(*) FROM pg_class WHERE relpersistence = 't'"
-        "  AND pg_table_is_visible(oid)) AS temp_tables"
+        "  AND pg_table_is_visible(oid)) AS temp_tables,"
+        " (SELECT count(*) FROM pg_settings WHERE setting IS DISTINCT FROM reset_val)"
+        "  AS settings"
     )
     fresh = dict(await conn.fetchrow(session))  # what a new connection shows
     listener = storage.listen()
