@@ -18,7 +18,7 @@ class Lane:
     around its single statement cost about as much client CPU as the statement itself (asyncpg
     runs every release in a task of its own). The lane skips both. It connects on first use, so
     a process that never enqueues never opens it, and a connection found closed (the server
-    went away, or a failure broke it) is replaced on the next call. Only the one-row enqueue
+    went away) or handed back as broken is replaced on the next call. Only the one-row enqueue
     statement runs here, in autocommit, so the connection never carries session state.
     """
 
@@ -43,8 +43,12 @@ class Lane:
                 raise
         return conn
 
-    async def give(self) -> None:
+    async def give(self, *, broken: bool = False) -> None:
+        """Hand the connection back; ``broken``: it may be unusable, so close it now."""
         self._busy = False
+        if broken and self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
         if self._closed:  # closed while in use: the last user closes it
             await self._drop()
 

@@ -291,9 +291,12 @@ class PostgresStorage:
                 own = await lane.take()
                 if own is not None:
                     try:
-                        return await self._enqueue_on(own, entries, now)
-                    finally:
-                        await lane.give()
+                        results = await self._enqueue_on(own, entries, now)
+                    except BaseException as exc:
+                        await lane.give(broken=_may_be_broken(exc))
+                        raise
+                    await lane.give()
+                    return results
             async with self._conn() as conn:
                 if len(entries) >= _COPY_MIN_ENTRIES:
                     return await self._enqueue_copy(conn, entries, now)
@@ -547,6 +550,11 @@ class PostgresStorage:
             conn = await pool.acquire()
         try:
             yield conn
+        except BaseException as exc:
+            # Our pool's reset runs no query, so it would not notice a broken connection.
+            if self._own_pool and _may_be_broken(exc):
+                conn.terminate()
+            raise
         finally:
             await pool.release(conn)
 
@@ -585,6 +593,25 @@ class PostgresStorage:
             async with self._conn() as conn:
                 status: str = await conn.execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1])
+
+
+def _may_be_broken(exc: BaseException) -> bool:
+    """Whether a connection may be unusable after ``exc``: a client-side or connection failure.
+
+    After, say, a termination by the server, asyncpg can fail the next query with a client-side
+    error before it has noticed that the socket is gone. A timeout or a cancellation is not one:
+    asyncpg cancels the statement on the server and the next query waits for that, whereas a
+    dropped socket would leave the statement running, and perhaps committing, on the server.
+    """
+    if isinstance(exc, TimeoutError):
+        return False
+    return isinstance(
+        exc,
+        OSError
+        | _asyncpg.InterfaceError
+        | _asyncpg.exceptions.InternalClientError
+        | _asyncpg.PostgresConnectionError,
+    )
 
 
 def _results(entries: Sequence[NewEntry], inserted: set[str]) -> list[EnqueueResult]:

@@ -587,31 +587,45 @@ async def test_concurrent_single_enqueues_of_one_key_store_it_once(
     assert (await storage.stats()).counts[State.PENDING] == 1
 
 
-async def _lane_pids(conn: asyncpg.Connection[Any], schema: str) -> list[int]:
-    """Backends of the one-entry enqueue connection that last wrote into ``schema``."""
+async def _backends(conn: asyncpg.Connection[Any], schema: str, app: str) -> list[int]:
+    """Backends named ``app`` whose last statement read or wrote the entries of ``schema``."""
     rows = await conn.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = 'etrusted-kit enqueue'"
-        " AND strpos(query, $1) > 0",
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $2 AND strpos(query, $1) > 0"
+        " AND pid <> pg_backend_pid()",
         f'"{schema}".entries',
+        app,
     )
     return [r["pid"] for r in rows]
 
 
-async def test_one_entry_enqueues_recover_from_a_lost_connection(
-    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+async def _lane_pids(conn: asyncpg.Connection[Any], schema: str) -> list[int]:
+    return await _backends(conn, schema, "etrusted-kit enqueue")
+
+
+@pytest.mark.parametrize("path", ["enqueue connection", "pool"])
+async def test_calls_recover_from_a_lost_connection(
+    path: str, pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
 ) -> None:
-    await storage.enqueue([new(1)], now=1.0)
-    (pid,) = await _lane_pids(conn, pg_schema)
-    assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
-    failures = 0
-    for i in (2, 3):
-        try:
-            await storage.enqueue([new(i)], now=1.0)
-        except StorageUnavailableError:  # the lost connection may be noticed only by using it
-            failures += 1
-    assert failures <= 1
-    assert await storage.get("k-3") is not None
-    assert (await _lane_pids(conn, pg_schema)) not in ([], [pid])
+    app = "etrusted-kit enqueue" if path != "pool" else ""
+    async with PostgresStorage(pg_dsn, schema=pg_schema, max_size=1) as s:
+        await s.enqueue([new(1)], now=1.0)
+        await s.get("k-1")
+        (pid,) = await _backends(conn, pg_schema, app)
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+        failures = 0
+        for i in (2, 3):
+            try:
+                if path == "pool":
+                    await s.get("k-1")
+                else:
+                    await s.enqueue([new(i)], now=1.0)
+            except StorageError:  # asyncpg may notice the lost connection only by using it
+                failures += 1
+        assert failures <= 1
+        assert await s.get("k-1") is not None
+        if path != "pool":
+            assert await s.get("k-3") is not None
+        assert (await _backends(conn, pg_schema, app)) not in ([], [pid])
 
 
 async def test_aclose_closes_the_enqueue_connection(
@@ -650,6 +664,9 @@ class FakeConnection:
     async def close(self, *, timeout: float) -> None:
         self.closed = True
 
+    def terminate(self) -> None:
+        self.closed = True
+
 
 async def test_the_enqueue_lane_serves_one_caller_and_closes_after_the_last() -> None:
     made: list[FakeConnection] = []
@@ -675,6 +692,9 @@ async def test_the_enqueue_lane_serves_one_caller_and_closes_after_the_last() ->
     made[-1].closed = True  # lost while in use
     await lane.give()
     assert await lane.take() is made[-1] is not made[1]  # replaced on the next call
+    await lane.give(broken=True)  # a failure that may have broken it: closed at once
+    assert made[2].closed
+    assert await lane.take() is made[-1] is not made[2]
     await lane.give()
     await lane.aclose()
     assert made[-1].closed
