@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +11,12 @@ from kit.outbox._pg_listen import close_quietly
 
 if TYPE_CHECKING:
     import asyncpg
+
+# The backend's logger name, which operators already filter on.
+log = logging.getLogger("kit.outbox.postgres")
+
+# After a failed connect the lane stands aside this long; the pool serves meanwhile.
+RETRY_AFTER = 30.0
 
 
 class Lane:
@@ -20,17 +28,27 @@ class Lane:
     a process that never enqueues never opens it, and a connection found closed (the server
     went away) or handed back as broken is replaced on the next call. Only the one-row enqueue
     statement runs here, in autocommit, so the connection never carries session state.
+
+    It is an optimisation, never a new way to fail: if it cannot connect (say the server is at
+    ``max_connections`` while the pool still has room), callers use the pool for a while.
     """
 
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection[Any]]]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection[Any]]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._connect = connect
+        self._clock = clock
         self._conn: asyncpg.Connection[Any] | None = None
         self._busy = False
         self._closed = False
+        self._retry_at = 0.0
 
     async def take(self) -> asyncpg.Connection[Any] | None:
         """The lane's connection, or None if it is in use or closed. Hand it back with ``give``."""
-        if self._busy or self._closed:
+        if self._busy or self._closed or self._clock() < self._retry_at:
             return None
         self._busy = True
         conn = self._conn
@@ -38,6 +56,17 @@ class Lane:
             self._conn = None
             try:
                 conn = self._conn = await self._connect()
+            except Exception as exc:  # noqa: BLE001 - the pool serves, and reports real failures
+                self._busy = False
+                self._retry_at = self._clock() + RETRY_AFTER
+                log.warning(
+                    "outbox enqueue connection failed, using the pool for %.0f s: %s: %s",
+                    RETRY_AFTER,
+                    type(exc).__name__,
+                    exc,
+                    extra={"action": "outbox.enqueue_connection.failed"},
+                )
+                return None
             except BaseException:
                 self._busy = False
                 raise

@@ -28,7 +28,7 @@ from kit.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from kit.outbox._pg_lane import Lane
+from kit.outbox._pg_lane import RETRY_AFTER, Lane
 from kit.outbox.postgres import PostgresStorage
 from kit.outbox.protocol import Storage, SupportsExternalTransaction, SupportsListen
 from kit.outbox.types import (
@@ -698,6 +698,46 @@ async def test_the_enqueue_lane_serves_one_caller_and_closes_after_the_last() ->
     await lane.give()
     await lane.aclose()
     assert made[-1].closed
+
+
+async def test_the_enqueue_lane_stands_aside_when_it_cannot_connect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    calls = 0
+
+    async def connect() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("too many clients")
+        return FakeConnection()
+
+    lane = Lane(connect, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="kit.outbox.postgres"):
+        assert await lane.take() is None  # the caller takes the pool
+    assert any(
+        getattr(r, "action", "") == "outbox.enqueue_connection.failed" for r in caplog.records
+    )
+    now[0] = RETRY_AFTER - 1
+    assert await lane.take() is None
+    assert calls == 1  # no connect attempt while it stands aside
+    now[0] = RETRY_AFTER
+    assert await lane.take() is not None
+    await lane.give()
+    await lane.aclose()
+
+
+async def test_enqueue_uses_the_pool_when_the_lane_cannot_connect(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse() -> Any:
+        raise OSError("too many clients")
+
+    assert storage._lane is not None
+    monkeypatch.setattr(storage._lane, "_connect", refuse)
+    assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [False]
+    assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [True]
 
 
 async def test_pooled_connections_keep_no_session_state(
