@@ -96,7 +96,7 @@ class Listener:
             except Exception as exc:  # noqa: BLE001 - same: never raise into the flusher
                 self._failed("lost its connection to", "outbox.listen.lost", exc)
             finally:
-                await _close_quietly(conn)
+                await close_quietly(conn)
 
     def _failed(self, what: str, action: str, exc: Exception) -> None:
         self._failures += 1
@@ -129,7 +129,7 @@ class Listener:
             await conn.execute("SELECT 1")  # a silently dead socket surfaces here
 
 
-async def _close_quietly(conn: asyncpg.Connection[Any]) -> None:
+async def close_quietly(conn: asyncpg.Connection[Any]) -> None:
     """Close gracefully if the server still answers, else just drop the socket."""
     if conn.is_closed():
         return

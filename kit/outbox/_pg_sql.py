@@ -88,6 +88,27 @@ class Sql:
                    CASE WHEN EXISTS (SELECT 1 FROM ins)
                         THEN (SELECT true FROM pg_notify($10, '')) ELSE false END AS notified
         """
+        # One entry, the common case: a plain INSERT, no arrays to build or unnest. It returns a
+        # row only if it inserted, and only then NOTIFYs (delivered at COMMIT, as above).
+        self.enqueue_one = f"""
+            WITH ins AS (
+                INSERT INTO {t} (key, state, event_type, channel_id, transaction_reference,
+                                 payload, payload_sha256, email_hash, due_at, created_at,
+                                 updated_at)
+                SELECT $2::text, 'pending', $3::text, $4::text, $5::text, $6::text, $7::text,
+                       $8::text, $9::float8, $1::float8, $1::float8
+                WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = $2)
+                ON CONFLICT (key) DO NOTHING
+                RETURNING 1
+            )
+            SELECT pg_notify($10, '') FROM ins
+        """
+        # Bulk enqueue (see PostgresStorage._enqueue_copy): the keys already stored, then COPY of
+        # the rest and one NOTIFY for the batch, in one transaction.
+        self.known_keys = (
+            f"SELECT coalesce(array_agg(key), '{{}}') FROM {t} WHERE key = ANY($1::text[])"
+        )
+        self.notify = "SELECT pg_notify($1, '')"
         self.cancel = (
             f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
             " WHERE key = $1 AND state = 'pending' RETURNING id"
@@ -294,10 +315,7 @@ class Sql:
 
 def enqueue_args(entries: Sequence[NewEntry], now: float) -> list[list[Any]]:
     """The column arrays of ``enqueue`` ($2 to $9): the first copy of each key, in order."""
-    first: dict[str, NewEntry] = {}
-    for entry in entries:
-        first.setdefault(entry.key, entry)
-    rows = list(first.values())
+    rows = first_of_each_key(entries)
     return [
         [e.key for e in rows],
         [e.event_type for e in rows],
@@ -307,6 +325,65 @@ def enqueue_args(entries: Sequence[NewEntry], now: float) -> list[list[Any]]:
         [payload_sha256(e.payload) for e in rows],
         [e.email_hash for e in rows],
         [initial_due_at(e, now) for e in rows],
+    ]
+
+
+# The columns ``copy_records`` fills, in its order; the rest take their defaults.
+COPY_COLUMNS = (
+    "key",
+    "state",
+    "event_type",
+    "channel_id",
+    "transaction_reference",
+    "payload",
+    "payload_sha256",
+    "email_hash",
+    "due_at",
+    "created_at",
+    "updated_at",
+)
+# The name PostgreSQL gives ``key ... UNIQUE`` in 0001_initial.sql.
+KEY_CONSTRAINT = "entries_key_key"
+
+
+def first_of_each_key(entries: Sequence[NewEntry]) -> list[NewEntry]:
+    first: dict[str, NewEntry] = {}
+    for entry in entries:
+        first.setdefault(entry.key, entry)
+    return list(first.values())
+
+
+def copy_records(entries: Sequence[NewEntry], now: float) -> list[tuple[Any, ...]]:
+    """New pending rows for ``COPY`` (columns as ``COPY_COLUMNS``), in the order given."""
+    return [
+        (
+            e.key,
+            "pending",
+            e.event_type,
+            e.channel_id,
+            e.transaction_reference,
+            e.payload,
+            payload_sha256(e.payload),
+            e.email_hash,
+            initial_due_at(e, now),
+            now,
+            now,
+        )
+        for e in entries
+    ]
+
+
+def enqueue_one_args(entry: NewEntry, now: float) -> list[Any]:
+    """The parameters $2 to $9 of ``enqueue_one``."""
+    return [
+        entry.key,
+        entry.event_type,
+        entry.channel_id,
+        entry.transaction_reference,
+        entry.payload,
+        payload_sha256(entry.payload),
+        entry.email_hash,
+        initial_due_at(entry, now),
     ]
 
 

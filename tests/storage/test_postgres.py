@@ -7,6 +7,7 @@ The storage rules shared by every backend are in ``tests/contract``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -16,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
+import attrs
 import pytest
 
 import kit.outbox.postgres as pg_module
@@ -26,6 +28,7 @@ from kit.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from kit.outbox._pg_lane import RETRY_AFTER, Lane
 from kit.outbox.postgres import PostgresStorage
 from kit.outbox.protocol import Storage, SupportsExternalTransaction, SupportsListen
 from kit.outbox.types import (
@@ -505,6 +508,288 @@ async def test_aclose_releases_the_listening_connection(
     async with asyncio.timeout(WAIT):  # the server drops the backend right after the goodbye
         while await conn.fetchval(find, f'LISTEN "{storage.channel}"'):
             await asyncio.sleep(0.01)
+
+
+# -- enqueue paths ----------------------------------------------------------------------------
+
+BULK = pg_module._COPY_MIN_ENTRIES  # from this batch size on, enqueue() writes with COPY
+
+
+def _stored(entries: list[Any]) -> list[tuple[Any, ...]]:
+    """What an enqueue stored, without the ids (which differ between two schemas)."""
+    return [attrs.astuple(attrs.evolve(e, id=0)) for e in entries]
+
+
+async def _mixed_batch(s: PostgresStorage) -> list[bool]:
+    """A bulk batch with keys stored before, repeated keys and hold-backs; the duplicate flags."""
+    await s.enqueue([new(3)], now=1.0)
+    await s.enqueue([new(70), new(71)], now=1.0)
+    batch = [new(i, send_after=5.0 if i % 3 else None) for i in range(BULK + 20)]
+    batch += [new(5), new(3), new(BULK + 50)]
+    return [r.duplicate for r in await s.enqueue(batch, now=2.0)]
+
+
+async def test_bulk_enqueue_stores_what_the_statement_stores(
+    storage: PostgresStorage, pg_dsn: str, other_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied = await _mixed_batch(storage)
+    expected = [i in (3, 70, 71) for i in range(BULK + 20)] + [True, True, False]
+    assert copied == expected
+    monkeypatch.setattr(pg_module, "_COPY_MIN_ENTRIES", 10**9)  # the ON CONFLICT statement
+    async with PostgresStorage(pg_dsn, schema=other_schema) as other:
+        assert await _mixed_batch(other) == expected
+        listed = await storage.entries(limit=1000)
+        assert _stored(listed) == _stored(await other.entries(limit=1000))
+    ids = [e.id for e in listed]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # dense, in input order
+    assert [e.key for e in listed][-3:] == [
+        "k-" + str(BULK + 18),
+        "k-" + str(BULK + 19),
+        "k-" + str(BULK + 50),
+    ]
+
+
+async def test_bulk_enqueue_settles_a_race_with_another_enqueue(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key stored after the lookup of known keys fails the COPY; ON CONFLICT settles it."""
+    await storage.enqueue([new(7)], now=1.0)
+    blind = "SELECT '{}'::text[] FROM (SELECT $1::text[]) AS keys"  # sees no stored key
+    monkeypatch.setattr(storage._sql, "known_keys", blind)
+    results = await storage.enqueue([new(i) for i in range(BULK)], now=2.0)
+    assert [r.duplicate for r in results] == [i == 7 for i in range(BULK)]
+    assert (await storage.get("k-7")).created_at == 1.0  # type: ignore[union-attr]
+    assert (await storage.stats()).counts[State.PENDING] == BULK
+
+
+async def test_bulk_enqueue_notifies_once_and_duplicates_not_at_all(
+    storage: PostgresStorage, pg_dsn: str
+) -> None:
+    raw = RawListener()
+    spy = await asyncpg.connect(pg_dsn)
+    await spy.add_listener(storage.channel, raw)
+    try:
+        await storage.enqueue([new(i) for i in range(BULK * 2)], now=1.0)
+        again = await storage.enqueue([new(i) for i in range(BULK)], now=2.0)
+        assert all(r.duplicate for r in again)
+        await spy.execute("SELECT pg_notify($1, 'sentinel')", storage.channel)
+        assert await raw.next() == ""
+        assert await raw.next() == "sentinel"
+    finally:
+        await spy.close()
+
+
+async def test_concurrent_single_enqueues_of_one_key_store_it_once(
+    storage: PostgresStorage,
+) -> None:
+    results = await asyncio.gather(*(storage.enqueue([new(1)], now=1.0) for _ in range(4)))
+    assert sorted(r.duplicate for (r,) in results) == [False, True, True, True]
+    assert (await storage.stats()).counts[State.PENDING] == 1
+
+
+async def _backends(conn: asyncpg.Connection[Any], schema: str, app: str) -> list[int]:
+    """Backends named ``app`` whose last statement read or wrote the entries of ``schema``."""
+    rows = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $2 AND strpos(query, $1) > 0"
+        " AND pid <> pg_backend_pid()",
+        f'"{schema}".entries',
+        app,
+    )
+    return [r["pid"] for r in rows]
+
+
+async def _lane_pids(conn: asyncpg.Connection[Any], schema: str) -> list[int]:
+    return await _backends(conn, schema, "etrusted-kit enqueue")
+
+
+@pytest.mark.parametrize("path", ["enqueue connection", "pool"])
+async def test_calls_recover_from_a_lost_connection(
+    path: str, pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    app = "etrusted-kit enqueue" if path != "pool" else ""
+    async with PostgresStorage(pg_dsn, schema=pg_schema, max_size=1) as s:
+        await s.enqueue([new(1)], now=1.0)
+        await s.get("k-1")
+        (pid,) = await _backends(conn, pg_schema, app)
+        assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+        failures = 0
+        for i in (2, 3):
+            try:
+                if path == "pool":
+                    await s.get("k-1")
+                else:
+                    await s.enqueue([new(i)], now=1.0)
+            except StorageError:  # asyncpg may notice the lost connection only by using it
+                failures += 1
+        assert failures <= 1
+        assert await s.get("k-1") is not None
+        if path != "pool":
+            assert await s.get("k-3") is not None
+        assert (await _backends(conn, pg_schema, app)) not in ([], [pid])
+
+
+async def test_aclose_closes_the_enqueue_connection(
+    pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    async with PostgresStorage(pg_dsn, schema=pg_schema) as s:
+        await s.enqueue([new(1)], now=1.0)
+        assert len(await _lane_pids(conn, pg_schema)) == 1
+    with pytest.raises(StorageError, match="closed"):
+        await s.enqueue([new(2)], now=1.0)
+    async with asyncio.timeout(WAIT):  # the server drops the backend right after the goodbye
+        while await _lane_pids(conn, pg_schema):
+            await asyncio.sleep(0.01)
+
+
+async def test_an_application_pool_gets_no_extra_connection(
+    pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    pool = await asyncpg.create_pool(pg_dsn, min_size=1, max_size=1)
+    try:
+        async with PostgresStorage(pg_dsn, schema=pg_schema, pool=pool) as s:
+            assert [r.duplicate for r in await s.enqueue([new(1)], now=1.0)] == [False]
+            assert [r.duplicate for r in await s.enqueue([new(1)], now=1.0)] == [True]
+            assert await _lane_pids(conn, pg_schema) == []
+    finally:
+        await pool.close()
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    async def close(self, *, timeout: float) -> None:
+        self.closed = True
+
+    def terminate(self) -> None:
+        self.closed = True
+
+
+async def test_the_enqueue_lane_serves_one_caller_and_closes_after_the_last() -> None:
+    made: list[FakeConnection] = []
+
+    async def connect() -> Any:
+        made.append(FakeConnection())
+        return made[-1]
+
+    lane = Lane(connect)
+    first = await lane.take()
+    assert first is made[0]
+    assert await lane.take() is None  # busy: that caller takes the pool
+    await lane.give()
+    assert await lane.take() is first  # reused while open
+    await lane.aclose()  # closed while in use: left to the caller
+    assert not made[0].closed
+    await lane.give()
+    assert made[0].closed
+    assert await lane.take() is None
+
+    lane = Lane(connect)
+    await lane.take()
+    made[-1].closed = True  # lost while in use
+    await lane.give()
+    assert await lane.take() is made[-1] is not made[1]  # replaced on the next call
+    await lane.give(broken=True)  # a failure that may have broken it: closed at once
+    assert made[2].closed
+    assert await lane.take() is made[-1] is not made[2]
+    await lane.give()
+    await lane.aclose()
+    assert made[-1].closed
+
+
+async def test_the_enqueue_lane_stands_aside_when_it_cannot_connect(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    calls = 0
+
+    async def connect() -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("too many clients")
+        return FakeConnection()
+
+    lane = Lane(connect, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="kit.outbox.postgres"):
+        assert await lane.take() is None  # the caller takes the pool
+    assert any(
+        getattr(r, "action", "") == "outbox.enqueue_connection.failed" for r in caplog.records
+    )
+    now[0] = RETRY_AFTER - 1
+    assert await lane.take() is None
+    assert calls == 1  # no connect attempt while it stands aside
+    now[0] = RETRY_AFTER
+    assert await lane.take() is not None
+    await lane.give()
+    await lane.aclose()
+
+
+async def test_enqueue_uses_the_pool_when_the_lane_cannot_connect(
+    storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refuse() -> Any:
+        raise OSError("too many clients")
+
+    assert storage._lane is not None
+    monkeypatch.setattr(storage._lane, "_connect", refuse)
+    assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [False]
+    assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [True]
+
+
+async def test_pooled_connections_keep_no_session_state(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    """Why the own pool may skip asyncpg's reset query: nothing the kit does outlives a call."""
+    session = (
+        "SELECT current_setting('search_path') AS path,"
+        " (SELECT count(*) FROM pg_listening_channels()) AS listens,"
+        " (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        "  AND pid = pg_backend_pid()) AS locks,"
+        " (SELECT count(*) FROM pg_cursors) AS cursors,"
+        " (SELECT count(*) FROM pg_class WHERE relpersistence = 't'"
+        "  AND pg_table_is_visible(oid)) AS temp_tables,"
+        " (SELECT count(*) FROM pg_settings WHERE setting IS DISTINCT FROM reset_val)"
+        "  AS settings"
+    )
+    fresh = dict(await conn.fetchrow(session))  # what a new connection shows
+    listener = storage.listen()
+    try:
+        await asyncio.wait_for(anext(listener), WAIT)
+        await storage.migrate()
+        await storage.enqueue([new(1)], now=1.0)
+        await storage.enqueue([new(i) for i in range(BULK)], now=1.0)
+        claimed = await storage.claim(owner="w", limit=2, lease_seconds=30, now=2.0)
+        await storage.finish(
+            [Completion(c.key, c.attempt, Delivered("e")) for c in claimed], now=3.0
+        )
+        async for _batch in storage.dump(batch=10):
+            pass
+        await conn.execute(f'ALTER TABLE "{pg_schema}".attempts ADD CHECK (attempt < 0)')
+        claimed = await storage.claim(owner="w", limit=1, lease_seconds=30, now=4.0)
+        rec = AttemptRecord(
+            attempt=claimed[0].attempt,
+            kind=AttemptKind.SEND,
+            started_at=4.0,
+            duration_ms=1.0,
+            outcome="delivered",
+            http_status=202,
+        )
+        with pytest.raises(StorageError):  # fails inside finish()'s transaction
+            await storage.finish(
+                [Completion(claimed[0].key, claimed[0].attempt, Delivered("e"), rec)], now=5.0
+            )
+        # Every connection of the pool at once, so each one is inspected.
+        async with contextlib.AsyncExitStack() as stack:
+            pooled = [await stack.enter_async_context(storage._conn()) for _ in range(4)]
+            for c in pooled:
+                assert not c.is_in_transaction()
+                assert dict(await c.fetchrow(session)) == fresh
+    finally:
+        await listener.aclose()
 
 
 # -- finish batches ---------------------------------------------------------------------------
