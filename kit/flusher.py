@@ -74,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 
 _DEFERRED_LABELS = frozenset({"deferred", "unauthorized"})
+# How long a result may wait for more to share its write (a fraction of any real round trip).
+_RESULT_WAIT = 0.005
 
 
 def _marker_of(payload: str | None) -> str | None:
@@ -194,6 +196,7 @@ class Flusher:
         self._outstanding = 0  # claimed and not yet finished by a worker
         self._done: list[Completion] = []
         self._done_ready = asyncio.Event()
+        self._done_timer: asyncio.TimerHandle | None = None
         self._writer_deadline: float | None = None  # set when closing: then stop waiting
         self._writing = False  # a batch is taken from _done but not yet written
         self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
@@ -279,6 +282,8 @@ class Flusher:
                 await self._bell.wait(self.config.poll_interval)
                 continue
             if self._outstanding <= self.config.concurrency:
+                if self._done:
+                    self._done_ready.set()  # results waiting: write them with this claim
                 try:
                     claimed = await self._storage.claim(
                         owner=self.owner,
@@ -631,12 +636,21 @@ class Flusher:
 
     def _complete(self, completion: Completion) -> None:
         self._done.append(completion)
-        self._done_ready.set()
+        if len(self._done) >= self.config.concurrency or self._outstanding == 0:
+            self._done_ready.set()
+        elif self._done_timer is None:
+            # A result waits a moment for others: every write is a transaction, and one per
+            # result would cost more than the POSTs. The feeder's next claim takes them along.
+            loop = asyncio.get_running_loop()
+            self._done_timer = loop.call_later(_RESULT_WAIT, self._done_ready.set)
 
     async def _writer(self) -> None:
         while True:
             await self._done_ready.wait()
             self._done_ready.clear()
+            if self._done_timer is not None:
+                self._done_timer.cancel()
+                self._done_timer = None
             batch, self._done = self._done, []
             if batch:
                 self._writing = True
