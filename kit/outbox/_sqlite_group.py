@@ -4,8 +4,8 @@ A flusher's feeder claims while its writer records results, and each used to be 
 of its own, several round trips to aiosqlite's worker thread each. Per delivered event that
 cost more CPU than the SQL itself. Here each operation is a plain function of the ``sqlite3``
 connection; the operations queued while one transaction runs go together into the next: one
-``BEGIN IMMEDIATE ... COMMIT``, run by one call on the worker thread. Every operation runs
-under a savepoint of its own, so one that fails is undone and reported to its caller alone.
+``BEGIN IMMEDIATE ... COMMIT``, run by one call on the worker thread. An operation that fails
+is reported to its caller alone (see :func:`run_group`).
 
 A caller cancelled before its operation started is skipped; one cancelled while it ran gets its
 ``abandon`` hook called with the result (a claim hands its entries back that way).
@@ -49,30 +49,51 @@ class GroupOp(Generic[T]):
 
 
 def run_group(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> None:
-    """The body of one group transaction, on the worker thread; results stay on the ops."""
-    write = any(op.write for op in ops)
-    single = len(ops) == 1
-    db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    """The body of one group transaction, on the worker thread; results stay on the ops.
+
+    If an operation fails, the transaction is rolled back and every operation runs again in a
+    transaction of its own, so the failure is its caller's alone. (Savepoints would do that
+    too, but copy every page they touch to a sub-journal, on the path that must be cheap.)
+    """
+    failed = _transaction(db, ops)
+    if failed is None:
+        return
+    if sum(not op.abandoned for op in ops) == 1:
+        raise failed
+    for op in ops:
+        op.ran, op.result = False, None
+    for op in ops:
+        if op.abandoned:
+            continue
+        alone = _transaction(db, [op])
+        if alone is not None:
+            op.error = alone
+
+
+def _transaction(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> Exception | None:
+    """Run ``ops`` in one transaction; the error of the operation that failed, if one did.
+
+    Failures of the transaction itself (BEGIN waiting out its busy timeout, COMMIT) are raised:
+    they are every operation's.
+    """
+    db.execute("BEGIN IMMEDIATE" if any(op.write for op in ops) else "BEGIN")
     try:
         for op in ops:
             if op.abandoned:
                 continue
             op.ran = True
-            if single:
-                op.result = op.fn(db)
-                continue
-            db.execute("SAVEPOINT etk_op")
             try:
                 op.result = op.fn(db)
-            except Exception as exc:  # noqa: BLE001 (reported to this operation's caller alone)
-                op.error = exc
-                db.execute("ROLLBACK TO etk_op")
-            db.execute("RELEASE etk_op")
+            except Exception as exc:  # noqa: BLE001 (its caller's error, handed back)
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                return exc
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+    return None
 
 
 class GroupCommit:
@@ -110,6 +131,8 @@ class GroupCommit:
             op.abandoned = True
             if op in self._queue:
                 self._queue.remove(op)
+            elif _succeeded(op.future) and op.abandon is not None:
+                op.abandon(op.future.result())  # it ran before we were cancelled
             raise
 
 
@@ -137,3 +160,7 @@ def _settle(batch: list[GroupOp[Any]], job: asyncio.Future[None]) -> None:
     for op in batch:
         if op.abandoned and op.ran and failed is None and op.error is None and op.abandon:
             op.abandon(op.result)
+
+
+def _succeeded(future: asyncio.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
