@@ -126,13 +126,15 @@ UPDATE etk_entries SET
     lease_owner = NULL,
     lease_expires_at = NULL,
     updated_at = ?11
-WHERE key = ?12 AND attempt = ?13 AND state IN ('sending', 'in_doubt')
+WHERE key = ?12 AND attempt = ?13 AND (state = 'sending' OR state = 'in_doubt')
   AND lease_owner IS NOT NULL
 RETURNING id"""
 
+# Its condition is the partial index's, spelled the same way, or SQLite cannot use the index.
 PURGE = """
 UPDATE etk_entries INDEXED BY etk_entries_purgeable SET payload = NULL, email_hash = NULL
-WHERE payload IS NOT NULL AND state IN ('delivered', 'dead', 'cancelled') AND updated_at < ?"""
+WHERE payload IS NOT NULL AND (state = 'delivered' OR state = 'dead' OR state = 'cancelled')
+  AND updated_at < ?"""
 
 SCHEMA_TABLE = """
 CREATE TABLE IF NOT EXISTS etk_schema_version (
