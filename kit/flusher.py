@@ -46,7 +46,7 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.outbox import Outbox
-from kit.outbox.protocol import SupportsListen
+from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
 from kit.outbox.types import (
     HOLD_AUTH,
     HOLD_MIGRATED,
@@ -285,17 +285,12 @@ class Flusher:
                 if self._done:
                     self._done_ready.set()  # results waiting: write them with this claim
                 try:
-                    claimed = await self._storage.claim(
-                        owner=self.owner,
-                        limit=capacity - self._outstanding,
-                        lease_seconds=self.config.lease_seconds,
-                        now=now,
-                    )
+                    claimed, holds_read = await self._claim(capacity - self._outstanding, now)
                 except StorageError:
                     logger.exception("claim failed", extra={"action": "claim_failed"})
                     await self._bell.wait(self.config.poll_interval)
                     continue
-                if claimed and not await self._refresh_holds(self._clock()):
+                if claimed and not holds_read and not await self._refresh_holds(self._clock()):
                     # Read the holds again now that the claim has committed: a hold committed
                     # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
                     # these entries is POSTed. If they cannot be read, send nothing blind:
@@ -318,6 +313,19 @@ class Flusher:
                 if until_drained and await self._drained():
                     return
             await self._bell.wait(self.config.poll_interval)
+
+    async def _claim(self, limit: int, now: float) -> tuple[list[Claimed], bool]:
+        """Claim; and whether the holds were read in the claim's own transaction, after it."""
+        if isinstance(self._storage, SupportsClaimWithHolds):
+            claimed, holds = await self._storage.claim_with_holds(
+                owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
+            )
+            self._holds, self._holds_checked = holds, now
+            return claimed, True
+        claimed = await self._storage.claim(
+            owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
+        )
+        return claimed, False
 
     async def _drained(self) -> bool:
         counts = (await self._storage.stats()).counts

@@ -382,24 +382,40 @@ class SQLiteStorage:
     ) -> list[Claimed]:
         if limit <= 0:
             return []
+        claimed, _ = await self._claim(owner, limit, lease_seconds, now, with_holds=False)
+        return claimed
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        return await self._claim(owner, max(0, limit), lease_seconds, now, with_holds=True)
+
+    async def _claim(
+        self, owner: str, limit: int, lease_seconds: float, now: float, *, with_holds: bool
+    ) -> tuple[list[Claimed], list[Hold]]:
         expires = now + lease_seconds
         params = {"now": now, "limit": limit, "owner": owner, "expires": expires}
 
-        def claim_rows(db: sqlite3.Connection) -> list[Any]:
-            return db.execute(sql.CLAIM, params).fetchall()
+        def claim_rows(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            rows = db.execute(sql.CLAIM, params).fetchall() if limit > 0 else []
+            holds = db.execute(sql.HOLDS, (now,)).fetchall() if with_holds else []
+            return rows, holds
 
-        def hand_back(rows: list[Any]) -> None:
+        def hand_back(result: tuple[list[Any], list[Any]]) -> None:
             # The caller was cancelled after these were leased: release them at once rather
             # than leave them to expire into doubt (fenced by attempt, so always harmless).
-            if rows:
-                back = [Completion(r[1], r[2], Release()) for r in rows]
+            if result[0]:
+                back = [Completion(r[1], r[2], Release()) for r in result[0]]
                 task = asyncio.ensure_future(self._hand_back(back))
                 self._handing_back.add(task)
                 task.add_done_callback(self._handing_back.discard)
 
-        rows = await self._grouped("claim", claim_rows, abandon=hand_back)
+        rows, holds = await self._grouped("claim", claim_rows, abandon=hand_back)
         rows.sort(key=lambda r: (r[11], r[0]))  # RETURNING order is arbitrary
-        return [sql.claimed_from_row(r, expires) for r in rows]
+        return (
+            [sql.claimed_from_row(r, expires) for r in rows],
+            [Hold(name=r[0], until=r[1], reason=r[2]) for r in holds],
+        )
 
     async def _hand_back(self, completions: list[Completion]) -> None:
         with contextlib.suppress(StorageError):

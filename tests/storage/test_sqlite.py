@@ -28,9 +28,9 @@ from kit.errors import (
 from kit.outbox import _sqlite_group as group_module
 from kit.outbox import sqlite as sqlite_backend
 from kit.outbox.migrations import Migration, load_migrations
-from kit.outbox.protocol import Storage, SupportsExternalTransaction
+from kit.outbox.protocol import Storage, SupportsClaimWithHolds, SupportsExternalTransaction
 from kit.outbox.sqlite import SQLiteStorage, sqlite_path_from_url
-from kit.outbox.types import ClaimMode, NewEntry, State
+from kit.outbox.types import ClaimMode, Hold, NewEntry, State
 
 T = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[2]
@@ -616,3 +616,18 @@ async def test_a_claim_cancelled_after_it_ran_gives_its_entries_back(tmp_path: P
         assert entry.state is State.PENDING
         assert entry.attempt == 1
         assert entry.lease_owner is None
+
+
+async def test_claim_with_holds_reads_the_holds_in_the_claims_transaction(tmp_path: Path) -> None:
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        assert isinstance(s, SupportsClaimWithHolds)
+        await s.enqueue([new("a")], now=T)
+        await s.set_hold(Hold(name="pace", until=T + 5, reason="429"))
+        await s.set_hold(Hold(name="auth", until=T - 1, reason="over"))
+        claimed, holds = await s.claim_with_holds(owner="w", limit=5, lease_seconds=30, now=T)
+        assert [c.key for c in claimed] == ["a"]
+        assert holds == [Hold(name="pace", until=T + 5, reason="429")]
+        assert await s.claim_with_holds(owner="w", limit=0, lease_seconds=30, now=T) == (
+            [],
+            holds,
+        )
