@@ -439,7 +439,11 @@ class Flusher:
         if item.payload is None:
             self.stats.dead += 1
             return Completion(item.key, item.attempt, Dead("payload was purged before delivery"))
-        if self.config.check_event_types and await self._type_active(item.event_type) is False:
+        if self.config.check_event_types and not self._type_known_active(item.event_type):
+            active = await self._type_active(item.event_type)
+        else:
+            active = True
+        if active is False:
             self.stats.dead += 1
             reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
             return Completion(item.key, item.attempt, Dead(reason))
@@ -622,6 +626,12 @@ class Flusher:
         )
         self.stats.dead += 1
         return Dead(error), "parked", error
+
+    def _type_known_active(self, name: str) -> bool:
+        """The type is in a fresh list as active (the usual case: no need to await anything)."""
+        types = self._types
+        fresh = self._clock() - self._types_at < self.config.event_types_ttl
+        return types is not None and fresh and types.get(name) is True
 
     async def _type_active(self, name: str) -> bool | None:
         """Whether eTrusted knows ``name`` as an active event type (None: cannot tell)."""
