@@ -65,7 +65,10 @@ def run_group(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> None:
     for op in ops:
         if op.abandoned:
             continue
-        alone = _transaction(db, [op])
+        try:
+            alone = _transaction(db, [op])
+        except Exception as exc:  # noqa: BLE001 (the others may have committed: report it alone)
+            op.ran, alone = True, exc
         if alone is not None:
             op.error = alone
 
