@@ -46,7 +46,7 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.outbox import Outbox
-from kit.outbox.protocol import SupportsListen
+from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
 from kit.outbox.types import (
     HOLD_AUTH,
     HOLD_MIGRATED,
@@ -74,6 +74,8 @@ logger = logging.getLogger(__name__)
 
 
 _DEFERRED_LABELS = frozenset({"deferred", "unauthorized"})
+# How long a result may wait for more to share its write (a fraction of any real round trip).
+_RESULT_WAIT = 0.005
 
 
 def _marker_of(payload: str | None) -> str | None:
@@ -194,6 +196,7 @@ class Flusher:
         self._outstanding = 0  # claimed and not yet finished by a worker
         self._done: list[Completion] = []
         self._done_ready = asyncio.Event()
+        self._done_timer: asyncio.TimerHandle | None = None
         self._writer_deadline: float | None = None  # set when closing: then stop waiting
         self._writing = False  # a batch is taken from _done but not yet written
         self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
@@ -279,18 +282,15 @@ class Flusher:
                 await self._bell.wait(self.config.poll_interval)
                 continue
             if self._outstanding <= self.config.concurrency:
+                if self._done:
+                    self._done_ready.set()  # results waiting: write them with this claim
                 try:
-                    claimed = await self._storage.claim(
-                        owner=self.owner,
-                        limit=capacity - self._outstanding,
-                        lease_seconds=self.config.lease_seconds,
-                        now=now,
-                    )
+                    claimed, holds_read = await self._claim(capacity - self._outstanding, now)
                 except StorageError:
                     logger.exception("claim failed", extra={"action": "claim_failed"})
                     await self._bell.wait(self.config.poll_interval)
                     continue
-                if claimed and not await self._refresh_holds(self._clock()):
+                if claimed and not holds_read and not await self._refresh_holds(self._clock()):
                     # Read the holds again now that the claim has committed: a hold committed
                     # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
                     # these entries is POSTed. If they cannot be read, send nothing blind:
@@ -313,6 +313,19 @@ class Flusher:
                 if until_drained and await self._drained():
                     return
             await self._bell.wait(self.config.poll_interval)
+
+    async def _claim(self, limit: int, now: float) -> tuple[list[Claimed], bool]:
+        """Claim; and whether the holds were read in the claim's own transaction, after it."""
+        if isinstance(self._storage, SupportsClaimWithHolds):
+            claimed, holds = await self._storage.claim_with_holds(
+                owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
+            )
+            self._holds, self._holds_checked = holds, now
+            return claimed, True
+        claimed = await self._storage.claim(
+            owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
+        )
+        return claimed, False
 
     async def _drained(self) -> bool:
         counts = (await self._storage.stats()).counts
@@ -426,7 +439,11 @@ class Flusher:
         if item.payload is None:
             self.stats.dead += 1
             return Completion(item.key, item.attempt, Dead("payload was purged before delivery"))
-        if self.config.check_event_types and await self._type_active(item.event_type) is False:
+        if self.config.check_event_types and not self._type_known_active(item.event_type):
+            active = await self._type_active(item.event_type)
+        else:
+            active = True
+        if active is False:
             self.stats.dead += 1
             reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
             return Completion(item.key, item.attempt, Dead(reason))
@@ -610,6 +627,12 @@ class Flusher:
         self.stats.dead += 1
         return Dead(error), "parked", error
 
+    def _type_known_active(self, name: str) -> bool:
+        """The type is in a fresh list as active (the usual case: no need to await anything)."""
+        types = self._types
+        fresh = self._clock() - self._types_at < self.config.event_types_ttl
+        return types is not None and fresh and types.get(name) is True
+
     async def _type_active(self, name: str) -> bool | None:
         """Whether eTrusted knows ``name`` as an active event type (None: cannot tell)."""
         now = self._clock()
@@ -631,12 +654,21 @@ class Flusher:
 
     def _complete(self, completion: Completion) -> None:
         self._done.append(completion)
-        self._done_ready.set()
+        if len(self._done) >= self.config.concurrency or self._outstanding == 0:
+            self._done_ready.set()
+        elif self._done_timer is None:
+            # A result waits a moment for others: every write is a transaction, and one per
+            # result would cost more than the POSTs. The feeder's next claim takes them along.
+            loop = asyncio.get_running_loop()
+            self._done_timer = loop.call_later(_RESULT_WAIT, self._done_ready.set)
 
     async def _writer(self) -> None:
         while True:
             await self._done_ready.wait()
             self._done_ready.clear()
+            if self._done_timer is not None:
+                self._done_timer.cancel()
+                self._done_timer = None
             batch, self._done = self._done, []
             if batch:
                 self._writing = True

@@ -23,6 +23,7 @@ from kit.outbox.types import (
     HOLD_MIGRATED,
     HOLD_PACE,
     AttemptKind,
+    Claimed,
     ClaimMode,
     Hold,
     State,
@@ -563,20 +564,45 @@ class UnreadableHolds(SQLiteStorage):
     """A database whose holds table cannot be read for a while."""
 
     broken = True
+    refused = 0
 
     async def holds(self, *, now: float) -> list[Hold]:
         if self.broken:
+            self.refused += 1
             raise StorageUnavailableError("cannot read holds")
         return await super().holds(now=now)
 
 
-async def test_nothing_is_sent_while_the_holds_cannot_be_read(world: World, tmp_path: Path) -> None:
-    async with UnreadableHolds(tmp_path / "holds.db") as storage:
+class UnreadableHoldsInClaims(UnreadableHolds):
+    """The same, where the claim reads the holds in its own transaction: the claim fails."""
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        if self.broken:
+            self.refused += 1
+            raise StorageUnavailableError("cannot read holds")
+        return await super().claim_with_holds(
+            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
+        )
+
+
+class HoldsAfterClaims(UnreadableHolds):
+    """Without ``claim_with_holds``: the flusher reads the holds after each claim (PostgreSQL)."""
+
+    claim_with_holds = None  # type: ignore[assignment]  # None opts out of a protocol
+
+
+@pytest.mark.parametrize("storage_class", [HoldsAfterClaims, UnreadableHoldsInClaims])
+async def test_nothing_is_sent_while_the_holds_cannot_be_read(
+    world: World, tmp_path: Path, storage_class: type[UnreadableHolds]
+) -> None:
+    async with storage_class(tmp_path / "holds.db") as storage:
         outbox = Outbox(storage, owns_storage=False)
         await outbox.enqueue_many([event(i) for i in range(3)])
         flusher = Flusher(outbox, world.client, FAST)
         task = asyncio.create_task(flusher.run(until_drained=True))
-        await wait_until(lambda: _async(flusher.stats.released >= 3))
+        await wait_until(lambda: _async(storage.refused >= 3))
         assert world.sandbox.request_count("POST", "/events") == 0
         storage.broken = False
         await asyncio.wait_for(task, 30)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,9 +11,8 @@ import aiosqlite
 
 from kit.errors import OutboxError
 from kit.outbox import _sqlite_sql as sql
-from kit.outbox._sqlite_sql import attempt_params, entry_from_row
-from kit.outbox.memory import apply_completion
-from kit.outbox.types import Completion, EnqueueResult, Entry, EntryRecord, NewEntry
+from kit.outbox._sqlite_sql import attempt_params
+from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry
 
 
 async def insert_entries(
@@ -56,29 +56,23 @@ async def insert_entries(
     return results
 
 
-async def finish_entries(
-    conn: aiosqlite.Connection, completions: Sequence[Completion], now: float
+def finish_entries(
+    db: sqlite3.Connection, completions: Sequence[Completion], now: float
 ) -> list[bool]:
-    """The work of ``finish``: each completion applied in order, as the in-memory outbox does."""
-    keys = json.dumps(list(dict.fromkeys(c.key for c in completions)))
+    """The work of ``finish``: each completion applied in order, as the in-memory outbox does.
+
+    A plain function of the ``sqlite3`` connection, run on aiosqlite's worker thread inside a
+    transaction the caller holds (see :mod:`kit.outbox._sqlite_group`).
+    """
     applied: list[bool] = []
-    rows = await conn.execute_fetchall(sql.SELECT_HEADS, (keys,))
-    current = {e.key: e for e in map(entry_from_row, rows)}
-    changed: dict[str, Entry] = {}
     log: list[tuple[Any, ...]] = []
     for completion in completions:
-        entry = current.get(completion.key)
-        after = None if entry is None else apply_completion(entry, completion, now)
-        applied.append(after is not None)
-        if after is None:
-            continue
-        current[after.key] = changed[after.key] = after
-        if completion.record is not None:
-            log.append(attempt_params(after.id, completion.record))
-    if changed:
-        await conn.executemany(sql.FINISH, [sql.finish_params(e) for e in changed.values()])
+        row = db.execute(sql.FINISH_ONE, sql.finish_one_params(completion, now)).fetchone()
+        applied.append(row is not None)
+        if row is not None and completion.record is not None:
+            log.append(attempt_params(row[0], completion.record))
     if log:
-        await conn.executemany(sql.INSERT_ATTEMPT, log)
+        db.executemany(sql.INSERT_ATTEMPT, log)
     return applied
 
 

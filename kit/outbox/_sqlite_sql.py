@@ -7,16 +7,23 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kit.errors import MigrationError
+from kit.errors import MigrationError, OutboxError
 from kit.outbox.memory import empty_stats_counts, initial_due_at, payload_sha256
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
     Claimed,
     ClaimMode,
+    Completion,
+    Dead,
+    Delivered,
     Entry,
+    InDoubt,
     NewEntry,
     OutboxStats,
+    Release,
+    Resend,
+    Retry,
     State,
 )
 
@@ -46,8 +53,6 @@ _ENTRY_FIELDS = (
     "lease_expires_at",
 )
 _ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
-# finish never needs the payload; reading it would only move kilobytes through the thread.
-_HEAD_COLUMNS = ", ".join("NULL" if f == "payload" else f for f in _ENTRY_FIELDS)
 _ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status, error"
 
 _KEYS_IN = "key IN (SELECT value FROM json_each(?))"
@@ -107,12 +112,30 @@ WHERE id IN (
 RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_reference,
           sends, first_sent_at, in_doubt_since, due_at"""
 
-FINISH = """
-UPDATE etk_entries SET state = ?, due_at = ?, in_doubt_since = ?, event_ref = ?,
-    delivered_at = ?, adopted = ?, blind_resends = ?, sends = ?, last_error = ?,
-    lease_owner = ?, lease_expires_at = ?, updated_at = ?
-WHERE id = ? AND attempt = ?"""
+# One completion, fenced as apply_completion (memory.py) fences it: only the attempt in force,
+# while sending or in doubt and still leased. Computed in SQL from the row as it is, so the
+# result path never reads rows into Python. Run once per completion, in order, so a second
+# completion of the same attempt in one batch finds the lease cleared and changes nothing.
+FINISH_ONE = """
+UPDATE etk_entries SET
+    state = coalesce(?1, CASE WHEN state = 'sending' THEN 'pending' ELSE 'in_doubt' END),
+    due_at = coalesce(?2, due_at),
+    in_doubt_since = CASE ?3 WHEN 0 THEN in_doubt_since WHEN 1 THEN coalesce(in_doubt_since, ?11)
+                     ELSE NULL END,
+    event_ref = coalesce(?4, event_ref),
+    delivered_at = coalesce(?5, delivered_at),
+    adopted = coalesce(?6, adopted),
+    blind_resends = blind_resends + ?7,
+    sends = sends + ?8,
+    last_error = CASE ?9 WHEN 0 THEN last_error ELSE ?10 END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    updated_at = ?11
+WHERE key = ?12 AND attempt = ?13 AND (state = 'sending' OR state = 'in_doubt')
+  AND lease_owner IS NOT NULL
+RETURNING id"""
 
+# Its condition is the partial index's, spelled the same way, or SQLite cannot use the index.
 PURGE = """
 UPDATE etk_entries INDEXED BY etk_entries_purgeable SET payload = NULL, email_hash = NULL
 WHERE payload IS NOT NULL AND (state = 'delivered' OR state = 'dead' OR state = 'cancelled')
@@ -133,7 +156,6 @@ RECORD_VERSION = "INSERT INTO etk_schema_version (version, name, applied_at) VAL
 
 SELECT_KEYS = f"SELECT key FROM etk_entries WHERE {_KEYS_IN}"
 SELECT_IDS = f"SELECT id, key FROM etk_entries WHERE {_KEYS_IN}"
-SELECT_HEADS = f"SELECT {_HEAD_COLUMNS} FROM etk_entries WHERE {_KEYS_IN}"
 AND_KEYS_IN = f" AND {_KEYS_IN}"
 
 STATE_OF = "SELECT state FROM etk_entries WHERE key = ?"
@@ -272,23 +294,43 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
     )
 
 
-def finish_params(e: Entry) -> tuple[Any, ...]:
-    """The parameters of FINISH for an entry after its completion."""
+def finish_one_params(c: Completion, now: float) -> tuple[Any, ...]:
+    """The parameters of FINISH_ONE for a completion (the same changes as apply_completion)."""
+    o = c.outcome
+    record = c.record
+    send = 1 if record is not None and record.kind is AttemptKind.SEND else 0
+    # state, due_at, since (0 keep, 1 set, 2 clear), ref, delivered_at, adopted, resend,
+    # error (0 keep, 1 set), error
+    changes: tuple[Any, ...]
+    if isinstance(o, Delivered):
+        changes = ("delivered", None, 0, o.event_ref, now, int(o.adopted), 0, 1, None)
+    elif isinstance(o, Retry):
+        changes = ("pending", o.due_at, 0, None, None, None, 0, 1, o.error)
+    elif isinstance(o, InDoubt):
+        changes = ("in_doubt", o.due_at, 1, None, None, None, 0, 1, o.error)
+    elif isinstance(o, Dead):
+        changes = ("dead", None, 0, None, None, None, 0, 1, o.reason)
+    elif isinstance(o, Resend):
+        changes = ("pending", o.due_at, 2, None, None, None, 1, 1, o.reason)
+    elif isinstance(o, Release):
+        changes = (None, now, 0, None, None, None, 0, 0, None)
+    else:  # pragma: no cover - the Outcome union is closed
+        raise OutboxError(f"unknown outcome {o!r}")
+    state, due_at, since, ref, delivered_at, adopted, resend, set_error, error = changes
     return (
-        e.state.value,
-        e.due_at,
-        e.in_doubt_since,
-        e.event_ref,
-        e.delivered_at,
-        int(e.adopted),
-        e.blind_resends,
-        e.sends,
-        e.last_error,
-        e.lease_owner,
-        e.lease_expires_at,
-        e.updated_at,
-        e.id,
-        e.attempt,
+        state,
+        due_at,
+        since,
+        ref,
+        delivered_at,
+        adopted,
+        resend,
+        send,
+        set_error,
+        error,
+        now,
+        c.key,
+        c.attempt,
     )
 
 

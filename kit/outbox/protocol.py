@@ -179,6 +179,21 @@ class SupportsListen(Protocol):
 
 
 @runtime_checkable
+class SupportsClaimWithHolds(Protocol):
+    """A backend that reads the holds in the claim's own transaction, after the claim.
+
+    The flusher must see every hold committed before its claim before it POSTs what it claimed;
+    without this it reads the holds again after each claim, which costs a transaction.
+    """
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        """``claim`` and then ``holds(now=now)``, in one transaction."""
+        ...
+
+
+@runtime_checkable
 class SupportsExternalTransaction(Protocol):
     """A backend that can enqueue inside the caller's own open transaction.
 

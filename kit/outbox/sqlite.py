@@ -21,8 +21,8 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Literal, Self
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal, Self, TypeVar
 
 import aiosqlite
 
@@ -36,6 +36,7 @@ from kit.errors import (
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_batch import finish_entries, insert_entries, load_records
 from kit.outbox._sqlite_conn import connect, translated
+from kit.outbox._sqlite_group import GroupCommit
 from kit.outbox._sqlite_sql import attempt_from_row, entry_from_row
 from kit.outbox.migrations import load_migrations
 from kit.outbox.types import (
@@ -49,8 +50,11 @@ from kit.outbox.types import (
     Hold,
     NewEntry,
     OutboxStats,
+    Release,
     State,
 )
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +137,8 @@ class SQLiteStorage:
         self._conn: aiosqlite.Connection | None = None
         self._phase = _Phase.NEW
         self._lock = asyncio.Lock()  # one transaction at a time on our connection
+        self._group = GroupCommit(self._lock)  # claims, results and holds, batched
+        self._handing_back: set[asyncio.Future[None]] = set()  # releases of cancelled claims
         self._open_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -236,6 +242,19 @@ class SQLiteStorage:
         async with self._lock:
             with self._translate(operation):
                 yield conn
+
+    async def _grouped(
+        self,
+        operation: str,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool = True,
+        abandon: Callable[[T], None] | None = None,
+    ) -> T:
+        """``fn`` in a transaction shared with the other hot-path operations queued meanwhile."""
+        conn = self._connection(operation)
+        with self._translate(operation):
+            return await self._group.run(conn, fn, write=write, abandon=abandon)
 
     @contextlib.asynccontextmanager
     async def _transaction(
@@ -373,18 +392,49 @@ class SQLiteStorage:
     ) -> list[Claimed]:
         if limit <= 0:
             return []
+        claimed, _ = await self._claim(owner, limit, lease_seconds, now, with_holds=False)
+        return claimed
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        return await self._claim(owner, max(0, limit), lease_seconds, now, with_holds=True)
+
+    async def _claim(
+        self, owner: str, limit: int, lease_seconds: float, now: float, *, with_holds: bool
+    ) -> tuple[list[Claimed], list[Hold]]:
         expires = now + lease_seconds
         params = {"now": now, "limit": limit, "owner": owner, "expires": expires}
-        async with self._transaction("claim") as conn:
-            rows = list(await conn.execute_fetchall(sql.CLAIM, params))
+
+        def claim_rows(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            rows = db.execute(sql.CLAIM, params).fetchall() if limit > 0 else []
+            holds = db.execute(sql.HOLDS, (now,)).fetchall() if with_holds else []
+            return rows, holds
+
+        def hand_back(result: tuple[list[Any], list[Any]]) -> None:
+            # The caller was cancelled after these were leased: release them at once rather
+            # than leave them to expire into doubt (fenced by attempt, so always harmless).
+            if result[0]:
+                back = [Completion(r[1], r[2], Release()) for r in result[0]]
+                task = asyncio.ensure_future(self._hand_back(back))
+                self._handing_back.add(task)
+                task.add_done_callback(self._handing_back.discard)
+
+        rows, holds = await self._grouped("claim", claim_rows, abandon=hand_back)
         rows.sort(key=lambda r: (r[11], r[0]))  # RETURNING order is arbitrary
-        return [sql.claimed_from_row(r, expires) for r in rows]
+        return (
+            [sql.claimed_from_row(r, expires) for r in rows],
+            [Hold(name=r[0], until=r[1], reason=r[2]) for r in holds],
+        )
+
+    async def _hand_back(self, completions: list[Completion]) -> None:
+        with contextlib.suppress(StorageError):
+            await self.finish(completions, now=time.time())
 
     async def finish(self, completions: Sequence[Completion], *, now: float) -> list[bool]:
         if not completions:
             return []
-        async with self._transaction("finish") as conn:
-            return await finish_entries(conn, completions, now)
+        return await self._grouped("finish", lambda db: finish_entries(db, completions, now))
 
     # -- operators --------------------------------------------------------------------------
 
@@ -436,8 +486,10 @@ class SQLiteStorage:
             await conn.execute(sql.CLEAR_HOLD, (name,))
 
     async def holds(self, *, now: float) -> list[Hold]:
-        async with self._locked("holds") as conn:
-            rows = await conn.execute_fetchall(sql.HOLDS, (now,))
+        def read(db: sqlite3.Connection) -> list[Any]:
+            return db.execute(sql.HOLDS, (now,)).fetchall()
+
+        rows = await self._grouped("holds", read, write=False)
         return [Hold(name=r[0], until=r[1], reason=r[2]) for r in rows]
 
     # -- reading ----------------------------------------------------------------------------

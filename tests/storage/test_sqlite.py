@@ -10,6 +10,7 @@ import os
 import sqlite3
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,12 @@ from kit.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from kit.outbox import _sqlite_group as group_module
 from kit.outbox import sqlite as sqlite_backend
 from kit.outbox.migrations import Migration, load_migrations
-from kit.outbox.protocol import Storage, SupportsExternalTransaction
+from kit.outbox.protocol import Storage, SupportsClaimWithHolds, SupportsExternalTransaction
 from kit.outbox.sqlite import SQLiteStorage, sqlite_path_from_url
-from kit.outbox.types import ClaimMode, NewEntry, State
+from kit.outbox.types import ClaimMode, Hold, NewEntry, State
 
 T = 1_700_000_000.0
 REPO = Path(__file__).resolve().parents[2]
@@ -569,3 +571,94 @@ async def test_enqueue_in_when_another_writer_slips_in_before_the_insert(
         assert [r.duplicate for r in results] == expected
         await app.commit()
     assert {e.key for e in await storage.entries()} == {"known", "other", "a", "b"}
+
+
+# -- group commit ---------------------------------------------------------------------------
+
+
+async def test_operations_queued_together_share_one_transaction(tmp_path: Path) -> None:
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        await s.enqueue([new("a"), new("b")], now=T)
+        seen: list[int] = []
+
+        def count_groups(db: sqlite3.Connection, ops: list[Any]) -> None:
+            seen.append(len(ops))
+            real_run_group(db, ops)
+
+        real_run_group = group_module.run_group
+        group_module.run_group = count_groups
+        try:
+            first, second, holds = await asyncio.gather(
+                s.claim(owner="w", limit=1, lease_seconds=30, now=T),
+                s.claim(owner="w", limit=1, lease_seconds=30, now=T),
+                s.holds(now=T),
+            )
+        finally:
+            group_module.run_group = real_run_group
+        assert seen == [3]
+        assert sorted(c.key for c in first + second) == ["a", "b"]
+        assert holds == []
+
+
+async def test_a_failing_operation_fails_alone(tmp_path: Path) -> None:
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        await s.enqueue([new("a")], now=T)
+
+        def broken(db: sqlite3.Connection) -> None:
+            db.execute("INSERT INTO etk_holds (name, until, reason) VALUES ('x', 1, 'y')")
+            db.execute("INSERT INTO no_such_table VALUES (1)")
+
+        claimed, failed = await asyncio.gather(
+            s.claim(owner="w", limit=5, lease_seconds=30, now=T),
+            s._grouped("broken", broken),
+            return_exceptions=True,
+        )
+        assert isinstance(failed, StorageError)
+        assert [c.key for c in claimed] == ["a"]  # type: ignore[union-attr]
+        entry = await s.get("a")
+        assert entry is not None
+        assert entry.state is State.SENDING
+        assert entry.attempt == 1
+        assert await s.holds(now=0) == []  # the failed operation left nothing behind
+
+
+async def test_a_claim_cancelled_after_it_ran_gives_its_entries_back(tmp_path: Path) -> None:
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        await s.enqueue([new("a")], now=T)
+        inside, gate = threading.Event(), threading.Event()
+
+        def blocker(db: sqlite3.Connection) -> None:
+            inside.set()
+            gate.wait(10)
+
+        # The claim and the blocker share one transaction; the claim has run when the blocker
+        # starts, and its caller is cancelled before the transaction ends.
+        claim = asyncio.create_task(s.claim(owner="w", limit=5, lease_seconds=30, now=T))
+        block = asyncio.create_task(s._grouped("block", blocker))
+        assert await asyncio.to_thread(inside.wait, 10)
+        claim.cancel()
+        gate.set()
+        await block
+        with pytest.raises(asyncio.CancelledError):
+            await claim
+        await asyncio.gather(*s._handing_back)
+        entry = await s.get("a")
+        assert entry is not None
+        assert entry.state is State.PENDING
+        assert entry.attempt == 1
+        assert entry.lease_owner is None
+
+
+async def test_claim_with_holds_reads_the_holds_in_the_claims_transaction(tmp_path: Path) -> None:
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        assert isinstance(s, SupportsClaimWithHolds)
+        await s.enqueue([new("a")], now=T)
+        await s.set_hold(Hold(name="pace", until=T + 5, reason="429"))
+        await s.set_hold(Hold(name="auth", until=T - 1, reason="over"))
+        claimed, holds = await s.claim_with_holds(owner="w", limit=5, lease_seconds=30, now=T)
+        assert [c.key for c in claimed] == ["a"]
+        assert holds == [Hold(name="pace", until=T + 5, reason="429")]
+        assert await s.claim_with_holds(owner="w", limit=0, lease_seconds=30, now=T) == (
+            [],
+            holds,
+        )
