@@ -15,6 +15,7 @@ the reference.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ _MAX_DEPTH = 32
 _INF = float("inf")
 _LEAVES = frozenset({str, int, bool, type(None)})
 _NESTED = frozenset({dict, list, tuple})
+# 19 digits can exceed a 64-bit integer, which orjson would read as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 #: Encodes with the standard library; the reference every other encoder must match.
 encode_stdlib: Callable[[Any], str] = _STDLIB.encode
@@ -84,11 +87,12 @@ def encode(obj: Any) -> str:
 def decode(raw: bytes) -> Any:
     """``json.loads(raw)``, by orjson where it can: an answer is decoded on every POST.
 
-    Where orjson accepts a document, both parse it to the same value. What orjson refuses but
-    the stdlib may take (integers beyond 64 bits, ``NaN``, lone surrogates, a BOM, UTF-16) goes
-    to the stdlib, whose value or :class:`ValueError` is the answer.
+    Where orjson accepts a document, both parse it to the same value, with one exception: orjson
+    reads an integer beyond 64 bits as a float, so a body with a run of 19 or more digits goes to
+    the stdlib. So does what orjson refuses but the stdlib may take (``NaN``, lone surrogates, a
+    BOM, UTF-16); the stdlib's value or :class:`ValueError` is then the answer.
     """
-    if _orjson_loads is not None:
+    if _orjson_loads is not None and _LONG_DIGITS.search(raw) is None:
         try:
             return _orjson_loads(raw)
         except ValueError:  # orjson.JSONDecodeError is a ValueError
