@@ -15,7 +15,6 @@ the reference.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +24,6 @@ _MAX_DEPTH = 32
 _INF = float("inf")
 _LEAVES = frozenset({str, int, bool, type(None)})
 _NESTED = frozenset({dict, list, tuple})
-# 19 digits can exceed a 64-bit integer, which orjson would read as a float.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 #: Encodes with the standard library; the reference every other encoder must match.
 encode_stdlib: Callable[[Any], str] = _STDLIB.encode
@@ -88,16 +85,35 @@ def decode(raw: bytes) -> Any:
     """``json.loads(raw)``, by orjson where it can: an answer is decoded on every POST.
 
     Where orjson accepts a document, both parse it to the same value, with one exception: orjson
-    reads an integer beyond 64 bits as a float, so a body with a run of 19 or more digits goes to
-    the stdlib. So does what orjson refuses but the stdlib may take (``NaN``, lone surrogates, a
-    BOM, UTF-16); the stdlib's value or :class:`ValueError` is then the answer.
+    reads an integer beyond 64 bits as a float. So a value with any float in it is parsed again
+    by the stdlib (the usual answers have none), and so is what orjson refuses but the stdlib
+    may take (``NaN``, lone surrogates, a BOM, UTF-16); the stdlib's value or
+    :class:`ValueError` is then the answer.
     """
-    if _orjson_loads is not None and _LONG_DIGITS.search(raw) is None:
+    if _orjson_loads is not None:
         try:
-            return _orjson_loads(raw)
+            value = _orjson_loads(raw)
         except ValueError:  # orjson.JSONDecodeError is a ValueError
             pass
+        else:
+            if not _has_float(value):
+                return value
     return json.loads(raw)
+
+
+def _has_float(value: Any) -> bool:
+    """Whether a decoded tree holds a float anywhere (iterative: trees may be deep)."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            stack.extend(node.values())
+        elif kind is list:
+            stack.extend(node)
+        elif kind is float:
+            return True
+    return False
 
 
 __all__ = ["ENCODER", "decode", "encode", "encode_fast", "encode_stdlib"]
