@@ -9,7 +9,6 @@ reconcile the latter before it sends again, so anything uncertain is reported as
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,6 +19,7 @@ from urllib.parse import quote
 import aiohttp
 import attrs
 
+from kit import jsonenc
 from kit.auth import TokenProvider
 from kit.codec import dump_json, error_message, from_wire, from_wire_list, parse_retry_after
 from kit.codec import to_wire as _to_wire
@@ -507,7 +507,7 @@ class ETrustedClient:
 
     def _json(self, answer: _Answer, method: str, path: str, action: str) -> Any:
         try:
-            return json.loads(answer.body)
+            return jsonenc.decode(answer.body)
         except ValueError as exc:
             raise self._malformed(answer, method, path, action, "not JSON") from exc
 

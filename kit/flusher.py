@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import attrs
 
@@ -187,6 +187,8 @@ class Flusher:
         self.owner = self.config.owner or default_owner()
         self.stats = FlusherStats()
         self._storage = outbox.storage
+        # Checked once: isinstance against a runtime Protocol inspects every member each time.
+        self._claims_with_holds = isinstance(self._storage, SupportsClaimWithHolds)
         self._clock = clock
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
@@ -316,8 +318,9 @@ class Flusher:
 
     async def _claim(self, limit: int, now: float) -> tuple[list[Claimed], bool]:
         """Claim; and whether the holds were read in the claim's own transaction, after it."""
-        if isinstance(self._storage, SupportsClaimWithHolds):
-            claimed, holds = await self._storage.claim_with_holds(
+        if self._claims_with_holds:
+            storage = cast(SupportsClaimWithHolds, self._storage)
+            claimed, holds = await storage.claim_with_holds(
                 owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
             )
             self._holds, self._holds_checked = holds, now

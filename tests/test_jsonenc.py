@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import enum
 import importlib
+import json
 import math
 import uuid
 from collections.abc import Iterator
@@ -173,3 +174,49 @@ def test_without_orjson_the_stdlib_encodes(stdlib_only: Any) -> None:
     assert stdlib_only.encode(body) == jsonenc.encode_stdlib(body)
     with pytest.raises(TypeError):
         stdlib_only.encode({"x": Colour.RED})
+
+
+def _same_decoded(raw: bytes) -> None:
+    try:
+        expected = json.loads(raw)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):  # the stdlib's own error, from the stdlib
+            jsonenc.decode(raw)
+        return
+    # repr: NaN is not equal to itself, and -0.0 must stay -0.0.
+    assert repr(jsonenc.decode(raw)) == repr(expected)
+
+
+@given(_TREES)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_decode_reads_what_the_stdlib_reads(value: Any) -> None:
+    _same_decoded(json.dumps(value).encode())
+    _same_decoded(json.dumps(value, ensure_ascii=False).encode())
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"EventRef": "ref-1", "Message": null}',
+        b"[18446744073709551616, -9223372036854775809, 1e400, -0.0, -0, 1.0e-400]",
+        b"[18446744073709551615, -9223372036854775808, 123456789012345678901.5]",
+        b'{"n": 99999999999999999999999}',
+        b'{"deep": ' + b"[" * 600 + b"1.5" + b"]" * 600 + b"}",
+        b'{"x": NaN, "y": -Infinity}',
+        b'"\\ud800 lone surrogate"',
+        b'\xef\xbb\xbf{"bom": true}',
+        '{"utf16": 1}'.encode("utf-16"),
+        b'{"dup": 1, "dup": 2}',
+        b"",
+        b"{",
+        b'{"a": 1} trailing',
+        b"\xff\xfe\xfd",
+    ],
+)
+def test_decode_takes_and_refuses_what_the_stdlib_does(raw: bytes) -> None:
+    _same_decoded(raw)
+
+
+def test_without_orjson_the_stdlib_decodes(stdlib_only: Any) -> None:
+    assert stdlib_only._orjson_loads is None
+    assert stdlib_only.decode(b'{"EventRef": "r"}') == {"EventRef": "r"}
