@@ -150,7 +150,8 @@ class PostgresStorage:
         self._closed = False
         self._listeners: set[Listener] = set()
         self._lane: Lane | None = None  # one-entry enqueues; only beside a pool of our own
-        self._work: Lane | None = None  # the flusher's claims, holds and results; likewise
+        self._claims: Lane | None = None  # the flusher's claims and holds; likewise
+        self._results: Lane | None = None  # the flusher's results, which run beside claims
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._url!r}, schema={self._schema!r})"
@@ -201,7 +202,8 @@ class PostgresStorage:
                 raise
             if self._own_pool:
                 self._lane = Lane(self._lane_connect)
-                self._work = Lane(self._work_connect, purpose="flusher")
+                self._claims = Lane(self._claims_connect, purpose="claims")
+                self._results = Lane(self._results_connect, purpose="results")
         log.info(
             "outbox opened at %s (schema %s)",
             self._url,
@@ -215,11 +217,11 @@ class PostgresStorage:
         self._closed = True
         for listener in list(self._listeners):
             await listener.aclose()
-        for lane in (self._lane, self._work):
+        for lane in (self._lane, self._claims, self._results):
             if lane is not None:
                 with self._translate("close"):
                     await lane.aclose()
-        self._lane = self._work = None
+        self._lane = self._claims = self._results = None
         pool, self._pool = self._pool, None
         if pool is not None and self._own_pool:
             with self._translate("close"):
@@ -384,7 +386,7 @@ class PostgresStorage:
         if limit <= 0:
             return []
         with self._translate("claim"):
-            async with self._work_conn() as conn:
+            async with self._lane_or_pool(self._claims) as conn:
                 rows = await conn.fetch(self._sql.claim, now, limit, owner, lease_seconds)
         rows = sorted(rows, key=lambda r: (r["k"], r["id"]))
         return [claimed_from_row(r) for r in rows]
@@ -395,7 +397,7 @@ class PostgresStorage:
             return results
         rounds = finish_rounds(completions)
         with self._translate("finish"):
-            async with self._work_conn() as conn:
+            async with self._lane_or_pool(self._results) as conn:
                 if len(rounds) == 1:  # the usual case: one statement, atomic without BEGIN/COMMIT
                     await self._finish_round(conn, completions, rounds[0], results, now)
                     return results
@@ -448,7 +450,7 @@ class PostgresStorage:
 
     async def holds(self, *, now: float) -> list[Hold]:
         with self._translate("holds"):
-            async with self._work_conn() as conn:
+            async with self._lane_or_pool(self._claims) as conn:
                 rows = await conn.fetch(self._sql.holds, now)
         return [Hold(name=r["name"], until=r["until"], reason=r["reason"]) for r in rows]
 
@@ -550,8 +552,11 @@ class PostgresStorage:
     async def _lane_connect(self) -> asyncpg.Connection[Any]:
         return await self._own_connect("etrusted-kit enqueue")
 
-    async def _work_connect(self) -> asyncpg.Connection[Any]:
-        return await self._own_connect("etrusted-kit flusher")
+    async def _claims_connect(self) -> asyncpg.Connection[Any]:
+        return await self._own_connect("etrusted-kit claims")
+
+    async def _results_connect(self) -> asyncpg.Connection[Any]:
+        return await self._own_connect("etrusted-kit results")
 
     async def _own_connect(self, application_name: str) -> asyncpg.Connection[Any]:
         return await _asyncpg.connect(
@@ -583,13 +588,13 @@ class PostgresStorage:
             await pool.release(conn)
 
     @contextlib.asynccontextmanager
-    async def _work_conn(self) -> AsyncIterator[Any]:
-        """The flusher lane's connection if it is free, else one from the pool.
+    async def _lane_or_pool(self, lane: Lane | None) -> AsyncIterator[Any]:
+        """The lane's connection if it is free, else one from the pool.
 
         Claims, holds and results come several times a second from a running flusher, each a
-        statement or two; the lane spares them the pool's acquire and release.
+        statement or two; a lane spares them the pool's acquire and release. The flusher
+        writes results while it claims, so each side has a lane of its own.
         """
-        lane = self._work
         own = None if lane is None else await lane.take()
         if lane is None or own is None:
             async with self._conn() as conn:
