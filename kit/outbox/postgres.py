@@ -217,11 +217,12 @@ class PostgresStorage:
         self._closed = True
         for listener in list(self._listeners):
             await listener.aclose()
-        for lane in (self._lane, self._claims, self._results):
+        lanes = (self._lane, self._claims, self._results)
+        self._lane = self._claims = self._results = None
+        for lane in lanes:
             if lane is not None:
                 with self._translate("close"):
                     await lane.aclose()
-        self._lane = self._claims = self._results = None
         pool, self._pool = self._pool, None
         if pool is not None and self._own_pool:
             with self._translate("close"):
