@@ -24,10 +24,11 @@ class Lane:
 
     ``Outbox.enqueue`` is the application's hot path, and on the pool the acquire and release
     around its single statement cost about as much client CPU as the statement itself (asyncpg
-    runs every release in a task of its own). The lane skips both. It connects on first use, so
-    a process that never enqueues never opens it, and a connection found closed (the server
-    went away) or handed back as broken is replaced on the next call. Only the one-row enqueue
-    statement runs here, in autocommit, so the connection never carries session state.
+    runs every release in a task of its own). The lane skips both; a second one does the same
+    for the flusher's claims, holds and results. It connects on first use, so a process that
+    never uses it never opens it, and a connection found closed (the server went away) or
+    handed back as broken is replaced on the next call. Callers leave no session state behind
+    (no open transaction, no settings), so nothing needs resetting between them.
 
     It is an optimisation, never a new way to fail: if it cannot connect (say the server is at
     ``max_connections`` while the pool still has room), callers use the pool for a while.
@@ -37,9 +38,11 @@ class Lane:
         self,
         connect: Callable[[], Awaitable[asyncpg.Connection[Any]]],
         *,
+        purpose: str = "enqueue",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._connect = connect
+        self._purpose = purpose  # names the lane in its log records
         self._clock = clock
         self._conn: asyncpg.Connection[Any] | None = None
         self._busy = False
@@ -60,11 +63,12 @@ class Lane:
                 self._busy = False
                 self._retry_at = self._clock() + RETRY_AFTER
                 log.warning(
-                    "outbox enqueue connection failed, using the pool for %.0f s: %s: %s",
+                    "outbox %s connection failed, using the pool for %.0f s: %s: %s",
+                    self._purpose,
                     RETRY_AFTER,
                     type(exc).__name__,
                     exc,
-                    extra={"action": "outbox.enqueue_connection.failed"},
+                    extra={"action": f"outbox.{self._purpose}_connection.failed"},
                 )
                 return None
             except BaseException:

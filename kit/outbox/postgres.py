@@ -150,6 +150,8 @@ class PostgresStorage:
         self._closed = False
         self._listeners: set[Listener] = set()
         self._lane: Lane | None = None  # one-entry enqueues; only beside a pool of our own
+        self._claims: Lane | None = None  # the flusher's claims and holds; likewise
+        self._results: Lane | None = None  # the flusher's results, which run beside claims
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._url!r}, schema={self._schema!r})"
@@ -200,6 +202,8 @@ class PostgresStorage:
                 raise
             if self._own_pool:
                 self._lane = Lane(self._lane_connect)
+                self._claims = Lane(self._claims_connect, purpose="claims")
+                self._results = Lane(self._results_connect, purpose="results")
         log.info(
             "outbox opened at %s (schema %s)",
             self._url,
@@ -213,10 +217,12 @@ class PostgresStorage:
         self._closed = True
         for listener in list(self._listeners):
             await listener.aclose()
-        lane, self._lane = self._lane, None
-        if lane is not None:
-            with self._translate("close"):
-                await lane.aclose()
+        lanes = (self._lane, self._claims, self._results)
+        self._lane = self._claims = self._results = None
+        for lane in lanes:
+            if lane is not None:
+                with self._translate("close"):
+                    await lane.aclose()
         pool, self._pool = self._pool, None
         if pool is not None and self._own_pool:
             with self._translate("close"):
@@ -381,7 +387,7 @@ class PostgresStorage:
         if limit <= 0:
             return []
         with self._translate("claim"):
-            async with self._conn() as conn:
+            async with self._lane_or_pool(self._claims) as conn:
                 rows = await conn.fetch(self._sql.claim, now, limit, owner, lease_seconds)
         rows = sorted(rows, key=lambda r: (r["k"], r["id"]))
         return [claimed_from_row(r) for r in rows]
@@ -390,14 +396,29 @@ class PostgresStorage:
         results = [False] * len(completions)
         if not completions:
             return results
+        rounds = finish_rounds(completions)
         with self._translate("finish"):
-            async with self._conn() as conn, conn.transaction():
-                for indices in finish_rounds(completions):
-                    batch = [completions[i] for i in indices]
-                    done = await conn.fetch(self._sql.finish, now, *finish_args(batch))
-                    for row in done:
-                        results[indices[row["idx"] - 1]] = True
+            async with self._lane_or_pool(self._results) as conn:
+                if len(rounds) == 1:  # the usual case: one statement, atomic without BEGIN/COMMIT
+                    await self._finish_round(conn, completions, rounds[0], results, now)
+                    return results
+                async with conn.transaction():
+                    for indices in rounds:
+                        await self._finish_round(conn, completions, indices, results, now)
         return results
+
+    async def _finish_round(
+        self,
+        conn: Any,
+        completions: Sequence[Completion],
+        indices: list[int],
+        results: list[bool],
+        now: float,
+    ) -> None:
+        """One statement for completions with unique keys; marks the applied ones in results."""
+        batch = [completions[i] for i in indices]
+        for row in await conn.fetch(self._sql.finish, now, *finish_args(batch)):
+            results[indices[row["idx"] - 1]] = True
 
     # -- operators ------------------------------------------------------------------------
 
@@ -430,7 +451,7 @@ class PostgresStorage:
 
     async def holds(self, *, now: float) -> list[Hold]:
         with self._translate("holds"):
-            async with self._conn() as conn:
+            async with self._lane_or_pool(self._claims) as conn:
                 rows = await conn.fetch(self._sql.holds, now)
         return [Hold(name=r["name"], until=r["until"], reason=r["reason"]) for r in rows]
 
@@ -530,11 +551,20 @@ class PostgresStorage:
         )
 
     async def _lane_connect(self) -> asyncpg.Connection[Any]:
+        return await self._own_connect("etrusted-kit enqueue")
+
+    async def _claims_connect(self) -> asyncpg.Connection[Any]:
+        return await self._own_connect("etrusted-kit claims")
+
+    async def _results_connect(self) -> asyncpg.Connection[Any]:
+        return await self._own_connect("etrusted-kit results")
+
+    async def _own_connect(self, application_name: str) -> asyncpg.Connection[Any]:
         return await _asyncpg.connect(
             self._dsn,
             timeout=self._command_timeout,
             command_timeout=self._command_timeout,
-            server_settings={"application_name": "etrusted-kit enqueue"},
+            server_settings={"application_name": application_name},
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -557,6 +587,27 @@ class PostgresStorage:
             raise
         finally:
             await pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def _lane_or_pool(self, lane: Lane | None) -> AsyncIterator[Any]:
+        """The lane's connection if it is free, else one from the pool.
+
+        Claims, holds and results come several times a second from a running flusher, each a
+        statement or two; a lane spares them the pool's acquire and release. The flusher
+        writes results while it claims, so each side has a lane of its own.
+        """
+        own = None if lane is None else await lane.take()
+        if lane is None or own is None:
+            async with self._conn() as conn:
+                yield conn
+            return
+        try:
+            yield own
+        except BaseException as exc:
+            # A transaction left open (cancelled mid-way) must not reach the next caller.
+            await lane.give(broken=_may_be_broken(exc) or own.is_in_transaction())
+            raise
+        await lane.give()
 
     @contextlib.contextmanager
     def _translate(

@@ -39,6 +39,7 @@ from kit.outbox.types import (
     Delivered,
     Hold,
     NewEntry,
+    Release,
     Retry,
     State,
 )
@@ -649,9 +650,57 @@ async def test_an_application_pool_gets_no_extra_connection(
         async with PostgresStorage(pg_dsn, schema=pg_schema, pool=pool) as s:
             assert [r.duplicate for r in await s.enqueue([new(1)], now=1.0)] == [False]
             assert [r.duplicate for r in await s.enqueue([new(1)], now=1.0)] == [True]
+            (claimed,) = await s.claim(owner="a", limit=1, lease_seconds=30.0, now=2.0)
+            await s.finish([Completion(claimed.key, claimed.attempt, Release())], now=3.0)
             assert await _lane_pids(conn, pg_schema) == []
+            for app in ("etrusted-kit claims", "etrusted-kit results"):
+                assert await _backends(conn, pg_schema, app) == []
     finally:
         await pool.close()
+
+
+async def test_the_flusher_calls_take_connections_of_their_own(
+    pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    """Claims and holds on one lane, results on another: the flusher runs both at once."""
+    async with PostgresStorage(pg_dsn, schema=pg_schema, max_size=1) as s:
+        await s.enqueue([new(1), new(2)], now=1.0)
+        assert await s.holds(now=2.0) == []
+        claimed = await s.claim(owner="a", limit=2, lease_seconds=30.0, now=2.0)
+        claims = await _backends(conn, pg_schema, "etrusted-kit claims")
+        assert len(claims) == 1
+        done = [Completion(c.key, c.attempt, Delivered(f"ref-{c.key}")) for c in claimed]
+        assert await s.finish(done, now=3.0) == [True, True]
+        results = await _backends(conn, pg_schema, "etrusted-kit results")
+        assert len(results) == 1
+        claimed = await s.claim(owner="a", limit=2, lease_seconds=30.0, now=4.0)
+        assert claimed == []
+        assert await _backends(conn, pg_schema, "etrusted-kit claims") == claims  # reused
+    async with asyncio.timeout(WAIT):  # closed with the storage
+        while await _backends(conn, pg_schema, "etrusted-kit claims") or await _backends(
+            conn, pg_schema, "etrusted-kit results"
+        ):
+            await asyncio.sleep(0.01)
+
+
+async def test_a_lane_left_inside_a_transaction_is_not_handed_on(storage: PostgresStorage) -> None:
+    lane = storage._results
+    assert lane is not None
+    taken: list[Any] = []
+
+    async def fail_inside_a_transaction() -> None:
+        async with storage._lane_or_pool(lane) as conn:
+            taken.append(conn)
+            await conn.execute("BEGIN")
+            raise RuntimeError("cancelled half-way, say")
+
+    with pytest.raises(RuntimeError):
+        await fail_inside_a_transaction()
+    (first,) = taken
+    assert first.is_closed()
+    async with storage._lane_or_pool(lane) as second:
+        assert second is not first
+        assert not second.is_in_transaction()
 
 
 class FakeConnection:

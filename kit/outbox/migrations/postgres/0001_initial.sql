@@ -53,10 +53,13 @@ CREATE INDEX entries_email_hash ON entries (email_hash) WHERE email_hash IS NOT 
 CREATE INDEX entries_purgeable ON entries (updated_at)
     WHERE payload IS NOT NULL AND state IN ('delivered', 'dead', 'cancelled');
 
--- The attempt log, in the order the attempts ended.
+-- The attempt log, in the order the attempts ended. entry_id has no REFERENCES on purpose:
+-- entries are never deleted and every writer takes the id from the entries row it just updated
+-- (finish) or joined (load), whereas the constraint's check would lock that row once more
+-- (FOR KEY SHARE) for every line logged, on the hot path of delivery.
 CREATE TABLE attempts (
     seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    entry_id    bigint NOT NULL REFERENCES entries (id),
+    entry_id    bigint NOT NULL,
     attempt     integer NOT NULL,
     kind        text NOT NULL CHECK (kind IN ('send', 'deferred', 'reconcile')),
     started_at  double precision NOT NULL,
