@@ -31,8 +31,8 @@ async def insert_entries(
     inserted: set[str]
     if len(rows) == 1:
         ((key, row),) = rows.items()
-        returned = await conn.execute_fetchall(sql.INSERT_NEW_ONE, row)
-        inserted = {key} if returned else set()
+        cursor = await conn.execute(sql.INSERT_NEW_OR_SKIP, row)
+        inserted = {key} if cursor.rowcount == 1 else set()
     else:
         ((before,),) = await conn.execute_fetchall(sql.MAX_ID)
         cursor = await conn.executemany(sql.INSERT_NEW_OR_SKIP, rows.values())

@@ -62,7 +62,6 @@ INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_referen
                          payload_sha256, email_hash, due_at, created_at, updated_at)
 VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 INSERT_NEW_OR_SKIP = INSERT_NEW + " ON CONFLICT (key) DO NOTHING"
-INSERT_NEW_ONE = INSERT_NEW_OR_SKIP + " RETURNING id"
 # Rows are never deleted and ids are allocated as max + 1, so the rows one write transaction
 # added are exactly those above the largest id it saw before its first INSERT.
 MAX_ID = "SELECT coalesce(max(id), 0) FROM etk_entries"
@@ -262,7 +261,7 @@ def statements(script: str) -> list[str]:
 
 
 def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
-    """The parameters of INSERT_NEW / INSERT_NEW_OR_SKIP / INSERT_NEW_ONE."""
+    """The parameters of INSERT_NEW / INSERT_NEW_OR_SKIP."""
     return (
         new.key,
         new.event_type,
