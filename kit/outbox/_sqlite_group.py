@@ -55,11 +55,12 @@ def run_group(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> None:
     transaction of its own, so the failure is its caller's alone. (Savepoints would do that
     too, but copy every page they touch to a sub-journal, on the path that must be cheap.)
     """
-    failed = _transaction(db, ops)
-    if failed is None:
+    failure = _transaction(db, ops)
+    if failure is None:
         return
-    if sum(not op.abandoned for op in ops) == 1:
-        raise failed
+    culprit, failed = failure
+    if [op for op in ops if not op.abandoned] == [culprit]:
+        raise failed  # nobody else to rerun: the failure is the one caller's
     for op in ops:
         op.ran, op.result = False, None
     for op in ops:
@@ -68,13 +69,15 @@ def run_group(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> None:
         try:
             alone = _transaction(db, [op])
         except Exception as exc:  # noqa: BLE001 (the others may have committed: report it alone)
-            op.ran, alone = True, exc
+            op.ran, alone = True, (op, exc)
         if alone is not None:
-            op.error = alone
+            op.error = alone[1]
 
 
-def _transaction(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> Exception | None:
-    """Run ``ops`` in one transaction; the error of the operation that failed, if one did.
+def _transaction(
+    db: sqlite3.Connection, ops: list[GroupOp[Any]]
+) -> tuple[GroupOp[Any], Exception] | None:
+    """Run ``ops`` in one transaction; the operation that failed and its error, if one did.
 
     Failures of the transaction itself (BEGIN waiting out its busy timeout, COMMIT) are raised:
     they are every operation's.
@@ -90,7 +93,7 @@ def _transaction(db: sqlite3.Connection, ops: list[GroupOp[Any]]) -> Exception |
             except Exception as exc:  # noqa: BLE001 (its caller's error, handed back)
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                return exc
+                return op, exc
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:

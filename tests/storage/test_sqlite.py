@@ -622,6 +622,30 @@ async def test_a_failing_operation_fails_alone(tmp_path: Path) -> None:
         assert await s.holds(now=0) == []  # the failed operation left nothing behind
 
 
+async def test_a_failure_whose_caller_left_is_not_handed_to_another(tmp_path: Path) -> None:
+    # A fails while its caller is being cancelled; B, a valid claim in the same group, must run
+    # again alone and succeed, not receive A's error with its own write rolled back.
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        await s.enqueue([new("a")], now=T)
+        loop = asyncio.get_running_loop()
+        gone = threading.Event()
+
+        def failing(db: sqlite3.Connection) -> None:
+            loop.call_soon_threadsafe(first.cancel)
+            assert gone.wait(10), "the cancelled caller never finished"
+            raise sqlite3.IntegrityError("A's own failure")
+
+        first = asyncio.ensure_future(s._grouped("failing", failing))
+        first.add_done_callback(lambda _: gone.set())
+        second = asyncio.ensure_future(s.claim(owner="w", limit=5, lease_seconds=30, now=T))
+        a, b = await asyncio.gather(first, second, return_exceptions=True)
+        assert isinstance(a, asyncio.CancelledError)
+        assert [c.key for c in b] == ["a"]  # type: ignore[union-attr]
+        entry = await s.get("a")
+        assert entry is not None
+        assert entry.state is State.SENDING
+
+
 async def test_a_claim_cancelled_after_it_ran_gives_its_entries_back(tmp_path: Path) -> None:
     async with SQLiteStorage(tmp_path / "outbox.db") as s:
         await s.enqueue([new("a")], now=T)
