@@ -604,8 +604,15 @@ class PostgresStorage:
         try:
             yield own
         except BaseException as exc:
-            # A transaction left open (cancelled mid-way) must not reach the next caller.
-            await lane.give(broken=_may_be_broken(exc) or own.is_in_transaction())
+            # A transaction left open (cancelled mid-way) must not reach the next caller. After
+            # a cancellation or timeout, is_in_transaction() may not know yet: a BEGIN can be on
+            # its way to the server. So settle the connection first, as the pool's release does.
+            broken = _may_be_broken(exc)
+            if not broken and (
+                isinstance(exc, asyncio.CancelledError | TimeoutError) or own.is_in_transaction()
+            ):
+                broken = not await _rolled_back(own, self._command_timeout)
+            await lane.give(broken=broken)
             raise
         await lane.give()
 
@@ -644,6 +651,21 @@ class PostgresStorage:
             async with self._conn() as conn:
                 status: str = await conn.execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1])
+
+
+async def _rolled_back(conn: Any, within: float) -> bool:
+    """Whether an interrupted connection is idle outside any transaction again.
+
+    ``reset()`` waits until a cancelled statement has finished on the server (asyncpg makes the
+    next statement wait for that), rolls back whatever transaction is open, and forgets a
+    transaction object left behind by a cancelled BEGIN (else the next ``transaction()`` would
+    take itself for a nested one). Any failure here means: do not reuse the connection.
+    """
+    try:
+        await conn.reset(timeout=within)
+    except BaseException:  # noqa: BLE001 - the caller re-raises the original; this one is moot
+        return False
+    return not conn.is_in_transaction()
 
 
 def _may_be_broken(exc: BaseException) -> bool:
