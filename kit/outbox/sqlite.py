@@ -184,6 +184,8 @@ class SQLiteStorage:
         async with self._open_lock:
             if self._phase is _Phase.CLOSED:
                 return
+            if self._handing_back:  # entries of cancelled claims go back before the door shuts
+                await asyncio.gather(*self._handing_back, return_exceptions=True)
             self._phase = _Phase.CLOSED
         await self._close_connection()
 
