@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -201,9 +202,9 @@ class PostgresStorage:
                     pool.terminate()
                 raise
             if self._own_pool:
-                self._lane = Lane(self._lane_connect)
-                self._claims = Lane(self._claims_connect, purpose="claims")
-                self._results = Lane(self._results_connect, purpose="results")
+                self._lane = self._new_lane("enqueue")
+                self._claims = self._new_lane("claims")
+                self._results = self._new_lane("results")
         log.info(
             "outbox opened at %s (schema %s)",
             self._url,
@@ -292,17 +293,9 @@ class PostgresStorage:
         if not entries:
             return []
         with self._translate("enqueue"):
-            lane = self._lane
-            if len(entries) == 1 and lane is not None:
-                own = await lane.take()
-                if own is not None:
-                    try:
-                        results = await self._enqueue_on(own, entries, now)
-                    except BaseException as exc:
-                        await lane.give(broken=_may_be_broken(exc))
-                        raise
-                    await lane.give()
-                    return results
+            if len(entries) == 1:
+                async with self._lane_or_pool(self._lane) as conn:
+                    return await self._enqueue_on(conn, entries, now)
             async with self._conn() as conn:
                 if len(entries) >= _COPY_MIN_ENTRIES:
                     return await self._enqueue_copy(conn, entries, now)
@@ -534,7 +527,7 @@ class PostgresStorage:
         if self._closed:
             raise StorageError(f"{self!r} is closed")
         listener = Listener(
-            connect=self._listen_connect,
+            connect=functools.partial(self._own_connect, "etrusted-kit listener"),
             channel=self._channel,
             url=self._url,
             on_close=self._listeners.discard,
@@ -542,24 +535,12 @@ class PostgresStorage:
         self._listeners.add(listener)
         return listener
 
-    async def _listen_connect(self) -> asyncpg.Connection[Any]:
-        return await _asyncpg.connect(
-            self._dsn,
-            timeout=self._command_timeout,
-            command_timeout=self._command_timeout,
-            server_settings={"application_name": "etrusted-kit listener"},
-        )
-
-    async def _lane_connect(self) -> asyncpg.Connection[Any]:
-        return await self._own_connect("etrusted-kit enqueue")
-
-    async def _claims_connect(self) -> asyncpg.Connection[Any]:
-        return await self._own_connect("etrusted-kit claims")
-
-    async def _results_connect(self) -> asyncpg.Connection[Any]:
-        return await self._own_connect("etrusted-kit results")
+    def _new_lane(self, purpose: str) -> Lane:
+        connect = functools.partial(self._own_connect, f"etrusted-kit {purpose}")
+        return Lane(connect, purpose=purpose)
 
     async def _own_connect(self, application_name: str) -> asyncpg.Connection[Any]:
+        """A connection outside the pool (a lane's, a listener's), named for pg_stat_activity."""
         return await _asyncpg.connect(
             self._dsn,
             timeout=self._command_timeout,
