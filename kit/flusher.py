@@ -442,8 +442,10 @@ class Flusher:
         if item.payload is None:
             self.stats.dead += 1
             return Completion(item.key, item.attempt, Dead("payload was purged before delivery"))
-        if self.config.check_event_types and not self._type_known_active(item.event_type):
-            active = await self._type_active(item.event_type)
+        if self.config.check_event_types:
+            active = self._cached_type(item.event_type)  # the usual case: nothing to await
+            if active is None:
+                active = await self._type_active(item.event_type)
         else:
             active = True
         if active is False:
@@ -630,18 +632,17 @@ class Flusher:
         self.stats.dead += 1
         return Dead(error), "parked", error
 
-    def _type_known_active(self, name: str) -> bool:
-        """The type is in a fresh list as active (the usual case: no need to await anything)."""
-        types = self._types
-        fresh = self._clock() - self._types_at < self.config.event_types_ttl
-        return types is not None and fresh and types.get(name) is True
+    def _cached_type(self, name: str) -> bool | None:
+        """Whether ``name`` is active per a fresh list of the types; None: not in one."""
+        if self._types is None or self._clock() - self._types_at >= self.config.event_types_ttl:
+            return None
+        return self._types.get(name)
 
     async def _type_active(self, name: str) -> bool | None:
         """Whether eTrusted knows ``name`` as an active event type (None: cannot tell)."""
-        now = self._clock()
-        fresh = now - self._types_at < self.config.event_types_ttl
-        if self._types is not None and fresh and name in self._types:
-            return self._types[name]
+        cached = self._cached_type(name)
+        if cached is not None:
+            return cached
         # Unknown name or stale list: refresh, but at most every few seconds.
         async with self._types_lock:
             if self._types is None or self._clock() - self._types_at >= 5.0:
