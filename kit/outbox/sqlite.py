@@ -34,7 +34,7 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.outbox import _sqlite_sql as sql
-from kit.outbox._sqlite_batch import finish_entries, insert_entries, load_records
+from kit.outbox._sqlite_batch import finish_entries, insert_entries, insert_one, load_records
 from kit.outbox._sqlite_conn import connect, translated
 from kit.outbox._sqlite_group import GroupCommit
 from kit.outbox._sqlite_sql import attempt_from_row, entry_from_row
@@ -339,17 +339,13 @@ class SQLiteStorage:
             # One INSERT statement is a transaction of its own: in autocommit mode SQLite takes
             # the write lock for it exactly as BEGIN IMMEDIATE would (waiting in the busy
             # handler), and it saves two of the three round trips to the worker thread. Spelt
-            # out rather than through _locked() and insert_entries(): enqueue()'s hot path. The
-            # row count tells a skipped duplicate; RETURNING would cost SQLite a temporary table
-            # per row (about 10% of its work for this statement).
+            # out rather than through _locked() and insert_entries(): enqueue()'s hot path.
             new = entries[0]
             conn = self._connection("enqueue")
             async with self._lock:
                 with self._translate("enqueue"):
-                    cursor = await conn.execute(
-                        sql.INSERT_NEW_OR_SKIP, sql.new_entry_params(new, now)
-                    )
-            return [EnqueueResult(new.key, duplicate=cursor.rowcount != 1)]
+                    inserted = await insert_one(conn, new, now)
+            return [EnqueueResult(new.key, duplicate=not inserted)]
         if len({e.key for e in entries}) == 1:
             async with self._locked("enqueue") as conn:
                 return await insert_entries(conn, entries, now)
