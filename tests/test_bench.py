@@ -254,3 +254,44 @@ async def test_run_once_returns_when_the_last_result_is_written_not_a_poll_later
     assert storage.feeder_saw_it.is_set()  # the race really happened
     entries = await outbox.entries()
     assert [e.state for e in entries] == [State.DELIVERED, State.DELIVERED]
+
+
+async def test_budget_splits_the_kit_cost_per_event(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "budget.json"
+    code = await cli(["bench", "--budget", "--quick", "--json", str(out)])
+    assert code == 0
+    data = json.loads(out.read_text())
+    parts = {p["name"]: p for p in data["parts"]}
+    assert set(parts) == {
+        "validate",
+        "encode",
+        "e-mail and payload hashes",
+        "Outbox.prepare (all of the above)",
+        "SQLite insert of the kit row",
+        "SQLite insert of a raw (key, payload) row",
+        "Outbox.enqueue_entries (prepared)",
+        "enqueue_many at best: prepare + write",
+        "flusher + outbox, no HTTP: whole process",
+        "  of it on the event loop's thread",
+        "  of it on aiosqlite's thread (SQLite)",
+    }
+    assert all(p["us_per_event"] >= 0 for p in data["parts"])
+    assert parts["validate"]["us_per_event"] > 0
+    prepare = parts["Outbox.prepare (all of the above)"]["us_per_event"]
+    write = parts["Outbox.enqueue_entries (prepared)"]["us_per_event"]
+    best = parts["enqueue_many at best: prepare + write"]
+    assert best["us_per_event"] == pytest.approx(prepare + write)
+    assert f"{1e6 / (prepare + write):,.0f} events/s" in best["note"]
+    whole = parts["flusher + outbox, no HTTP: whole process"]["us_per_event"]
+    on_loop = parts["  of it on the event loop's thread"]["us_per_event"]
+    assert 0 < on_loop <= whole
+    table = capsys.readouterr().out
+    assert "enqueue_many at best" in table
+    assert "µs/event" in table
+
+
+async def test_budget_refuses_a_database_url(capsys: pytest.CaptureFixture[str]) -> None:
+    assert await cli(["bench", "--budget", "--db", "postgresql://x@127.0.0.1/test"]) == 1
+    assert "--budget measures SQLite in a temporary directory" in capsys.readouterr().err

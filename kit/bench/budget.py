@@ -1,0 +1,271 @@
+"""``etrusted-kit bench --budget``: where the time per event goes, part by part (SQLite).
+
+The figures compare whole paths with raw baselines; this splits the kit's own cost per event
+into its parts, so that anyone can check on their machine what a target leaves room for:
+``enqueue_many`` at 50,000 events/s leaves 20 µs per event for all of ``prepare`` and the
+write together. Every part runs alone in a tight loop (so its cost is a floor: inside the
+real paths, between hand-offs to aiosqlite's thread, caches are colder), median of the rounds.
+Delivery is measured with a client that answers at once without HTTP, so what is left is the
+flusher's and the outbox's own work: the durable claim, result and attempt log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import sqlite3
+import statistics
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from kit import jsonenc
+from kit.bench.enqueue import BULK_BATCH
+from kit.bench.measure import settle
+from kit.bench.payloads import bench_body, bench_entry
+from kit.errors import KitError
+from kit.flusher import Flusher, FlusherConfig
+from kit.models import EventAccepted, EventDetails, Invite
+from kit.outbox import Outbox, email_hash
+from kit.outbox import _sqlite_sql as sql
+from kit.outbox.migrations import load_migrations
+from kit.validation import validate_event_body
+
+_RAW_TABLE = "CREATE TABLE raw (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, payload TEXT)"
+_RAW_INSERT = "INSERT INTO raw (key, payload) VALUES (?, ?)"
+
+
+@attrs.frozen(kw_only=True)
+class Part:
+    """One line: a part of a path, its cost per event (µs) and what it covers."""
+
+    path: str
+    name: str
+    us_per_event: float
+    note: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class Budget:
+    events: int
+    rounds: int
+    parts: tuple[Part, ...]
+
+    def table(self) -> str:
+        rows = [("path", "part", "µs/event", "")]
+        rows += [(p.path, p.name, f"{p.us_per_event:.1f}", p.note) for p in self.parts]
+        widths = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = [
+            f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}".rstrip()
+            for r in rows
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        head = f"etrusted-kit bench --budget: {self.events} events, median of {self.rounds} rounds"
+        return head + "\n" + "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "rounds": self.rounds,
+            "parts": [attrs.asdict(p) for p in self.parts],
+        }
+
+
+def _per_event(count: int, run: Callable[[], object], rounds: int) -> float:
+    """Median CPU µs per event of this thread over ``rounds`` runs of ``run``."""
+    samples = []
+    for _ in range(rounds):
+        started = time.thread_time()
+        run()
+        samples.append((time.thread_time() - started) / count * 1e6)
+    return statistics.median(samples)
+
+
+def _prepare_parts(bodies: Sequence[dict[str, Any]], rounds: int) -> list[Part]:
+    outbox = Outbox(storage=None)  # type: ignore[arg-type]  # prepare() never touches storage
+    payloads = [jsonenc.encode(b) for b in bodies]
+    n = len(bodies)
+
+    def each(fn: Callable[[Any], object], items: Sequence[Any]) -> Callable[[], None]:
+        def run() -> None:
+            for item in items:
+                fn(item)
+
+        return run
+
+    def validate(body: dict[str, Any]) -> None:
+        validate_event_body(body, allow_checkout=False)
+
+    def hashes(i: int) -> None:
+        email_hash(bodies[i]["customer"]["email"])
+        hashlib.sha256(payloads[i].encode()).hexdigest()
+
+    return [
+        Part(
+            path="enqueue",
+            name="validate",
+            us_per_event=_per_event(n, each(validate, bodies), rounds),
+        ),
+        Part(
+            path="enqueue",
+            name="encode",
+            us_per_event=_per_event(n, each(jsonenc.encode, bodies), rounds),
+            note=jsonenc.ENCODER,
+        ),
+        Part(
+            path="enqueue",
+            name="e-mail and payload hashes",
+            us_per_event=_per_event(n, each(hashes, range(n)), rounds),
+        ),
+        Part(
+            path="enqueue",
+            name="Outbox.prepare (all of the above)",
+            us_per_event=_per_event(n, each(outbox.prepare, bodies), rounds),
+        ),
+    ]
+
+
+def _sqlite_rows(workdir: Path, n: int, rounds: int) -> list[Part]:
+    """sqlite3 ``executemany`` in batches, parameters ready: the kit row against the raw row.
+
+    Wall time, as the figures measure, so that checkpoints (and their fsyncs) count.
+    """
+    outbox_rows = [sql.new_entry_params(bench_entry(i), 1.0) for i in range(n)]
+    raw_rows = [(r[0], r[4]) for r in outbox_rows]
+    schema = [s for m in load_migrations("sqlite") for s in sql.statements(m.sql)]
+
+    def timed(name: str, setup: Sequence[str], insert: str, rows: Sequence[Any]) -> float:
+        samples = []
+        for r in range(rounds):
+            path = workdir / f"budget-{name}-{r}.db"
+            with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                for statement in setup:
+                    conn.execute(statement)
+                started = time.perf_counter()
+                for start in range(0, n, BULK_BATCH):
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(insert, rows[start : start + BULK_BATCH])
+                    conn.execute("COMMIT")
+                samples.append((time.perf_counter() - started) / n * 1e6)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return statistics.median(samples)
+
+    return [
+        Part(
+            path="enqueue",
+            name="SQLite insert of the kit row",
+            us_per_event=timed("kit", schema, sql.INSERT_NEW_OR_SKIP, outbox_rows),
+            note="wall time; sqlite3 executemany, batches of 1,000",
+        ),
+        Part(
+            path="enqueue",
+            name="SQLite insert of a raw (key, payload) row",
+            us_per_event=timed("raw", [_RAW_TABLE], _RAW_INSERT, raw_rows),
+            note="wall time; the bulk baseline's row",
+        ),
+    ]
+
+
+async def _enqueue_entries(workdir: Path, n: int, rounds: int) -> Part:
+    entries = [bench_entry(i) for i in range(n)]
+    samples = []
+    for r in range(rounds):
+        async with Outbox.from_url(str(workdir / f"budget-entries-{r}.db")) as outbox:
+            await settle()
+            started = time.perf_counter()
+            await outbox.enqueue_entries(entries, batch_size=BULK_BATCH)
+            samples.append((time.perf_counter() - started) / n * 1e6)
+    return Part(
+        path="enqueue",
+        name="Outbox.enqueue_entries (prepared)",
+        us_per_event=statistics.median(samples),
+        note="wall time: the write path through aiosqlite",
+    )
+
+
+class _InstantClient:
+    """Answers every POST with a fresh EventRef at once: delivery without HTTP."""
+
+    def __init__(self) -> None:
+        self._sent = 0
+
+    async def post_event_json(self, body: bytes | str) -> EventAccepted:
+        await asyncio.sleep(0)  # a real client yields at least once
+        self._sent += 1
+        return EventAccepted(event_ref=f"budget-{self._sent}")
+
+    async def list_event_types(self, name: str | None = None) -> list[Any]:
+        return []
+
+    # Reconciliation is never needed here: every POST is answered.
+    def iter_invites(
+        self, channel_id: str, *, query: str | None = None, page_size: int = 50
+    ) -> AsyncIterator[Invite]:
+        raise KitError("the budget's client has no invites")
+
+    async def get_event(self, ref: str) -> EventDetails:
+        raise KitError("the budget's client has no events to look up")
+
+
+async def _delivery(workdir: Path, n: int, rounds: int) -> list[Part]:
+    entries = [bench_entry(i) for i in range(n)]
+    whole: list[float] = []
+    loop_thread: list[float] = []
+    for r in range(rounds):
+        async with Outbox.from_url(str(workdir / f"budget-delivery-{r}.db")) as outbox:
+            await outbox.enqueue_entries(entries, batch_size=5000)
+            flusher = Flusher(
+                outbox, _InstantClient(), FlusherConfig(concurrency=8, check_event_types=False)
+            )
+            await settle()
+            cpu, thread = time.process_time(), time.thread_time()
+            stats = await flusher.run_once()
+            cpu, thread = time.process_time() - cpu, time.thread_time() - thread
+        if stats.delivered != n:
+            raise KitError(f"the budget's flusher delivered {stats.delivered} of {n} entries")
+        whole.append(cpu / n * 1e6)
+        loop_thread.append(thread / n * 1e6)
+    total, on_loop = statistics.median(whole), statistics.median(loop_thread)
+    return [
+        Part(
+            path="delivery",
+            name="flusher + outbox, no HTTP: whole process",
+            us_per_event=total,
+            note="claim, result, attempt log, queues; concurrency 8",
+        ),
+        Part(path="delivery", name="  of it on the event loop's thread", us_per_event=on_loop),
+        Part(
+            path="delivery",
+            name="  of it on aiosqlite's thread (SQLite)",
+            us_per_event=max(total - on_loop, 0.0),
+        ),
+    ]
+
+
+async def run_budget(workdir: Path, *, quick: bool) -> Budget:
+    """Measure every part; ``workdir`` holds the scratch databases (the caller removes it)."""
+    n, rounds = (2000, 2) if quick else (20_000, 3)
+    bodies = [bench_body(i) for i in range(n)]
+    parts = _prepare_parts(bodies, rounds)
+    parts += await asyncio.to_thread(_sqlite_rows, workdir, n, rounds)
+    write = await _enqueue_entries(workdir, n, rounds)
+    prepare = next(p for p in parts if p.name.startswith("Outbox.prepare"))
+    floor = prepare.us_per_event + write.us_per_event
+    parts += [
+        write,
+        Part(
+            path="enqueue",
+            name="enqueue_many at best: prepare + write",
+            us_per_event=floor,
+            note=f"at most {1e6 / floor:,.0f} events/s (50,000/s leaves 20 µs)" if floor else "",
+        ),
+    ]
+    parts += await _delivery(workdir, min(n, 8000), rounds)
+    return Budget(events=n, rounds=rounds, parts=tuple(parts))
