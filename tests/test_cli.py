@@ -314,6 +314,26 @@ async def test_status_text(run: Run, db: str) -> None:
     assert f"  last error: {DEAD_REASON}" in lines
 
 
+async def test_status_tells_due_work_from_held_back_work(run: Run, db: str) -> None:
+    """An entry held back for a day is the oldest pending one, but nothing is late: the
+    figure to alert on, how long due work has waited, says so."""
+    now = time.time()
+    async with Outbox(storage_from_url(db), clock=lambda: now - 2 * HOUR) as outbox:
+        await outbox.enqueue(event("held-1"), send_after=now + 24 * HOUR)
+    data = json.loads((await run("status", "--db", db, "--json")).out)
+    assert 2 * HOUR - 5 <= data["oldest_pending_age_seconds"] <= 2 * HOUR + 300
+    assert data["oldest_due_age_seconds"] is None
+    assert "  due and waiting for: -" in (await run("status", "--db", db)).out
+
+    async with Outbox(storage_from_url(db), clock=lambda: now - 600) as outbox:
+        await outbox.enqueue(event("due-1"))
+    data = json.loads((await run("status", "--db", db, "--json")).out)
+    assert 2 * HOUR - 5 <= data["oldest_pending_age_seconds"] <= 2 * HOUR + 300
+    assert 595 <= data["oldest_due_age_seconds"] <= 900
+    (line,) = [ln for ln in (await run("status", "--db", db)).out.splitlines() if "due and" in ln]
+    assert 595 <= float(line.split(":")[1].removesuffix(" s")) <= 900
+
+
 async def test_status_of_an_empty_outbox(run: Run, db: str) -> None:
     missing = await run("status", "--db", db)
     assert missing.code == 1
@@ -325,6 +345,7 @@ async def test_status_of_an_empty_outbox(run: Run, db: str) -> None:
     assert set(data["counts"].values()) == {0}
     assert len(data["counts"]) == 6
     assert data["oldest_pending_age_seconds"] is None
+    assert data["oldest_due_age_seconds"] is None
     assert data["last_error"] is None
     text = (await run("status", "--db", db)).out
     assert "  oldest pending: -" in text

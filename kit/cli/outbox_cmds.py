@@ -135,6 +135,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         holds = await outbox.storage.holds(now=time.time())
     now = time.time()
     oldest = stats.oldest_pending_created_at
+    due = stats.earliest_due_at
     hold_rows = [
         {"name": h.name, "seconds_left": round(h.until - now, 1), "reason": h.reason} for h in holds
     ]
@@ -142,6 +143,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
         "db": outbox.storage.url,
         "counts": {state.value: stats.counts.get(state, 0) for state in State},
         "oldest_pending_age_seconds": None if oldest is None else round(now - oldest, 1),
+        # How long due work has waited; None when nothing pending is due (held back, backing
+        # off, or nothing pending). This, not the oldest pending entry, is what to alert on.
+        "oldest_due_age_seconds": None if due is None or due > now else round(now - due, 1),
         "last_error": stats.last_error,
         "blind_resends": stats.blind_resends,
         "adopted": stats.adopted,
@@ -155,6 +159,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {state.value:<10} {stats.counts.get(state, 0):>10}")
     age = data["oldest_pending_age_seconds"]
     print(f"  oldest pending: {'-' if age is None else f'{age} s'}")
+    waited = data["oldest_due_age_seconds"]
+    print(f"  due and waiting for: {'-' if waited is None else f'{waited} s'}")
     print(f"  adopted by reconciliation: {stats.adopted}, blind resends: {stats.blind_resends}")
     print(f"  last error: {stats.last_error or '-'}")
     for hold in hold_rows:

@@ -267,6 +267,7 @@ class Sql:
                 (SELECT coalesce(array_agg(n), '{{}}') FROM
                     (SELECT count(*) AS n FROM {t} GROUP BY state ORDER BY state) AS g) AS counts,
                 (SELECT min(created_at) FROM {t} WHERE state = 'pending') AS oldest,
+                (SELECT min(due_at) FROM {t} WHERE state = 'pending') AS earliest_due,
                 (SELECT last_error FROM {t} WHERE last_error IS NOT NULL
                  ORDER BY updated_at DESC, id DESC LIMIT 1) AS last_error,
                 (SELECT coalesce(sum(blind_resends), 0) FROM {t}
@@ -410,6 +411,7 @@ def stats_from_row(row: Any) -> OutboxStats:
     return OutboxStats(
         counts=counts,
         oldest_pending_created_at=row["oldest"],
+        earliest_due_at=row["earliest_due"],
         last_error=row["last_error"],
         blind_resends=row["blind_resends"],
         adopted=row["adopted"],

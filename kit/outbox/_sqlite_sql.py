@@ -204,6 +204,7 @@ STATS_COUNTS = "SELECT state, count(*) FROM etk_entries GROUP BY state"
 STATS_SUMMARY = (
     "SELECT"
     " (SELECT min(created_at) FROM etk_entries WHERE state = 'pending'),"
+    " (SELECT min(due_at) FROM etk_entries WHERE state = 'pending'),"
     " (SELECT last_error FROM etk_entries WHERE last_error IS NOT NULL"
     "  ORDER BY updated_at DESC, id DESC LIMIT 1),"
     " (SELECT coalesce(sum(blind_resends), 0) FROM etk_entries"
@@ -343,10 +344,11 @@ def stats_from_rows(grouped: Iterable[Sequence[Any]], summary: Sequence[Any]) ->
     counts = empty_stats_counts()
     for state, count in grouped:
         counts[State(state)] = count
-    oldest, last_error, blind, adopted = summary
+    oldest, earliest_due, last_error, blind, adopted = summary
     return OutboxStats(
         counts=counts,
         oldest_pending_created_at=oldest,
+        earliest_due_at=earliest_due,
         last_error=last_error,
         blind_resends=int(blind),
         adopted=int(adopted),

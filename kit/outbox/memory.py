@@ -425,12 +425,16 @@ class InMemoryStorage:
     async def stats(self) -> OutboxStats:
         counts = empty_stats_counts()
         oldest: float | None = None
+        earliest_due: float | None = None
         latest: tuple[float, int, str] | None = None
         blind = adopted = 0
         for entry in self._entries.values():
             counts[entry.state] += 1
-            if entry.state is State.PENDING and (oldest is None or entry.created_at < oldest):
-                oldest = entry.created_at
+            if entry.state is State.PENDING:
+                if oldest is None or entry.created_at < oldest:
+                    oldest = entry.created_at
+                if earliest_due is None or entry.due_at < earliest_due:
+                    earliest_due = entry.due_at
             if entry.last_error is not None:
                 mark = (entry.updated_at, entry.id, entry.last_error)
                 if latest is None or mark[:2] > latest[:2]:
@@ -440,6 +444,7 @@ class InMemoryStorage:
         return OutboxStats(
             counts=counts,
             oldest_pending_created_at=oldest,
+            earliest_due_at=earliest_due,
             last_error=None if latest is None else latest[2],
             blind_resends=blind,
             adopted=adopted,

@@ -246,6 +246,10 @@ class Hold:
 class OutboxStats:
     counts: dict[State, int]  # every State present, zero when empty
     oldest_pending_created_at: float | None
+    # The earliest due time of a pending entry. Held-back (send_after) and backed-off entries
+    # have a later one, so ``now - earliest_due_at`` is how long due work has waited: the
+    # figure to alert on, which the oldest pending entry is not.
+    earliest_due_at: float | None
     last_error: str | None
     blind_resends: int
     adopted: int

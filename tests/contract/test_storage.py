@@ -800,6 +800,7 @@ async def test_stats(storage: Storage) -> None:
     empty = await storage.stats()
     assert empty.counts == dict.fromkeys(State, 0)
     assert (empty.oldest_pending_created_at, empty.last_error) == (None, None)
+    assert empty.earliest_due_at is None
     assert (empty.blind_resends, empty.adopted) == (0, 0)
 
     await make_state(storage, "dead", State.DEAD, now=T + 1)
@@ -817,11 +818,15 @@ async def test_stats(storage: Storage) -> None:
         State.CANCELLED: 0,
     }
     assert s.oldest_pending_created_at == T + 4
+    assert s.earliest_due_at == T + 4
     assert s.last_error == "400 bad request"
 
     c = await claim_one(storage, "p-old", now=T + 10, limit=1)
     assert await finish(storage, c, Retry(due_at=T + 20, error="HTTP 502"), now=T + 11)
-    assert (await storage.stats()).last_error == "HTTP 502"
+    s = await storage.stats()
+    assert s.last_error == "HTTP 502"
+    # Backing off: p-old is still the oldest pending entry, but p-new is due earliest.
+    assert (s.oldest_pending_created_at, s.earliest_due_at) == (T + 4, T + 5)
 
 
 async def test_entries_filter_and_pagination(storage: Storage) -> None:
