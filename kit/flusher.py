@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 import attrs
 
@@ -108,6 +108,13 @@ class DeliveryClient(InviteSource, Protocol):
     async def post_event_json(self, body: bytes | str) -> _Accepted: ...
 
     async def list_event_types(self, name: str | None = None) -> list[Any]: ...
+
+
+@runtime_checkable
+class ReadsInviteSettings(Protocol):
+    """A client that can list invite settings: the flusher then warns about switched-off ones."""
+
+    async def list_invite_settings(self) -> list[Any]: ...
 
 
 def default_owner() -> str:
@@ -210,6 +217,10 @@ class Flusher:
         self._auth_hold_seen = False
         self._pace_streak = 0
         self._types: dict[str, bool] | None = None
+        # (event type name, channel id) pairs whose invite settings are switched off, and the
+        # pairs already warned about: reconciliation cannot find their events.
+        self._invites_off: set[tuple[str, str]] = set()
+        self._invites_warned: set[tuple[str, str]] = set()
         self._types_at = -1e18
         self._types_lock = asyncio.Lock()
 
@@ -446,6 +457,8 @@ class Flusher:
             active = self._cached_type(item.event_type)  # the usual case: nothing to await
             if active is None:
                 active = await self._type_active(item.event_type)
+            if self._invites_off:
+                self._warn_if_invites_off(item)
         else:
             active = True
         if active is False:
@@ -652,7 +665,37 @@ class Flusher:
                     return None if self._types is None else self._types.get(name)
                 self._types = {t.name: bool(t.active) for t in types}
                 self._types_at = self._clock()
+                await self._read_invite_settings(types)
         return self._types.get(name, False)
+
+    async def _read_invite_settings(self, types: list[Any]) -> None:
+        """Note which (type, channel) pairs have invites switched off; advisory only."""
+        if not isinstance(self.client, ReadsInviteSettings):
+            return
+        try:
+            settings = await self.client.list_invite_settings()
+        except ETrustedError as exc:  # e.g. credentials without that scope: nothing to warn
+            logger.debug("cannot read invite settings: %s", exc, extra={"action": "settings"})
+            return
+        names = {t.id: t.name for t in types if getattr(t, "id", None)}
+        self._invites_off = {
+            (names[s.event_type_id], s.channel_id)
+            for s in settings
+            if s.enabled is False and s.event_type_id in names and s.channel_id
+        }
+
+    def _warn_if_invites_off(self, item: Claimed) -> None:
+        pair = (item.event_type, item.channel_id)
+        if pair in self._invites_off and pair not in self._invites_warned:
+            self._invites_warned.add(pair)
+            logger.warning(
+                "invites are switched off for event type %r in channel %s: eTrusted sends no"
+                " invite for these events, and an event whose POST ends in doubt cannot be"
+                " found again (it is resent blind or parked, see --in-doubt)",
+                item.event_type,
+                item.channel_id,
+                extra={"action": "invites_off", "event_type": item.event_type},
+            )
 
     # -- the writer: results in batches -------------------------------------------------------
 

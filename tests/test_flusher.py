@@ -393,6 +393,66 @@ async def test_inactive_event_type_is_parked_without_a_post(world: World) -> Non
     assert flusher.stats.posts == 0
 
 
+async def test_warns_once_where_invites_are_switched_off(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A type created through the API starts with invite settings disabled: eTrusted then
+    sends no invite, and reconciliation has nothing to find. The operator hears of it once
+    per type and channel; delivery itself goes on."""
+    found = await world.client.find_event_type("order_shipped")
+    assert found is not None
+    settings = await world.client.list_invite_settings(event_type_id=found.id)
+    (second,) = [s for s in settings if s.channel_id == SEEDED_CHANNEL_IDS[1]]
+    await world.client.update_invite_settings(second.id, {"enabled": True})
+    await world.enqueue(3, channel=0)
+    await world.enqueue(2, start=3, channel=1)
+    caplog.set_level("WARNING", logger="kit.flusher")
+    await drain(world.flusher())
+    warnings = [r for r in caplog.records if getattr(r, "action", None) == "invites_off"]
+    assert [r.getMessage() for r in warnings] == [
+        f"invites are switched off for event type 'order_shipped' in channel"
+        f" {SEEDED_CHANNEL_IDS[0]}: eTrusted sends no invite for these events, and an event"
+        " whose POST ends in doubt cannot be found again (it is resent blind or parked, see"
+        " --in-doubt)"
+    ]
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 5
+
+
+async def test_no_invite_warning_when_invites_are_on(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    found = await world.client.find_event_type("order_shipped")
+    assert found is not None
+    for s in await world.client.list_invite_settings(event_type_id=found.id):
+        await world.client.update_invite_settings(s.id, {"enabled": True})
+    await world.enqueue(2)
+    caplog.set_level("WARNING", logger="kit.flusher")
+    await drain(world.flusher())
+    assert not [r for r in caplog.records if getattr(r, "action", None) == "invites_off"]
+
+
+async def test_with_invites_switched_off_a_lost_answer_is_resent_blind(tmp_path: Path) -> None:
+    """The documented limit (guarantees.md): no invite, nothing for reconciliation to find,
+    so an event whose answer was lost after eTrusted accepted it is sent a second time."""
+    sandbox = Sandbox(SandboxConfig(seed=1, invites_follow_settings=True))
+    async with SandboxServer(sandbox) as server:
+        await _create_type(server, "order_shipped")  # invite settings start disabled
+        async with (
+            ETrustedClient(server.client_config(request_timeout=0.5)) as client,
+            Outbox(SQLiteStorage(tmp_path / "outbox.db")) as outbox,
+        ):
+            await outbox.enqueue_many([event(i) for i in range(2)])
+            sandbox.add_fault(
+                Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", times=1)
+            )
+            flusher = Flusher(outbox, client, FAST)
+            await drain(flusher)
+            assert (flusher.stats.adopted, flusher.stats.blind_resends) == (0, 1)
+            assert (await outbox.stats()).counts[State.DELIVERED] == 2
+    sent = Counter(e.transaction_reference for e in sandbox.accepted_events())
+    assert sorted(sent.values()) == [1, 2]
+
+
 async def test_enqueue_in_the_same_process_wakes_the_flusher(world: World) -> None:
     flusher = world.flusher(attrs.evolve(FAST, poll_interval=60.0))
     task = asyncio.create_task(flusher.run())

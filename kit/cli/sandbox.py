@@ -72,6 +72,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         '"times": 1}\' (repeatable)',
     )
     parser.add_argument(
+        "--invites-follow-settings",
+        action="store_true",
+        help="create no invite for events whose invite settings are disabled (rehearses a "
+        "touchpoint with invites switched off)",
+    )
+    parser.add_argument(
         "--state", type=Path, default=None, metavar="FILE", help="load/save the account here"
     )
     parser.add_argument(
@@ -129,6 +135,7 @@ async def run(args: argparse.Namespace) -> int:
         processing_delay=args.processing_delay,
         seed=args.seed,
         event_types=tuple(dict.fromkeys([*_DEFAULTS.event_types, *args.event_type])),
+        invites_follow_settings=args.invites_follow_settings,
     )
     sandbox = Sandbox(config)
     for fault in _faults(args.fault):

@@ -70,3 +70,8 @@ class SandboxConfig:
     # Events for a channel the account does not have are accepted and silently dropped (never
     # readable, no invite), as eTrusted is believed to do. Strict mode answers 400 instead.
     strict_channels: bool = False
+    # Create no invite for an event whose channel and type have invite settings with
+    # ``enabled: false``. Off by default: the public material does not say what eTrusted does
+    # then, and a type created through the API starts disabled. Switch it on to rehearse a
+    # touchpoint with invites switched off (the kit then cannot reconcile in-doubt events).
+    invites_follow_settings: bool = False

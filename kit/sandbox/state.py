@@ -311,9 +311,20 @@ class SandboxState:
             body=body,
         )
         self.accepted.append(accepted)
-        if known_channel:
+        if known_channel and self._invites_on(channel_id, body["type"]):
             self._create_invite(ref, body, now)
         return accepted
+
+    def _invites_on(self, channel_id: str, event_type: str) -> bool:
+        if not self.config.invites_follow_settings:
+            return True
+        settings = self._settings_for(channel_id, event_type)
+        return settings is None or settings.enabled
+
+    def _settings_for(self, channel_id: str, event_type: str) -> InviteSettings | None:
+        type_id = self.event_type_by_name.get(event_type)
+        settings_id = None if type_id is None else self.settings_by_pair.get((channel_id, type_id))
+        return None if settings_id is None else self.settings[settings_id]
 
     def get_event(self, ref: str) -> dict[str, Any] | None:
         stored = self.events.get(ref)
@@ -381,10 +392,9 @@ class SandboxState:
     def _scheduled_at(self, channel_id: str, event_type: str, now: float) -> str:
         delay: float = self.config.default_sending_delay_days
         time_of_day = _DEFAULT_TIME_OF_DAY
-        type_id = self.event_type_by_name.get(event_type)
-        settings_id = None if type_id is None else self.settings_by_pair.get((channel_id, type_id))
-        if settings_id is not None:
-            service = self.settings[settings_id].service
+        settings = self._settings_for(channel_id, event_type)
+        if settings is not None:
+            service = settings.service
             delay, time_of_day = service.sending_delay_in_days, service.sending_time_of_day
         day = datetime.fromtimestamp(now, UTC).date() + timedelta(days=delay)
         hour, minute, second = (int(part) for part in time_of_day.rstrip("Z").split(":"))

@@ -298,3 +298,33 @@ async def test_documented_sample_event_is_accepted(api: Api) -> None:
     assert invite["estimatedDeliveryDate"] == "2017-01-07"
     assert invite["transaction"]["date"] == "2017-01-01T13:30:15.000Z"
     assert invite["customer"]["email"] == "john.doe@example.com"
+
+
+async def _invites_for(api: Api, reference: str) -> list[dict[str, Any]]:
+    listing = await api.call("GET", f"/channels/{CHANNEL}/invites", params={"query": reference})
+    items: list[dict[str, Any]] = listing.json["items"]
+    return items
+
+
+@pytest.mark.parametrize("sandbox_config", [SandboxConfig(seed=7, invites_follow_settings=True)])
+async def test_invites_can_follow_the_invite_settings(api: Api) -> None:
+    created = await api.call("POST", "/event-types", json_body={"name": "delivery"})
+    type_id = created.json["id"]
+    settings = await api.call("GET", "/invite-settings", params={"event-type-id": type_id})
+    (mine,) = [s for s in settings.json if s["channelId"] == CHANNEL]
+    assert mine["enabled"] is False  # how a type created through the API starts
+
+    off = (await api.post_event(make_event("order-off", type="delivery"))).json["EventRef"]
+    assert (await api.call("GET", f"/events/{off}")).status == 200  # stored all the same
+    assert await _invites_for(api, "order-off") == []
+
+    patch = await api.call("PATCH", f"/invite-settings/{mine['id']}", json_body={"enabled": True})
+    assert patch.status == 200
+    on = (await api.post_event(make_event("order-on", type="delivery"))).json["EventRef"]
+    assert [i["event"] for i in await _invites_for(api, "order-on")] == [on]
+
+
+async def test_invites_ignore_the_invite_settings_by_default(api: Api) -> None:
+    await api.call("POST", "/event-types", json_body={"name": "delivery"})
+    ref = (await api.post_event(make_event("order-9", type="delivery"))).json["EventRef"]
+    assert [i["event"] for i in await _invites_for(api, "order-9")] == [ref]
