@@ -210,11 +210,16 @@ class Flusher:
         self._writing = False  # a batch is taken from _done but not yet written
         self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
-        self._posting: set[str] = set()  # keys whose POST has left (cancel => in doubt)
+        # Claims (key, attempt) whose POST has left (cancel => in doubt). By claim, not by key:
+        # an older claim of the same key (a reconciliation that outlived its lease) must not
+        # clear the mark of the POST now in flight.
+        self._posting: set[tuple[str, int]] = set()
         self._bell = outbox.subscribe()
         self._holds: list[Hold] = []
         self._holds_checked = -1e18
         self._auth_hold_seen = False
+        # Why run() must end in an error once it has shut down cleanly (see _fail).
+        self._failure: KitError | None = None
         self._pace_streak = 0
         self._types: dict[str, bool] | None = None
         # (event type name, channel id) pairs whose invite settings are switched off, and the
@@ -223,6 +228,17 @@ class Flusher:
         self._invites_warned: set[tuple[str, str]] = set()
         self._types_at = -1e18
         self._types_lock = asyncio.Lock()
+        self._has_run = False
+
+    def _start_again(self) -> None:
+        """Undo what the previous run's shutdown left set, so that run() may be called again
+        (an application calling ``run_once()`` on a schedule). Counters keep adding up."""
+        self._stopping = asyncio.Event()
+        self._aborting = asyncio.Event()
+        self._writer_deadline = None
+        self._failure = None
+        self._auth_hold_seen = False
+        self._bell = self.outbox.subscribe()
 
     # -- control ----------------------------------------------------------------------------
 
@@ -242,10 +258,18 @@ class Flusher:
 
     async def run(self, *, until_idle: bool = False, until_drained: bool = False) -> FlusherStats:
         """Deliver until :meth:`stop` (or, with ``until_idle``, until nothing is due now; with
-        ``until_drained``, until nothing is pending, sending or in doubt)."""
+        ``until_drained``, until nothing is pending, sending or in doubt).
+
+        May be called again once it has returned; ``stop()`` ends the run in progress only.
+        Raises what stopped it, after a clean shutdown: a one-shot run under refused
+        credentials (:class:`~kit.errors.AuthenticationError`), or an unexpected error outside
+        a POST (a broken setup or a bug, logged with its traceback).
+        """
         if self._running:
             raise KitError("this flusher is already running")
-        self._running = True
+        if self._has_run:
+            self._start_again()
+        self._running = self._has_run = True
         workers = [
             asyncio.create_task(self._worker(), name=f"etk-worker-{i}")
             for i in range(self.config.concurrency)
@@ -266,6 +290,8 @@ class Flusher:
             await self._shutdown(workers, writer, listener)
             raise
         await self._shutdown(workers, writer, listener)
+        if self._failure is not None:
+            raise self._failure
         return self.stats
 
     async def run_once(self) -> FlusherStats:
@@ -280,10 +306,15 @@ class Flusher:
             now = self._clock()
             pause = await self._hold_remaining(now)
             if pause > 0 and until_idle and self._auth_hold_seen:
-                # A one-shot run cannot wait for someone to fix the credentials.
+                # A one-shot run cannot wait for someone to fix the credentials, and must not
+                # look like a success to whoever scheduled it.
                 logger.error(
                     "eTrusted refuses the credentials; nothing more is sent in this run",
                     extra={"action": "once_paused"},
+                )
+                self._failure = AuthenticationError(
+                    "eTrusted refuses the credentials (an auth hold is in force); this one-shot"
+                    " run stopped without sending what is due"
                 )
                 return
             if pause > 0:
@@ -303,7 +334,7 @@ class Flusher:
                     logger.exception("claim failed", extra={"action": "claim_failed"})
                     await self._bell.wait(self.config.poll_interval)
                     continue
-                if claimed and not holds_read and not await self._refresh_holds(self._clock()):
+                if claimed and not holds_read and not await self._holds_after_claim(claimed):
                     # Read the holds again now that the claim has committed: a hold committed
                     # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
                     # these entries is POSTed. If they cannot be read, send nothing blind:
@@ -340,6 +371,16 @@ class Flusher:
             owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
         )
         return claimed, False
+
+    async def _holds_after_claim(self, claimed: list[Claimed]) -> bool:
+        """Re-read the holds after a claim; claims not yet queued go back if this is cut off."""
+        try:
+            return await self._refresh_holds(self._clock())
+        except BaseException:  # cancelled here: run() shuts down and writes these releases
+            for item in claimed:
+                self._complete(Completion(item.key, item.attempt, Release()))
+            self.stats.released += len(claimed)
+            raise
 
     async def _drained(self) -> bool:
         counts = (await self._storage.stats()).counts
@@ -401,14 +442,21 @@ class Flusher:
 
     async def _listen(self, storage: SupportsListen) -> None:
         while True:
+            wakeups = storage.listen()
             try:
-                async for _ in storage.listen():
+                async for _ in wakeups:
                     self._bell.ring()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.exception("listener failed; polling only", extra={"action": "listen_failed"})
                 await asyncio.sleep(self.config.poll_interval)
+            finally:
+                # A listener holds a connection of its own until closed; a run that ends (or
+                # cancels its listening) must not leave it behind.
+                close = getattr(wakeups, "aclose", None)
+                if close is not None:
+                    await close()
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -420,8 +468,14 @@ class Flusher:
             except asyncio.CancelledError:
                 self._complete(self._abandoned(item))
                 raise
+            except Exception as exc:  # noqa: BLE001 (outside the POST's own classification)
+                # A bug or a broken setup (the POST itself never gets here): give the entry
+                # back as its state allows and stop the whole flusher loudly, rather than lose
+                # this worker silently and leave its claims to expire.
+                completion = self._abandoned(item, why=f"unexpected error: {exc!r}")
+                self._fail(exc)
             finally:
-                self._posting.discard(item.key)
+                self._posting.discard((item.key, item.attempt))
                 self._outstanding -= 1
                 if self._outstanding <= self.config.concurrency:
                     self._bell.ring()
@@ -429,12 +483,30 @@ class Flusher:
                     self._all_finished.set()
             self._complete(completion)
 
-    def _abandoned(self, item: Claimed) -> Completion:
-        """A claim given up at shutdown: in doubt if its POST had left, else released."""
+    def _fail(self, exc: Exception) -> None:
+        """Stop, and have run() raise ``exc`` (a KitError as is, anything else wrapped)."""
+        if self._failure is None:
+            logger.error(
+                "the flusher stops after an unexpected error: %r",
+                exc,
+                exc_info=exc,
+                extra={"action": "flusher_failed"},
+            )
+            if isinstance(exc, KitError):
+                self._failure = exc
+            else:
+                self._failure = KitError(f"the flusher stopped after an unexpected error: {exc!r}")
+                self._failure.__cause__ = exc
+            self.stop()  # once: a second stop() would abandon the other POSTs in flight
+
+    def _abandoned(
+        self, item: Claimed, why: str = "flusher stopped while the POST was in flight"
+    ) -> Completion:
+        """A claim given up: in doubt if its POST had left, else released."""
         now = self._clock()
         outcome: Outcome
-        if item.key in self._posting:
-            outcome = InDoubt(due_at=now, error="flusher stopped while the POST was in flight")
+        if (item.key, item.attempt) in self._posting:
+            outcome = InDoubt(due_at=now, error=why)
             self.stats.in_doubt += 1
         else:
             outcome = Release()
@@ -480,7 +552,7 @@ class Flusher:
         # ours, with a margin: past that, another flusher may already reconcile the entry.
         budget = item.lease_expires_at - now - self.config.lease_seconds * 0.1
         started = time.perf_counter()
-        self._posting.add(item.key)
+        self._posting.add((item.key, item.attempt))
         self.stats.posts += 1
         status: int | None = None
         outcome: Outcome

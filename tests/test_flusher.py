@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 from kit.client import ETrustedClient
-from kit.errors import OutboxError, StorageUnavailableError
+from kit.errors import AuthenticationError, OutboxError, StorageUnavailableError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
 from kit.outbox import Outbox
 from kit.outbox.migrate import migrate_outbox
@@ -258,7 +258,8 @@ async def test_a_one_shot_run_under_refused_credentials_exits(world: World) -> N
     await world.enqueue(3)
     world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
     flusher = world.flusher()
-    await asyncio.wait_for(flusher.run_once(), 10)
+    with pytest.raises(AuthenticationError, match="refuses the credentials"):
+        await asyncio.wait_for(flusher.run_once(), 10)
     assert flusher.stats.auth_pauses >= 1
     assert all(e.state is State.PENDING for e in await world.outbox.entries())
 

@@ -174,7 +174,7 @@ class SupportsListen(Protocol):
     """
 
     def listen(self) -> AsyncIterator[None]:
-        """Yield once per wake-up notification until the iterator is closed."""
+        """Yield once per wake-up notification until closed with ``aclose()`` (if it has one)."""
         ...
 
 
