@@ -162,7 +162,7 @@ class ETrustedClient:
         validate_event_body(body, allow_checkout=allow_checkout)
         try:
             payload = dump_json(body if isinstance(body, dict) else dict(body))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise ValidationError([FieldError("(root)", f"not JSON-serialisable: {exc}")]) from exc
         return await self.post_event_json(payload)
 

@@ -6,7 +6,9 @@ variables (see :mod:`kit.cli`), embedding applications build them however they l
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -18,9 +20,10 @@ DEFAULT_AUDIENCE = "https://api.etrusted.com"
 
 
 def positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    """attrs validator shared by the kit's config objects."""
-    if value <= 0:
-        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+    """attrs validator shared by the kit's config objects: finite and > 0 (NaN compares false
+    both ways, so ``value <= 0`` alone would let it through into every timeout)."""
+    if not 0 < value < math.inf:
+        raise ConfigError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -51,3 +54,11 @@ class ClientConfig:
             value = getattr(self, name)
             if not value.startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+            # A missing host or a bad port would otherwise surface only at the first request.
+            try:
+                parts = urlsplit(value)
+                host, _port = parts.hostname, parts.port  # .port raises for a bad one
+            except ValueError as exc:
+                raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
+            if not host:
+                raise ConfigError(f"{name} has no host: {value!r}")

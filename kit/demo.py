@@ -9,7 +9,6 @@ checking against the sandbox's own records that each delivered event was accepte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import tempfile
 import time
@@ -21,7 +20,7 @@ from typing import Any
 import attrs
 
 from kit.client import ETrustedClient
-from kit.errors import ConflictError, ValidationError
+from kit.errors import ConfigError, ValidationError
 from kit.flusher import Flusher, FlusherConfig, FlusherStats
 from kit.outbox import Outbox
 from kit.outbox.types import State
@@ -126,9 +125,16 @@ async def run_demo(
         async with SandboxServer(sandbox) as server:
             config = server.client_config(request_timeout=1.0)
             async with ETrustedClient(config) as client, Outbox.from_url(db_url) as outbox:
+                held = sum((await outbox.stats()).counts.values())
+                if held:
+                    # Its entries were delivered to another (gone) sandbox: the exactly-once
+                    # check could only report them as never accepted.
+                    raise ConfigError(
+                        f"the demo needs an empty outbox, and {db_url} already holds {held}"
+                        " entries (an earlier demo?): remove it or pass another --db"
+                    )
                 for name in ("order_shipped", "subscription_renewed", "legacy_survey"):
-                    with contextlib.suppress(ConflictError):  # a reused --db
-                        await client.create_event_type(name, active=True)
+                    await client.create_event_type(name, active=True)
                 legacy = await client.find_event_type("legacy_survey")
                 assert legacy is not None
                 body = make_events(events, rng, ["order_shipped", "subscription_renewed"])

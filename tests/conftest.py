@@ -11,9 +11,11 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from cli_helpers import Run, capture_runs
 
 PG_DSN = os.environ.get("ETRUSTED_KIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -72,3 +74,15 @@ def unused_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run one etrusted-kit command in process: ``await run("status", "--db", db)``."""
+    return capture_runs(capsys)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    """A path for a SQLite outbox that does not exist yet."""
+    return str(tmp_path / "outbox.db")

@@ -16,14 +16,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
+from cli_helpers import Result, Run
 
-from kit.cli import cli
 from kit.outbox import Outbox, storage_from_url
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import Completion, Dead, Delivered, InDoubt, State
@@ -58,34 +57,6 @@ def jsonl(*bodies: Any) -> str:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-@attrs.frozen
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Awaitable[Result]]
-
-
-@pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]) -> Run:
-    """``await run("status", "--db", db)``: exit code and exactly this command's output."""
-
-    async def _run(*argv: str) -> Result:
-        capsys.readouterr()
-        code = await cli(list(argv))
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return _run
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "outbox.db")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,10 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _configure_logging(verbosity: int) -> None:
-    level = logging.WARNING - 10 * min(verbosity, 2)
+    """``-v``/``-vv`` raise the kit's own loggers only. Libraries stay at WARNING: aiosqlite
+    logs every statement with its parameters at DEBUG (customer e-mails, whole payloads), and
+    HTTP libraries may log headers (tokens)."""
     logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if verbosity:  # otherwise the kit's loggers follow the root's level, as without -v
+        logging.getLogger("kit").setLevel(logging.WARNING - 10 * min(verbosity, 2))
 
 
 async def cli(argv: Sequence[str]) -> int:
@@ -63,4 +70,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         code = asyncio.run(cli(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:
+        # The reader went away (``entries --json | head``): stop quietly, and keep Python's
+        # final flush of stdout from failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
     sys.exit(code)

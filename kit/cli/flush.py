@@ -58,12 +58,15 @@ async def cmd_flush(args: argparse.Namespace) -> int:
         ETrustedClient(client_cfg) as client,
     ):
         flusher = Flusher(outbox, client, config)
-        with on_stop_signals(flusher.stop):
-            if args.once:
-                stats = await flusher.run_once()
-            else:
-                stats = await flusher.run(until_drained=args.drain)
-    print(json.dumps({"flusher": flusher.owner, **stats.as_dict()}), file=sys.stderr)
+        try:
+            with on_stop_signals(flusher.stop):
+                if args.once:
+                    await flusher.run_once()
+                else:
+                    await flusher.run(until_drained=args.drain)
+        finally:  # the counters also when the run ends in an error (exit code 1)
+            stats = {"flusher": flusher.owner, **flusher.stats.as_dict()}
+            print(json.dumps(stats), file=sys.stderr)
     return 0
 
 

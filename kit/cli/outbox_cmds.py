@@ -13,7 +13,7 @@ from typing import IO, Any
 
 from kit.cli._env import add_db_option, add_storage_options, db_url, storage_options
 from kit.errors import ConfigError, ValidationError
-from kit.outbox import Outbox, storage_from_url
+from kit.outbox import Outbox, Storage, storage_from_url
 from kit.outbox.sqlite import sqlite_path_from_url
 from kit.outbox.types import Entry, NewEntry, State
 
@@ -27,10 +27,29 @@ async def open_outbox(args: argparse.Namespace, *, create: bool = False) -> Asyn
     A mistyped ``--db`` must not answer "all zeros" from a database it just created.
     """
     url = db_url(args)
-    if not create:
-        _require_existing_sqlite(url, what="outbox")
-    async with Outbox.from_url(url, **storage_options(args, url)) as outbox:
+    if create:
+        async with Outbox.from_url(url, **storage_options(args, url)) as outbox:
+            yield outbox
+        return
+    _require_existing_sqlite(url, what="outbox")
+    outbox = Outbox.from_url(url, **storage_options(args, url))
+    await outbox.open(migrate=False)
+    try:
+        await _require_existing_postgres(outbox.storage)
+        await outbox.storage.migrate()
         yield outbox
+    finally:
+        await outbox.aclose()
+
+
+async def _require_existing_postgres(storage: Storage) -> None:
+    from kit.outbox.postgres import PostgresStorage
+
+    if isinstance(storage, PostgresStorage) and await storage.schema_version() == 0:
+        raise ConfigError(
+            f"there is no outbox in schema {storage.schema!r} at {storage.url} (a mistyped"
+            " --db or ?schema=?); enqueue or flush creates one"
+        )
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
@@ -86,6 +105,10 @@ async def cmd_enqueue(args: argparse.Namespace) -> int:
                 except json.JSONDecodeError as exc:
                     invalid += 1
                     print(f"{args.file}:{number}: invalid JSON: {exc.msg}", file=sys.stderr)
+                    continue
+                except RecursionError:
+                    invalid += 1
+                    print(f"{args.file}:{number}: invalid JSON: nested too deeply", file=sys.stderr)
                     continue
                 if not isinstance(body, dict):
                     invalid += 1

@@ -271,13 +271,18 @@ class PostgresStorage:
                     )
                 return max(current, latest)
 
-    async def _refuse_newer_schema(self) -> None:
-        latest = max((m.version for m in load_migrations("postgres")), default=0)
+    async def schema_version(self) -> int:
+        """The schema version in force; 0 when this schema holds no outbox (yet)."""
         with self._translate("open"):
             async with self._conn() as conn:
                 if await conn.fetchval(self._sql.has_version, self._sql.version_table) is None:
-                    return
+                    return 0
                 current: int = await conn.fetchval(self._sql.version)
+        return current
+
+    async def _refuse_newer_schema(self) -> None:
+        latest = max((m.version for m in load_migrations("postgres")), default=0)
+        current = await self.schema_version()
         if current > latest:
             raise self._newer_schema(current, latest)
 

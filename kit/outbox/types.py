@@ -78,7 +78,7 @@ class NewEntry:
         """
         try:
             payload = jsonenc.encode(body)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             raise ValidationError(
                 [FieldError("(root)", f"not JSON-serialisable: {exc}")], subject="event"
             ) from exc

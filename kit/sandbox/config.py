@@ -13,6 +13,7 @@ import attrs
 
 from kit.config import positive
 from kit.errors import ConfigError
+from kit.validation import event_type_name_errors
 
 SEEDED_CHANNEL_IDS: tuple[str, ...] = (
     "chl-00000000-0000-4000-8000-000000000001",
@@ -34,6 +35,16 @@ def _not_empty(instance: object, attribute: attrs.Attribute[Any], value: str) ->
 def _names(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
     if len(set(value)) != len(value) or not all(value):
         raise ConfigError(f"{attribute.name} must be distinct, non-empty strings, got {value!r}")
+
+
+def _type_names(instance: object, attribute: attrs.Attribute[Any], value: tuple[str, ...]) -> None:
+    """Seeded types obey the rule POST /event-types enforces: a test suite seeded with a name
+    eTrusted refuses would pass here and fail against the real account."""
+    _names(instance, attribute, value)
+    for name in value:
+        errors = event_type_name_errors(name)
+        if errors:
+            raise ConfigError(f"{attribute.name}: {name!r} {errors[0].message}")
 
 
 def _as_tuple(values: Iterable[str]) -> tuple[str, ...]:
@@ -60,7 +71,7 @@ class SandboxConfig:
     )
     # Active event types the account starts with (eTrusted seeds ``checkout`` for everyone).
     event_types: tuple[str, ...] = attrs.field(
-        default=("checkout",), converter=_as_tuple, validator=_names
+        default=("checkout",), converter=_as_tuple, validator=_type_names
     )
     # Invite settings of a new event type appear only after this many seconds (eTrusted's own
     # connector retries its PATCH, which suggests they are created asynchronously).
