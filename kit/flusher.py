@@ -142,6 +142,9 @@ class FlusherConfig:
     auth_pause: float = 30.0  # pause of the whole fleet after a 401 that survived a refresh
     pace_default: float = 1.0  # pause after a 429 without Retry-After; doubles while repeated
     pace_max: float = 120.0
+    # A server's Retry-After is honoured up to this; a larger one (a misconfigured proxy, a
+    # daily quota) would otherwise pause the whole fleet through the stored hold for as long.
+    retry_after_max: float = attrs.field(default=3600.0, validator=positive)
     hold_check_interval: float = 0.5  # how stale our view of fleet-wide holds may be
     grace_period: float = 10.0  # on stop: how long in-flight POSTs may take to finish
     check_event_types: bool = True  # park events whose type is unknown/inactive in eTrusted
@@ -618,11 +621,20 @@ class Flusher:
         # the attempt budget, so an eTrusted outage never parks good events.
         deferred = isinstance(exc, RateLimitedError | ConnectError | AuthenticationError)
         sends = item.sends + (0 if deferred else 1)
+        retry_after = exc.retry_after
+        if retry_after is not None and retry_after > self.config.retry_after_max:
+            logger.warning(
+                "eTrusted asked to wait %g s; waiting %g s (retry_after_max) instead",
+                retry_after,
+                self.config.retry_after_max,
+                extra={"action": "retry_after_capped"},
+            )
+            retry_after = self.config.retry_after_max
         if isinstance(exc, RateLimitedError):
             self.stats.rate_limited += 1
             if not any(h.name == HOLD_PACE and h.until > now for h in self._holds):
                 self._pace_streak += 1  # 429s of one burst (already paced) do not escalate
-            pace = exc.retry_after
+            pace = retry_after
             if pace is None:
                 pace = min(
                     self.config.pace_max, self.config.pace_default * 2 ** (self._pace_streak - 1)
@@ -632,7 +644,7 @@ class Flusher:
             self.stats.dead += 1
             return Dead(f"gave up after {sends} sends; last error: {exc}"), "dead"
         failures = max(1, sends) if not deferred else self._deferrals(item)
-        delay = self.config.backoff.delay(failures, retry_after=exc.retry_after, rng=self._rng)
+        delay = self.config.backoff.delay(failures, retry_after=retry_after, rng=self._rng)
         self.stats.retried += 1
         return Retry(due_at=now + delay, error=str(exc)), "deferred" if deferred else "retry"
 

@@ -190,6 +190,26 @@ async def test_rate_limit_paces_the_whole_flusher(world: World) -> None:
     await world.assert_exactly_once()
 
 
+async def test_an_absurd_retry_after_is_capped(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Retry-After: 86400 would pause the whole fleet (through the stored hold) for a day."""
+    await world.enqueue(3)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.RATE_LIMIT, method="POST", path="/events", retry_after=86400, times=1)
+    )
+    caplog.set_level("WARNING", logger="kit.flusher")
+    flusher = world.flusher(attrs.evolve(FAST, concurrency=1, retry_after_max=0.2))
+    await drain(flusher, limit=10.0)  # a day-long pause would time out here
+    assert flusher.stats.rate_limited == 1
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 3
+    capped = [r for r in caplog.records if getattr(r, "action", None) == "retry_after_capped"]
+    assert [r.getMessage() for r in capped] == [
+        "eTrusted asked to wait 86400 s; waiting 0.2 s (retry_after_max) instead"
+    ]
+    await world.assert_exactly_once()
+
+
 async def test_rate_limits_and_refused_connections_never_use_up_the_budget(
     world: World,
 ) -> None:
