@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -38,6 +39,8 @@ async def connect(
     path: str, *, memory: bool, durability: str, busy_timeout: float
 ) -> aiosqlite.Connection:
     """An autocommit connection in WAL mode (for files), with foreign keys enforced."""
+    if not memory:
+        _create_private(path)
     conn = aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
         await conn
@@ -64,6 +67,17 @@ async def connect(
             raise StorageUnavailableError(f"cannot use SQLite database {path}: {exc}") from exc
         raise
     return conn
+
+
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only: the outbox holds customer names
+    and e-mail addresses, and SQLite gives its -wal and -shm files the database file's mode.
+    An existing file (an application's own database, say) keeps the mode it has."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:  # it exists, or cannot be created: SQLite's own open reports the latter
+        return
+    os.close(fd)
 
 
 async def _enter_wal(conn: aiosqlite.Connection, path: str, busy_timeout: float) -> object:

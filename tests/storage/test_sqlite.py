@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import sys
 import textwrap
 import threading
@@ -686,3 +687,26 @@ async def test_claim_with_holds_reads_the_holds_in_the_claims_transaction(tmp_pa
             [],
             holds,
         )
+
+
+async def test_a_new_outbox_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    """It holds customer names and e-mail addresses; the -wal and -shm files follow its mode."""
+    path = tmp_path / "outbox.db"
+    previous = os.umask(0o022)  # the usual default, under which files are world-readable
+    try:
+        async with SQLiteStorage(str(path)) as storage:
+            await storage.enqueue([new("k1")], now=1.0)
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    finally:
+        os.umask(previous)
+    assert modes == {"outbox.db": 0o600, "outbox.db-wal": 0o600, "outbox.db-shm": 0o600}
+
+
+async def test_an_existing_database_file_keeps_its_mode(tmp_path: Path) -> None:
+    """An application's own database (transactional enqueue) is not ours to re-permission."""
+    path = tmp_path / "app.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o640)
+    async with SQLiteStorage(str(path)):
+        pass
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
