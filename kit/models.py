@@ -101,10 +101,26 @@ class Tracking:
 
 
 @attrs.frozen(kw_only=True)
-class EventDetails(Event):
-    """``GET /events/{ref}``: the stored event plus server-set fields."""
+class EventDetails:
+    """``GET /events/{ref}``: a stored event plus server-set fields, read leniently.
+
+    Only ``id`` is required, and metadata values may be any JSON. eTrusted stores events from
+    other sources too (the Trustbadge's own checkout events, other integrations with numbers in
+    their free-form metadata), and reconciliation reads every event listed for a transaction:
+    one that the request model would refuse must not make an in-doubt event of ours unfindable.
+    """
 
     id: str
+    type: str | None = None
+    customer: Customer | None = None
+    channel: EventChannel | None = None
+    transaction: Transaction | None = None
+    system: str | None = None
+    system_version: str | None = None
+    default_locale: str | None = None
+    estimated_delivery_date: date | None = None
+    products: list[Product] | None = None
+    metadata: dict[str, Any] | None = None
     account_ref: str | None = None
     tracking: Tracking | None = None
     created_at: datetime | None = None

@@ -309,6 +309,33 @@ async def test_dropped_answer_after_accept_is_adopted_not_resent(world: World) -
     await world.assert_exactly_once()
 
 
+async def test_a_foreign_event_for_the_same_order_does_not_block_reconciliation(
+    world: World,
+) -> None:
+    """Another source's event for the same order (the Trustbadge's checkout event, without
+    system fields and with numbers in its free-form metadata) is listed beside ours. Read with
+    the request model it failed to decode, every lookup failed, and our in-doubt event was
+    parked after the window instead of adopted."""
+    await world.enqueue(1)
+    world.sandbox.state.accept_event(
+        {
+            "type": "checkout",
+            "customer": {"email": "buyer0@example.com"},
+            "channel": {"id": SEEDED_CHANNEL_IDS[0], "type": "etrusted"},
+            "transaction": {"reference": "order-0"},
+            "metadata": {"orderTotal": 59.9},
+        }
+    )
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", times=1)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, reconcile_window=30.0))
+    await drain(flusher)
+    assert (flusher.stats.adopted, flusher.stats.blind_resends) == (1, 0)
+    (entry,) = await world.outbox.entries()
+    assert (entry.state, entry.adopted) == (State.DELIVERED, True)
+
+
 async def test_late_answer_beyond_the_timeout_is_adopted(world: World) -> None:
     await world.enqueue(2)
     world.sandbox.add_fault(
