@@ -80,6 +80,7 @@ class Sql:
                      WITH ORDINALITY AS n(key, event_type, channel_id, transaction_reference,
                                           payload, payload_sha256, email_hash, due_at, ord)
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = n.key)
+                  AND NOT EXISTS (SELECT 1 FROM {h} WHERE name = 'migrated')
                 ORDER BY n.ord
                 ON CONFLICT (key) DO NOTHING
                 RETURNING key
@@ -98,6 +99,7 @@ class Sql:
                 SELECT $2::text, 'pending', $3::text, $4::text, $5::text, $6::text, $7::text,
                        $8::text, $9::float8, $1::float8, $1::float8
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = $2)
+                  AND NOT EXISTS (SELECT 1 FROM {h} WHERE name = 'migrated')
                 ON CONFLICT (key) DO NOTHING
                 RETURNING 1
             )
@@ -109,6 +111,9 @@ class Sql:
             f"SELECT coalesce(array_agg(key), '{{}}') FROM {t} WHERE key = ANY($1::text[])"
         )
         self.notify = "SELECT pg_notify($1, '')"
+        # Once migrate-outbox moved the outbox away, the enqueue statements insert nothing
+        # (their NOT EXISTS on the 'migrated' hold); this tells that from duplicates.
+        self.moved = f"SELECT reason FROM {h} WHERE name = 'migrated'"
         self.cancel = (
             f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
             " WHERE key = $1 AND state = 'pending' RETURNING id"

@@ -12,18 +12,28 @@ import aiosqlite
 from kit.errors import OutboxError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params
-from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry
+from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry, moved_error
 
 
-async def insert_one(conn: aiosqlite.Connection, new: NewEntry, now: float) -> bool:
+async def insert_one(conn: aiosqlite.Connection, new: NewEntry, now: float, *, where: str) -> bool:
     """One entry in one statement; False: its key was known. The row count tells, not
     RETURNING, which would cost SQLite a temporary table per row (about 10% of this insert)."""
     cursor = await conn.execute(sql.INSERT_NEW_OR_SKIP, sql.new_entry_params(new, now))
-    return cursor.rowcount == 1
+    if cursor.rowcount == 1:
+        return True
+    await refuse_if_moved(conn, where)
+    return False
+
+
+async def refuse_if_moved(conn: aiosqlite.Connection, where: str) -> None:
+    """Nothing inserted may mean duplicates, or an outbox that migrate-outbox moved away."""
+    moved = await conn.execute_fetchall(sql.MOVED)
+    for (reason,) in moved:
+        raise moved_error(where, reason)
 
 
 async def insert_entries(
-    conn: aiosqlite.Connection, entries: Sequence[NewEntry], now: float
+    conn: aiosqlite.Connection, entries: Sequence[NewEntry], now: float, *, where: str
 ) -> list[EnqueueResult]:
     """The INSERTs of ``enqueue``, on a connection whose transaction the caller controls.
 
@@ -34,7 +44,7 @@ async def insert_entries(
     first = entries[0]
     inserted: set[str]
     if all(new.key == first.key for new in entries):
-        inserted = {first.key} if await insert_one(conn, first, now) else set()
+        inserted = {first.key} if await insert_one(conn, first, now, where=where) else set()
     else:
         rows: dict[str, tuple[Any, ...]] = {}
         for new in entries:
@@ -45,6 +55,7 @@ async def insert_entries(
         if cursor.rowcount == len(rows):
             inserted = set(rows)
         else:
+            await refuse_if_moved(conn, where)
             found = await conn.execute_fetchall(sql.KEYS_ABOVE, (before,))
             # Only a caller's implicit transaction (its BEGIN comes with the INSERT) lets
             # another writer add rows in between: theirs are ignored unless one holds a key of

@@ -60,6 +60,9 @@ async def connect(
             synchronous = "FULL" if durability == "full" else "NORMAL"
             await conn.execute(f"PRAGMA synchronous = {synchronous}")
         await conn.execute("PRAGMA foreign_keys = ON")
+        # Deleted content (a purged payload, a forgotten customer) is overwritten, not just
+        # marked free: some builds default to it, this one must not depend on the build.
+        await conn.execute("PRAGMA secure_delete = ON")
     except BaseException as exc:
         with contextlib.suppress(sqlite3.Error, ValueError):
             await conn.close()

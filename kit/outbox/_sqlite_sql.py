@@ -57,11 +57,15 @@ _ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status
 
 _KEYS_IN = "key IN (SELECT value FROM json_each(?))"
 
-INSERT_NEW = """
+# Nothing is inserted once migrate-outbox has moved the outbox (the 'migrated' hold): the
+# writer learns it from the row count, checked in the same transaction (MOVED).
+INSERT_NEW_OR_SKIP = """
 INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_reference, payload,
                          payload_sha256, email_hash, due_at, created_at, updated_at)
-VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-INSERT_NEW_OR_SKIP = INSERT_NEW + " ON CONFLICT (key) DO NOTHING"
+SELECT ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE NOT EXISTS (SELECT 1 FROM etk_holds WHERE name = 'migrated')
+ON CONFLICT (key) DO NOTHING"""
+MOVED = "SELECT reason FROM etk_holds WHERE name = 'migrated'"
 # Rows are never deleted and ids are allocated as max + 1, so the rows one write transaction
 # added are exactly those above the largest id it saw before its first INSERT.
 MAX_ID = "SELECT coalesce(max(id), 0) FROM etk_entries"
@@ -262,7 +266,7 @@ def statements(script: str) -> list[str]:
 
 
 def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
-    """The parameters of INSERT_NEW / INSERT_NEW_OR_SKIP."""
+    """The parameters of INSERT_NEW_OR_SKIP."""
     return (
         new.key,
         new.event_type,

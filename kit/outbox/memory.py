@@ -19,6 +19,7 @@ import attrs
 
 from kit.errors import OutboxError
 from kit.outbox.types import (
+    HOLD_MIGRATED,
     TERMINAL_STATES,
     AttemptKind,
     AttemptRecord,
@@ -39,6 +40,7 @@ from kit.outbox.types import (
     Resend,
     Retry,
     State,
+    moved_error,
 )
 
 #: States that ``claim`` may look at; every other state is final until an operator acts.
@@ -278,6 +280,9 @@ class InMemoryStorage:
     # -- writing ----------------------------------------------------------------------------
 
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
+        moved = self._holds.get(HOLD_MIGRATED)
+        if moved is not None and entries:
+            raise moved_error(self.url, moved.reason)
         results: list[EnqueueResult] = []
         for new in entries:
             if new.key in self._entries:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 import attrs
 
@@ -62,6 +63,7 @@ async def migrate_outbox(
     if source is target:
         raise OutboxError(f"source and target are the same outbox ({source.url})")
     moment = time.time() if now is None else now
+    await _refuse_same_database(source, target, moment)
     reason = f"the outbox was moved to {target.url}; run flushers against that database"
     existing = next((h for h in await source.holds(now=moment) if h.name == HOLD_MIGRATED), None)
     if existing is not None and existing.reason != reason and not force:
@@ -104,6 +106,25 @@ async def migrate_outbox(
         extra={"action": "outbox.migrate_outbox", "copied": copied, "skipped": skipped},
     )
     return report
+
+
+async def _refuse_same_database(source: Storage, target: Storage, now: float) -> None:
+    """Two storage objects on one database (one file or schema, spelt two ways) would copy
+    nothing and leave the permanent hold on the only outbox there is. A marker written through
+    one and looked for through the other tells, whatever the spelling. (Flushers of the source
+    see it as a hold too, and pause for at most its one second.)"""
+    probe = Hold(
+        name=f"migrate-probe-{uuid.uuid4().hex}",
+        until=now + 1.0,
+        reason="migrate_outbox: same-database check",
+    )
+    await source.set_hold(probe)
+    try:
+        same = any(h.name == probe.name for h in await target.holds(now=now))
+    finally:
+        await source.clear_hold(probe.name)
+    if same:
+        raise OutboxError(f"source and target are the same outbox ({source.url} and {target.url})")
 
 
 async def _refuse_live_leases(source: Storage, now: float) -> None:

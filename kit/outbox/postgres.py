@@ -66,6 +66,7 @@ from kit.outbox.types import (
     NewEntry,
     OutboxStats,
     State,
+    moved_error,
 )
 
 try:
@@ -90,16 +91,40 @@ _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40001", "40P01", "55P03")
 _COPY_MIN_ENTRIES = 100
 
 
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
 def _redact_url(dsn: str) -> str:
-    """The DSN without its password (in the netloc or as a ``password=`` query parameter)."""
-    parts = urlsplit(dsn)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hostport = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}@{hostport}" if user else hostport
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k.lower() != "password"])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The DSN without its password (in the user info, or as a query parameter).
+
+    The user info is cut at the *last* ``@`` before urlsplit sees the URL: a password with an
+    unencoded ``/``, ``#`` or ``?`` would otherwise end urlsplit's netloc early and stay in.
+    """
+    scheme, sep, rest = dsn.partition("://")
+    if sep:
+        userinfo, at, hostpart = rest.rpartition("@")
+        if at:
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}@{hostpart}" if user else hostpart
+    parts = urlsplit(f"{scheme}{sep}{rest}")
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_PARAMETERS]
+    )
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+@contextlib.contextmanager
+def _unparsable_url(safe_url: str) -> Iterator[None]:
+    """asyncpg's DSN parser raises a plain ValueError whose text may quote the password."""
+    try:
+        yield
+    except ValueError as exc:
+        if isinstance(exc, _asyncpg.PostgresError | _asyncpg.InterfaceError):
+            raise
+        raise ConfigError(
+            f"cannot parse the PostgreSQL URL {safe_url}: check the port, and percent-encode"
+            " special characters in the user name and password"
+        ) from None
 
 
 class PostgresStorage:
@@ -179,7 +204,7 @@ class PostgresStorage:
             if self._opened:
                 return
             if self._own_pool:
-                with self._translate("connect"):
+                with self._translate("connect"), _unparsable_url(self._url):
                     self._pool = await _asyncpg.create_pool(
                         self._dsn,
                         min_size=self._min_size,
@@ -336,11 +361,21 @@ class PostgresStorage:
             row = await conn.fetchrow(
                 self._sql.enqueue_one, now, *enqueue_one_args(entry, now), self._channel
             )
+            if row is None:
+                await self._refuse_if_moved(conn)
             return [EnqueueResult(entry.key, duplicate=row is None)]
         record = await conn.fetchrow(  # returns exactly one row
             self._sql.enqueue, now, *enqueue_args(entries, now), self._channel
         )
-        return _results(entries, set(record["keys"]))
+        inserted = set(record["keys"])
+        if len(inserted) < len(entries):
+            await self._refuse_if_moved(conn)
+        return _results(entries, inserted)
+
+    async def _refuse_if_moved(self, conn: Any) -> None:
+        reason = await conn.fetchval(self._sql.moved)
+        if reason is not None:
+            raise moved_error(self._url, reason)
 
     async def _enqueue_copy(
         self, conn: Any, entries: Sequence[NewEntry], now: float
@@ -351,6 +386,7 @@ class PostgresStorage:
         the lookup and the COPY fails it; the batch is then written again by the statement with
         ``ON CONFLICT``, which settles such races row by row.
         """
+        await self._refuse_if_moved(conn)
         rows = first_of_each_key(entries)
         known = set(await conn.fetchval(self._sql.known_keys, [e.key for e in rows]))
         fresh = [e for e in rows if e.key not in known]

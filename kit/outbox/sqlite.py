@@ -344,13 +344,13 @@ class SQLiteStorage:
             conn = self._connection("enqueue")
             async with self._lock:
                 with self._translate("enqueue"):
-                    inserted = await insert_one(conn, new, now)
+                    inserted = await insert_one(conn, new, now, where=self.url)
             return [EnqueueResult(new.key, duplicate=not inserted)]
         if len({e.key for e in entries}) == 1:
             async with self._locked("enqueue") as conn:
-                return await insert_entries(conn, entries, now)
+                return await insert_entries(conn, entries, now, where=self.url)
         async with self._transaction("enqueue") as conn:
-            return await insert_entries(conn, entries, now)
+            return await insert_entries(conn, entries, now, where=self.url)
 
     async def enqueue_in(
         self, connection: Any, entries: Sequence[NewEntry], *, now: float
@@ -375,7 +375,7 @@ class SQLiteStorage:
                 )
             if not entries:
                 return []
-            return await insert_entries(connection, entries, now)
+            return await insert_entries(connection, entries, now, where=self.url)
 
     async def cancel(self, key: str, *, now: float) -> bool:
         async with self._transaction("cancel") as conn:
@@ -463,7 +463,10 @@ class SQLiteStorage:
     async def purge(self, *, before: float, now: float) -> int:
         async with self._transaction("purge") as conn:
             cursor = await conn.execute(sql.PURGE, (before,))
-            return cursor.rowcount
+            purged: int = cursor.rowcount
+        if purged:
+            await self._scrub_wal("purge")
+        return purged
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
         async with self._transaction("forget_customer") as conn:
@@ -471,8 +474,28 @@ class SQLiteStorage:
             cancelled = await conn.execute(sql.FORGET_CANCEL, (now, email_hash))
             n_cancelled = cancelled.rowcount
             scrubbed = await conn.execute(sql.FORGET_SCRUB, (email_hash,))
-            return ForgetResult(
+            result = ForgetResult(
                 purged=n_cancelled + scrubbed.rowcount, skipped_in_flight=int(rows[0][0])
+            )
+        if result.purged:
+            await self._scrub_wal("forget_customer")
+        return result
+
+    async def _scrub_wal(self, operation: str) -> None:
+        """Move the scrubbed pages into the database file and empty the WAL, so that removed
+        customer data does not stay readable in old WAL frames (or in a backup of them) until
+        some later checkpoint. Freed space is zeroed by ``secure_delete`` (set on connect)."""
+        if self.is_memory:
+            return
+        async with self._locked(operation) as conn:
+            ((busy, _, _),) = await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+        if busy:
+            logger.warning(
+                "%s: another connection is reading the outbox, so the removed data stays in"
+                " the WAL file of %s until the next checkpoint",
+                operation,
+                self._path,
+                extra={"action": "outbox.scrub_deferred"},
             )
 
     # -- holds ------------------------------------------------------------------------------

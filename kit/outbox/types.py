@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from kit import jsonenc
-from kit.errors import FieldError, ValidationError
+from kit.errors import FieldError, OutboxError, ValidationError
 
 # The outbox writes each entry's key into its event's ``metadata`` under this name, so that
 # reconciliation can tell our event from any other with the same type, channel and reference.
@@ -82,7 +82,7 @@ class NewEntry:
             raise ValidationError(
                 [FieldError("(root)", f"not JSON-serialisable: {exc}")], subject="event"
             ) from exc
-        return cls(
+        entry = cls(
             key=key,
             payload=payload,
             event_type=str(body["type"]),
@@ -91,6 +91,35 @@ class NewEntry:
             email_hash=email_hash,
             send_after=send_after,
         )
+        errors = _unstorable(entry)
+        if errors:
+            raise ValidationError(errors, subject="event")
+        return entry
+
+
+def _unstorable(entry: NewEntry) -> list[FieldError]:
+    """Text every backend can store, checked before anything is: PostgreSQL's text holds no
+    NUL character, and nothing holds a lone surrogate (half a UTF-16 pair, which json.loads
+    accepts from a webhook body as ``"\\ud83d"``), so without this the backends would disagree
+    and a batch would fail halfway through a call."""
+    nul = "contains a NUL character, which PostgreSQL cannot store"
+    errors = [
+        FieldError(path, nul)
+        for path, value in (
+            ("type", entry.event_type),
+            ("channel.id", entry.channel_id),
+            ("transaction.reference", entry.transaction_reference),
+        )
+        if "\x00" in value
+    ]
+    if not errors and "\x00" in entry.key:  # a key of the caller's own
+        errors.append(FieldError("key", nul))
+    try:
+        entry.payload.encode()
+        entry.key.encode()
+    except UnicodeEncodeError:
+        errors.append(FieldError("(root)", "contains a lone surrogate: not valid UTF-8 text"))
+    return errors
 
 
 @attrs.frozen
@@ -265,3 +294,9 @@ HOLD_PACE = "pace"
 HOLD_AUTH = "auth"
 # Set on a source outbox by migrate_outbox: its entries now live elsewhere; never flush it.
 HOLD_MIGRATED = "migrated"
+
+
+def moved_error(url: str, reason: str) -> OutboxError:
+    """What enqueue says once migrate-outbox has moved the outbox (the ``migrated`` hold): an
+    entry accepted here would never be sent, by this database's flushers or the new one's."""
+    return OutboxError(f"{url} takes no new entries: {reason}")

@@ -29,6 +29,7 @@ from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import (
     HOLD_AUTH,
+    HOLD_MIGRATED,
     HOLD_PACE,
     AttemptKind,
     AttemptRecord,
@@ -791,6 +792,21 @@ async def test_holds(storage: Storage) -> None:
     await storage.clear_hold(HOLD_AUTH)
     await storage.clear_hold("never-set")
     assert [h.name for h in await storage.holds(now=T)] == [HOLD_PACE]
+
+
+async def test_a_moved_outbox_takes_no_new_entries(storage: Storage) -> None:
+    """After migrate-outbox (the 'migrated' hold) no flusher sends from this outbox again, so
+    an entry accepted here would never be sent: one entry, a batch, and a batch large enough
+    for PostgreSQL's COPY are all refused, and nothing is stored. Duplicates still are just
+    duplicates until then."""
+    await enqueue(storage, "before")
+    await storage.set_hold(
+        Hold(name=HOLD_MIGRATED, until=T + 1e9, reason="moved to postgresql://elsewhere")
+    )
+    for keys in (["one"], ["a", "b"], [f"bulk-{i}" for i in range(120)], ["before"]):
+        with pytest.raises(OutboxError, match="takes no new entries: moved to postgresql"):
+            await storage.enqueue([new(k) for k in keys], now=T)
+    assert [e.key for e in await storage.entries()] == ["before"]
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -219,8 +219,11 @@ async def test_sqlite_to_postgres_and_back(
         ]
         late = Completion("k-sending", 1, Delivered("evt-zombie"))
         assert await pg.finish([late], now=t(5001)) == [False]
-        # The key ledger moved too: a replayed event stays a duplicate.
-        assert [r.duplicate for r in await pg.enqueue([new("purged")], now=t(5002))] == [True]
+        # The key ledger moved too: a replayed event stays a duplicate where the outbox went,
+        # and the outbox it left takes nothing new.
+        assert [r.duplicate for r in await sqlite_b.enqueue([new("purged")], now=t(5002))] == [True]
+        with pytest.raises(OutboxError, match="takes no new entries"):
+            await pg.enqueue([new("fresh")], now=t(5002))
 
 
 async def test_refuses_a_source_with_live_leases(
