@@ -309,6 +309,10 @@ class Flusher:
             now = self._clock()
             pause = await self._hold_remaining(now)
             if pause > 0 and until_idle and self._auth_hold_seen:
+                # The hold may be older than a fix of the credentials (another run set it):
+                # one cheap call tells, and lifts it if they work now.
+                if await self._probe_credentials(now) == 0.0:
+                    continue
                 # A one-shot run cannot wait for someone to fix the credentials, and must not
                 # look like a success to whoever scheduled it.
                 logger.error(
@@ -427,6 +431,7 @@ class Flusher:
             # Anything else (eTrusted down, network) is not a credential problem: go on and
             # let the entries' own retry logic deal with it.
         self._auth_hold_seen = False
+        self._holds = [h for h in self._holds if h.name != HOLD_AUTH]
         with contextlib.suppress(StorageError):
             await self._storage.clear_hold(HOLD_AUTH)
         logger.warning("credentials work again; resuming", extra={"action": "auth_resumed"})

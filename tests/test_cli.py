@@ -664,6 +664,33 @@ async def test_invite_settings_list_for_an_event_type(run: Run, env: SandboxServ
     assert "no event type named 'no_such_type'" in unknown.err
 
 
+async def test_invite_settings_enable_and_disable(run: Run, env: SandboxServer) -> None:
+    """A type created through the API starts with invites off in every channel."""
+    assert (await run("event-types", "create", "review_request")).code == 0
+    state = env.sandbox.state
+    type_id = state.event_type_by_name["review_request"]
+
+    def enabled() -> dict[str, bool]:
+        return {
+            s.channel_id: s.enabled for s in state.settings.values() if s.event_type_id == type_id
+        }
+
+    assert enabled() == dict.fromkeys(SEEDED_CHANNEL_IDS, False)
+    on = await run("invite-settings", "enable", "review_request")
+    assert on.code == 0, on.err
+    assert enabled() == dict.fromkeys(SEEDED_CHANNEL_IDS, True)
+    assert sorted(line.split()[3] for line in on.out.splitlines()[1:]) == ["True", "True"]
+
+    first, second = SEEDED_CHANNEL_IDS
+    off = await run("invite-settings", "disable", "review_request", "--channel-id", second)
+    assert off.code == 0, off.err
+    assert enabled() == {first: True, second: False}
+
+    missing = await run("invite-settings", "enable", "no_such_type")
+    assert missing.code == 1
+    assert missing.err == "etrusted-kit: error: no event type named 'no_such_type'\n"
+
+
 async def test_channels_list_table_and_json(run: Run, env: SandboxServer) -> None:
     table = await run("channels", "list")
     assert table.code == 0

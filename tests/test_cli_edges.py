@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import Run
+from cli_helpers import Run, minimal_event
 
 from kit.errors import ConfigError, ValidationError
 from kit.outbox import Outbox
@@ -27,15 +27,7 @@ EVENT_TYPE = "order_shipped"
 DEADLINE = 30.0  # only a hung process gets anywhere near it
 
 
-def event(ref: str, *, email: str | None = None) -> dict[str, Any]:
-    return {
-        "type": EVENT_TYPE,
-        "customer": {"email": email or f"{ref}@example.com"},
-        "channel": {"id": CHANNEL},
-        "transaction": {"reference": ref},
-        "system": "review-edge",
-        "systemVersion": "1",
-    }
+event = minimal_event
 
 
 @pytest.fixture
@@ -106,6 +98,23 @@ async def test_flush_once_exits_1_when_the_credentials_are_refused(
     assert result.code == 1, result.err
     assert "refuses the credentials" in result.err
     assert '"auth_pauses": 1' in result.err  # the counters are printed all the same
+
+
+async def test_flush_once_succeeds_once_the_credentials_are_fixed(
+    run: Run, db: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed run leaves an auth hold in the database for auth_pause (30 s). The next
+    one-shot run, with the secret fixed, failed on that hold without checking the credentials:
+    cron reported a failure for a fixed setup. It now checks once, lifts the hold, and sends."""
+    await enqueue(db, ["c-1"])
+    point_at(monkeypatch, sandbox, ETRUSTED_CLIENT_SECRET="wrong-secret")
+    assert (await run("flush", "--once", "--db", db)).code == 1
+    point_at(monkeypatch, sandbox)  # the operator fixes the secret
+    await enqueue(db, ["c-2"])  # due now (c-1 was put back for the 30 s pause)
+    fixed = await run("flush", "--once", "--db", db)
+    assert fixed.code == 0, fixed.err
+    assert (await counts(db))[State.DELIVERED] == 1
+    assert json.loads((await run("status", "--db", db, "--json")).out)["holds"] == []
 
 
 # -- 3. the demo refuses an outbox that already holds entries -------------------------------

@@ -44,8 +44,13 @@ async def cmd_event_types(args: argparse.Namespace) -> int:
     return 0
 
 
+_SETTINGS_COLUMNS = ("id", "channelId", "eventTypeId", "enabled")
+
+
 async def cmd_invite_settings(args: argparse.Namespace) -> int:
     async with ETrustedClient(client_config()) as client:
+        if args.is_command in ("enable", "disable"):
+            return await _switch_invites(client, args, enabled=args.is_command == "enable")
         event_type_id = None
         if args.event_type:
             found = await client.find_event_type(args.event_type)
@@ -56,7 +61,36 @@ async def cmd_invite_settings(args: argparse.Namespace) -> int:
         rows = await client.list_invite_settings(
             channel_id=args.channel_id, event_type_id=event_type_id
         )
-    _print(rows, ("id", "channelId", "eventTypeId", "enabled"), args.json)
+    _print(rows, _SETTINGS_COLUMNS, args.json)
+    return 0
+
+
+async def _switch_invites(
+    client: ETrustedClient, args: argparse.Namespace, *, enabled: bool
+) -> int:
+    """Invites on or off for an event type, in every channel or in one. A type created through
+    the API starts with invites off: eTrusted then sends none, and the kit cannot reconcile."""
+    found = await client.find_event_type(args.name)
+    if found is None:
+        raise NotFoundError(f"no event type named {args.name!r}")
+    change = {"enabled": enabled}
+    if args.channel_id is None:
+        rows = await client.update_invite_settings_for_event_type(found.id, change)
+    else:
+        rows = [
+            await client.update_invite_settings(s.id, change)
+            for s in await client.list_invite_settings(
+                channel_id=args.channel_id, event_type_id=found.id
+            )
+        ]
+    if not rows:
+        print(
+            f"etrusted-kit: no invite settings for {args.name!r} yet: eTrusted creates them"
+            " shortly after the event type; try again in a moment",
+            file=sys.stderr,
+        )
+        return 1
+    _print(rows, _SETTINGS_COLUMNS, False)
     return 0
 
 
@@ -83,6 +117,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("--channel-id")
     s.add_argument("--event-type", help="event type NAME")
     s.add_argument("--json", action="store_true")
+    for name, what in (("enable", "send"), ("disable", "stop sending")):
+        s = sub.add_parser(name, help=f"{what} invites for an event type (all channels)")
+        s.add_argument("name", help="event type NAME")
+        s.add_argument("--channel-id", help="only in this channel")
     p.set_defaults(func=cmd_invite_settings)
 
     p = subparsers.add_parser("channels", help="eTrusted channels")
