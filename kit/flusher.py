@@ -28,7 +28,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol, cast, runtime_checkable
 
 import attrs
@@ -203,6 +203,9 @@ class Flusher:
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
         self._aborting = asyncio.Event()
+        # stop() calls so far: the second one aborts. A failure stops the flusher without
+        # counting as one, so it never turns a graceful stop into an abort, nor the reverse.
+        self._stop_requested = False
         self._running = False
         self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self._outstanding = 0  # claimed and not yet finished by a worker
@@ -238,6 +241,7 @@ class Flusher:
         (an application calling ``run_once()`` on a schedule). Counters keep adding up."""
         self._stopping = asyncio.Event()
         self._aborting = asyncio.Event()
+        self._stop_requested = False
         self._writer_deadline = None
         self._failure = None
         self._auth_hold_seen = False
@@ -250,8 +254,9 @@ class Flusher:
 
         A second call abandons in-flight POSTs at once; they become ``in_doubt``. Idempotent.
         """
-        if self._stopping.is_set():
+        if self._stop_requested:
             self._aborting.set()
+        self._stop_requested = True
         self._stopping.set()
         self._bell.ring()
 
@@ -450,8 +455,9 @@ class Flusher:
 
     async def _listen(self, storage: SupportsListen) -> None:
         while True:
-            wakeups = storage.listen()
+            wakeups: AsyncIterator[None] | None = None
             try:
+                wakeups = storage.listen()  # raises once the storage is closed, say
                 async for _ in wakeups:
                     self._bell.ring()
             except asyncio.CancelledError:
@@ -505,7 +511,9 @@ class Flusher:
             else:
                 self._failure = KitError(f"the flusher stopped after an unexpected error: {exc!r}")
                 self._failure.__cause__ = exc
-            self.stop()  # once: a second stop() would abandon the other POSTs in flight
+            # Graceful, as a first stop(): the other POSTs in flight may finish.
+            self._stopping.set()
+            self._bell.ring()
 
     def _abandoned(
         self, item: Claimed, why: str = "flusher stopped while the POST was in flight"

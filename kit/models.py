@@ -101,26 +101,39 @@ class Tracking:
 
 
 @attrs.frozen(kw_only=True)
+class StoredChannel:
+    id: str | None = None
+    type: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class StoredTransaction:
+    reference: str | None = None
+    date: str | None = None  # as stored: other sources write dates other ways
+
+
+@attrs.frozen(kw_only=True)
 class EventDetails:
     """``GET /events/{ref}``: a stored event plus server-set fields, read leniently.
 
-    Only ``id`` is required, and metadata values may be any JSON. eTrusted stores events from
-    other sources too (the Trustbadge's own checkout events, other integrations with numbers in
-    their free-form metadata), and reconciliation reads every event listed for a transaction:
-    one that the request model would refuse must not make an in-doubt event of ours unfindable.
+    Only ``id`` is required; customer, products and metadata stay plain JSON, dates stay text.
+    eTrusted stores events from other sources too (the Trustbadge's own checkout events, other
+    integrations: a customer without e-mail, a product without URL, numbers in metadata), and
+    reconciliation reads every event listed for a transaction: one that the request model would
+    refuse must not make an in-doubt event of ours unfindable. Customer data stays out of repr.
     """
 
     id: str
     type: str | None = None
-    customer: Customer | None = None
-    channel: EventChannel | None = None
-    transaction: Transaction | None = None
+    customer: dict[str, Any] | None = attrs.field(default=None, repr=False)
+    channel: StoredChannel | None = None
+    transaction: StoredTransaction | None = None
     system: str | None = None
     system_version: str | None = None
     default_locale: str | None = None
-    estimated_delivery_date: date | None = None
-    products: list[Product] | None = None
-    metadata: dict[str, Any] | None = None
+    estimated_delivery_date: str | None = None
+    products: list[dict[str, Any]] | None = attrs.field(default=None, repr=False)
+    metadata: dict[str, Any] | None = attrs.field(default=None, repr=False)
     account_ref: str | None = None
     tracking: Tracking | None = None
     created_at: datetime | None = None
@@ -375,6 +388,8 @@ __all__ = [
     "PagingCursor",
     "PagingLinks",
     "Product",
+    "StoredChannel",
+    "StoredTransaction",
     "Token",
     "Tracking",
     "Transaction",

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
 
 from kit.client import ETrustedClient
+from kit.codec import to_wire
 from kit.config import ClientConfig
 from kit.errors import (
     AuthenticationError,
@@ -117,9 +118,11 @@ async def test_events_round_trip(server: SandboxServer, client: ETrustedClient) 
 
     details = await client.get_event(accepted.event_ref)
     assert details.id == accepted.event_ref
+    assert details.transaction is not None
     assert details.transaction.reference == "order-42"
-    assert details.customer.email == EMAIL
-    assert details.products == event.products
+    assert details.customer is not None
+    assert details.customer["email"] == EMAIL
+    assert details.products == [to_wire(p) for p in event.products or []]
     assert details.metadata == {"source": "unit"}
     assert details.created_at is not None
 

@@ -8,57 +8,20 @@ for conditions that the code under test makes true.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import pytest
+from flusher_doubles import CONFIG, T0, Clock, event, wait_until
 
 from kit.errors import KitError, NotFoundError
-from kit.flusher import Flusher, FlusherConfig
+from kit.flusher import Flusher
 from kit.models import EventAccepted, EventDetails, EventType, Invite
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.protocol import Storage
 from kit.outbox.types import Claimed, Hold, State
-from kit.retry import Backoff
-
-T0 = 1_700_000_000.0
-CHANNEL = "chl-11111111-2222-3333-4444-555555555555"
-
-
-def event(i: int) -> dict[str, Any]:
-    return {
-        "type": "order_shipped",
-        "customer": {"email": f"buyer{i}@example.com"},
-        "channel": {"id": CHANNEL, "type": "etrusted"},
-        "transaction": {"reference": f"order-{i}"},
-        "system": "tests",
-        "systemVersion": "1.0",
-    }
-
-
-CONFIG = FlusherConfig(
-    owner="under-test",
-    concurrency=2,
-    lease_seconds=10.0,
-    poll_interval=0.01,
-    max_sends=5,
-    backoff=Backoff(base=0.01, cap=0.05),
-    reconcile_delay=0.0,
-    reconcile_interval=1.0,
-    reconcile_window=5.0,
-    grace_period=5.0,
-    check_event_types=False,
-)
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeClient:
@@ -90,13 +53,6 @@ class FakeClient:
 
     async def get_event(self, ref: str) -> EventDetails:
         raise NotFoundError("no such event", status=404)
-
-
-async def wait_until(predicate: Callable[[], Any], limit: float = 10.0) -> None:
-    """Wait for a condition the code under test makes true (bounded; not a timing bet)."""
-    async with asyncio.timeout(limit):
-        while not predicate():
-            await asyncio.sleep(0.005)
 
 
 # -- 1. an in-flight POST abandoned at shutdown is released as never sent ------------------------

@@ -350,9 +350,8 @@ def test_customer_data_stays_out_of_reprs() -> None:
 def test_broken_responses_name_every_bad_field_with_wire_names() -> None:
     with pytest.raises(ValidationError) as info:
         from_wire(
-            EventDetails,
+            Event,
             {
-                "id": "evt-1",
                 "type": 7,
                 "customer": {"email": None},
                 "channel": {"id": "c", "type": "bogus"},
@@ -367,10 +366,12 @@ def test_broken_responses_name_every_bad_field_with_wire_names() -> None:
         "customer.email",
         "channel.type",
         "transaction.date",
+        "systemVersion",
         "products[1].sku",
         "products[1].url",
+        "metadata.foo",
     }
-    assert info.value.subject == "EventDetails"
+    assert info.value.subject == "Event"
     with pytest.raises(ValidationError) as info:
         from_wire(EventAccepted, {"Message": "accepted"})
     assert info.value.paths == ("EventRef",)

@@ -172,12 +172,14 @@ class Outbox:
             body["metadata"] = (
                 {**metadata, KEY_MARKER: entry_key} if metadata else {KEY_MARKER: entry_key}
             )
-        return NewEntry.from_body(
-            entry_key,
-            body,
-            email_hash=email_hash(body["customer"]["email"]),
-            send_after=_epoch(send_after),
-        )
+        try:
+            hashed = email_hash(body["customer"]["email"])
+        except UnicodeEncodeError:  # a lone surrogate; from_body() names the others the same way
+            raise ValidationError(
+                [FieldError("customer.email", "contains a lone surrogate: not valid UTF-8 text")],
+                subject="event",
+            ) from None
+        return NewEntry.from_body(entry_key, body, email_hash=hashed, send_after=_epoch(send_after))
 
     async def enqueue(
         self,

@@ -114,6 +114,9 @@ class Sql:
         # Once migrate-outbox moved the outbox away, the enqueue statements insert nothing
         # (their NOT EXISTS on the 'migrated' hold); this tells that from duplicates.
         self.moved = f"SELECT reason FROM {h} WHERE name = 'migrated'"
+        # SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE holds to its COMMIT:
+        # taking (and at once releasing) it waits out the write transactions under way.
+        self.wait_for_writers = f"LOCK TABLE {t} IN SHARE MODE"
         self.cancel = (
             f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
             " WHERE key = $1 AND state = 'pending' RETURNING id"

@@ -20,7 +20,7 @@ import uuid
 import attrs
 
 from kit.errors import ConfigError, OutboxError
-from kit.outbox.protocol import Storage
+from kit.outbox.protocol import Storage, SupportsWriterBarrier
 from kit.outbox.types import HOLD_MIGRATED, Hold, State
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,19 @@ async def migrate_outbox(
         # Copying to a second target would let two databases deliver the same entries.
         raise OutboxError(f"{source.url} was already moved: {existing.reason}")
     already_held = existing is not None
+    if not force:
+        # Before the hold, so that a move refused for a running flusher leaves no trace (the
+        # hold would make that flusher stop); checked again below, after the hold.
+        await _refuse_live_leases(source, moment)
     if not already_held:
         # From here on the source must never deliver again: an entry sent from it after being
         # copied would be sent a second time from the target. Every flusher honours this hold
         # (a running one gives its claims back), and it stays after the copy.
         await source.set_hold(Hold(name=HOLD_MIGRATED, until=moment + _FOREVER, reason=reason))
+    if isinstance(source, SupportsWriterBarrier):
+        # An enqueue that began before the hold did not see it; let it end before the copy
+        # reads the table (SQLite's writers already queue for its one write lock).
+        await source.wait_for_writers()
     if not force:
         try:
             await _refuse_live_leases(source, moment)

@@ -372,6 +372,17 @@ class PostgresStorage:
             await self._refuse_if_moved(conn)
         return _results(entries, inserted)
 
+    async def wait_for_writers(self) -> None:
+        """Return once every transaction writing entries when called has ended.
+
+        migrate-outbox calls it after setting its hold: an enqueue that started before the
+        hold (an ``enqueue_in`` inside an application's long transaction, say) saw no hold and
+        could otherwise commit after the copy had read the table.
+        """
+        with self._translate("wait_for_writers"):
+            async with self._conn() as conn, conn.transaction():
+                await conn.execute(self._sql.wait_for_writers)
+
     async def _refuse_if_moved(self, conn: Any) -> None:
         reason = await conn.fetchval(self._sql.moved)
         if reason is not None:

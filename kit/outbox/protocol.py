@@ -179,6 +179,14 @@ class SupportsListen(Protocol):
 
 
 @runtime_checkable
+class SupportsWriterBarrier(Protocol):
+    """Backends whose writers do not queue for one lock (PostgreSQL): ``wait_for_writers``
+    returns once every write transaction under way when it was called has ended."""
+
+    async def wait_for_writers(self) -> None: ...
+
+
+@runtime_checkable
 class SupportsClaimWithHolds(Protocol):
     """A backend that reads the holds in the claim's own transaction, after the claim.
 

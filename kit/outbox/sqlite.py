@@ -58,6 +58,9 @@ T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
+# How long the WAL scrub after purge/forget may wait for readers (milliseconds).
+_SCRUB_WAIT_MS = 200
+
 MEMORY = ":memory:"
 #: ``RETURNING`` arrived in 3.35; ``json_each`` is built in from 3.38 and in most older builds.
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -488,7 +491,14 @@ class SQLiteStorage:
         if self.is_memory:
             return
         async with self._locked(operation) as conn:
-            ((busy, _, _),) = await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            # TRUNCATE waits in the busy handler until every reader is on the newest snapshot;
+            # a reader (a backup, a shell, a report) must not stall this storage's lock for the
+            # whole busy timeout, so it gets a short one, and the rest waits for a checkpoint.
+            await conn.execute(f"PRAGMA busy_timeout = {_SCRUB_WAIT_MS}")
+            try:
+                ((busy, _, _),) = await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                await conn.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
         if busy:
             logger.warning(
                 "%s: another connection is reading the outbox, so the removed data stays in"
