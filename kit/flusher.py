@@ -28,7 +28,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Protocol, cast, runtime_checkable
 
 import attrs
@@ -349,11 +349,8 @@ class Flusher:
                 if claimed and not holds_read and not await self._holds_after_claim(claimed):
                     # Read the holds again now that the claim has committed: a hold committed
                     # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
-                    # these entries is POSTed. If they cannot be read, send nothing blind:
-                    # give the whole batch back.
-                    for item in claimed:
-                        self._complete(Completion(item.key, item.attempt, Release()))
-                    self.stats.released += len(claimed)
+                    # these entries is POSTed. If they cannot be read, send nothing blind: the
+                    # whole batch went back.
                     await self._bell.wait(self.config.poll_interval)
                     continue
                 for item in claimed:
@@ -385,14 +382,21 @@ class Flusher:
         return claimed, False
 
     async def _holds_after_claim(self, claimed: list[Claimed]) -> bool:
-        """Re-read the holds after a claim; claims not yet queued go back if this is cut off."""
+        """Re-read the holds after a claim; the claims go back unsent if that fails or is cut
+        off (cancelled here, run() shuts down and writes the releases)."""
         try:
-            return await self._refresh_holds(self._clock())
-        except BaseException:  # cancelled here: run() shuts down and writes these releases
-            for item in claimed:
-                self._complete(Completion(item.key, item.attempt, Release()))
-            self.stats.released += len(claimed)
+            readable = await self._refresh_holds(self._clock())
+        except BaseException:
+            self._give_back(claimed)
             raise
+        if not readable:
+            self._give_back(claimed)
+        return readable
+
+    def _give_back(self, claimed: Iterable[Claimed]) -> None:
+        for item in claimed:
+            self._complete(Completion(item.key, item.attempt, Release()))
+            self.stats.released += 1
 
     async def _drained(self) -> bool:
         counts = (await self._storage.stats()).counts
@@ -918,10 +922,8 @@ class Flusher:
                 await listener
         # Claims that no worker started go straight back.
         while not self._queue.empty():
-            item = self._queue.get_nowait()
             self._outstanding -= 1
-            self.stats.released += 1
-            self._complete(Completion(item.key, item.attempt, Release()))
+            self._give_back([self._queue.get_nowait()])
         # In-flight work gets the grace period (cut short by a second stop()).
         if self._outstanding > 0:
             finished = asyncio.ensure_future(self._all_finished.wait())

@@ -12,9 +12,7 @@ flusher's and the outbox's own work: the durable claim, result and attempt log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import sqlite3
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -24,7 +22,7 @@ from typing import Any
 import attrs
 
 from kit import jsonenc
-from kit.bench.enqueue import BULK_BATCH
+from kit.bench.enqueue import BULK_BATCH, sqlite_bulk_rate
 from kit.bench.measure import settle
 from kit.bench.payloads import bench_body, bench_entry
 from kit.errors import KitError
@@ -34,9 +32,6 @@ from kit.outbox import Outbox, email_hash
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox.migrations import load_migrations
 from kit.validation import validate_event_body
-
-_RAW_TABLE = "CREATE TABLE raw (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, payload TEXT)"
-_RAW_INSERT = "INSERT INTO raw (key, payload) VALUES (?, ?)"
 
 
 @attrs.frozen(kw_only=True)
@@ -138,21 +133,11 @@ def _sqlite_rows(workdir: Path, n: int, rounds: int) -> list[Part]:
     raw_rows = [(r[0], r[4]) for r in outbox_rows]
     schema = [s for m in load_migrations("sqlite") for s in sql.statements(m.sql)]
 
-    def timed(name: str, setup: Sequence[str], insert: str, rows: Sequence[Any]) -> float:
+    def timed(name: str, rows: Sequence[Any], **statements: Any) -> float:
         samples = []
         for r in range(rounds):
             path = workdir / f"budget-{name}-{r}.db"
-            with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                for statement in setup:
-                    conn.execute(statement)
-                started = time.perf_counter()
-                for start in range(0, n, BULK_BATCH):
-                    conn.execute("BEGIN IMMEDIATE")
-                    conn.executemany(insert, rows[start : start + BULK_BATCH])
-                    conn.execute("COMMIT")
-                samples.append((time.perf_counter() - started) / n * 1e6)
+            samples.append(1e6 / sqlite_bulk_rate(str(path), rows, **statements))
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return statistics.median(samples)
@@ -161,13 +146,13 @@ def _sqlite_rows(workdir: Path, n: int, rounds: int) -> list[Part]:
         Part(
             path="enqueue",
             name="SQLite insert of the kit row",
-            us_per_event=timed("kit", schema, sql.INSERT_NEW_OR_SKIP, outbox_rows),
+            us_per_event=timed("kit", outbox_rows, setup=schema, insert=sql.INSERT_NEW_OR_SKIP),
             note="wall time; sqlite3 executemany, batches of 1,000",
         ),
         Part(
             path="enqueue",
             name="SQLite insert of a raw (key, payload) row",
-            us_per_event=timed("raw", [_RAW_TABLE], _RAW_INSERT, raw_rows),
+            us_per_event=timed("raw", raw_rows),
             note="wall time; the bulk baseline's row",
         ),
     ]

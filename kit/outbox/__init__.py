@@ -43,8 +43,11 @@ def default_key(body: Mapping[str, Any]) -> str:
 
 
 def email_hash(email: str) -> str:
-    """How an e-mail is stored for ``forget_customer``: never in clear outside the payload."""
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    """How an e-mail is stored for ``forget_customer``: never in clear outside the payload.
+
+    Never raises: an address with a lone surrogate is refused with the payload that holds it
+    (``NewEntry.from_body``), so hashing it must not fail first."""
+    return hashlib.sha256(email.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _epoch(value: datetime | float | None) -> float | None:
@@ -172,14 +175,12 @@ class Outbox:
             body["metadata"] = (
                 {**metadata, KEY_MARKER: entry_key} if metadata else {KEY_MARKER: entry_key}
             )
-        try:
-            hashed = email_hash(body["customer"]["email"])
-        except UnicodeEncodeError:  # a lone surrogate; from_body() names the others the same way
-            raise ValidationError(
-                [FieldError("customer.email", "contains a lone surrogate: not valid UTF-8 text")],
-                subject="event",
-            ) from None
-        return NewEntry.from_body(entry_key, body, email_hash=hashed, send_after=_epoch(send_after))
+        return NewEntry.from_body(
+            entry_key,
+            body,
+            email_hash=email_hash(body["customer"]["email"]),
+            send_after=_epoch(send_after),
+        )
 
     async def enqueue(
         self,

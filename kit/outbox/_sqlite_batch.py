@@ -27,9 +27,9 @@ async def insert_one(conn: aiosqlite.Connection, new: NewEntry, now: float, *, w
 
 async def refuse_if_moved(conn: aiosqlite.Connection, where: str) -> None:
     """Nothing inserted may mean duplicates, or an outbox that migrate-outbox moved away."""
-    moved = await conn.execute_fetchall(sql.MOVED)
-    for (reason,) in moved:
-        raise moved_error(where, reason)
+    moved = list(await conn.execute_fetchall(sql.MOVED))
+    if moved:
+        raise moved_error(where, moved[0][0])
 
 
 async def insert_entries(
