@@ -22,8 +22,9 @@ from kit.sandbox.auth import TokenStore, bearer_token
 from kit.sandbox.config import SandboxConfig
 from kit.sandbox.control import CONTROL_PREFIX, ControlRoutes
 from kit.sandbox.faults import Fault, FaultKind, FaultRegistry
+from kit.sandbox.records import AcceptedEvent
 from kit.sandbox.responses import AUTHENTICATED, error, service_for
-from kit.sandbox.state import AcceptedEvent, SandboxState
+from kit.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
