@@ -57,7 +57,7 @@ class Sandbox:
         self.clock = clock
         self._id_rng = _rng(self.config.seed, "ids")
         self._faults = FaultRegistry(_rng(self.config.seed, "faults"))
-        self.tokens = TokenStore(expires_in=self.config.token_expires_in, clock=clock)
+        self.tokens = TokenStore(config=self.config, clock=clock)
         self.state = self._fresh_state()
         self.token_requests = 0
         self._counts: Counter[tuple[str, str, int]] = Counter()  # (method, path, status)
