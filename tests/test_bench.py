@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
 
@@ -28,7 +31,13 @@ from kit.bench import (
     format_table,
     percentile,
 )
+from kit.bench.config import QUICK, BenchConfig
+from kit.bench.databases import Databases
+from kit.bench.delivery import figure_delivery
+from kit.bench.payloads import EVENT_TYPE
+from kit.bench.processes import SandboxProcess
 from kit.cli import cli
+from kit.client import ETrustedClient
 from kit.errors import ValidationError
 from kit.flusher import Flusher, FlusherConfig
 from kit.outbox import Outbox
@@ -120,6 +129,41 @@ async def test_quick_bench_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: s
     finally:
         await conn.close()
     assert [r["nspname"] for r in left] == []  # every scratch schema was dropped
+
+
+async def test_the_bench_account_is_set_up_as_the_readme_says(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bench's sandbox has its event type with invites switched on, as the README has users
+    set up their account, so a bench run measures delivery without warning about invites."""
+    sizes = attrs.evolve(QUICK, delivery=20, rounds=1)
+    config = BenchConfig(quick=True, sizes=sizes, environ=dict(os.environ))
+    dbs = Databases(config, tmp_path)
+    sandbox = SandboxProcess(config, tmp_path, "sandbox")
+    caplog.set_level(logging.INFO)
+    try:
+        await sandbox.start()
+        async with (
+            aiohttp.ClientSession() as session,
+            ETrustedClient(sandbox.client_config()) as admin,
+        ):
+            figure = await figure_delivery(config, dbs, sandbox, admin, session)
+            event_type = await admin.find_event_type(EVENT_TYPE)
+            assert event_type is not None
+            settings = await admin.list_invite_settings(event_type_id=event_type.id)
+    finally:
+        await sandbox.stop()
+        await dbs.aclose()
+    invites_off = [
+        r
+        for r in caplog.records
+        if getattr(r, "action", None) == "invites_off" or "invites are switched off" in r.message
+    ]
+    assert invites_off == []
+    assert figure.details["events"] == 20
+    assert event_type.active
+    assert settings
+    assert all(s.enabled for s in settings)
 
 
 def test_backlog_entries_are_what_the_outbox_would_store() -> None:
