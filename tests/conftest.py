@@ -16,9 +16,15 @@ from urllib.parse import urlparse
 
 import pytest
 from cli_helpers import Run, capture_runs
+from hypothesis import settings
 
 PG_DSN = os.environ.get("ETRUSTED_KIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Tests never fail on wall-clock speed: Hypothesis's per-example deadline (200 ms) would turn a
+# loaded CI machine into failures that say nothing about the code.
+settings.register_profile("kit", deadline=None)
+settings.load_profile("kit")
 
 
 @pytest.fixture(autouse=True)
