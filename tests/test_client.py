@@ -839,7 +839,7 @@ def _dns_error() -> aiohttp.ClientConnectorDNSError:
     ids=["disconnect", "reset", "read-timeout", "connect-timeout", "dns"],
 )
 async def test_aiohttp_failures_are_translated(
-    exception: Exception, post_error: type[NetworkError], get_error: type[NetworkError]
+    exception: Exception, post_error: type[ETrustedError], get_error: type[ETrustedError]
 ) -> None:
     config = ClientConfig(client_id="c", client_secret="s", api_url=API, token_url=TOKEN_URL)
     with aioresponses() as mocked:
