@@ -14,7 +14,7 @@ have been acted on, whatever happened on the wire::
     ├── ETrustedError                a call to eTrusted failed (only its subclasses are raised)
     │   ├── PermanentAPIError        PERMANENT: the API refused the request; resending cannot help
     │   │   ├── NotFoundError        404
-    │   │   └── ConflictError        409 to a create whose name exists (an event type)
+    │   │   └── ConflictError        409 (e.g. an event type name that exists)
     │   ├── RetryableError           RETRYABLE: nothing was created; try again later
     │   │   ├── RetryableAPIError    5xx from the API itself, 408
     │   │   ├── NetworkError         no usable answer to a GET, PUT, PATCH or DELETE
@@ -25,7 +25,7 @@ have been acted on, whatever happened on the wire::
     │   ├── InDoubtError             IN_DOUBT: a POST may have been acted on (timeout, disconnect)
     │   │   ├── GatewayError         502, 504 or a CDN's 52x answering a POST
     │   │   └── EventConflictError   409 answering POST /events
-    │   └── UnauthorizedError        UNAUTHORIZED: the API refused a freshly fetched token
+    │   └── UnauthorizedError        UNAUTHORIZED: the API refused even a fresh token (401)
     │       └── AuthenticationError  the token endpoint refused the client credentials
     ├── StorageError                 the outbox database failed
     │   ├── StorageUnavailableError  cannot open or reach the database
@@ -150,7 +150,7 @@ class NotFoundError(PermanentAPIError):
 
 
 class ConflictError(PermanentAPIError):
-    """The API answered 409 to a create whose name exists (an event type)."""
+    """The API answered 409 (e.g. an event type name that exists), except to POST /events."""
 
 
 class RetryableError(ETrustedError, kind=FailureKind.RETRYABLE):
