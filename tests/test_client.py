@@ -27,7 +27,9 @@ from kit.errors import (
     ConflictError,
     ConnectError,
     ETrustedError,
+    EventConflictError,
     FailureKind,
+    GatewayError,
     InDoubtError,
     KitError,
     NetworkError,
@@ -417,7 +419,7 @@ async def test_gateway_errors_on_post_events_are_in_doubt(
     server: SandboxServer, client: ETrustedClient, status: int
 ) -> None:
     server.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=status))
-    with pytest.raises(RetryableAPIError) as post:
+    with pytest.raises(GatewayError) as post:
         await client.create_event(_body(), allow_checkout=True)
     assert post.value.kind is FailureKind.IN_DOUBT
     with pytest.raises(RetryableAPIError) as get:
@@ -431,7 +433,7 @@ async def test_conflict_on_post_events_is_in_doubt_but_permanent_elsewhere(
     server.sandbox.add_fault(
         Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=409, times=1)
     )
-    with pytest.raises(ConflictError) as post:
+    with pytest.raises(EventConflictError) as post:
         await client.create_event(_body(), allow_checkout=True)
     assert post.value.kind is FailureKind.IN_DOUBT
     await client.create_event_type("twice")
@@ -650,7 +652,7 @@ async def test_non_json_error_body(scripted: ScriptedAPI, scripted_client: ETrus
         text="<html>\n<h1>502 Bad Gateway</h1>\n</html>",
         content_type="text/html",
     )
-    with pytest.raises(RetryableAPIError) as info:
+    with pytest.raises(GatewayError) as info:
         await scripted_client.create_event(_body(), allow_checkout=True)
     assert info.value.kind is FailureKind.IN_DOUBT
     assert info.value.message.endswith("(non-JSON body) <html> <h1>502 Bad Gateway</h1> </html>")
@@ -837,7 +839,7 @@ def _dns_error() -> aiohttp.ClientConnectorDNSError:
     ids=["disconnect", "reset", "read-timeout", "connect-timeout", "dns"],
 )
 async def test_aiohttp_failures_are_translated(
-    exception: Exception, post_error: type[NetworkError], get_error: type[NetworkError]
+    exception: Exception, post_error: type[ETrustedError], get_error: type[ETrustedError]
 ) -> None:
     config = ClientConfig(client_id="c", client_secret="s", api_url=API, token_url=TOKEN_URL)
     with aioresponses() as mocked:
