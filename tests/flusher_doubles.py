@@ -1,4 +1,4 @@
-"""What the flusher regression tests share: an event, a fast config, a settable clock, a wait."""
+"""What the flusher tests with doubles share: a fast config, a settable clock, a bounded wait."""
 
 from __future__ import annotations
 

@@ -242,7 +242,8 @@ class _SecondPostWaitsForTheWriter:
 
 
 async def test_run_once_returns_when_the_last_result_is_written_not_a_poll_later() -> None:
-    """Found by the bench: ``flush --once`` sometimes idled a whole poll interval at the end."""
+    """``flush --once`` returns as soon as the last result is written, never a poll interval
+    later, also when the writer finishes while the feeder checks whether it is idle."""
     storage = _WriterRacesIdleStorage()
     outbox = Outbox(storage)
     for i in range(2):

@@ -898,3 +898,22 @@ async def test_storage_options_for_the_wrong_backend_are_refused(
     result = await run("enqueue", str(path), *args)
     assert result.code == 1
     assert f"applies to {message} outboxes only" in result.err
+
+
+# -- demo: refuses an outbox in use ---------------------------------------------------------
+
+
+async def test_demo_refuses_a_db_that_already_holds_entries(run: Run, tmp_path: Path) -> None:
+    """The demo refuses an outbox that already holds entries (its check would compare them with a
+    fresh sandbox) and leaves the file as it was."""
+    path = str(tmp_path / "demo.db")
+    first = await run("demo", "--db", path, "--events", "10")
+    assert first.code == 0, first.out
+    before = await counts(path)
+
+    second = await run("demo", "--db", path, "--events", "10")
+
+    assert second.code == 1
+    assert "the demo needs an empty outbox" in second.err
+    assert "FAILED" not in second.out
+    assert await counts(path) == before

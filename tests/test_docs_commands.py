@@ -7,8 +7,8 @@ at the ``sh``/``console`` blocks or at inline ``etrusted-kit ...`` spans. These 
   that is renamed or removed fails here instead of in an operator's shell;
 - run the README's daemon walk-through (enqueue, flush --once, status, entries, dead retry,
   event-types list) against a sandbox, with the exit codes docs/outbox.md promises;
-- pin down how a 409 on POST /events is treated (in doubt, not parked), which two rows of
-  docs/guarantees.md's failure table used to state differently.
+- pin down how a 409 on POST /events is treated (in doubt, not parked), as
+  docs/guarantees.md's failure table states.
 """
 
 from __future__ import annotations
@@ -181,8 +181,8 @@ async def test_readme_daemon_walkthrough(
 
 async def test_a_409_on_post_events_is_in_doubt_not_parked(tmp_path: Path) -> None:
     """A 409 to POST /events is undocumented; if it ever means "already have it", the event
-    exists. kit/client.py makes it IN_DOUBT: the entry is reconciled, not parked (a table row
-    of guarantees.md said "parks at once" until a review caught it)."""
+    exists, so the entry is in doubt: it is reconciled, not parked, as the failure table of
+    docs/guarantees.md states."""
     config = SandboxConfig(event_types=("checkout", "order_shipped"), seed=1)
     fast = FlusherConfig(
         poll_interval=0.02,

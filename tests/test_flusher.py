@@ -313,9 +313,8 @@ async def test_a_foreign_event_for_the_same_order_does_not_block_reconciliation(
     world: World,
 ) -> None:
     """Another source's event for the same order (the Trustbadge's checkout event, without
-    system fields and with numbers in its free-form metadata) is listed beside ours. Read with
-    the request model it failed to decode, every lookup failed, and our in-doubt event was
-    parked after the window instead of adopted."""
+    system fields and with numbers in its free-form metadata), listed beside ours, does not
+    make the lookup fail: our in-doubt event is found and adopted, not parked or resent."""
     await world.enqueue(1)
     world.sandbox.state.accept_event(
         {

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from builders import CHANNEL
 from etrusted_examples import documented_event
 
 from kit import codec
@@ -516,3 +517,25 @@ def test_masking_helpers() -> None:
     assert redacted["customer"]["firstName"] == "***"
     assert redacted["customer"]["reference"] == EVENT_EXAMPLE["customer"]["reference"]
     assert EVENT_EXAMPLE["customer"]["email"] == "john.doe@example.com"  # input untouched
+
+
+# -- EventDetails reads events other sources sent ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"customer": {"firstName": "Ada"}},  # an anonymised customer: no e-mail
+        {"products": [{"name": "Mug", "sku": "MUG-1"}]},  # a product without a URL
+        {"transaction": {"reference": "order-1", "date": "2024-05-01"}},  # date, not date-time
+    ],
+    ids=["customer-without-email", "product-without-url", "date-only-transaction-date"],
+)
+def test_event_details_read_any_foreign_event_with_an_id(foreign: dict[str, Any]) -> None:
+    """EventDetails reads any event listed for a transaction as long as it has an id, also
+    another source's event whose nested fields the request models would refuse (a customer
+    without e-mail, a product without URL, a date-only transaction date), so one such event
+    next to ours never makes the lookup, and so reconciliation, fail."""
+    body = {"id": "evt-foreign", "type": "checkout", "channel": {"id": CHANNEL}, **foreign}
+    details = from_wire(EventDetails, body)
+    assert details.id == "evt-foreign"
