@@ -7,6 +7,7 @@ arguments add what a test needs (a first name to forget, products, another chann
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from kit.sandbox import SEEDED_CHANNEL_IDS
@@ -50,7 +51,7 @@ def event(
     if products is not None:
         body["products"] = products
     body.update(system=system, systemVersion=system_version, **extra)
-    return body
+    return copy.deepcopy(body)  # a test may change its body without touching shared values
 
 
 def order(i: int, **kw: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ sandbox and outbox around it."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 import pytest
@@ -13,7 +12,7 @@ from builders import event
 from kit.cli import cli
 from kit.outbox import Outbox
 from kit.outbox.types import State
-from kit.sandbox import SEEDED_CHANNEL_IDS, SandboxServer
+from kit.sandbox import SandboxServer
 
 
 @attrs.frozen
@@ -36,20 +35,6 @@ def capture_runs(capsys: pytest.CaptureFixture[str]) -> Run:
         return Result(code, out, err)
 
     return _run
-
-
-def minimal_event(
-    ref: str, *, email: str | None = None, type_: str = "order_shipped"
-) -> dict[str, Any]:
-    """The smallest valid event body, for the first seeded channel."""
-    return {
-        "type": type_,
-        "customer": {"email": email or f"{ref}@example.com"},
-        "channel": {"id": SEEDED_CHANNEL_IDS[0]},
-        "transaction": {"reference": ref},
-        "system": "my-shop",
-        "systemVersion": "1.0",
-    }
 
 
 def point_at(monkeypatch: pytest.MonkeyPatch, server: SandboxServer, **override: str) -> None:

@@ -20,7 +20,10 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
+from builders import EVENT_TYPE
+from builders import key as key_of
 from cli_helpers import Result, Run
 
 from kit.outbox import Outbox, storage_from_url
@@ -29,26 +32,14 @@ from kit.outbox.types import Completion, Dead, Delivered, InDoubt, State
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
-CHANNEL = SEEDED_CHANNEL_IDS[0]
-EVENT_TYPE = "order_shipped"
 PROCESS_DEADLINE = 30.0  # generous: only a hung process gets anywhere near it
+TEA = {"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}
 FAST_FLUSH = ["--poll-interval", "0.05", "--backoff-base", "0.01", "--backoff-cap", "0.05"]
 
 
-def event(ref: str, *, email: str | None = None, type_: str = EVENT_TYPE) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "customer": {"email": email or f"{ref}@example.com", "firstName": "Anna"},
-        "channel": {"id": CHANNEL},
-        "transaction": {"reference": ref},
-        "products": [{"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}],
-        "system": "cli-test",
-        "systemVersion": "1",
-    }
-
-
-def key_of(ref: str, type_: str = EVENT_TYPE) -> str:
-    return f"{CHANNEL}:{type_}:{ref}"
+def event(ref: str, **kw: Any) -> dict[str, Any]:
+    """With a first name and a product: output checks then have customer data to leave out."""
+    return builders.event(ref, first_name="Anna", products=[TEA], **kw)
 
 
 def jsonl(*bodies: Any) -> str:

@@ -22,19 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import Run, minimal_event
+from builders import CHANNEL
+from builders import event as _event
+from cli_helpers import Run
 
 from kit.cli import build_parser
 from kit.client import ETrustedClient
 from kit.flusher import Flusher, FlusherConfig
 from kit.outbox import Outbox, State
 from kit.retry import Backoff
-from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
+from kit.sandbox import Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CHANNEL = SEEDED_CHANNEL_IDS[0]
 
 FENCE = re.compile(r"^\s*```(?P<lang>[\w+-]*)\s*$")
 INLINE = re.compile(r"`(etrusted-kit [^`]+)`")
@@ -112,9 +113,6 @@ def test_documented_command_lines_parse(argv: list[str]) -> None:
 
 
 # -- the README's daemon walk-through, against a sandbox -----------------------------------------
-
-
-_event = minimal_event
 
 
 @pytest.fixture

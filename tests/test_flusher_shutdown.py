@@ -15,7 +15,8 @@ from typing import Any
 
 import attrs
 import pytest
-from flusher_doubles import CHANNEL, CONFIG, T0, Clock, event, wait_until
+from builders import T0, key, order
+from flusher_doubles import CONFIG, Clock, wait_until
 
 from kit.errors import KitError, NotFoundError
 from kit.flusher import Flusher
@@ -26,10 +27,6 @@ from kit.outbox.protocol import Storage
 from kit.outbox.types import Claimed, Hold, State
 
 GRACEFUL = attrs.evolve(CONFIG, grace_period=30.0)  # only an abort can cut a POST short
-
-
-def key(i: int) -> str:
-    return f"{CHANNEL}:order_shipped:order-{i}"
 
 
 async def turns(n: int = 50) -> None:
@@ -117,7 +114,7 @@ async def test_abandoned_post_stays_in_doubt_when_an_overlapping_reconcile_ends(
     clock = Clock()
     storage = InMemoryStorage()
     outbox = Outbox(storage, clock=clock)
-    await outbox.enqueue(event(1))
+    await outbox.enqueue(order(1))
     # A flusher that died mid-POST long ago: its lease ran out, the entry is due for a lookup.
     await storage.claim(owner="dead", limit=1, lease_seconds=10, now=T0)
     clock.now = T0 + 20
@@ -139,7 +136,7 @@ async def test_abandoned_post_stays_in_doubt_when_an_overlapping_reconcile_ends(
     flusher.stop()  # abandon the POST in flight: it may have reached eTrusted
     await asyncio.wait_for(run, 10)
 
-    entry = await outbox.get("chl-11111111-2222-3333-4444-555555555555:order_shipped:order-1")
+    entry = await outbox.get(key("order-1"))
     assert len(client.posts) == 1
     assert entry.state is State.IN_DOUBT, (
         f"a POST abandoned in flight was written back as {entry.state.value}: the next claim "
@@ -154,10 +151,10 @@ async def test_an_unexpected_error_during_a_graceful_stop_does_not_abort_other_p
     clock = Clock()
     storage = InMemoryStorage()
     outbox = Outbox(storage, clock=clock)
-    await outbox.enqueue(event(1))
+    await outbox.enqueue(order(1))
     await storage.claim(owner="dead", limit=1, lease_seconds=10, now=T0)  # in doubt later
     clock.now = T0 + 20
-    await outbox.enqueue(event(2))  # an ordinary pending entry: its POST will be in flight
+    await outbox.enqueue(order(2))  # an ordinary pending entry: its POST will be in flight
 
     client = GatedClient()
     flusher = Flusher(outbox, client, GRACEFUL, clock=clock)
@@ -172,7 +169,7 @@ async def test_an_unexpected_error_during_a_graceful_stop_does_not_abort_other_p
     with pytest.raises(KitError, match="unexpected error"):
         await asyncio.wait_for(run, 10)
 
-    entry = await outbox.get(key(2))
+    entry = await outbox.get(key("order-2"))
     assert (client.post_cancelled, entry.state) == (False, State.DELIVERED), (
         f"the POST in flight was cancelled ({client.post_cancelled}) and written back as "
         f"{entry.state.value}: an error elsewhere turned a graceful stop into an abort"
@@ -229,7 +226,7 @@ def _gated_postgres(dsn: str, schema: str) -> Storage:
 
 async def _cancel_while_reading_holds(storage: Any) -> None:
     async with Outbox(storage) as outbox:
-        await outbox.enqueue(event(1))
+        await outbox.enqueue(order(1))
         flusher = Flusher(outbox, FakeClient(), attrs.evolve(CONFIG, lease_seconds=60.0))
         run = asyncio.create_task(flusher.run())
         await asyncio.wait_for(storage.reading.wait(), 10)  # claimed; reading the holds
@@ -282,10 +279,10 @@ async def test_an_untranslated_error_in_a_lookup_stops_the_flusher_loudly(
     clock = Clock()
     storage = InMemoryStorage()
     outbox = Outbox(storage, clock=clock)
-    await outbox.enqueue(event(1))
+    await outbox.enqueue(order(1))
     await storage.claim(owner="dead", limit=1, lease_seconds=10, now=T0)  # in doubt later
     clock.now = T0 + 20
-    await outbox.enqueue(event(2))  # an ordinary pending entry, due after the first
+    await outbox.enqueue(order(2))  # an ordinary pending entry, due after the first
     client = ClosedSessionClient()
     flusher = Flusher(outbox, client, attrs.evolve(CONFIG, concurrency=1), clock=clock)
     with pytest.raises(KitError, match="has been closed"):
@@ -381,9 +378,9 @@ async def test_a_flusher_can_run_again_after_run_once_returned() -> None:
     outbox = Outbox(InMemoryStorage())
     client = FakeClient()
     flusher = Flusher(outbox, client, CONFIG)
-    await outbox.enqueue(event(1))
+    await outbox.enqueue(order(1))
     await asyncio.wait_for(flusher.run_once(), 10)
-    await outbox.enqueue(event(2))
+    await outbox.enqueue(order(2))
     await asyncio.wait_for(flusher.run_once(), 10)
     posts = len(client.posts)
     assert posts == 2, f"the second run_once() POSTed {posts - 1} events; entry 2 stays pending"

@@ -38,14 +38,14 @@ def _valid() -> dict[str, Any]:
 
 
 def _minimal() -> dict[str, Any]:
-    return {
-        "type": "delivery",
-        "customer": {"email": "a@example.com"},
-        "channel": {"id": "chl-1"},
-        "transaction": {"reference": "o-1"},
-        "system": "shop",
-        "systemVersion": "1",
-    }
+    return event(
+        "o-1",
+        email="a@example.com",
+        type_="delivery",
+        channel="chl-1",
+        system="shop",
+        system_version="1",
+    )
 
 
 def _paths(body: Any, **kwargs: Any) -> list[str]:
