@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import attrs
 import pytest
 from builders import CHANNEL, OTHER_CHANNEL, order
@@ -489,17 +490,46 @@ async def test_with_invites_switched_off_a_lost_answer_is_resent_blind(tmp_path:
     assert sorted(sent.values()) == [1, 2]
 
 
+class CountedClaims(SQLiteStorage):
+    """Tells when the flusher's first claim has come back (empty): it then waits for a poll."""
+
+    claims = 0
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        result = await super().claim_with_holds(
+            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
+        )
+        self.claims += 1
+        return result
+
+
 async def test_enqueue_in_the_same_process_wakes_the_flusher(world: World) -> None:
-    flusher = world.flusher(attrs.evolve(FAST, poll_interval=60.0))
-    task = asyncio.create_task(flusher.run())
-    await world.enqueue(1)  # with a 60 s poll, only the doorbell can deliver this in time
+    """An event enqueued in the application's own transaction (``enqueue_in`` on its aiosqlite
+    connection, docs/outbox.md) and followed by ``notify()`` after the commit is delivered at
+    once by a flusher in the same process: with a 60 s poll, only the doorbell delivers it
+    within the test's bound."""
+    async with CountedClaims(world.db) as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        flusher = Flusher(outbox, world.client, attrs.evolve(FAST, poll_interval=60.0))
+        task = asyncio.create_task(flusher.run())
+        await wait_until(lambda: _async(storage.claims >= 1))  # idle until the next poll
+        async with aiosqlite.connect(world.db) as app:
+            await app.execute("PRAGMA busy_timeout = 10000")
+            await app.execute("BEGIN IMMEDIATE")
+            result = await outbox.enqueue_in(app, order(1))
+            await app.commit()
+        outbox.notify()
+        assert not result.duplicate
 
-    async def delivered() -> bool:
-        return (await world.outbox.stats()).counts[State.DELIVERED] == 1
+        async def delivered() -> bool:
+            return (await outbox.stats()).counts[State.DELIVERED] == 1
 
-    await wait_until(delivered, limit=10.0)
-    flusher.stop()
-    await task
+        await wait_until(delivered, limit=10.0)
+        flusher.stop()
+        await asyncio.wait_for(task, 10)
+    assert [e.transaction_reference for e in world.sandbox.accepted_events()] == ["order-1"]
 
 
 async def test_graceful_stop_finishes_in_flight_posts(world: World) -> None:
