@@ -10,7 +10,6 @@ and a fixed number of bare event-loop turns (``sleep(0)``) where a step must hav
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
@@ -18,13 +17,13 @@ import pytest
 from builders import T0, key, order
 from flusher_doubles import CONFIG, Clock, wait_until
 
-from kit.errors import KitError, NotFoundError
+from kit.errors import KitError
 from kit.flusher import Flusher
-from kit.models import EventAccepted, EventDetails, EventType, Invite
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.protocol import Storage
 from kit.outbox.types import Claimed, Hold, State
+from kit.testing import FakeDeliveryClient, Raise, WaitFor
 
 GRACEFUL = attrs.evolve(CONFIG, grace_period=30.0)  # only an abort can cut a POST short
 
@@ -35,73 +34,8 @@ async def turns(n: int = 50) -> None:
         await asyncio.sleep(0)
 
 
-class FakeClient:
-    """A DeliveryClient double: POSTs and invite lookups can be held on gates."""
-
-    def __init__(self) -> None:
-        self.posts: list[str] = []
-        self.post_gate: asyncio.Event | None = None  # None: answer 202 at once
-        self.invite_calls = 0
-        self.first_lookup_gate: asyncio.Event | None = None  # holds the first lookup only
-
-    async def post_event_json(self, body: bytes | str) -> EventAccepted:
-        self.posts.append(body if isinstance(body, str) else body.decode())
-        if self.post_gate is not None:
-            await self.post_gate.wait()
-        return EventAccepted(event_ref=f"evt-{len(self.posts)}")
-
-    async def list_event_types(self, name: str | None = None) -> list[EventType]:
-        return [EventType(id="ety-1", name="order_shipped", active=True)]
-
-    async def iter_invites(
-        self, channel_id: str, *, query: str | None = None, page_size: int = 50
-    ) -> AsyncIterator[Invite]:
-        self.invite_calls += 1
-        if self.invite_calls == 1 and self.first_lookup_gate is not None:
-            await self.first_lookup_gate.wait()
-        return
-        yield  # an async generator that finds nothing
-
-    async def get_event(self, ref: str) -> EventDetails:
-        raise NotFoundError("no such event", status=404)
-
-
-class GatedClient:
-    """POSTs wait on ``post_gate``; the lookup waits on ``lookup_gate`` and then fails with an
-    error that is not an ETrustedError (a bug, a closed session)."""
-
-    def __init__(self) -> None:
-        self.posts = 0
-        self.post_cancelled = False
-        self.post_gate = asyncio.Event()
-        self.lookup_gate = asyncio.Event()
-        self.lookups = 0
-
-    async def post_event_json(self, body: bytes | str) -> EventAccepted:
-        self.posts += 1
-        try:
-            await self.post_gate.wait()
-        except asyncio.CancelledError:
-            self.post_cancelled = True
-            raise
-        return EventAccepted(event_ref=f"evt-{self.posts}")
-
-    async def list_event_types(self, name: str | None = None) -> list[EventType]:
-        return [EventType(id="ety-1", name="order_shipped", active=True)]
-
-    async def iter_invites(
-        self, channel_id: str, *, query: str | None = None, page_size: int = 50
-    ) -> AsyncIterator[Invite]:
-        self.lookups += 1
-        found: list[Invite] = []
-        await self.lookup_gate.wait()
-        if self.lookups:  # always
-            raise RuntimeError("a bug in the lookup")
-        for invite in found:  # pragma: no cover (keeps this an async generator)
-            yield invite
-
-    async def get_event(self, ref: str) -> EventDetails:
-        raise NotFoundError("no such event", status=404)
+def lookups(client: FakeDeliveryClient) -> int:
+    return len(client.calls_to("iter_invites"))
 
 
 # -- stop() and a second stop() ------------------------------------------------------------
@@ -119,17 +53,18 @@ async def test_abandoned_post_stays_in_doubt_when_an_overlapping_reconcile_ends(
     await storage.claim(owner="dead", limit=1, lease_seconds=10, now=T0)
     clock.now = T0 + 20
 
-    client = FakeClient()
-    client.first_lookup_gate = asyncio.Event()
-    client.post_gate = asyncio.Event()  # the POST is in flight until the flusher is stopped
+    first_lookup_gate, post_gate = asyncio.Event(), asyncio.Event()
+    client = FakeDeliveryClient()
+    client.answer_lookups(WaitFor(first_lookup_gate))  # later lookups find nothing at once
+    client.answer_posts(WaitFor(post_gate))  # the POST is in flight until the flusher is stopped
     flusher = Flusher(outbox, client, CONFIG, clock=clock)
     run = asyncio.create_task(flusher.run())
 
-    await wait_until(lambda: client.invite_calls == 1)  # reconcile #1 hangs (slow eTrusted)
+    await wait_until(lambda: lookups(client) == 1)  # reconcile #1 hangs (slow eTrusted)
     clock.now = T0 + 31  # its lease (until T0 + 30) ran out: the entry is claimable again
     # Reconcile #2 finds nothing after the whole window: blind resend; then a SEND claim POSTs.
     await wait_until(lambda: len(client.posts) == 1)
-    client.first_lookup_gate.set()  # reconcile #1 ends now (its result is fenced off)
+    first_lookup_gate.set()  # reconcile #1 ends now (its result is fenced off)
     await wait_until(lambda: flusher.stats.fenced == 1)
 
     flusher.stop()
@@ -156,22 +91,25 @@ async def test_an_unexpected_error_during_a_graceful_stop_does_not_abort_other_p
     clock.now = T0 + 20
     await outbox.enqueue(order(2))  # an ordinary pending entry: its POST will be in flight
 
-    client = GatedClient()
+    post_gate, lookup_gate = asyncio.Event(), asyncio.Event()
+    client = FakeDeliveryClient(post_answer=WaitFor(post_gate))
+    client.answer_lookups(WaitFor(lookup_gate, then=Raise(RuntimeError("a bug in the lookup"))))
     flusher = Flusher(outbox, client, GRACEFUL, clock=clock)
     run = asyncio.create_task(flusher.run())
-    await wait_until(lambda: client.posts == 1 and client.lookups == 1)
+    await wait_until(lambda: len(client.posts) == 1 and lookups(client) == 1)
 
     flusher.stop()  # graceful: the POST in flight may finish within the grace period
-    client.lookup_gate.set()  # ... and meanwhile the lookup hits a bug
+    lookup_gate.set()  # ... and meanwhile the lookup hits a bug
     await wait_until(lambda: flusher._failure is not None)
     await turns()  # the shutdown has every chance to act on an abort, if there is one
-    client.post_gate.set()  # eTrusted answers 202
+    post_gate.set()  # eTrusted answers 202
     with pytest.raises(KitError, match="unexpected error"):
         await asyncio.wait_for(run, 10)
 
     entry = await outbox.get(key("order-2"))
-    assert (client.post_cancelled, entry.state) == (False, State.DELIVERED), (
-        f"the POST in flight was cancelled ({client.post_cancelled}) and written back as "
+    post_cancelled = bool(client.cancelled)
+    assert (post_cancelled, entry.state) == (False, State.DELIVERED), (
+        f"the POST in flight was cancelled ({post_cancelled}) and written back as "
         f"{entry.state.value}: an error elsewhere turned a graceful stop into an abort"
     )
 
@@ -227,7 +165,7 @@ def _gated_postgres(dsn: str, schema: str) -> Storage:
 async def _cancel_while_reading_holds(storage: Any) -> None:
     async with Outbox(storage) as outbox:
         await outbox.enqueue(order(1))
-        flusher = Flusher(outbox, FakeClient(), attrs.evolve(CONFIG, lease_seconds=60.0))
+        flusher = Flusher(outbox, FakeDeliveryClient(), attrs.evolve(CONFIG, lease_seconds=60.0))
         run = asyncio.create_task(flusher.run())
         await asyncio.wait_for(storage.reading.wait(), 10)  # claimed; reading the holds
         run.cancel()
@@ -258,18 +196,6 @@ async def test_cancelling_run_gives_back_claims_whose_holds_were_being_read_post
 # -- unexpected errors stop the flusher loudly ----------------------------------------------
 
 
-class ClosedSessionClient(FakeClient):
-    """Lookups fail with a KitError that is not an ETrustedError (what ETrustedClient raises
-    when the aiohttp session it was given has been closed, or any untranslated bug)."""
-
-    async def iter_invites(
-        self, channel_id: str, *, query: str | None = None, page_size: int = 50
-    ) -> AsyncIterator[Invite]:
-        self.invite_calls += 1
-        raise KitError("the ClientSession given to ETrustedClient has been closed")
-        yield  # pragma: no cover
-
-
 async def test_an_untranslated_error_in_a_lookup_stops_the_flusher_loudly(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -283,11 +209,13 @@ async def test_an_untranslated_error_in_a_lookup_stops_the_flusher_loudly(
     await storage.claim(owner="dead", limit=1, lease_seconds=10, now=T0)  # in doubt later
     clock.now = T0 + 20
     await outbox.enqueue(order(2))  # an ordinary pending entry, due after the first
-    client = ClosedSessionClient()
+    # What ETrustedClient raises when the aiohttp session it was given has been closed.
+    closed = KitError("the ClientSession given to ETrustedClient has been closed")
+    client = FakeDeliveryClient(lookup_answer=Raise(closed))
     flusher = Flusher(outbox, client, attrs.evolve(CONFIG, concurrency=1), clock=clock)
     with pytest.raises(KitError, match="has been closed"):
         await asyncio.wait_for(flusher.run(), 10)
-    assert client.invite_calls == 1
+    assert lookups(client) == 1
     first, second = await outbox.entries()
     assert (first.state, first.lease_owner) == (State.IN_DOUBT, None)  # looked up again later
     assert second.lease_owner is None  # not stranded under our lease
@@ -314,7 +242,7 @@ async def test_a_stopped_flusher_leaves_no_listening_connection(
     storage = PostgresStorage(pg_dsn, schema=pg_schema)
     async with Outbox(storage) as outbox:
         for _ in range(3):
-            flusher = Flusher(outbox, FakeClient(), CONFIG)
+            flusher = Flusher(outbox, FakeDeliveryClient(), CONFIG)
             before = set(storage._listeners)
             run = asyncio.create_task(flusher.run())
 
@@ -326,9 +254,12 @@ async def test_a_stopped_flusher_leaves_no_listening_connection(
             await asyncio.wait_for(run, 10)
         conn = await asyncpg.connect(pg_dsn)
         try:
+            # Only this test's listeners: others may share the server. A listener's last
+            # statement is its LISTEN, whose channel names the schema.
             listening = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity"
-                " WHERE application_name = 'etrusted-kit listener'"
+                " WHERE application_name = 'etrusted-kit listener' AND query LIKE $1",
+                f"%{pg_schema}%",
             )
         finally:
             await conn.close()
@@ -351,7 +282,7 @@ async def test_shutdown_survives_a_listener_that_ended_with_the_storage(
     storage = PostgresStorage(pg_dsn, schema=pg_schema)
     outbox = Outbox(storage)
     await outbox.open()
-    flusher = Flusher(outbox, GatedClient(), GRACEFUL)
+    flusher = Flusher(outbox, FakeDeliveryClient(), GRACEFUL)
     run = asyncio.create_task(flusher.run())
     await wait_until(lambda: any(lst.connects for lst in storage._listeners))
 
@@ -376,7 +307,7 @@ async def test_shutdown_survives_a_listener_that_ended_with_the_storage(
 async def test_a_flusher_can_run_again_after_run_once_returned() -> None:
     """A flusher whose ``run_once()`` returned delivers again on the next ``run_once()``."""
     outbox = Outbox(InMemoryStorage())
-    client = FakeClient()
+    client = FakeDeliveryClient()
     flusher = Flusher(outbox, client, CONFIG)
     await outbox.enqueue(order(1))
     await asyncio.wait_for(flusher.run_once(), 10)
