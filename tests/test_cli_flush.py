@@ -10,13 +10,12 @@ import json
 from collections.abc import AsyncIterator
 
 import pytest
+from builders import EVENT_TYPE
 from cli_helpers import Run, counts, enqueue, point_at
 
 from kit.outbox.types import State
 from kit.sandbox import SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
-
-EVENT_TYPE = "order_shipped"
 
 
 @pytest.fixture
