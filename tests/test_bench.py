@@ -40,9 +40,11 @@ from kit.cli import cli
 from kit.client import ETrustedClient
 from kit.errors import ValidationError
 from kit.flusher import Flusher, FlusherConfig
+from kit.models import EventAccepted
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.types import Claimed, State
+from kit.testing import FakeDeliveryClient, Raise, Reply, WaitFor
 
 RATE_FIGURES = {"enqueue_one", "enqueue_bulk", "delivery", "backlog_rate", "scale_out"}
 
@@ -258,35 +260,24 @@ class _WriterRacesIdleStorage(InMemoryStorage):
         return await super().finish(completions, now=now)
 
 
-@attrs.frozen
-class _Accepted:
-    event_ref: str
+class _SecondPostWaitsForTheWriter(FakeDeliveryClient):
+    """The second POST is answered once the first result write has started, and says so."""
 
-
-class _SecondPostWaitsForTheWriter:
     def __init__(self, storage: _WriterRacesIdleStorage) -> None:
+        super().__init__(lookup_answer=Raise(AssertionError("nothing is in doubt here")))
+        self.answer_posts(Reply(), WaitFor(storage.first_write_started))
         self._storage = storage
-        self.posts = 0
 
-    async def post_event_json(self, body: bytes | str) -> _Accepted:
-        self.posts += 1
-        if self.posts == 2:
-            await self._storage.first_write_started.wait()
+    async def post_event_json(self, body: bytes | str) -> EventAccepted:
+        accepted = await super().post_event_json(body)
+        if len(self.posts) == 2:
             self._storage.posts_done.set()
-        return _Accepted(f"evt-{self.posts}")
-
-    async def list_event_types(self, name: str | None = None) -> list[Any]:
-        return []
-
-    def iter_invites(self, channel_id: str, **kwargs: Any) -> Any:
-        raise AssertionError("nothing is in doubt here")
-
-    async def get_event(self, ref: str) -> Any:
-        raise AssertionError("nothing is in doubt here")
+        return accepted
 
 
 async def test_run_once_returns_when_the_last_result_is_written_not_a_poll_later() -> None:
-    """Found by the bench: ``flush --once`` sometimes idled a whole poll interval at the end."""
+    """``flush --once`` returns as soon as the last result is written, never a poll interval
+    later, also when the writer finishes while the feeder checks whether it is idle."""
     storage = _WriterRacesIdleStorage()
     outbox = Outbox(storage)
     for i in range(2):

@@ -23,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+import builders
 import pytest
+from builders import EVENT_TYPE
+from builders import key as key_of
 from cli_helpers import Result, Run
 
 from kit.outbox import Outbox, storage_from_url
@@ -41,26 +44,14 @@ from kit.outbox.types import (
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
-CHANNEL = SEEDED_CHANNEL_IDS[0]
-EVENT_TYPE = "order_shipped"
 PROCESS_DEADLINE = 30.0  # generous: only a hung process gets anywhere near it
+TEA = {"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}
 FAST_FLUSH = ["--poll-interval", "0.05", "--backoff-base", "0.01", "--backoff-cap", "0.05"]
 
 
-def event(ref: str, *, email: str | None = None, type_: str = EVENT_TYPE) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "customer": {"email": email or f"{ref}@example.com", "firstName": "Anna"},
-        "channel": {"id": CHANNEL},
-        "transaction": {"reference": ref},
-        "products": [{"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}],
-        "system": "cli-test",
-        "systemVersion": "1",
-    }
-
-
-def key_of(ref: str, type_: str = EVENT_TYPE) -> str:
-    return f"{CHANNEL}:{type_}:{ref}"
+def event(ref: str, **kw: Any) -> dict[str, Any]:
+    """With a first name and a product: output checks then have customer data to leave out."""
+    return builders.event(ref, first_name="Anna", products=[TEA], **kw)
 
 
 def jsonl(*bodies: Any) -> str:
@@ -985,3 +976,22 @@ async def test_storage_options_for_the_wrong_backend_are_refused(
     result = await run("enqueue", str(path), *args)
     assert result.code == 1
     assert f"applies to {message} outboxes only" in result.err
+
+
+# -- demo: refuses an outbox in use ---------------------------------------------------------
+
+
+async def test_demo_refuses_a_db_that_already_holds_entries(run: Run, tmp_path: Path) -> None:
+    """The demo refuses an outbox that already holds entries (its check would compare them with a
+    fresh sandbox) and leaves the file as it was."""
+    path = str(tmp_path / "demo.db")
+    first = await run("demo", "--db", path, "--events", "10")
+    assert first.code == 0, first.out
+    before = await counts(path)
+
+    second = await run("demo", "--db", path, "--events", "10")
+
+    assert second.code == 1
+    assert "the demo needs an empty outbox" in second.err
+    assert "FAILED" not in second.out
+    assert await counts(path) == before

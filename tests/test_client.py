@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
+from builders import CHANNEL, event
 
 from kit.client import ETrustedClient
 from kit.codec import to_wire
@@ -54,7 +55,6 @@ from kit.models import (
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
-CHANNEL = SEEDED_CHANNEL_IDS[0]
 EMAIL = "john.doe@example.com"
 
 
@@ -67,15 +67,17 @@ class FakeClock:
 
 
 def _body(reference: str = "order-1", event_type: str = "checkout", **extra: Any) -> dict[str, Any]:
-    return {
-        "type": event_type,
-        "customer": {"email": EMAIL, "firstName": "John"},
-        "channel": {"id": CHANNEL, "type": "etrusted"},
-        "transaction": {"reference": reference, "date": "2024-05-01T10:00:00.000Z"},
-        "system": "test",
-        "systemVersion": "1",
+    return event(
+        reference,
+        email=EMAIL,
+        type_=event_type,
+        channel_type="etrusted",
+        first_name="John",
+        date="2024-05-01T10:00:00.000Z",
+        system="test",
+        system_version="1",
         **extra,
-    }
+    )
 
 
 def _statuses(server: SandboxServer, method: str, route: str) -> list[int]:
