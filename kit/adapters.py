@@ -8,9 +8,9 @@ I/O, so the intake can run them inside its request and tests need no server:
    Raises :class:`~kit.errors.VerificationError` (the intake answers 401).
 2. :meth:`PushAdapter.identify`: which transport ids make a redelivery recognisable? The journal
    is unique on them, so a retried webhook is recorded once.
-3. :meth:`PushAdapter.parse`: what happened? Domain events, or a :class:`~kit.domain.Skip` with
-   its reason for a delivery ignored on purpose. Raises :class:`~kit.errors.PayloadError` (the
-   intake answers 400) for a verified body of the wrong shape.
+3. :meth:`PushAdapter.parse`: what happened? Domain events, or a :class:`~kit.domain.Skip`
+   with its reason for a delivery ignored on purpose. Raises :class:`~kit.errors.PayloadError`
+   (the intake answers 400) for a verified body of the wrong shape.
 
 These are :class:`typing.Protocol` classes: an adapter needs no base class from the kit, only the
 methods. Adapters are found by name through the ``etrusted_kit.adapters`` entry-point group; the
@@ -36,6 +36,7 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
@@ -95,8 +96,12 @@ class PushAdapter(Protocol):
         """The delivery's transport ids (only called after :meth:`verify` passed)."""
         ...
 
-    def parse(self, headers: Headers, raw_body: bytes) -> ParseResult:
-        """Domain events, or a skip with its reason (only called after :meth:`verify`)."""
+    def parse(self, headers: Headers, raw_body: bytes, *, received_at: datetime) -> ParseResult:
+        """Domain events, or a skip with its reason (only called after :meth:`verify`).
+
+        ``received_at`` (UTC) is when the intake took the delivery in: the adapter's stand-in
+        for "when it happened" where the platform says nothing, so parsing needs no clock.
+        """
         ...
 
 

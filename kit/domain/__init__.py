@@ -23,7 +23,7 @@ from kit.domain.events import (
     SubscriptionRenewed,
     order_of,
 )
-from kit.domain.facts import Consent, LineItem, OrderFacts, RefundedLine, Shipment, utc
+from kit.domain.facts import Consent, LineItem, OrderFacts, Refund, RefundedLine, Shipment, utc
 from kit.domain.skip import Skip, SkipReason
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "OrderPlaced",
     "OrderRefunded",
     "OrderUpdated",
+    "Refund",
     "RefundedLine",
     "Shipment",
     "Skip",

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import attrs
 
-from kit.domain.facts import OrderFacts, RefundedLine, Shipment, utc
+from kit.domain.facts import OrderFacts, Refund, Shipment, utc
 
 
 @attrs.frozen(kw_only=True)
@@ -86,11 +86,10 @@ class OrderCancelled(_Envelope):
 @attrs.frozen(kw_only=True)
 class OrderRefunded(_Envelope):
     """Money went back. ``full`` only when the platform said the whole order is refunded;
-    otherwise the policy weighs ``lines`` against the order's lines."""
+    otherwise the policy weighs the refund's lines against the order's lines."""
 
     kind: ClassVar[str] = "order_refunded"
-    refund_id: str
-    lines: tuple[RefundedLine, ...] = ()
+    refund: Refund
     full: bool = False
     order: OrderFacts | None = None
 

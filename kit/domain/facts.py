@@ -69,6 +69,14 @@ class RefundedLine:
 
 
 @attrs.frozen(kw_only=True)
+class Refund:
+    """One refund of an order, as listed in an order snapshot."""
+
+    refund_id: str
+    lines: tuple[RefundedLine, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
 class Shipment:
     """One fulfilment (parcel). ``line_ids`` empty means the platform did not say which."""
 
@@ -97,6 +105,7 @@ class OrderFacts:
     customer_id: str | None = None
     locale: str | None = None
     lines: tuple[LineItem, ...] = ()
+    refunds: tuple[Refund, ...] = ()
     total: Decimal | None = None
     currency: str | None = None
     shipping_country: str | None = None  # ISO 3166-1 alpha-2, upper case
@@ -108,4 +117,12 @@ class OrderFacts:
     consent: Consent = Consent.UNKNOWN
 
 
-__all__ = ["Consent", "LineItem", "OrderFacts", "RefundedLine", "Shipment", "utc"]
+__all__ = [
+    "Consent",
+    "LineItem",
+    "OrderFacts",
+    "Refund",
+    "RefundedLine",
+    "Shipment",
+    "utc",
+]

@@ -18,6 +18,7 @@ class SkipReason(enum.StrEnum):
     # -- a delivery an adapter ignores on purpose
     DATA_REQUEST = "data_request"  # a compliance request to acknowledge; nothing to store
     UNSUPPORTED_TOPIC = "unsupported_topic"  # the platform sent something no rule reads
+    NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
 
     # -- exclusions of the trigger policy
     TEST_ORDER = "test_order"
