@@ -26,7 +26,13 @@ import attrs
 from adapters.shopify._json import Node
 from adapters.shopify._order import order_facts, refund, shipment
 from adapters.shopify.config import ShopifyConfig
-from kit.adapters import DeliveryIdentity, Headers, ParseResult, hmac_sha256_base64_matches
+from kit.adapters import (
+    AdapterPlugin,
+    DeliveryIdentity,
+    Headers,
+    ParseResult,
+    hmac_sha256_base64_matches,
+)
 from kit.codec import parse_datetime
 from kit.domain import (
     CustomerErasureRequested,
@@ -297,7 +303,8 @@ class ShopifyPlugin:
         return ShopifyAdapter(source=source, config=config)
 
 
-plugin = ShopifyPlugin()
+# Annotated with the contract, so mypy checks the plugin and its adapter against the Protocols.
+plugin: AdapterPlugin[ShopifyConfig] = ShopifyPlugin()
 
 
 __all__ = ["PLATFORM", "TOPICS", "ShopifyAdapter", "ShopifyPlugin", "header", "plugin"]

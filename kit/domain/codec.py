@@ -28,11 +28,13 @@ from kit.errors import FieldError, ValidationError
 KIND = "kind"
 
 
-class _Kinded(Protocol):
+class Kinded(Protocol):
+    """A record class with a stable ``kind`` name."""
+
     kind: ClassVar[str]
 
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Kinded)
 
 
 def _structure_datetime(value: Any, _: type) -> datetime:
@@ -116,7 +118,7 @@ class TaggedCodec(Generic[T]):
     def __init__(self, classes: tuple[type[T], ...], *, subject: str) -> None:
         self._by_kind: dict[str, type[T]] = {}
         for cls in classes:
-            kind = cls.kind  # type: ignore[attr-defined]
+            kind = cls.kind
             if kind in self._by_kind:
                 raise ValueError(f"two classes share the kind {kind!r}")
             self._by_kind[kind] = cls
@@ -128,7 +130,7 @@ class TaggedCodec(Generic[T]):
 
     def dump(self, record: T) -> dict[str, Any]:
         body = converter.unstructure(record, type(record))
-        return {KIND: type(record).kind, **body}  # type: ignore[attr-defined]
+        return {KIND: type(record).kind, **body}
 
     def load(self, data: Any) -> T:
         if not isinstance(data, dict):
@@ -172,6 +174,7 @@ def load_event(data: Any) -> DomainEvent:
 
 __all__ = [
     "KIND",
+    "Kinded",
     "TaggedCodec",
     "converter",
     "dump_event",
