@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from shopify_deliveries import RECEIVED, SECRET, SHOP, WEBHOOK_ID, adapter, delivery, payload, sign
 
+from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.adapters import load_adapter, normalise_headers
 from kit.errors import PayloadError, VerificationError
 
@@ -82,10 +83,8 @@ def test_the_shop_domain_compares_without_case() -> None:
         payload("order_fulfilled"), "orders/fulfilled", shop_domain="Kit-Demo.MyShopify.com"
     )
     adapter().verify(headers, raw, [SECRET])
-    upper = adapter().__class__(
-        source="s", config=adapter().config.__class__(shop_domain=SHOP.upper())
-    )
-    upper.verify(headers, raw, [SECRET])
+    configured_upper = ShopifyAdapter(source="s", config=ShopifyConfig(shop_domain=SHOP.upper()))
+    configured_upper.verify(headers, raw, [SECRET])
 
 
 def test_the_newer_unprefixed_headers_verify_too() -> None:
