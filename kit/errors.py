@@ -30,7 +30,10 @@ have been acted on, whatever happened on the wire::
     ├── StorageError                 the outbox database failed
     │   ├── StorageUnavailableError  cannot open or reach the database
     │   └── MigrationError           the schema cannot be brought to the expected version
-    └── OutboxError                  a refused outbox operation (e.g. unknown key)
+    ├── OutboxError                  a refused outbox operation (e.g. unknown key)
+    └── AdapterError                 a platform delivery cannot be taken in
+        ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
+        └── PayloadError             a verified body that is not what the platform sends (400)
 
 :class:`TurnedAwayError` marks the retryable failures that are no fault of the request (rate
 limit, no connection, no token): the flusher retries them without counting them against the
@@ -224,7 +227,28 @@ class OutboxError(KitError):
     """An outbox operation was refused (unknown key, wrong state for the operation)."""
 
 
+class AdapterError(KitError):
+    """A platform delivery cannot be taken in."""
+
+
+class VerificationError(AdapterError):
+    """The delivery's signature or sender does not check out; ``reason`` is a fixed word.
+
+    The message says what was wrong (``missing_signature``, ``bad_signature``, ...), never a
+    secret, a computed digest or the signature that was sent.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
+class PayloadError(AdapterError):
+    """A verified delivery whose body or headers are not what the platform sends."""
+
+
 __all__ = [
+    "AdapterError",
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
@@ -240,6 +264,7 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "OutboxError",
+    "PayloadError",
     "PermanentAPIError",
     "RateLimitedError",
     "RetryableAPIError",
@@ -250,4 +275,5 @@ __all__ = [
     "TurnedAwayError",
     "UnauthorizedError",
     "ValidationError",
+    "VerificationError",
 ]
