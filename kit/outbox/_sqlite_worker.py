@@ -25,8 +25,8 @@ from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
-# How often an idle thread checks whether the interpreter is shutting down: a storage that was
-# never closed must not keep the process alive once its main thread has ended.
+# How often an idle thread checks whether the program has ended: a storage that was never closed
+# must not keep the process alive once its main thread and its event loop are done.
 _IDLE_CHECK_SECONDS = 0.5
 
 
@@ -130,7 +130,8 @@ class Worker:
         try:
             await done
         finally:
-            if done.done():
+            # Cancelled, this does not wait: the thread ends on its own after the jobs before.
+            if done.done() and not done.cancelled():
                 self._runner.join()  # its last step was to report: it is returning now
 
 
@@ -147,13 +148,14 @@ def _serve(
         _report(ready, None, exc)
         return
     _report(ready, None, None)
+    loop = ready.get_loop()
     stop: _Stop | None = None
     try:
         while True:
             try:
                 job = jobs.get(timeout=_IDLE_CHECK_SECONDS)
             except queue.Empty:
-                if threading.main_thread().is_alive():
+                if threading.main_thread().is_alive() or loop.is_running():
                     continue
                 break
             if isinstance(job, _Stop):

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import sqlite3
+import sys
+import textwrap
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -17,6 +20,7 @@ from kit.outbox._sqlite_worker import Worker
 from kit.outbox.sqlite import SQLiteStorage
 
 WAIT = 10.0  # seconds: the bound on every wait for another thread
+REPO = Path(__file__).resolve().parents[2]
 
 
 def opener(path: Path) -> Callable[[], sqlite3.Connection]:
@@ -235,3 +239,44 @@ async def test_a_storage_that_fails_to_open_leaves_no_thread(tmp_path: Path) -> 
     finally:
         holder.close()
     assert outbox_threads() == before
+
+
+UNCLOSED = textwrap.dedent(
+    """
+    import asyncio, sys
+    from kit.outbox.sqlite import SQLiteStorage
+
+    KEPT = SQLiteStorage(sys.argv[1])  # referenced until the very end, never closed
+
+    async def main():
+        await KEPT.open()
+        await KEPT.holds(now=0)
+
+    asyncio.run(main())
+    print("main done", flush=True)
+    """
+)
+
+
+async def test_a_program_that_never_closes_its_storage_still_exits(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        UNCLOSED,
+        str(tmp_path / "outbox.db"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = await asyncio.wait_for(child.communicate(), timeout=60)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    assert child.returncode == 0, err
+    assert out == b"main done\n"
