@@ -310,7 +310,7 @@ async def test_budget_splits_the_kit_cost_per_event(
         "enqueue_many at best: prepare + write",
         "flusher + outbox, no HTTP: whole process",
         "  of it on the event loop's thread",
-        "  of it on aiosqlite's thread (SQLite)",
+        "  of it on the outbox's worker thread (SQLite)",
     }
     assert all(p["us_per_event"] >= 0 for p in data["parts"])
     assert parts["validate"]["us_per_event"] > 0

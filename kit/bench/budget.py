@@ -4,7 +4,7 @@ The figures compare whole paths with raw baselines; this splits the kit's own co
 into its parts, so that anyone can check on their machine what a target leaves room for:
 ``enqueue_many`` at 50,000 events/s leaves 20 µs per event for all of ``prepare`` and the
 write together. Every part runs alone in a tight loop (so its cost is a floor: inside the
-real paths, between hand-offs to aiosqlite's thread, caches are colder), median of the rounds.
+real paths, between hand-offs to the worker thread, caches are colder), median of the rounds.
 Delivery is measured with a client that answers at once without HTTP, so what is left is the
 flusher's and the outbox's own work: the durable claim, result and attempt log.
 """
@@ -171,7 +171,7 @@ async def _enqueue_entries(workdir: Path, n: int, rounds: int) -> Part:
         path="enqueue",
         name="Outbox.enqueue_entries (prepared)",
         us_per_event=statistics.median(samples),
-        note="wall time: the write path through aiosqlite",
+        note="wall time: the write path through the worker thread",
     )
 
 
@@ -210,7 +210,7 @@ async def _delivery(workdir: Path, n: int, rounds: int) -> list[Part]:
         Part(path="delivery", name="  of it on the event loop's thread", us_per_event=on_loop),
         Part(
             path="delivery",
-            name="  of it on aiosqlite's thread (SQLite)",
+            name="  of it on the outbox's worker thread (SQLite)",
             us_per_event=max(total - on_loop, 0.0),
         ),
     ]

@@ -67,7 +67,7 @@ async def _raw_delivery(
 async def _kit_delivery(
     url: str, sandbox: SandboxProcess, entries: Sequence[NewEntry], concurrency: int
 ) -> tuple[float, float]:
-    """Rate and CPU microseconds per event of this process (the aiosqlite thread included)."""
+    """Rate and CPU microseconds per event of this process (the outbox's thread included)."""
     async with (
         Outbox.from_url(url) as outbox,
         ETrustedClient(sandbox.client_config()) as client,

@@ -12,10 +12,14 @@ import aiosqlite
 from kit.errors import OutboxError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params
+from kit.outbox._sqlite_worker import Worker
 from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry, moved_error
 
+# The storage's own worker, or a caller's aiosqlite connection (enqueue_in): the same calls.
+Connection = aiosqlite.Connection | Worker
 
-async def insert_one(conn: aiosqlite.Connection, new: NewEntry, now: float, *, where: str) -> bool:
+
+async def insert_one(conn: Connection, new: NewEntry, now: float, *, where: str) -> bool:
     """One entry in one statement; False: its key was known. The row count tells, not
     RETURNING, which would cost SQLite a temporary table per row (about 10% of this insert)."""
     cursor = await conn.execute(sql.INSERT_NEW_OR_SKIP, sql.new_entry_params(new, now))
@@ -25,7 +29,7 @@ async def insert_one(conn: aiosqlite.Connection, new: NewEntry, now: float, *, w
     return False
 
 
-async def refuse_if_moved(conn: aiosqlite.Connection, where: str) -> None:
+async def refuse_if_moved(conn: Connection, where: str) -> None:
     """Nothing inserted may mean duplicates, or an outbox that migrate-outbox moved away."""
     moved = list(await conn.execute_fetchall(sql.MOVED))
     if moved:
@@ -33,7 +37,7 @@ async def refuse_if_moved(conn: aiosqlite.Connection, where: str) -> None:
 
 
 async def insert_entries(
-    conn: aiosqlite.Connection, entries: Sequence[NewEntry], now: float, *, where: str
+    conn: Connection, entries: Sequence[NewEntry], now: float, *, where: str
 ) -> list[EnqueueResult]:
     """The INSERTs of ``enqueue``, on a connection whose transaction the caller controls.
 
@@ -78,7 +82,7 @@ def finish_entries(
 ) -> list[bool]:
     """The work of ``finish``: each completion applied in order, as the in-memory outbox does.
 
-    A plain function of the ``sqlite3`` connection, run on aiosqlite's worker thread inside a
+    A plain function of the ``sqlite3`` connection, run on the storage's worker thread inside a
     transaction the caller holds (see :mod:`kit.outbox._sqlite_group`).
     """
     applied: list[bool] = []
@@ -93,7 +97,7 @@ def finish_entries(
     return applied
 
 
-async def load_records(conn: aiosqlite.Connection, unique: dict[str, EntryRecord]) -> int:
+async def load_records(conn: Connection, unique: dict[str, EntryRecord]) -> int:
     """The work of ``load`` for records with unique keys: the new ones and their attempt logs."""
     found = await conn.execute_fetchall(sql.SELECT_KEYS, (json.dumps(list(unique)),))
     existing = {r[0] for r in found}

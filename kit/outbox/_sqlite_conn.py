@@ -1,18 +1,24 @@
-"""The SQLite outbox's driver boundary: opening a tuned connection, naming sqlite3's errors."""
+"""The SQLite outbox's driver boundary: opening a tuned connection, serialising the work on it,
+naming sqlite3's errors."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
+import functools
 import logging
 import os
 import sqlite3
-import threading
 import time
-
-import aiosqlite
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
 
 from kit.errors import MigrationError, StorageError, StorageUnavailableError
+from kit.outbox._sqlite_group import GroupCommit
+from kit.outbox._sqlite_worker import Worker
+
+T = TypeVar("T")
 
 # The backend's logger name, which operators already filter on.
 logger = logging.getLogger("kit.outbox.sqlite")
@@ -35,21 +41,19 @@ _UNAVAILABLE = frozenset(
 )
 
 
-async def connect(
-    path: str, *, memory: bool, durability: str, busy_timeout: float
-) -> aiosqlite.Connection:
-    """An autocommit connection in WAL mode (for files), with foreign keys enforced."""
+async def connect(path: str, *, memory: bool, durability: str, busy_timeout: float) -> Worker:
+    """A thread owning an autocommit connection in WAL mode (for files), with foreign keys
+    enforced. Nothing is left running if this fails."""
     if not memory:
         _create_private(path)
-    conn = aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
+    opener = functools.partial(sqlite3.connect, path, isolation_level=None, timeout=busy_timeout)
     try:
-        await conn
+        worker = await Worker.start(opener, name="kit.outbox.sqlite")
     except sqlite3.Error as exc:
-        _join_worker(conn)
         raise StorageUnavailableError(f"cannot open SQLite database {path}: {exc}") from exc
     try:
         if not memory:
-            mode = await _enter_wal(conn, path, busy_timeout)
+            mode = await _enter_wal(worker, path, busy_timeout)
             if str(mode).lower() != "wal":
                 logger.warning(
                     "SQLite database %s stays in journal_mode=%s (WAL not supported here)",
@@ -58,18 +62,18 @@ async def connect(
                     extra={"action": "outbox.open.journal_mode"},
                 )
             synchronous = "FULL" if durability == "full" else "NORMAL"
-            await conn.execute(f"PRAGMA synchronous = {synchronous}")
-        await conn.execute("PRAGMA foreign_keys = ON")
+            await worker.execute(f"PRAGMA synchronous = {synchronous}")
+        await worker.execute("PRAGMA foreign_keys = ON")
         # Deleted content (a purged payload, a forgotten customer) is overwritten, not just
         # marked free: some builds default to it, this one must not depend on the build.
-        await conn.execute("PRAGMA secure_delete = ON")
+        await worker.execute("PRAGMA secure_delete = ON")
     except BaseException as exc:
-        with contextlib.suppress(sqlite3.Error, ValueError):
-            await conn.close()
+        with contextlib.suppress(sqlite3.Error):
+            await worker.close()
         if isinstance(exc, sqlite3.Error):
             raise StorageUnavailableError(f"cannot use SQLite database {path}: {exc}") from exc
         raise
-    return conn
+    return worker
 
 
 def _create_private(path: str) -> None:
@@ -83,7 +87,7 @@ def _create_private(path: str) -> None:
     os.close(fd)
 
 
-async def _enter_wal(conn: aiosqlite.Connection, path: str, busy_timeout: float) -> object:
+async def _enter_wal(worker: Worker, path: str, busy_timeout: float) -> object:
     """Switch to WAL, waiting out other connections as a write would.
 
     SQLite answers ``PRAGMA journal_mode`` with SQLITE_BUSY at once, without calling the busy
@@ -95,7 +99,7 @@ async def _enter_wal(conn: aiosqlite.Connection, path: str, busy_timeout: float)
     pause = 0.002
     while True:
         try:
-            rows = await conn.execute_fetchall("PRAGMA journal_mode = WAL")
+            rows = await worker.execute_fetchall("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as exc:
             busy = getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
             if not busy or time.monotonic() + pause > deadline:
@@ -128,12 +132,84 @@ def translated(operation: str, exc: sqlite3.Error, where: str) -> StorageError:
     return StorageError(message)
 
 
-def _join_worker(conn: aiosqlite.Connection) -> None:
-    """Wait for the worker thread of a connection that failed to open.
+class Phase(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
 
-    aiosqlite stops that thread without waiting for it; left alone it may try to report to an
-    event loop that is closed by then (an exception in a thread that nobody sees).
-    """
-    thread = getattr(conn, "_thread", None)
-    if isinstance(thread, threading.Thread) and thread.is_alive():
-        thread.join(timeout=5.0)
+
+class Plumbing:
+    """How the storage reaches its worker: one statement or transaction at a time (the lock),
+    hot-path operations grouped, every sqlite3 error translated. A base of the storage."""
+
+    _path: str
+    _phase: Phase
+    _worker: Worker | None
+    _lock: asyncio.Lock  # one transaction at a time on the worker's connection
+    _group: GroupCommit  # claims, results and holds, batched
+
+    async def _close_connection(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is None:
+            return
+        async with self._lock:
+            with self._translate("close"):
+                await worker.close()
+
+    def _connection(self, operation: str) -> Worker:
+        if self._worker is None:
+            state = "closed" if self._phase is Phase.CLOSED else "not open"
+            raise StorageError(f"cannot {operation}: {self!r} is {state}; call open() first")
+        return self._worker
+
+    @contextlib.contextmanager
+    def _translate(self, operation: str, where: str | None = None) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise translated(operation, exc, where or self._path) from exc
+        except ValueError as exc:
+            # aiosqlite's way of saying a caller's connection is gone (enqueue_in)
+            if str(exc) not in ("Connection closed", "no active connection"):
+                raise
+            raise StorageError(f"SQLite {operation} failed on {self._path}: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, operation: str) -> AsyncIterator[Worker]:
+        """The connection for one statement (autocommit), translated and serialised."""
+        worker = self._connection(operation)
+        async with self._lock:
+            with self._translate(operation):
+                yield worker
+
+    async def _grouped(
+        self,
+        operation: str,
+        fn: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool = True,
+        abandon: Callable[[T], None] | None = None,
+    ) -> T:
+        """``fn`` in a transaction shared with the other hot-path operations queued meanwhile."""
+        worker = self._connection(operation)
+        with self._translate(operation):
+            return await self._group.run(worker, fn, write=write, abandon=abandon)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self, operation: str, *, write: bool = True) -> AsyncIterator[Worker]:
+        """One transaction: ``BEGIN IMMEDIATE`` for writes, a consistent snapshot for reads."""
+        worker = self._connection(operation)
+        async with self._lock:
+            with self._translate(operation):
+                try:
+                    # Inside the try: if we are cancelled while BEGIN waits for another
+                    # process's lock, BEGIN still runs on the worker thread and must be undone.
+                    await worker.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    yield worker
+                    await worker.commit()
+                except BaseException:
+                    # Queued behind whatever is still running on the worker thread, so even a
+                    # cancelled operation ends before the next transaction begins.
+                    with contextlib.suppress(sqlite3.Error):
+                        await worker.rollback()
+                    raise

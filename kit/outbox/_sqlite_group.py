@@ -1,8 +1,8 @@
 """Group commit for the SQLite outbox's hot path: claims, results and hold reads.
 
-A flusher's feeder claims while its writer records results, and each used to be a transaction
-of its own, several round trips to aiosqlite's worker thread each. Per delivered event that
-cost more CPU than the SQL itself. Here each operation is a plain function of the ``sqlite3``
+A flusher's feeder claims while its writer records results; as a transaction of its own, each
+would be several round trips to the storage's worker thread, which per delivered event costs
+more CPU than the SQL itself. Here each operation is a plain function of the ``sqlite3``
 connection; the operations queued while one transaction runs go together into the next: one
 ``BEGIN IMMEDIATE ... COMMIT``, run by one call on the worker thread. An operation that fails
 is reported to its caller alone (see :func:`run_group`).
@@ -14,11 +14,12 @@ A caller cancelled before its operation started is skipped; one cancelled while 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-import aiosqlite
+from kit.outbox._sqlite_worker import Worker
 
 T = TypeVar("T")
 
@@ -111,7 +112,7 @@ class GroupCommit:
 
     async def run(
         self,
-        conn: aiosqlite.Connection,
+        worker: Worker,
         fn: Callable[[sqlite3.Connection], T],
         *,
         write: bool = True,
@@ -128,7 +129,7 @@ class GroupCommit:
                     await asyncio.sleep(0)
                 if not op.future.done() and self._queue:  # not taken along: lead a group
                     batch, self._queue = self._queue, []
-                    job = asyncio.ensure_future(_in_thread(conn, batch))
+                    job = worker.submit(functools.partial(_run_group, batch))
                     job.add_done_callback(lambda done: _settle(batch, done))
                     # Shielded: a cancelled leader must not cut the others' results off.
                     await asyncio.shield(job)
@@ -142,10 +143,8 @@ class GroupCommit:
             raise
 
 
-async def _in_thread(conn: aiosqlite.Connection, batch: list[GroupOp[Any]]) -> None:
-    # aiosqlite has no public "run this function on the connection's thread"; _execute is the
-    # method its own execute() and commit() go through.
-    await conn._execute(run_group, conn._conn, batch)  # type: ignore[no-untyped-call]
+def _run_group(batch: list[GroupOp[Any]], db: sqlite3.Connection) -> None:
+    run_group(db, batch)  # looked up when it runs, so that a test can watch the groups
 
 
 def _settle(batch: list[GroupOp[Any]], job: asyncio.Future[None]) -> None:

@@ -1,4 +1,4 @@
-"""The default outbox backend: one SQLite file (or an in-memory database) through aiosqlite.
+"""The default outbox backend: one SQLite file (or an in-memory database), on a thread of its own.
 
 Several processes may share one file. Every write is an explicit ``BEGIN IMMEDIATE`` transaction
 on an autocommit connection: SQLite then takes the write lock before the first read, so a claim's
@@ -6,23 +6,23 @@ on an autocommit connection: SQLite then takes the write lock before the first r
 flushers never get the same entry for the same attempt. Inside one process an
 :class:`asyncio.Lock` serialises transactions on the one connection this object owns.
 
-Every call to aiosqlite is a round trip to its worker thread, so each operation is a handful of
-batched statements (``executemany``, ``json_each`` key lists, ``UPDATE ... RETURNING``) rather
-than a statement per row.
+Every statement is a round trip to the storage's own worker thread (see
+:mod:`kit.outbox._sqlite_worker`), so each operation is a handful of batched statements
+(``executemany``, ``json_each`` key lists, ``UPDATE ... RETURNING``) rather than a statement per
+row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Literal, Self, TypeVar
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal, Self
 
 import aiosqlite
 
@@ -35,9 +35,10 @@ from kit.errors import (
 )
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_batch import finish_entries, insert_entries, insert_one, load_records
-from kit.outbox._sqlite_conn import connect, translated
+from kit.outbox._sqlite_conn import Phase, Plumbing, connect
 from kit.outbox._sqlite_group import GroupCommit
 from kit.outbox._sqlite_sql import attempt_from_row, entry_from_row
+from kit.outbox._sqlite_worker import Worker
 from kit.outbox.migrations import load_migrations
 from kit.outbox.types import (
     AttemptRecord,
@@ -53,8 +54,6 @@ from kit.outbox.types import (
     Release,
     State,
 )
-
-T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +106,7 @@ _CLAIM = sql.CLAIM
 _PURGE = sql.PURGE
 
 
-class _Phase(enum.Enum):
-    NEW = "new"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class SQLiteStorage:
+class SQLiteStorage(Plumbing):
     """The outbox in a SQLite database (see the module docstring for the concurrency model).
 
     ``target`` is a file path, a ``sqlite:///relative`` / ``sqlite:////absolute`` URL, or
@@ -137,10 +130,10 @@ class SQLiteStorage:
         self._path = _resolve_target(target)
         self._durability: Durability = durability
         self._busy_timeout = float(busy_timeout)
-        self._conn: aiosqlite.Connection | None = None
-        self._phase = _Phase.NEW
-        self._lock = asyncio.Lock()  # one transaction at a time on our connection
-        self._group = GroupCommit(self._lock)  # claims, results and holds, batched
+        self._worker: Worker | None = None  # the thread that owns our connection
+        self._phase = Phase.NEW
+        self._lock = asyncio.Lock()
+        self._group = GroupCommit(self._lock)
         self._handing_back: set[asyncio.Future[None]] = set()  # releases of cancelled claims
         self._open_lock = asyncio.Lock()
 
@@ -163,11 +156,11 @@ class SQLiteStorage:
 
     async def open(self, *, migrate: bool = True) -> None:
         async with self._open_lock:  # a second open() waits until the schema is ready
-            if self._phase is _Phase.OPEN:
+            if self._phase is Phase.OPEN:
                 return
-            if self._phase is _Phase.CLOSED:
+            if self._phase is Phase.CLOSED:
                 raise StorageError(f"{self!r} was closed; create a new storage object")
-            self._conn = await self._connect()
+            self._worker = await self._connect()
             try:
                 if migrate:
                     await self.migrate()
@@ -176,7 +169,7 @@ class SQLiteStorage:
             except BaseException:
                 await self._close_connection()  # stays NEW: open() may be tried again
                 raise
-            self._phase = _Phase.OPEN
+            self._phase = Phase.OPEN
         logger.info(
             "outbox opened at %s",
             self.url,
@@ -185,11 +178,11 @@ class SQLiteStorage:
 
     async def aclose(self) -> None:
         async with self._open_lock:
-            if self._phase is _Phase.CLOSED:
+            if self._phase is Phase.CLOSED:
                 return
             if self._handing_back:  # entries of cancelled claims go back before the door shuts
                 await asyncio.gather(*self._handing_back, return_exceptions=True)
-            self._phase = _Phase.CLOSED
+            self._phase = Phase.CLOSED
         await self._close_connection()
 
     async def __aenter__(self) -> Self:
@@ -199,7 +192,7 @@ class SQLiteStorage:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _connect(self) -> aiosqlite.Connection:
+    async def _connect(self) -> Worker:
         if sqlite3.sqlite_version_info < MIN_SQLITE_VERSION:
             raise StorageUnavailableError(
                 f"SQLite {sqlite3.sqlite_version} is too old; etrusted-kit needs >= "
@@ -211,76 +204,6 @@ class SQLiteStorage:
             durability=self._durability,
             busy_timeout=self._busy_timeout,
         )
-
-    async def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        async with self._lock:
-            with self._translate("close"):
-                await conn.close()
-
-    # -- plumbing ---------------------------------------------------------------------------
-
-    def _connection(self, operation: str) -> aiosqlite.Connection:
-        if self._conn is None:
-            state = "closed" if self._phase is _Phase.CLOSED else "not open"
-            raise StorageError(f"cannot {operation}: {self!r} is {state}; call open() first")
-        return self._conn
-
-    @contextlib.contextmanager
-    def _translate(self, operation: str, where: str | None = None) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise translated(operation, exc, where or self._path) from exc
-        except ValueError as exc:
-            # aiosqlite's way of saying the connection is gone
-            if str(exc) not in ("Connection closed", "no active connection"):
-                raise
-            raise StorageError(f"SQLite {operation} failed on {self._path}: {exc}") from exc
-
-    @contextlib.asynccontextmanager
-    async def _locked(self, operation: str) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection for one statement (autocommit), translated and serialised."""
-        conn = self._connection(operation)
-        async with self._lock:
-            with self._translate(operation):
-                yield conn
-
-    async def _grouped(
-        self,
-        operation: str,
-        fn: Callable[[sqlite3.Connection], T],
-        *,
-        write: bool = True,
-        abandon: Callable[[T], None] | None = None,
-    ) -> T:
-        """``fn`` in a transaction shared with the other hot-path operations queued meanwhile."""
-        conn = self._connection(operation)
-        with self._translate(operation):
-            return await self._group.run(conn, fn, write=write, abandon=abandon)
-
-    @contextlib.asynccontextmanager
-    async def _transaction(
-        self, operation: str, *, write: bool = True
-    ) -> AsyncIterator[aiosqlite.Connection]:
-        """One transaction: ``BEGIN IMMEDIATE`` for writes, a consistent snapshot for reads."""
-        conn = self._connection(operation)
-        async with self._lock:
-            with self._translate(operation):
-                try:
-                    # Inside the try: if we are cancelled while BEGIN waits for another
-                    # process's lock, BEGIN still runs on the worker thread and must be undone.
-                    await conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-                    yield conn
-                    await conn.commit()
-                except BaseException:
-                    # Queued behind whatever is still running on the worker thread, so even a
-                    # cancelled operation ends before the next transaction begins.
-                    with contextlib.suppress(sqlite3.Error, ValueError):
-                        await conn.rollback()
-                    raise
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -313,7 +236,7 @@ class SQLiteStorage:
             return await self._version_in(conn)
 
     @staticmethod
-    async def _version_in(conn: aiosqlite.Connection) -> int:
+    async def _version_in(conn: Worker) -> int:
         exists = await conn.execute_fetchall(sql.HAS_VERSION_TABLE)
         if not list(exists):
             return 0

@@ -128,7 +128,7 @@ def test_targets_and_options(tmp_path: Path) -> None:
 
 
 async def pragma(storage: SQLiteStorage, name: str) -> object:
-    conn = storage._conn  # the storage's own connection: pragmas are per connection
+    conn = storage._worker  # the storage's own connection: pragmas are per connection
     assert conn is not None
     rows = list(await conn.execute_fetchall(f"PRAGMA {name}"))
     return rows[0][0]
@@ -474,7 +474,7 @@ async def test_processes_never_claim_the_same_entry(tmp_path: Path) -> None:
 
 
 async def plan(storage: SQLiteStorage, sql: str, params: Any) -> list[str]:
-    conn = storage._conn
+    conn = storage._worker
     assert conn is not None
     rows = await conn.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", params)
     return [str(r[3]) for r in rows]
