@@ -7,23 +7,17 @@ from typing import Any
 
 import attrs
 
-from kit.errors import OutboxError
 from kit.outbox.memory import initial_due_at, payload_sha256
+from kit.outbox.transitions import effect_of
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
     Claimed,
     ClaimMode,
     Completion,
-    Dead,
-    Delivered,
     Entry,
-    InDoubt,
     NewEntry,
     OutboxStats,
-    Release,
-    Resend,
-    Retry,
     State,
 )
 
@@ -160,39 +154,36 @@ class Sql:
                       e.lease_expires_at, pick.k
         """
         # One round of completions (keys unique within it), applied and logged in one statement.
+        # Each completion's changes are an Effect resolved from the transition table
+        # (kit/outbox/transitions.py): c.due_at, c.event_ref, c.delivered_at, c.adopted NULL
+        # keep the stored value; c.since and c.last_error name what to do with those fields.
         self.finish = f"""
             WITH c AS (
-                SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                                     $7::text[], $8::bool[], $9::int[], $10::int[], $11::text[],
-                                     $12::float8[], $13::float8[], $14::text[], $15::int[],
-                                     $16::text[])
-                    WITH ORDINALITY AS c(key, attempt, outcome, due_at, error, event_ref,
-                                         adopted, sends_inc, r_attempt, r_kind, r_started_at,
-                                         r_duration_ms, r_outcome, r_http_status, r_error, idx)
+                SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[],
+                                     $6::float8[], $7::text[], $8::text[], $9::float8[],
+                                     $10::bool[], $11::int[], $12::int[], $13::text[],
+                                     $14::text[], $15::int[], $16::text[], $17::float8[],
+                                     $18::float8[], $19::text[], $20::int[], $21::text[])
+                    WITH ORDINALITY AS c(key, attempt, to_from_sending, to_from_in_doubt,
+                                         due_at, since, event_ref, delivered_at, adopted,
+                                         blind_resends, sends, last_error, error, r_attempt,
+                                         r_kind, r_started_at, r_duration_ms, r_outcome,
+                                         r_http_status, r_error, idx)
             ), done AS (
                 UPDATE {t} AS e SET
-                    state = CASE c.outcome
-                        WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'pending'
-                        WHEN 'in_doubt' THEN 'in_doubt' WHEN 'dead' THEN 'dead'
-                        WHEN 'resend' THEN 'pending'
-                        ELSE CASE WHEN e.state = 'sending' THEN 'pending' ELSE 'in_doubt' END
-                    END,
-                    due_at = CASE WHEN c.outcome IN ('retry', 'in_doubt', 'resend') THEN c.due_at
-                                  WHEN c.outcome = 'release' THEN $1 ELSE e.due_at END,
-                    event_ref = CASE WHEN c.outcome = 'delivered' THEN c.event_ref
-                                     ELSE e.event_ref END,
-                    delivered_at = CASE WHEN c.outcome = 'delivered' THEN $1
-                                        ELSE e.delivered_at END,
-                    adopted = CASE WHEN c.outcome = 'delivered' THEN c.adopted ELSE e.adopted END,
-                    in_doubt_since = CASE WHEN c.outcome = 'in_doubt'
-                                          THEN coalesce(e.in_doubt_since, $1)
-                                          WHEN c.outcome = 'resend' THEN NULL
-                                          ELSE e.in_doubt_since END,
-                    blind_resends = e.blind_resends
-                                    + CASE WHEN c.outcome = 'resend' THEN 1 ELSE 0 END,
-                    sends = e.sends + c.sends_inc,
-                    last_error = CASE WHEN c.outcome = 'release' THEN e.last_error
-                                      ELSE c.error END,
+                    state = CASE WHEN e.state = 'sending' THEN c.to_from_sending
+                                 ELSE c.to_from_in_doubt END,
+                    due_at = coalesce(c.due_at, e.due_at),
+                    in_doubt_since = CASE c.since WHEN 'keep' THEN e.in_doubt_since
+                                     WHEN 'set_if_unset' THEN coalesce(e.in_doubt_since, $1)
+                                     ELSE NULL END,
+                    event_ref = coalesce(c.event_ref, e.event_ref),
+                    delivered_at = coalesce(c.delivered_at, e.delivered_at),
+                    adopted = coalesce(c.adopted, e.adopted),
+                    blind_resends = e.blind_resends + c.blind_resends,
+                    sends = e.sends + c.sends,
+                    last_error = CASE c.last_error WHEN 'keep' THEN e.last_error
+                                 ELSE c.error END,
                     lease_owner = NULL,
                     lease_expires_at = NULL,
                     updated_at = $1
@@ -443,36 +434,26 @@ def finish_rounds(completions: Sequence[Completion]) -> list[list[int]]:
     return rounds
 
 
-def finish_args(batch: Sequence[Completion]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(15)]
+def finish_args(batch: Sequence[Completion], now: float) -> list[list[Any]]:
+    """The column arrays of ``finish`` ($2 to $21)."""
+    cols: list[list[Any]] = [[] for _ in range(20)]
     for c in batch:
-        o = c.outcome
-        due = error = ref = None
-        adopted = False
-        if isinstance(o, Delivered):
-            kind, ref, adopted = "delivered", o.event_ref, o.adopted
-        elif isinstance(o, Retry):
-            kind, due, error = "retry", o.due_at, o.error
-        elif isinstance(o, InDoubt):
-            kind, due, error = "in_doubt", o.due_at, o.error
-        elif isinstance(o, Dead):
-            kind, error = "dead", o.reason
-        elif isinstance(o, Resend):
-            kind, due, error = "resend", o.due_at, o.reason
-        elif isinstance(o, Release):
-            kind = "release"
-        else:  # pragma: no cover - the Outcome union is closed
-            raise OutboxError(f"unknown outcome {o!r}")
+        e = effect_of(c.outcome, c.record, now)
         r = c.record
         values = [
             c.key,
             c.attempt,
-            kind,
-            due,
-            error,
-            ref,
-            adopted,
-            1 if r is not None and r.kind == AttemptKind.SEND else 0,
+            e.to_from_sending.value,
+            e.to_from_in_doubt.value,
+            e.due_at,
+            e.in_doubt_since.value,
+            e.event_ref,
+            e.delivered_at,
+            e.adopted,
+            e.blind_resends,
+            e.sends,
+            e.last_error.value,
+            e.error,
             None if r is None else r.attempt,
             None if r is None else str(r.kind),
             None if r is None else r.started_at,

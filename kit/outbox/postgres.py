@@ -462,7 +462,7 @@ class PostgresStorage:
     ) -> None:
         """One statement for completions with unique keys; marks the applied ones in results."""
         batch = [completions[i] for i in indices]
-        for row in await conn.fetch(self._sql.finish, now, *finish_args(batch)):
+        for row in await conn.fetch(self._sql.finish, now, *finish_args(batch, now)):
             results[indices[row["idx"] - 1]] = True
 
     # -- operators ------------------------------------------------------------------------
