@@ -22,6 +22,7 @@ original is always reachable through ``__cause__`` but never escapes on its own:
     │   ├── StorageUnavailableError  cannot open or reach the database
     │   └── MigrationError           the schema cannot be brought to the expected version
     └── OutboxError                  a refused outbox operation (e.g. unknown key)
+        └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
 
 Each :class:`ETrustedError` carries a :class:`FailureKind`, which is all the flusher needs to
 decide between dead-lettering, retrying, reconciling and pausing the whole account.
@@ -175,6 +176,23 @@ class OutboxError(KitError):
     """An outbox operation was refused (unknown key, wrong state for the operation)."""
 
 
+class OutboxMovedError(OutboxError):
+    """The outbox was moved to another database (``migrate-outbox``): it takes no new entries
+    and hands none out, since nothing accepted or sent here would be seen by the new one's
+    flushers. ``url`` is this outbox, ``moved_to`` where its entries live now."""
+
+    def __init__(self, url: str, moved_to: str) -> None:
+        self.url = url
+        self.moved_to = moved_to
+        super().__init__(
+            f"the outbox at {url} was moved to {moved_to}: enqueue into that outbox and run"
+            " flushers against it"
+        )
+
+    def __reduce__(self) -> tuple[type[OutboxMovedError], tuple[str, str]]:
+        return (type(self), (self.url, self.moved_to))
+
+
 __all__ = [
     "AuthenticationError",
     "ConfigError",
@@ -189,6 +207,7 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "OutboxError",
+    "OutboxMovedError",
     "PermanentAPIError",
     "RateLimitedError",
     "RetryableAPIError",

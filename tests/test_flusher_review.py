@@ -20,8 +20,7 @@ from kit.flusher import Flusher
 from kit.models import EventAccepted, EventDetails, EventType, Invite
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
-from kit.outbox.protocol import Storage
-from kit.outbox.types import Claimed, Hold, State
+from kit.outbox.types import State
 
 
 class FakeClient:
@@ -95,88 +94,6 @@ async def test_abandoned_post_stays_in_doubt_when_an_overlapping_reconcile_ends(
         f"a POST abandoned in flight was written back as {entry.state.value}: the next claim "
         "sends it again without looking for it in eTrusted"
     )
-
-
-# -- 2. cancelling run() between claim and queue leaks the claims ------------------------------
-
-
-class _GatedHolds:
-    """Mixin: once a claim has handed something out, the next holds() read waits on a gate
-    (a slow round trip to the database right after the claim)."""
-
-    gate: asyncio.Event
-    reading: asyncio.Event
-    armed: bool
-
-    def _init_gate(self) -> None:
-        self.gate = asyncio.Event()
-        self.reading = asyncio.Event()
-        self.armed = False
-
-    async def claim(self, *, owner: str, limit: int, lease_seconds: float, now: float) -> Any:
-        claimed: list[Claimed] = await super().claim(  # type: ignore[misc]
-            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
-        )
-        if claimed:
-            self.armed = True
-        return claimed
-
-    async def holds(self, *, now: float) -> list[Hold]:
-        if self.armed:
-            self.reading.set()
-            await self.gate.wait()
-        return await super().holds(now=now)  # type: ignore[misc, no-any-return]
-
-
-class GatedMemory(_GatedHolds, InMemoryStorage):
-    def __init__(self) -> None:
-        super().__init__()
-        self._init_gate()
-
-
-def _gated_postgres(dsn: str, schema: str) -> Storage:
-    from kit.outbox.postgres import PostgresStorage
-
-    class GatedPostgres(_GatedHolds, PostgresStorage):
-        pass
-
-    storage = GatedPostgres(dsn, schema=schema)
-    storage._init_gate()
-    return storage
-
-
-async def _cancel_while_reading_holds(storage: Any) -> None:
-    async with Outbox(storage) as outbox:
-        await outbox.enqueue(event(1))
-        flusher = Flusher(outbox, FakeClient(), attrs.evolve(CONFIG, lease_seconds=60.0))
-        run = asyncio.create_task(flusher.run())
-        await asyncio.wait_for(storage.reading.wait(), 10)  # claimed; reading the holds
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(run, 10)
-        (entry,) = await outbox.entries()
-    assert (entry.state, entry.lease_owner) == (State.PENDING, None), (
-        f"after cancelling run(), the claimed entry is {entry.state.value} "
-        f"leased by {entry.lease_owner!r}"
-    )
-
-
-async def test_cancelling_run_gives_back_claims_whose_holds_were_being_read_memory() -> None:
-    """docs/outbox.md: "Cancelling the run() task behaves like stop()", and stop() "gives back
-    claims it has not started". On backends without ``claim_with_holds`` (PostgreSQL, memory)
-    the feeder awaits a holds read after the claim and before queueing the claimed entries; a
-    cancellation landing there loses them: they stay ``sending`` under our lease, later turn
-    ``in_doubt`` and cost a reconciliation window and a counted blind resend (or, with
-    ``--in-doubt park``, are parked as dead although never sent)."""
-    await _cancel_while_reading_holds(GatedMemory())
-
-
-@pytest.mark.postgres
-async def test_cancelling_run_gives_back_claims_whose_holds_were_being_read_postgres(
-    pg_dsn: str, pg_schema: str
-) -> None:
-    """The same on PostgreSQL, where the holds read is a real round trip after every claim."""
-    await _cancel_while_reading_holds(_gated_postgres(pg_dsn, pg_schema))
 
 
 # -- 3. a stopped flusher keeps a PostgreSQL LISTEN connection open -----------------------------

@@ -206,7 +206,7 @@ async def test_an_enqueue_in_transaction_spanning_the_move_is_refused_or_copied(
     move now waits for such writers (a SHARE lock) before it copies."""
     import asyncpg
 
-    from kit.outbox.migrate import migrate_outbox
+    from kit.outbox.move import migrate_outbox
     from kit.outbox.postgres import PostgresStorage
 
     source = PostgresStorage(pg_dsn, schema=pg_schema)

@@ -64,11 +64,11 @@ async def test_forgotten_customer_data_leaves_the_sqlite_files_while_a_flusher_r
 async def test_an_outbox_that_was_moved_refuses_new_events(
     tmp_path: Path,
 ) -> None:
-    """After migrate-outbox the source carries a permanent 'migrated' hold and every flusher
-    refuses it, but enqueue() into it answered duplicate=False: an application instance (or a
-    cron'd `etrusted-kit enqueue`) not switched yet had its events accepted and never sent."""
-    from kit.errors import OutboxError
-    from kit.outbox.migrate import migrate_outbox
+    """After migrate-outbox an application instance (or a cron'd `etrusted-kit enqueue`) not
+    switched yet has its events refused, naming the new outbox, instead of accepted and never
+    sent."""
+    from kit.errors import OutboxMovedError
+    from kit.outbox.move import migrate_outbox
 
     old, new = tmp_path / "old.db", tmp_path / "new.db"
     async with Outbox.from_url(str(old)) as app:
@@ -77,16 +77,16 @@ async def test_an_outbox_that_was_moved_refuses_new_events(
         report = await migrate_outbox(source, target)
         assert report.copied == 1
     async with Outbox.from_url(str(old)) as late_app:
-        with pytest.raises(OutboxError, match="takes no new entries: the outbox was moved"):
+        with pytest.raises(OutboxMovedError, match=r"was moved to sqlite:///.*new\.db"):
             await late_app.enqueue(event("o-2", "b@example.org"))
 
 
 async def test_migrating_an_outbox_onto_itself_is_refused(tmp_path: Path) -> None:
     """migrate_outbox only refused ``source is target`` (the same object). Two storage objects on
     the same database (the CLI's --from and --to naming one file or one schema) "copied"
-    nothing, reported success, and left the permanent 'migrated' hold on the only outbox."""
+    nothing, reported success, and marked the only outbox as moved."""
     from kit.errors import OutboxError
-    from kit.outbox.migrate import migrate_outbox
+    from kit.outbox.move import migrate_outbox
 
     path = tmp_path / "outbox.db"
     async with Outbox.from_url(str(path)) as app:
@@ -94,7 +94,8 @@ async def test_migrating_an_outbox_onto_itself_is_refused(tmp_path: Path) -> Non
     async with SQLiteStorage(path) as source, SQLiteStorage(f"sqlite:///{path}") as target:
         with pytest.raises(OutboxError, match="source and target are the same outbox"):
             await migrate_outbox(source, target)
-        assert await source.holds(now=0.0) == []  # the probe is gone, and no 'migrated' hold
+        assert await source.holds(now=0.0) == []  # the probe is gone
+        assert await source.moved_to() is None
 
 
 async def test_a_malformed_postgres_url_is_a_clear_error_without_the_password() -> None:

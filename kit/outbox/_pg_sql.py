@@ -49,7 +49,7 @@ class Sql:
 
     def __init__(self, schema: str) -> None:
         s = f'"{schema}"'
-        t, a, h = f"{s}.entries", f"{s}.attempts", f"{s}.holds"
+        t, a, h, m = f"{s}.entries", f"{s}.attempts", f"{s}.holds", f"{s}.meta"
         self.create_schema = f"CREATE SCHEMA IF NOT EXISTS {s}"
         self.search_path = f"SET LOCAL search_path TO {s}"
         self.create_version = (
@@ -74,7 +74,7 @@ class Sql:
                      WITH ORDINALITY AS n(key, event_type, channel_id, transaction_reference,
                                           payload, payload_sha256, email_hash, due_at, ord)
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = n.key)
-                  AND NOT EXISTS (SELECT 1 FROM {h} WHERE name = 'migrated')
+                  AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
                 ORDER BY n.ord
                 ON CONFLICT (key) DO NOTHING
                 RETURNING key
@@ -93,21 +93,30 @@ class Sql:
                 SELECT $2::text, 'pending', $3::text, $4::text, $5::text, $6::text, $7::text,
                        $8::text, $9::float8, $1::float8, $1::float8
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = $2)
-                  AND NOT EXISTS (SELECT 1 FROM {h} WHERE name = 'migrated')
+                  AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
                 ON CONFLICT (key) DO NOTHING
                 RETURNING 1
             )
             SELECT pg_notify($10, '') FROM ins
         """
         # Bulk enqueue (see PostgresStorage._enqueue_copy): the keys already stored, then COPY of
-        # the rest and one NOTIFY for the batch, in one transaction.
+        # the rest and one NOTIFY for the batch, in one transaction. The NOTIFY reads the moved
+        # mark after the COPY took its lock, so a move either sees the COPY's rows (it waits
+        # for writers under way) or the COPY sees the mark and rolls back.
         self.known_keys = (
             f"SELECT coalesce(array_agg(key), '{{}}') FROM {t} WHERE key = ANY($1::text[])"
         )
-        self.notify = "SELECT pg_notify($1, '')"
+        self.notify_unless_moved = (
+            f"SELECT pg_notify($1, ''), (SELECT value FROM {m} WHERE name = 'moved_to')"
+        )
         # Once migrate-outbox moved the outbox away, the enqueue statements insert nothing
-        # (their NOT EXISTS on the 'migrated' hold); this tells that from duplicates.
-        self.moved = f"SELECT reason FROM {h} WHERE name = 'migrated'"
+        # (their NOT EXISTS on 'moved_to'); this tells that from duplicates.
+        self.moved = f"SELECT value FROM {m} WHERE name = 'moved_to'"
+        self.set_moved = (
+            f"INSERT INTO {m} (name, value) VALUES ('moved_to', $1)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+        self.clear_moved = f"DELETE FROM {m} WHERE name = 'moved_to'"
         # SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE holds to its COMMIT:
         # taking (and at once releasing) it waits out the write transactions under way.
         self.wait_for_writers = f"LOCK TABLE {t} IN SHARE MODE"
@@ -135,6 +144,7 @@ class Sql:
             ), pick AS (
                 SELECT id, k FROM (SELECT * FROM p UNION ALL SELECT * FROM s
                                    UNION ALL SELECT * FROM d) AS u
+                WHERE NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
                 ORDER BY k, id LIMIT $2
             )
             UPDATE {t} AS e SET
@@ -152,6 +162,23 @@ class Sql:
             RETURNING e.id, e.key, e.attempt, e.state, e.payload, e.event_type, e.channel_id,
                       e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
                       e.lease_expires_at, pick.k
+        """
+        # The claim, the holds in force and the moved mark in one statement (one round trip, one
+        # snapshot): a row per claimed entry ('c'), per hold ('h'), and for the mark ('m').
+        self.claim_with_holds = f"""
+            WITH claimed AS ({self.claim})
+            SELECT 'c' AS row_kind, id, key, attempt, state, payload, event_type, channel_id,
+                   transaction_reference, sends, first_sent_at, in_doubt_since,
+                   lease_expires_at, k, NULL AS name, NULL AS until, NULL AS reason
+            FROM claimed
+            UNION ALL
+            SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   NULL, name, until, reason
+            FROM {h} WHERE until > $1
+            UNION ALL
+            SELECT 'm', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   NULL, name, NULL, value
+            FROM {m} WHERE name = 'moved_to'
         """
         # One round of completions (keys unique within it), applied and logged in one statement.
         # Each completion's changes are an Effect resolved from the transition table

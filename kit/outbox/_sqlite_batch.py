@@ -9,10 +9,10 @@ from typing import Any
 
 import aiosqlite
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params
-from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry, moved_error
+from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry
 
 
 async def insert_one(conn: aiosqlite.Connection, new: NewEntry, now: float, *, where: str) -> bool:
@@ -29,7 +29,7 @@ async def refuse_if_moved(conn: aiosqlite.Connection, where: str) -> None:
     """Nothing inserted may mean duplicates, or an outbox that migrate-outbox moved away."""
     moved = list(await conn.execute_fetchall(sql.MOVED))
     if moved:
-        raise moved_error(where, moved[0][0])
+        raise OutboxMovedError(where, moved[0][0])
 
 
 async def insert_entries(

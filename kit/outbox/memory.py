@@ -17,10 +17,9 @@ from typing import Any, Self
 
 import attrs
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox.transitions import FINISHABLE_STATES, ErrorText, Since, effect_of
 from kit.outbox.types import (
-    HOLD_MIGRATED,
     TERMINAL_STATES,
     AttemptRecord,
     Claimed,
@@ -34,7 +33,6 @@ from kit.outbox.types import (
     NewEntry,
     OutboxStats,
     State,
-    moved_error,
 )
 
 #: States that ``claim`` may look at; every other state is final until an operator acts.
@@ -206,6 +204,7 @@ class InMemoryStorage:
         self._active: set[str] = set()  # keys whose state is in ACTIVE_STATES
         self._attempts: dict[str, list[AttemptRecord]] = {}
         self._holds: dict[str, Hold] = {}
+        self._moved_to: str | None = None
         self._next_id = 1
 
     @property
@@ -252,9 +251,8 @@ class InMemoryStorage:
     # -- writing ----------------------------------------------------------------------------
 
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
-        moved = self._holds.get(HOLD_MIGRATED)
-        if moved is not None and entries:
-            raise moved_error(self.url, moved.reason)
+        if self._moved_to is not None and entries:
+            raise OutboxMovedError(self.url, self._moved_to)
         results: list[EnqueueResult] = []
         for new in entries:
             if new.key in self._entries:
@@ -277,6 +275,17 @@ class InMemoryStorage:
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
+        return self._claim(owner, limit, lease_seconds, now)
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        # No await in between: atomic, as the SQL backends' single transaction is.
+        return self._claim(owner, limit, lease_seconds, now), self._holds_at(now)
+
+    def _claim(self, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claimed]:
+        if self._moved_to is not None:
+            raise OutboxMovedError(self.url, self._moved_to)
         if limit <= 0:
             return []
         due: list[tuple[float, int, str]] = []
@@ -375,7 +384,18 @@ class InMemoryStorage:
         self._holds.pop(name, None)
 
     async def holds(self, *, now: float) -> list[Hold]:
+        return self._holds_at(now)
+
+    def _holds_at(self, now: float) -> list[Hold]:
         return sorted((h for h in self._holds.values() if h.until > now), key=lambda h: h.name)
+
+    # -- the outbox as a whole --------------------------------------------------------------
+
+    async def moved_to(self) -> str | None:
+        return self._moved_to
+
+    async def set_moved(self, to: str | None) -> None:
+        self._moved_to = to
 
     # -- reading ----------------------------------------------------------------------------
 

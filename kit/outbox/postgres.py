@@ -30,6 +30,7 @@ from kit.errors import (
     KitError,
     MigrationError,
     OutboxError,
+    OutboxMovedError,
     StorageError,
     StorageUnavailableError,
 )
@@ -66,7 +67,6 @@ from kit.outbox.types import (
     NewEntry,
     OutboxStats,
     State,
-    moved_error,
 )
 
 try:
@@ -384,9 +384,9 @@ class PostgresStorage:
                 await conn.execute(self._sql.wait_for_writers)
 
     async def _refuse_if_moved(self, conn: Any) -> None:
-        reason = await conn.fetchval(self._sql.moved)
-        if reason is not None:
-            raise moved_error(self._url, reason)
+        moved_to = await conn.fetchval(self._sql.moved)
+        if moved_to is not None:
+            raise OutboxMovedError(self._url, moved_to)
 
     async def _enqueue_copy(
         self, conn: Any, entries: Sequence[NewEntry], now: float
@@ -397,11 +397,12 @@ class PostgresStorage:
         the lookup and the COPY fails it; the batch is then written again by the statement with
         ``ON CONFLICT``, which settles such races row by row.
         """
-        await self._refuse_if_moved(conn)
         rows = first_of_each_key(entries)
         known = set(await conn.fetchval(self._sql.known_keys, [e.key for e in rows]))
         fresh = [e for e in rows if e.key not in known]
-        if fresh:
+        if not fresh:
+            await self._refuse_if_moved(conn)
+        else:
             try:
                 async with conn.transaction():
                     await conn.copy_records_to_table(
@@ -410,7 +411,11 @@ class PostgresStorage:
                         columns=COPY_COLUMNS,
                         records=copy_records(fresh, now),
                     )
-                    await conn.execute(self._sql.notify, self._channel)
+                    _, moved_to = _one(
+                        await conn.fetchrow(self._sql.notify_unless_moved, self._channel)
+                    )
+                    if moved_to is not None:  # raised inside: the COPY is rolled back
+                        raise OutboxMovedError(self._url, moved_to)
             except _asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != KEY_CONSTRAINT:
                     raise
@@ -429,13 +434,29 @@ class PostgresStorage:
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
-        if limit <= 0:
-            return []
+        claimed, _ = await self.claim_with_holds(
+            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
+        )
+        return claimed
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
         with self._translate("claim"):
             async with self._lane_or_pool(self._claims) as conn:
-                rows = await conn.fetch(self._sql.claim, now, limit, owner, lease_seconds)
-        rows = sorted(rows, key=lambda r: (r["k"], r["id"]))
-        return [claimed_from_row(r) for r in rows]
+                rows = await conn.fetch(
+                    self._sql.claim_with_holds, now, max(0, limit), owner, lease_seconds
+                )
+        claimed = sorted((r for r in rows if r["row_kind"] == "c"), key=lambda r: (r["k"], r["id"]))
+        holds = [
+            Hold(name=r["name"], until=r["until"], reason=r["reason"])
+            for r in rows
+            if r["row_kind"] == "h"
+        ]
+        moved = next((r["reason"] for r in rows if r["row_kind"] == "m"), None)
+        if moved is not None:
+            raise OutboxMovedError(self._url, moved)
+        return [claimed_from_row(r) for r in claimed], sorted(holds, key=lambda h: h.name)
 
     async def finish(self, completions: Sequence[Completion], *, now: float) -> list[bool]:
         results = [False] * len(completions)
@@ -499,6 +520,22 @@ class PostgresStorage:
             async with self._lane_or_pool(self._claims) as conn:
                 rows = await conn.fetch(self._sql.holds, now)
         return [Hold(name=r["name"], until=r["until"], reason=r["reason"]) for r in rows]
+
+    # -- the outbox as a whole ------------------------------------------------------------
+
+    async def moved_to(self) -> str | None:
+        with self._translate("moved_to"):
+            async with self._conn() as conn:
+                value: str | None = await conn.fetchval(self._sql.moved)
+        return value
+
+    async def set_moved(self, to: str | None) -> None:
+        with self._translate("set_moved"):
+            async with self._conn() as conn:
+                if to is None:
+                    await conn.execute(self._sql.clear_moved)
+                else:
+                    await conn.execute(self._sql.set_moved, to)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from kit.errors import (
     ConfigError,
     MigrationError,
     OutboxError,
+    OutboxMovedError,
     StorageError,
     StorageUnavailableError,
 )
@@ -393,9 +394,7 @@ class SQLiteStorage:
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
-        if limit <= 0:
-            return []
-        claimed, _ = await self._claim(owner, limit, lease_seconds, now, with_holds=False)
+        claimed, _ = await self._claim(owner, max(0, limit), lease_seconds, now, with_holds=False)
         return claimed
 
     async def claim_with_holds(
@@ -410,6 +409,9 @@ class SQLiteStorage:
         params = {"now": now, "limit": limit, "owner": owner, "expires": expires}
 
         def claim_rows(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            moved = db.execute(sql.MOVED).fetchone()
+            if moved is not None:
+                raise OutboxMovedError(self.url, moved[0])
             rows = db.execute(sql.CLAIM, params).fetchall() if limit > 0 else []
             holds = db.execute(sql.HOLDS, (now,)).fetchall() if with_holds else []
             return rows, holds
@@ -524,6 +526,20 @@ class SQLiteStorage:
 
         rows = await self._grouped("holds", read, write=False)
         return [Hold(name=r[0], until=r[1], reason=r[2]) for r in rows]
+
+    # -- the outbox as a whole --------------------------------------------------------------
+
+    async def moved_to(self) -> str | None:
+        async with self._locked("moved_to") as conn:
+            rows = list(await conn.execute_fetchall(sql.MOVED))
+        return str(rows[0][0]) if rows else None
+
+    async def set_moved(self, to: str | None) -> None:
+        async with self._locked("set_moved") as conn:
+            if to is None:
+                await conn.execute(sql.CLEAR_MOVED)
+            else:
+                await conn.execute(sql.SET_MOVED, (to,))
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -23,14 +23,13 @@ from typing import Any
 import attrs
 import pytest
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.transitions import TRANSITIONS, Due, ErrorText, OutcomeKind, Since
 from kit.outbox.types import (
     HOLD_AUTH,
-    HOLD_MIGRATED,
     HOLD_PACE,
     AttemptKind,
     AttemptRecord,
@@ -870,19 +869,51 @@ async def test_holds(storage: Storage) -> None:
     assert [h.name for h in await storage.holds(now=T)] == [HOLD_PACE]
 
 
-async def test_a_moved_outbox_takes_no_new_entries(storage: Storage) -> None:
-    """After migrate-outbox (the 'migrated' hold) no flusher sends from this outbox again, so
-    an entry accepted here would never be sent: one entry, a batch, and a batch large enough
-    for PostgreSQL's COPY are all refused, and nothing is stored. Duplicates still are just
-    duplicates until then."""
-    await enqueue(storage, "before")
-    await storage.set_hold(
-        Hold(name=HOLD_MIGRATED, until=T + 1e9, reason="moved to postgresql://elsewhere")
+async def test_claim_with_holds_claims_and_reads_the_holds_at_once(storage: Storage) -> None:
+    """What ``claim`` hands out, plus the holds in force as the claim saw them."""
+    await enqueue(storage, "a", "b")
+    pace = Hold(name=HOLD_PACE, until=T + 5, reason="429")
+    await storage.set_hold(pace)
+    await storage.set_hold(Hold(name=HOLD_AUTH, until=T - 1, reason="over"))
+    claimed, holds = await storage.claim_with_holds(owner="w1", limit=1, lease_seconds=LEASE, now=T)
+    assert [(c.key, c.mode, c.attempt, c.lease_expires_at) for c in claimed] == [
+        ("a", ClaimMode.SEND, 1, T + LEASE)
+    ]
+    assert holds == [pace]
+    assert (await entry(storage, "a")).lease_owner == "w1"
+    assert await storage.claim_with_holds(owner="w1", limit=0, lease_seconds=LEASE, now=T) == (
+        [],
+        [pace],
     )
+    await storage.clear_hold(HOLD_PACE)
+    claimed, holds = await storage.claim_with_holds(owner="w2", limit=5, lease_seconds=LEASE, now=T)
+    assert ([c.key for c in claimed], holds) == (["b"], [])
+
+
+async def test_a_moved_outbox_takes_no_new_entries_and_hands_none_out(storage: Storage) -> None:
+    """Once migrate-outbox has moved the outbox, no flusher sends from it again, so an entry
+    accepted here would never be sent: one entry, a batch, a batch large enough for
+    PostgreSQL's COPY and duplicates are all refused, naming where the outbox went, and nothing
+    is stored. A claim is refused too (claiming nothing), so a flusher stops with that error."""
+    await enqueue(storage, "before")
+    assert await storage.moved_to() is None
+    await storage.set_moved("postgresql://elsewhere/shop")
+    assert await storage.moved_to() == "postgresql://elsewhere/shop"
     for keys in (["one"], ["a", "b"], [f"bulk-{i}" for i in range(120)], ["before"]):
-        with pytest.raises(OutboxError, match="takes no new entries: moved to postgresql"):
+        with pytest.raises(OutboxMovedError, match="moved to postgresql://elsewhere/shop") as err:
             await storage.enqueue([new(k) for k in keys], now=T)
+        assert err.value.moved_to == "postgresql://elsewhere/shop"
+    with pytest.raises(OutboxMovedError):
+        await claim(storage, now=T + 10)
+    with pytest.raises(OutboxMovedError):
+        await storage.claim_with_holds(owner="w1", limit=5, lease_seconds=LEASE, now=T + 10)
     assert [e.key for e in await storage.entries()] == ["before"]
+    assert (await entry(storage, "before")).state is State.PENDING
+    assert await storage.holds(now=T) == []  # a state of the outbox, not a brake
+
+    await storage.set_moved(None)  # a move given up before anything was copied
+    assert await storage.moved_to() is None
+    await enqueue(storage, "after")
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.outbox._pg_lane import RETRY_AFTER, Lane
+from kit.outbox.migrations import load_migrations
 from kit.outbox.postgres import PostgresStorage
 from kit.outbox.protocol import Storage, SupportsExternalTransaction, SupportsListen
 from kit.outbox.types import (
@@ -227,8 +228,9 @@ async def test_concurrent_migrations_from_many_objects(pg_dsn: str, pg_schema: s
     try:
         await asyncio.gather(*(s.open(migrate=False) for s in stores))
         versions = await asyncio.gather(*(s.migrate() for s in stores))
-        assert versions == [1, 1, 1]
-        assert await stores[0].migrate() == 1
+        latest = load_migrations("postgres")[-1].version
+        assert versions == [latest] * 3
+        assert await stores[0].migrate() == latest
         await stores[1].enqueue([new(1)], now=1.0)
         assert (await stores[2].get("k-1")) is not None
     finally:
@@ -239,7 +241,9 @@ async def test_concurrent_migrations_from_many_objects(pg_dsn: str, pg_schema: s
         rows = await c.fetch(f'SELECT version, name FROM "{pg_schema}".schema_version')
     finally:
         await c.close()
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "initial")]
+    assert [(r["version"], r["name"]) for r in rows] == [
+        (m.version, m.name) for m in load_migrations("postgres")
+    ]
 
 
 async def test_concurrent_open_of_fresh_schema(pg_dsn: str, pg_schema: str) -> None:
