@@ -75,6 +75,7 @@ class Sql:
                                           payload, payload_sha256, email_hash, due_at, ord)
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = n.key)
                   AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
+                  AND ($11::text IS NULL OR current_database() = $11::text)
                 ORDER BY n.ord
                 ON CONFLICT (key) DO NOTHING
                 RETURNING key
@@ -94,6 +95,7 @@ class Sql:
                        $8::text, $9::float8, $1::float8, $1::float8
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = $2)
                   AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
+                  AND ($11::text IS NULL OR current_database() = $11::text)
                 ON CONFLICT (key) DO NOTHING
                 RETURNING 1
             )
@@ -109,9 +111,12 @@ class Sql:
         self.notify_unless_moved = (
             f"SELECT pg_notify($1, ''), (SELECT value FROM {m} WHERE name = 'moved_to')"
         )
-        # Once migrate-outbox moved the outbox away, the enqueue statements insert nothing
-        # (their NOT EXISTS on 'moved_to'); this tells that from duplicates.
+        # The enqueue statements insert nothing once migrate-outbox moved the outbox away (their
+        # NOT EXISTS on 'moved_to'), nor, given the outbox's database as $11 (enqueue_in), on a
+        # connection to another database; this tells both from duplicates.
         self.moved = f"SELECT value FROM {m} WHERE name = 'moved_to'"
+        self.skipped_why = f"SELECT ({self.moved}) AS moved_to, current_database() AS database"
+        self.database = "SELECT current_database()"
         self.set_moved = (
             f"INSERT INTO {m} (name, value) VALUES ('moved_to', $1)"
             " ON CONFLICT (name) DO UPDATE SET value = excluded.value"

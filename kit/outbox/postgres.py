@@ -178,6 +178,7 @@ class PostgresStorage:
         self._lane: Lane | None = None  # one-entry enqueues; only beside a pool of our own
         self._claims: Lane | None = None  # the flusher's claims and holds; likewise
         self._results: Lane | None = None  # the flusher's results, which run beside claims
+        self._database: str | None = None  # current_database(), learnt by open()
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._url!r}, schema={self._schema!r})"
@@ -219,6 +220,9 @@ class PostgresStorage:
                     await self._migrate()
                 else:
                     await self._refuse_newer_schema()
+                with self._translate("open"):
+                    async with self._conn() as conn:
+                        self._database = await conn.fetchval(self._sql.database)
             except BaseException:
                 self._opened = False
                 pool = self._pool
@@ -337,7 +341,9 @@ class PostgresStorage:
         """Enqueue on the caller's ``asyncpg`` connection, inside its open transaction.
 
         The NOTIFY rides in the same transaction, so listeners wake only after the caller's
-        COMMIT, and never after a ROLLBACK. This object need not be open.
+        COMMIT, and never after a ROLLBACK. This object need not be open; once it is, a
+        connection to another database than the outbox's is refused (the statements name the
+        outbox's schema, so that one cannot differ).
         """
         if not isinstance(connection, _asyncpg.Connection | _asyncpg.pool.PoolConnectionProxy):
             raise OutboxError(
@@ -351,25 +357,34 @@ class PostgresStorage:
         if not entries:
             return []
         with self._translate("enqueue_in"):
-            return await self._enqueue_on(connection, entries, now)
+            try:
+                return await self._enqueue_on(connection, entries, now, database=self._database)
+            except _asyncpg.UndefinedTableError as exc:
+                raise MigrationError(
+                    f"PostgreSQL enqueue_in failed: the outbox tables do not exist in schema"
+                    f" {self._schema!r} of the connection's database; open the outbox on that"
+                    " database once first, which creates them: `async with"
+                    f" Outbox.from_url(url)` or `await storage.open()` (docs/outbox.md) ({exc})"
+                ) from exc
 
     async def _enqueue_on(
-        self, conn: Any, entries: Sequence[NewEntry], now: float
+        self, conn: Any, entries: Sequence[NewEntry], now: float, *, database: str | None = None
     ) -> list[EnqueueResult]:
+        """``database``: refuse a connection to any other database (enqueue_in)."""
         if len(entries) == 1:
             (entry,) = entries
             row = await conn.fetchrow(
-                self._sql.enqueue_one, now, *enqueue_one_args(entry, now), self._channel
+                self._sql.enqueue_one, now, *enqueue_one_args(entry, now), self._channel, database
             )
             if row is None:
-                await self._refuse_if_moved(conn)
+                await self._refuse_skipped(conn, database)
             return [EnqueueResult(entry.key, duplicate=row is None)]
         record = await conn.fetchrow(  # returns exactly one row
-            self._sql.enqueue, now, *enqueue_args(entries, now), self._channel
+            self._sql.enqueue, now, *enqueue_args(entries, now), self._channel, database
         )
         inserted = set(record["keys"])
         if len(inserted) < len(entries):
-            await self._refuse_if_moved(conn)
+            await self._refuse_skipped(conn, database)
         return _results(entries, inserted)
 
     async def wait_for_writers(self) -> None:
@@ -383,10 +398,18 @@ class PostgresStorage:
             async with self._conn() as conn, conn.transaction():
                 await conn.execute(self._sql.wait_for_writers)
 
-    async def _refuse_if_moved(self, conn: Any) -> None:
-        moved_to = await conn.fetchval(self._sql.moved)
-        if moved_to is not None:
-            raise OutboxMovedError(self._url, moved_to)
+    async def _refuse_skipped(self, conn: Any, database: str | None = None) -> None:
+        """Entries were skipped: duplicates, unless the outbox moved or this is another
+        database than ``database``."""
+        why = _one(await conn.fetchrow(self._sql.skipped_why))
+        if database is not None and why["database"] != database:
+            raise OutboxError(
+                f"enqueue_in got a connection to database {why['database']!r}, but the outbox"
+                f" is in {database!r} ({self._url}): no flusher would see entries written"
+                " there; use a connection to the outbox's database"
+            )
+        if why["moved_to"] is not None:
+            raise OutboxMovedError(self._url, why["moved_to"])
 
     async def _enqueue_copy(
         self, conn: Any, entries: Sequence[NewEntry], now: float
@@ -401,7 +424,7 @@ class PostgresStorage:
         known = set(await conn.fetchval(self._sql.known_keys, [e.key for e in rows]))
         fresh = [e for e in rows if e.key not in known]
         if not fresh:
-            await self._refuse_if_moved(conn)
+            await self._refuse_skipped(conn)
         else:
             try:
                 async with conn.transaction():

@@ -21,6 +21,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Literal, Self, TypeVar
 
@@ -103,6 +104,14 @@ def _resolve_target(target: str | os.PathLike[str]) -> str:
     return target
 
 
+def _same_file(a: str, b: str) -> bool:
+    """One file, however spelt (relative, through a symlink, a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the database the other one is
+        return False
+
+
 # Kept under their old names: tests read the query plans of these two statements from here.
 _CLAIM = sql.CLAIM
 _PURGE = sql.PURGE
@@ -144,6 +153,8 @@ class SQLiteStorage:
         self._group = GroupCommit(self._lock)  # claims, results and holds, batched
         self._handing_back: set[asyncio.Future[None]] = set()  # releases of cancelled claims
         self._open_lock = asyncio.Lock()
+        # Callers' connections whose main database is the outbox's file (see enqueue_in).
+        self._own_file: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.url!r}, durability={self._durability!r})"
@@ -363,8 +374,9 @@ class SQLiteStorage:
 
         Nothing is committed or rolled back here. The connection must be in a transaction (or
         use Python's implicit transactions, the default ``isolation_level``); in autocommit mode
-        with no ``BEGIN`` the rows would be committed at once, so that is refused. This storage
-        object does not need to be open; its path is only used in error messages.
+        with no ``BEGIN`` the rows would be committed at once, so that is refused. So is a
+        connection to another database file than the outbox's: no flusher would see its rows.
+        This storage object does not need to be open.
         """
         if not isinstance(connection, aiosqlite.Connection):
             raise OutboxError(
@@ -377,9 +389,33 @@ class SQLiteStorage:
                     "enqueue_in needs an open transaction: the connection is in autocommit mode "
                     "(isolation_level=None) and no BEGIN was issued"
                 )
+            if connection not in self._own_file:
+                await self._refuse_another_file(connection)
             if not entries:
                 return []
             return await insert_entries(connection, entries, now, where=self.url)
+
+    async def _refuse_another_file(self, connection: aiosqlite.Connection) -> None:
+        """The caller's connection must have the outbox's file as its main database. Checked
+        once per connection (its main database cannot change), by file identity."""
+        rows = await connection.execute_fetchall("PRAGMA database_list")
+        main = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        if self.is_memory:
+            raise OutboxError(
+                "enqueue_in cannot reach an in-memory outbox: its database is private to the"
+                " storage's own connection; use a database file shared by both"
+            )
+        if not main:
+            raise OutboxError(
+                f"enqueue_in got a connection to an in-memory database, but the outbox is in"
+                f" {self._path}: connect to that file (aiosqlite.connect({self._path!r}))"
+            )
+        if not _same_file(main, self._path):
+            raise OutboxError(
+                f"enqueue_in got a connection to {main}, but the outbox is in {self._path}:"
+                " no flusher would see entries written there; connect to the outbox's file"
+            )
+        self._own_file.add(connection)
 
     async def cancel(self, key: str, *, now: float) -> bool:
         async with self._transaction("cancel") as conn:

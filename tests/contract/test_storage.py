@@ -25,7 +25,7 @@ import pytest
 
 from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox.memory import InMemoryStorage
-from kit.outbox.protocol import Storage
+from kit.outbox.protocol import Storage, SupportsExternalTransaction
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.transitions import TRANSITIONS, Due, ErrorText, OutcomeKind, Since
 from kit.outbox.types import (
@@ -49,6 +49,9 @@ from kit.outbox.types import (
     Retry,
     State,
 )
+
+from .conftest import Backend
+from .external import sqlite_external
 
 StorageFactory = Callable[[], Awaitable[Storage]]  # see conftest.storage_factory
 
@@ -914,6 +917,54 @@ async def test_a_moved_outbox_takes_no_new_entries_and_hands_none_out(storage: S
     await storage.set_moved(None)  # a move given up before anything was copied
     assert await storage.moved_to() is None
     await enqueue(storage, "after")
+
+
+# -- enqueue inside the application's own transaction -----------------------------------
+
+
+async def test_enqueue_in_commits_and_rolls_back_with_the_callers_transaction(
+    backend: Backend,
+) -> None:
+    """Entries enqueued on the application's own connection become visible to the outbox when
+    the application commits, and vanish when it rolls back; duplicates are reported as by
+    ``enqueue``, and a moved outbox refuses them as well."""
+    storage = backend.storage
+    if not isinstance(storage, SupportsExternalTransaction):
+        pytest.skip(f"{backend.name}: no external transaction to enqueue in")
+    if backend.external is None:  # an in-memory database is private to its one connection
+        async with sqlite_external(":memory:") as app:
+            await app.begin()
+            with pytest.raises(OutboxError, match="in-memory"):
+                await storage.enqueue_in(app.connection, [new("a")], now=T)
+        return
+    await enqueue(storage, "known")
+    async with backend.external() as app:
+        await app.begin()
+        results = await storage.enqueue_in(
+            app.connection, [new("a"), new("a"), new("known")], now=T
+        )
+        assert [(r.key, r.duplicate) for r in results] == [
+            ("a", False),
+            ("a", True),
+            ("known", True),
+        ]
+        assert await storage.get("a") is None  # not committed yet
+        await app.commit()
+        assert (await entry(storage, "a")).state is State.PENDING
+
+        await app.begin()
+        assert not (await storage.enqueue_in(app.connection, [new("b")], now=T))[0].duplicate
+        assert await storage.enqueue_in(app.connection, [], now=T) == []
+        await app.rollback()
+        assert await storage.get("b") is None
+
+        await storage.set_moved("postgresql://elsewhere/shop")
+        await app.begin()
+        for keys in (["c"], ["c", "d"], ["known"]):
+            with pytest.raises(OutboxMovedError, match="moved to postgresql://elsewhere/shop"):
+                await storage.enqueue_in(app.connection, [new(k) for k in keys], now=T)
+        await app.rollback()
+    assert [e.key for e in await storage.entries()] == ["known", "a"]
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -446,6 +446,45 @@ async def test_enqueue_in_needs_an_open_transaction(
     assert await storage.get("k-1") is None
 
 
+async def test_enqueue_in_refuses_a_connection_to_another_database(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """A connection to another database, even one holding an outbox in the same schema, is
+    refused once the storage is open: no flusher of this outbox would see its entries."""
+    other_db = f"{pg_schema}_other"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{other_db}"')
+        other_dsn = pg_dsn.rsplit("/", 1)[0] + f"/{other_db}"
+        async with (
+            PostgresStorage(pg_dsn, schema=pg_schema) as storage,
+            PostgresStorage(other_dsn, schema=pg_schema),
+        ):
+            conn = await asyncpg.connect(other_dsn)
+            try:
+                for keys in ([1], [1, 2]):
+                    async with conn.transaction():
+                        with pytest.raises(OutboxError, match=f"database '{other_db}'"):
+                            await storage.enqueue_in(conn, [new(k) for k in keys], now=1.0)
+            finally:
+                await conn.close()
+            assert await storage.entries() == []
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_enqueue_in_names_how_to_create_missing_tables(pg_dsn: str, pg_schema: str) -> None:
+    storage = PostgresStorage(pg_dsn, schema=pg_schema)  # never opened: nothing to compare
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        async with conn.transaction():
+            with pytest.raises(MigrationError, match=r"Outbox\.from_url\(url\)"):
+                await storage.enqueue_in(conn, [new(1)], now=1.0)
+    finally:
+        await conn.close()
+
+
 async def test_enqueue_in_translates_errors(
     storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
 ) -> None:

@@ -301,7 +301,7 @@ async def test_unmigrated_database_asks_for_migrate(tmp_path: Path) -> None:
     await bare.open(migrate=False)
     try:
         assert await bare.schema_version() == 0
-        with pytest.raises(MigrationError, match=r"migrate\(\)"):
+        with pytest.raises(MigrationError, match=r"storage\.open\(\)"):
             await bare.enqueue([new("a")], now=T)
         assert await bare.migrate() == LATEST
         await bare.enqueue([new("a")], now=T)
@@ -540,11 +540,44 @@ async def test_enqueue_in_with_an_explicit_begin(storage: SQLiteStorage, tmp_pat
 
 
 async def test_enqueue_in_needs_the_outbox_tables(tmp_path: Path) -> None:
+    """The error says how to create them, with public API that docs/outbox.md describes."""
     storage = SQLiteStorage(tmp_path / "app.db")  # never opened: enqueue_in does not need it
     async with aiosqlite.connect(tmp_path / "app.db") as app:
-        with pytest.raises(MigrationError, match=r"migrate\(\)") as info:
+        with pytest.raises(MigrationError, match=r"Outbox\.from_url\(url\)") as info:
             await storage.enqueue_in(app, [new("a")], now=T)
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    docs = (Path(__file__).parents[2] / "docs" / "outbox.md").read_text(encoding="utf-8")
+    assert "`Outbox.from_url(url" in docs
+    assert "`open()` (or `async with`) connects and creates or upgrades the tables" in docs
+
+
+async def test_enqueue_in_refuses_a_connection_to_another_database_file(tmp_path: Path) -> None:
+    """A connection to another file (even one with the outbox tables) or to an in-memory
+    database is refused: no flusher of this outbox would ever see its entries. The same file
+    under another spelling (relative, through a symlink) is the same outbox."""
+    async with (
+        SQLiteStorage(tmp_path / "outbox.db") as storage,
+        SQLiteStorage(tmp_path / "other.db"),
+    ):
+        for target in (tmp_path / "other.db", ":memory:"):
+            async with aiosqlite.connect(target) as app:
+                await app.execute("BEGIN")
+                with pytest.raises(OutboxError, match=r"outbox\.db"):
+                    await storage.enqueue_in(app, [new("a")], now=T)
+        (tmp_path / "link.db").symlink_to(tmp_path / "outbox.db")
+        async with aiosqlite.connect(tmp_path / "link.db") as app:
+            await app.execute("BEGIN")
+            assert not (await storage.enqueue_in(app, [new("a")], now=T))[0].duplicate
+            await app.commit()
+        assert await storage.get("a") is not None
+        assert [e.key for e in await storage.entries()] == ["a"]
+
+
+async def test_an_in_memory_outbox_refuses_enqueue_in(tmp_path: Path) -> None:
+    async with SQLiteStorage(":memory:") as storage, aiosqlite.connect(":memory:") as app:
+        await app.execute("BEGIN")
+        with pytest.raises(OutboxError, match="in-memory outbox"):
+            await storage.enqueue_in(app, [new("a")], now=T)
 
 
 @pytest.mark.parametrize(("slipped", "expected"), [("other", [True, False, False]), ("a", None)])
