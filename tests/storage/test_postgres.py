@@ -20,7 +20,8 @@ import asyncpg
 import attrs
 import pytest
 
-import kit.outbox.postgres as pg_module
+import kit.outbox._pg_base as pg_base
+import kit.outbox._pg_enqueue as pg_enqueue
 from kit.errors import (
     ConfigError,
     MigrationError,
@@ -136,7 +137,7 @@ def test_rejects_bad_config(dsn: str, schema: str) -> None:
 
 
 def test_missing_asyncpg_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pg_module, "_asyncpg", None)
+    monkeypatch.setattr(pg_base, "_asyncpg", None)
     with pytest.raises(ConfigError, match=r"pip install 'etrusted-kit\[postgres\]'"):
         PostgresStorage("postgresql://localhost/test")
 
@@ -556,7 +557,7 @@ async def test_aclose_releases_the_listening_connection(
 
 # -- enqueue paths ----------------------------------------------------------------------------
 
-BULK = pg_module._COPY_MIN_ENTRIES  # from this batch size on, enqueue() writes with COPY
+BULK = pg_enqueue._COPY_MIN_ENTRIES  # from this batch size on, enqueue() writes with COPY
 
 
 def _stored(entries: list[Any]) -> list[tuple[Any, ...]]:
@@ -579,7 +580,7 @@ async def test_bulk_enqueue_stores_what_the_statement_stores(
     copied = await _mixed_batch(storage)
     expected = [i in (3, 70, 71) for i in range(BULK + 20)] + [True, True, False]
     assert copied == expected
-    monkeypatch.setattr(pg_module, "_COPY_MIN_ENTRIES", 10**9)  # the ON CONFLICT statement
+    monkeypatch.setattr(pg_enqueue, "_COPY_MIN_ENTRIES", 10**9)  # the ON CONFLICT statement
     async with PostgresStorage(pg_dsn, schema=other_schema) as other:
         assert await _mixed_batch(other) == expected
         listed = await storage.entries(limit=1000)
