@@ -304,16 +304,16 @@ def finish_one_params(c: Completion, now: float) -> dict[str, Any]:
     """The named parameters of FINISH_ONE for a completion."""
     e = effect_of(c.outcome, c.record, now)
     return {
-        "to_from_sending": e.to_from_sending.value,
-        "to_from_in_doubt": e.to_from_in_doubt.value,
+        "to_from_sending": e.to_from_sending,
+        "to_from_in_doubt": e.to_from_in_doubt,
         "due_at": e.due_at,
-        "since": e.in_doubt_since.value,
+        "since": e.in_doubt_since,
         "event_ref": e.event_ref,
         "delivered_at": e.delivered_at,
         "adopted": None if e.adopted is None else int(e.adopted),
         "blind_resends": e.blind_resends,
         "sends": e.sends,
-        "last_error": e.last_error.value,
+        "last_error": e.last_error,
         "error": e.error,
         "now": now,
         "key": c.key,

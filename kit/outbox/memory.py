@@ -160,10 +160,11 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
         Since.KEEP: entry.in_doubt_since,
         Since.SET_IF_UNSET: now if entry.in_doubt_since is None else entry.in_doubt_since,
         Since.CLEAR: None,
-    }[effect.in_doubt_since]
+    }[Since(effect.in_doubt_since)]
+    to = effect.to_from_sending if entry.state is State.SENDING else effect.to_from_in_doubt
     return attrs.evolve(
         entry,
-        state=effect.to_from_sending if entry.state is State.SENDING else effect.to_from_in_doubt,
+        state=State(to),
         due_at=entry.due_at if effect.due_at is None else effect.due_at,
         in_doubt_since=since,
         event_ref=entry.event_ref if effect.event_ref is None else effect.event_ref,
@@ -171,7 +172,7 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
         adopted=entry.adopted if effect.adopted is None else effect.adopted,
         blind_resends=entry.blind_resends + effect.blind_resends,
         sends=entry.sends + effect.sends,
-        last_error=entry.last_error if effect.last_error is ErrorText.KEEP else effect.error,
+        last_error=entry.last_error if effect.last_error == ErrorText.KEEP else effect.error,
         lease_owner=None,
         lease_expires_at=None,
         updated_at=now,

@@ -398,13 +398,13 @@ class SQLiteStorage:
     async def _refuse_another_file(self, connection: aiosqlite.Connection) -> None:
         """The caller's connection must have the outbox's file as its main database. Checked
         once per connection (its main database cannot change), by file identity."""
-        rows = await connection.execute_fetchall("PRAGMA database_list")
-        main = next((str(r[2]) for r in rows if r[1] == "main"), "")
         if self.is_memory:
             raise OutboxError(
                 "enqueue_in cannot reach an in-memory outbox: its database is private to the"
                 " storage's own connection; use a database file shared by both"
             )
+        rows = await connection.execute_fetchall("PRAGMA database_list")
+        main = next((str(r[2]) for r in rows if r[1] == "main"), "")
         if not main:
             raise OutboxError(
                 f"enqueue_in got a connection to an in-memory database, but the outbox is in"

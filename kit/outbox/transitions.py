@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import attrs
 
@@ -121,72 +122,105 @@ def kind_of(outcome: Outcome) -> OutcomeKind:
     return _KINDS[type(outcome)]
 
 
+_WITH_DUE = (Retry, InDoubt, Resend)
+_WITH_ERROR = (Retry, InDoubt)
+_WITH_REASON = (Dead, Resend)
+
+
 def outcome_due_at(outcome: Outcome) -> float | None:
-    return outcome.due_at if isinstance(outcome, Retry | InDoubt | Resend) else None
+    return outcome.due_at if isinstance(outcome, _WITH_DUE) else None
 
 
 def outcome_error(outcome: Outcome) -> str | None:
     """The text an outcome leaves in ``last_error`` (where its row says SET)."""
-    if isinstance(outcome, Retry | InDoubt):
+    if isinstance(outcome, _WITH_ERROR):
         return outcome.error
-    if isinstance(outcome, Dead | Resend):
+    if isinstance(outcome, _WITH_REASON):
         return outcome.reason
     return None
 
 
-def sends_increment(record: AttemptRecord | None) -> int:
-    return 1 if record is not None and record.kind is AttemptKind.SEND else 0
-
-
-@attrs.frozen(kw_only=True)
-class Effect:
+class Effect(NamedTuple):
     """One completion's changes, resolved from its row(s) for a SQL ``UPDATE``.
 
     The target state is given per claimed state (the statement picks by the row's state). Only
     the state may depend on it: the other effects are the same for both rows of a kind (checked
     at import), so the statement takes them once. ``None`` in ``due_at``, ``event_ref``,
-    ``delivered_at`` and ``adopted`` means "keep the stored value".
+    ``delivered_at`` and ``adopted`` means "keep the stored value". Enumerations are plain text
+    values, ready to bind: this runs once per result, on the hot path of delivery.
     """
 
-    to_from_sending: State
-    to_from_in_doubt: State
+    to_from_sending: str  # a State
+    to_from_in_doubt: str  # a State
     due_at: float | None
-    in_doubt_since: Since
+    in_doubt_since: str  # a Since
     event_ref: str | None
     delivered_at: float | None
     adopted: bool | None
     blind_resends: int
     sends: int
-    last_error: ErrorText
+    last_error: str  # an ErrorText
     error: str | None
 
 
-def _check_only_the_state_depends_on_the_claim() -> None:
-    for kind in OutcomeKind:
+class _Plan(NamedTuple):
+    """The parts of an Effect fixed by the outcome's kind, worked out once from the table."""
+
+    to_from_sending: str
+    to_from_in_doubt: str
+    due_at: Due
+    in_doubt_since: str
+    records_delivery: bool
+    blind_resends: int
+    last_error: str
+
+
+def _plans() -> dict[type[Outcome], _Plan]:
+    plans: dict[type[Outcome], _Plan] = {}
+    for cls, kind in _KINDS.items():
         sending, in_doubt = TRANSITIONS[kind, _S], TRANSITIONS[kind, _D]
         if attrs.evolve(sending, to=in_doubt.to) != in_doubt:
             raise AssertionError(f"{kind}: only 'to' may depend on the claimed state")
+        plans[cls] = _Plan(
+            str(sending.to),
+            str(in_doubt.to),
+            sending.due_at,
+            str(sending.in_doubt_since),
+            sending.records_delivery,
+            1 if sending.blind_resend else 0,
+            str(sending.last_error),
+        )
+    return plans
 
 
-_check_only_the_state_depends_on_the_claim()
+_PLANS = _plans()
+# Module constants: on Python 3.11 reading an enum member through its class costs more than
+# the rest of effect_of, which runs once per result.
+_KEEP, _NOW, _SEND = Due.KEEP, Due.NOW, AttemptKind.SEND
+_new_effect = tuple.__new__
 
 
 def effect_of(outcome: Outcome, record: AttemptRecord | None, now: float) -> Effect:
-    kind = kind_of(outcome)
-    row = TRANSITIONS[kind, _S]
-    delivered = outcome if row.records_delivery and isinstance(outcome, Delivered) else None
-    return Effect(
-        to_from_sending=row.to,
-        to_from_in_doubt=TRANSITIONS[kind, _D].to,
-        due_at={Due.KEEP: None, Due.OUTCOME: outcome_due_at(outcome), Due.NOW: now}[row.due_at],
-        in_doubt_since=row.in_doubt_since,
-        event_ref=None if delivered is None else delivered.event_ref,
-        delivered_at=None if delivered is None else now,
-        adopted=None if delivered is None else delivered.adopted,
-        blind_resends=1 if row.blind_resend else 0,
-        sends=sends_increment(record),
-        last_error=row.last_error,
-        error=outcome_error(outcome),
+    plan = _PLANS[type(outcome)]
+    due = plan.due_at
+    delivered = outcome if plan.records_delivery and isinstance(outcome, Delivered) else None
+    # tuple.__new__ rather than Effect(...): the generated __new__ is Python code, and costs
+    # more than everything else here.
+    return _new_effect(
+        Effect,
+        (
+            plan.to_from_sending,
+            plan.to_from_in_doubt,
+            None if due is _KEEP else now if due is _NOW else outcome_due_at(outcome),
+            plan.in_doubt_since,
+            None if delivered is None else delivered.event_ref,
+            None if delivered is None else now,
+            None if delivered is None else delivered.adopted,
+            plan.blind_resends,
+            1 if record is not None and record.kind is _SEND else 0,
+            plan.last_error,
+            outcome_error(outcome),
+        ),
     )
 
 
