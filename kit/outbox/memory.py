@@ -281,8 +281,9 @@ class InMemoryStorage:
     async def claim_with_holds(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> tuple[list[Claimed], list[Hold]]:
-        # No await in between: atomic, as the SQL backends' single transaction is.
-        return self._claim(owner, limit, lease_seconds, now), self._holds_at(now)
+        claimed = await self.claim(owner=owner, limit=limit, lease_seconds=lease_seconds, now=now)
+        # No await after the claim: atomic, as the SQL backends' single transaction is.
+        return claimed, self._holds_at(now)
 
     def _claim(self, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claimed]:
         if self._moved_to is not None:
