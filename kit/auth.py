@@ -16,14 +16,13 @@ from collections.abc import Callable
 import aiohttp
 import attrs
 
-from kit.codec import error_message, from_wire, parse_retry_after
+from kit._classify import token_status_error, token_unavailable
+from kit.codec import from_wire, parse_retry_after
 from kit.config import ClientConfig
-from kit.errors import AuthenticationError, FailureKind, ValidationError
+from kit.errors import ETrustedError, ValidationError
 from kit.models import Token
 
 logger = logging.getLogger(__name__)
-
-_RETRYABLE_STATUSES = frozenset({408, 429})
 
 
 @attrs.frozen(kw_only=True)
@@ -80,8 +79,7 @@ class TokenProvider:
         """
         cached = self._cached
         if cached is not None and cached.access_token == token:
-            self._cached = None
-            logger.info("access token dropped after a 401", extra={"action": "token_invalidated"})
+            self._cached = None  # the client logs the 401 that led here: no second line
 
     async def aclose(self) -> None:
         """Cancel a refresh in flight (the session it uses is about to close)."""
@@ -119,40 +117,37 @@ class TokenProvider:
                 raw = await response.read()
                 retry_after_header = response.headers.get("Retry-After")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise self._failure(
-                f"token endpoint unreachable or timed out ({type(exc).__name__}); retryable",
-                kind=FailureKind.RETRYABLE,
+            what = type(exc).__name__
+            raise self._failed(
+                token_unavailable(
+                    f"token endpoint unreachable or timed out ({what}); retryable",
+                    url=config.token_url,
+                )
             ) from exc
 
         if not 200 <= status < 300:
             retry_after = parse_retry_after(retry_after_header, now=self._wall_clock())
-            message = error_message(raw)
-            if status >= 500 or status in _RETRYABLE_STATUSES:
-                raise self._failure(
-                    f"token endpoint failed; retryable: {message}",
-                    status=status,
-                    kind=FailureKind.RETRYABLE,
-                    retry_after=retry_after,
-                )
-            raise self._failure(
-                f"client credentials refused: {message}",
-                status=status,
-                kind=FailureKind.UNAUTHORIZED,
+            raise self._failed(
+                token_status_error(status, raw, url=config.token_url, retry_after=retry_after)
             )
 
         try:
             token = from_wire(Token, json.loads(raw))
         except (ValueError, ValidationError) as exc:
-            raise self._failure(
-                "token endpoint answered with a malformed body; retryable",
-                status=status,
-                kind=FailureKind.RETRYABLE,
+            raise self._failed(
+                token_unavailable(
+                    "token endpoint answered with a malformed body; retryable",
+                    url=config.token_url,
+                    status=status,
+                )
             ) from exc
         if not token.access_token.strip():
-            raise self._failure(
-                "token endpoint answered with an empty access_token; retryable",
-                status=status,
-                kind=FailureKind.RETRYABLE,
+            raise self._failed(
+                token_unavailable(
+                    "token endpoint answered with an empty access_token; retryable",
+                    url=config.token_url,
+                    status=status,
+                )
             )
 
         self._cached = _Cached(
@@ -173,31 +168,19 @@ class TokenProvider:
             return started + lifetime - margin
         return started + lifetime / 2
 
-    def _failure(
-        self,
-        message: str,
-        *,
-        kind: FailureKind,
-        status: int | None = None,
-        retry_after: float | None = None,
-    ) -> AuthenticationError:
+    def _failed(self, error: ETrustedError) -> ETrustedError:
+        """Log the one line for a failed token request, however many callers wait on it."""
         logger.warning(
             "token request failed: %s",
-            message,
+            error.message,
             extra={
                 "action": "token_request_failed",
-                "status": status,
-                "kind": kind.value,
+                "status": error.status,
+                "kind": error.kind.value,
+                "error": type(error).__name__,
             },
         )
-        return AuthenticationError(
-            message,
-            status=status,
-            method="POST",
-            url=self._config.token_url,
-            retry_after=retry_after,
-            kind=kind,
-        )
+        return error
 
 
 __all__ = ["TokenProvider"]

@@ -1,10 +1,10 @@
 """The eTrusted API client: one method per documented call, every failure a :mod:`kit.errors` class.
 
-The classification is what exactly-once delivery rests on. A failure either proves that nothing
-happened (refused connection, 4xx, 5xx from the API itself: :class:`FailureKind` PERMANENT or
-RETRYABLE) or leaves open whether a ``POST`` was acted on (a timeout or disconnect after the
-request may have left, a gateway 502/504, a garbled 2xx: ``IN_DOUBT``). The flusher must
-reconcile the latter before it sends again, so anything uncertain is reported as in doubt.
+The classification (:mod:`kit._classify`) is what exactly-once delivery rests on. A failure
+either proves that nothing happened (refused connection, 4xx, 5xx from the API itself) or leaves
+open whether a ``POST`` was acted on (a timeout or disconnect after the request may have left, a
+gateway 502/504, a garbled 2xx: :class:`~kit.errors.InDoubtError`). The flusher must reconcile
+the latter before it sends again, so anything uncertain is reported as in doubt.
 """
 
 from __future__ import annotations
@@ -20,25 +20,21 @@ import aiohttp
 import attrs
 
 from kit import jsonenc
+from kit._classify import (
+    EXCHANGE_ERRORS,
+    malformed_error,
+    status_error,
+    transport_error,
+)
 from kit.auth import TokenProvider
-from kit.codec import dump_json, error_message, from_wire, from_wire_list, parse_retry_after
+from kit.codec import dump_json, from_wire, from_wire_list, parse_retry_after
 from kit.codec import to_wire as _to_wire
 from kit.config import ClientConfig
 from kit.errors import (
     ConfigError,
-    ConflictError,
-    ConnectError,
     ETrustedError,
-    FailureKind,
     FieldError,
-    InDoubtError,
     KitError,
-    NetworkError,
-    NotFoundError,
-    PermanentAPIError,
-    RateLimitedError,
-    RetryableAPIError,
-    UnauthorizedError,
     ValidationError,
 )
 from kit.models import (
@@ -66,16 +62,6 @@ from kit.validation import (
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# A gateway or CDN gave up waiting for an upstream that may have acted (502/504, and the
-# 52x origin errors CDNs such as Cloudflare answer with).
-_GATEWAY_STATUSES = frozenset({502, 504, 520, 521, 522, 523, 524, 525, 526, 527})
-_CONNECT_ERRORS = (
-    aiohttp.ClientConnectorError,  # refused, DNS, TLS handshake, proxy connect
-    aiohttp.ConnectionTimeoutError,  # sock_connect timeout
-    aiohttp.ServerFingerprintMismatch,
-)
-_EXCHANGE_ERRORS = (TimeoutError, aiohttp.ClientError, OSError)
 
 
 @attrs.frozen
@@ -354,8 +340,6 @@ class ETrustedClient:
         """Send one request (plus one retry after a 401); return a 2xx answer or raise."""
         session = self._get_session()
         url = self._base + path
-        # A POST that may have reached the server cannot be told apart from one that did not.
-        may_have_acted = method == "POST"
         headers = {"Accept": "application/json", "User-Agent": self._config.user_agent}
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -379,95 +363,28 @@ class ETrustedClient:
                     retry_after_header = response.headers.get("Retry-After")
             except aiohttp.InvalidURL as exc:
                 raise ConfigError(f"invalid eTrusted URL for {method} {path}: {exc}") from exc
-            except _CONNECT_ERRORS as exc:
+            except EXCHANGE_ERRORS as exc:
                 raise self._failed(
-                    ConnectError(
-                        f"could not connect ({type(exc).__name__}); nothing was sent",
-                        method=method,
-                        url=url,
-                    ),
-                    action,
-                    path,
+                    transport_error(exc, method=method, url=url), action, path
                 ) from exc
-            except _EXCHANGE_ERRORS as exc:
-                what = type(exc).__name__
-                error: NetworkError
-                if may_have_acted:
-                    error = InDoubtError(
-                        f"no answer after the request may have been sent ({what}); "
-                        "the server may have acted on it",
-                        method=method,
-                        url=url,
-                    )
-                else:
-                    error = NetworkError(f"no usable answer ({what})", method=method, url=url)
-                raise self._failed(error, action, path) from exc
 
             if 200 <= status < 300:
                 return _Answer(status, raw)
-            if status == 401:
-                if attempt == 1:
-                    self._tokens.invalidate(token)
-                    logger.info(
-                        "%s %s: token rejected, refreshing once",
-                        method,
-                        path,
-                        extra={"action": "token_rejected", "operation": action},
-                    )
-                    continue
-                raise self._failed(
-                    UnauthorizedError(
-                        f"rejected a freshly fetched token: {error_message(raw)}",
-                        status=status,
-                        method=method,
-                        url=url,
-                    ),
-                    action,
+            if status == 401 and attempt == 1:
+                self._tokens.invalidate(token)
+                logger.info(
+                    "%s %s: token rejected, refreshing once",
+                    method,
                     path,
+                    extra={"action": "token_rejected", "operation": action},
                 )
-            raise self._failed(
-                self._status_error(method, url, status, raw, retry_after_header, may_have_acted),
-                action,
-                path,
+                continue
+            retry_after = parse_retry_after(retry_after_header, now=self._wall_clock())
+            error = status_error(
+                status, raw, method=method, url=url, path=path, retry_after=retry_after
             )
+            raise self._failed(error, action, path)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    def _status_error(
-        self,
-        method: str,
-        url: str,
-        status: int,
-        raw: bytes,
-        retry_after_header: str | None,
-        may_have_acted: bool,
-    ) -> ETrustedError:
-        message = error_message(raw)
-        retry_after = parse_retry_after(retry_after_header, now=self._wall_clock())
-        where: dict[str, Any] = {"status": status, "method": method, "url": url}
-        if status == 429:
-            return RateLimitedError(message, retry_after=retry_after, **where)
-        if status == 404:
-            return NotFoundError(message, **where)
-        if status == 409:
-            if may_have_acted and url.endswith("/events"):
-                # Undocumented for POST /events; if it ever means "already have it", the event
-                # exists: reconcile and adopt it rather than parking a delivered event as dead.
-                return ConflictError(message, kind=FailureKind.IN_DOUBT, **where)
-            return ConflictError(message, **where)
-        if status == 408:  # the server gave up reading the request: it did not act on it
-            return RetryableAPIError(message, retry_after=retry_after, **where)
-        if 400 <= status < 500:
-            return PermanentAPIError(message, **where)
-        if status >= 500:
-            if may_have_acted and status in _GATEWAY_STATUSES:
-                return RetryableAPIError(
-                    f"gateway gave up waiting; the request may have been acted on: {message}",
-                    retry_after=retry_after,
-                    kind=FailureKind.IN_DOUBT,
-                    **where,
-                )
-            return RetryableAPIError(message, retry_after=retry_after, **where)
-        return PermanentAPIError(f"unexpected answer: {message}", **where)
 
     def _failed(self, error: ETrustedError, action: str, path: str) -> ETrustedError:
         """Log the one line for a failed call (no token, no body, no query string)."""
@@ -491,18 +408,7 @@ class ETrustedClient:
     def _malformed(
         self, answer: _Answer, method: str, path: str, action: str, detail: str
     ) -> ETrustedError:
-        url = self._base + path
-        message = f"malformed HTTP {answer.status} body: {detail}"
-        error: NetworkError
-        if method == "POST":
-            error = InDoubtError(
-                message + "; the request may have been acted on",
-                status=answer.status,
-                method=method,
-                url=url,
-            )
-        else:
-            error = NetworkError(message, status=answer.status, method=method, url=url)
+        error = malformed_error(answer.status, detail, method=method, url=self._base + path)
         return self._failed(error, action, path)
 
     def _json(self, answer: _Answer, method: str, path: str, action: str) -> Any:

@@ -1,12 +1,14 @@
 """Explicit, frozen configuration objects.
 
 Library code never reads the environment: the CLI builds these from flags and ``ETRUSTED_*``
-variables (see :mod:`kit.cli`), embedding applications build them however they like.
+variables (see :mod:`kit.cli`), embedding applications build them however they like, or from the
+same variables with :meth:`ClientConfig.from_env`, passing the mapping themselves.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +46,34 @@ class ClientConfig:
     # Refresh the token this many seconds before ``expires_in`` runs out.
     token_refresh_margin: float = attrs.field(default=30.0)
     user_agent: str = "etrusted-kit/0.1"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> ClientConfig:
+        """A config from the ``ETRUSTED_*`` variables in ``environ`` (pass ``os.environ``).
+
+        ``ETRUSTED_CLIENT_ID`` and ``ETRUSTED_CLIENT_SECRET`` are required; without
+        ``ETRUSTED_API_URL`` and ``ETRUSTED_TOKEN_URL`` the production URLs are used. The
+        ``etrusted-kit`` command reads the same variables through this method, so a sandbox's
+        ``export`` line points both at the same place. ``overrides`` sets other fields.
+        Raises :class:`~kit.errors.ConfigError` naming every missing variable.
+        """
+        missing = [
+            name
+            for name in ("ETRUSTED_CLIENT_ID", "ETRUSTED_CLIENT_SECRET")
+            if not environ.get(name)
+        ]
+        if missing:
+            raise ConfigError(
+                "missing " + " and ".join(missing) + ": set the eTrusted API client credentials"
+                " (try `etrusted-kit sandbox`, which prints a set that works offline)"
+            )
+        return cls(
+            client_id=environ["ETRUSTED_CLIENT_ID"],
+            client_secret=environ["ETRUSTED_CLIENT_SECRET"],
+            api_url=environ.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
+            token_url=environ.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
+            **overrides,
+        )
 
     def __attrs_post_init__(self) -> None:
         if not self.client_id:

@@ -2,36 +2,51 @@
 
 Every error the public API raises is a :class:`KitError`. Driver errors (aiohttp, sqlite3 /
 aiosqlite, asyncpg) are translated where they occur and chained with ``raise ... from``, so the
-original is always reachable through ``__cause__`` but never escapes on its own::
+original is always reachable through ``__cause__`` but never escapes on its own.
+
+Under :class:`ETrustedError` the tree follows the :class:`FailureKind`: each branch has one kind,
+fixed by its class, so ``except InDoubtError`` catches every failure after which a ``POST`` may
+have been acted on, whatever happened on the wire::
 
     KitError
     ├── ConfigError                  bad configuration, unknown URL scheme, missing extra
     ├── ValidationError              an event or request body breaks the documented rules
-    ├── ETrustedError                anything that went wrong talking to eTrusted
-    │   ├── AuthenticationError      the token endpoint refused or failed
-    │   ├── UnauthorizedError        the API answered 401 even with a fresh token
-    │   ├── PermanentAPIError        4xx other than 401/429: sending again cannot help
+    ├── ETrustedError                a call to eTrusted failed (only its subclasses are raised)
+    │   ├── PermanentAPIError        PERMANENT: the API refused the request; resending cannot help
     │   │   ├── NotFoundError        404
     │   │   └── ConflictError        409 (e.g. an event type name that exists)
-    │   ├── RetryableAPIError        5xx: try again later
-    │   │   └── RateLimitedError     429, with ``retry_after`` when the server gave one
-    │   └── NetworkError             no usable HTTP answer
-    │       ├── ConnectError         refused / unreachable before anything was sent
-    │       └── InDoubtError         a POST may have reached the server (timeout, disconnect)
+    │   ├── RetryableError           RETRYABLE: nothing was created; try again later
+    │   │   ├── RetryableAPIError    5xx from the API itself, 408
+    │   │   ├── NetworkError         no usable answer to a GET, PUT, PATCH or DELETE
+    │   │   └── TurnedAwayError      turned away before anything could be created
+    │   │       ├── RateLimitedError       429, with ``retry_after`` when the server gave one
+    │   │       ├── ConnectError           no connection: nothing was sent
+    │   │       └── TokenUnavailableError  the token endpoint failed or sent no usable token
+    │   ├── InDoubtError             IN_DOUBT: a POST may have been acted on (timeout, disconnect)
+    │   │   ├── GatewayError         502, 504 or a CDN's 52x answering a POST
+    │   │   └── EventConflictError   409 answering POST /events
+    │   └── UnauthorizedError        UNAUTHORIZED: the API refused even a fresh token (401)
+    │       └── AuthenticationError  the token endpoint refused the client credentials
     ├── StorageError                 the outbox database failed
     │   ├── StorageUnavailableError  cannot open or reach the database
     │   └── MigrationError           the schema cannot be brought to the expected version
-    └── OutboxError                  a refused outbox operation (e.g. unknown key)
-        └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
+    ├── OutboxError                  a refused outbox operation (e.g. unknown key)
+    │   └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
+    └── AdapterError                 a platform delivery cannot be taken in
+        ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
+        └── PayloadError             a verified body that is not what the platform sends (400)
 
-Each :class:`ETrustedError` carries a :class:`FailureKind`, which is all the flusher needs to
-decide between dead-lettering, retrying, reconciling and pausing the whole account.
+:class:`TurnedAwayError` marks the retryable failures that are no fault of the request (rate
+limit, no connection, no token): the flusher retries them without counting them against the
+entry's attempt budget, so an outage of any length parks nothing. A 5xx from the API itself is
+counted: a request that keeps breaking the server must end somewhere.
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import attrs
 
@@ -79,9 +94,28 @@ class FailureKind(enum.Enum):
 
 
 class ETrustedError(KitError):
-    """A call to eTrusted (or the token endpoint) failed."""
+    """A call to eTrusted (or to its token endpoint) failed; raise one of the subclasses.
 
-    kind: FailureKind = FailureKind.PERMANENT
+    ``kind`` is fixed by the class: each direct subclass names its :class:`FailureKind`
+    (``class X(ETrustedError, kind=...)``) and every class below it inherits it unchanged, so
+    ``isinstance`` against a branch tells the kind. It cannot be set on an instance.
+    """
+
+    kind: ClassVar[FailureKind]
+
+    def __init_subclass__(cls, *, kind: FailureKind | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "kind" in vars(cls):
+            raise TypeError(f"{cls.__name__}: pass kind= in the class statement")
+        inherited = {
+            b.kind for b in cls.__mro__[1:] if issubclass(b, ETrustedError) and "kind" in vars(b)
+        }
+        if kind is not None:
+            inherited.add(kind)
+        if len(inherited) != 1:
+            kinds = ", ".join(sorted(k.value for k in inherited)) or "none"
+            raise TypeError(f"{cls.__name__} must have exactly one FailureKind, not: {kinds}")
+        cls.kind = inherited.pop()
 
     def __init__(
         self,
@@ -91,37 +125,28 @@ class ETrustedError(KitError):
         method: str | None = None,
         url: str | None = None,
         retry_after: float | None = None,
-        kind: FailureKind | None = None,
     ) -> None:
+        if type(self) is ETrustedError:
+            raise TypeError("raise a subclass of ETrustedError: its class is its classification")
         self.message = message
         self.status = status
         self.method = method
         self.url = url
         self.retry_after = retry_after
-        if kind is not None:
-            self.kind = kind
         where = f"{method} {url}" if method and url else (url or "")
         status_part = f"HTTP {status}" if status is not None else ""
         prefix = ": ".join(p for p in (where, status_part) if p)
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
-
-class AuthenticationError(ETrustedError):
-    """The token endpoint refused the client credentials or could not be used."""
-
-    kind = FailureKind.UNAUTHORIZED
-
-
-class UnauthorizedError(ETrustedError):
-    """The API answered 401 although the token was just refreshed."""
-
-    kind = FailureKind.UNAUTHORIZED
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "kind":
+            raise AttributeError(f"kind is fixed by the class {type(self).__name__}")
+        super().__setattr__(name, value)
 
 
-class PermanentAPIError(ETrustedError):
-    """The API rejected the request (4xx); repeating it unchanged cannot succeed."""
-
-    kind = FailureKind.PERMANENT
+class PermanentAPIError(ETrustedError, kind=FailureKind.PERMANENT):
+    """The API refused the request (4xx other than 401/408/429, or 1xx/3xx); repeating it
+    unchanged cannot succeed."""
 
 
 class NotFoundError(PermanentAPIError):
@@ -129,35 +154,62 @@ class NotFoundError(PermanentAPIError):
 
 
 class ConflictError(PermanentAPIError):
-    """The API answered 409."""
+    """The API answered 409 (e.g. an event type name that exists), except to POST /events."""
 
 
-class RetryableAPIError(ETrustedError):
-    """The API failed on its side (5xx); the request can be repeated later."""
-
-    kind = FailureKind.RETRYABLE
+class RetryableError(ETrustedError, kind=FailureKind.RETRYABLE):
+    """Nothing was created; the same request can be sent again later."""
 
 
-class RateLimitedError(RetryableAPIError):
+class RetryableAPIError(RetryableError):
+    """The API failed on its own side (5xx, or 408): nothing was created."""
+
+
+class NetworkError(RetryableError):
+    """No usable answer to a GET, PUT, PATCH or DELETE (timeout, disconnect, malformed body);
+    these can be repeated safely."""
+
+
+class TurnedAwayError(RetryableError):
+    """Turned away before anything could be created, through no fault of the request.
+
+    A caller with a retry budget per request (the flusher) does not charge these to it.
+    """
+
+
+class RateLimitedError(TurnedAwayError):
     """The API answered 429; ``retry_after`` holds the seconds it asked for, if any."""
 
 
-class NetworkError(ETrustedError):
-    """No usable HTTP answer arrived (timeout, disconnect, malformed response)."""
-
-    kind = FailureKind.RETRYABLE
+class ConnectError(TurnedAwayError):
+    """The connection could not be made (refused, DNS, TLS, connect timeout): nothing was sent."""
 
 
-class ConnectError(NetworkError):
-    """The connection could not be made; nothing reached the server."""
+class TokenUnavailableError(TurnedAwayError):
+    """No token could be had: the token endpoint failed (5xx, 408, 429), could not be reached,
+    or answered without a usable token."""
 
-    kind = FailureKind.RETRYABLE
+
+class InDoubtError(ETrustedError, kind=FailureKind.IN_DOUBT):
+    """A POST may have reached the server and been acted on; its outcome is unknown."""
 
 
-class InDoubtError(NetworkError):
-    """A non-idempotent request may have reached the server; its outcome is unknown."""
+class GatewayError(InDoubtError):
+    """A gateway or CDN answered a POST with 502, 504 or 52x: it gave up waiting for an upstream
+    that may have acted."""
 
-    kind = FailureKind.IN_DOUBT
+
+class EventConflictError(InDoubtError):
+    """The API answered 409 to ``POST /events``. Undocumented there; if it means "already have
+    it", the event exists, so it is reconciled rather than parked."""
+
+
+class UnauthorizedError(ETrustedError, kind=FailureKind.UNAUTHORIZED):
+    """The credentials do not work: the API answered 401 although the token was just fetched."""
+
+
+class AuthenticationError(UnauthorizedError):
+    """The token endpoint refused the client credentials."""
 
 
 class StorageError(KitError):
@@ -193,14 +245,37 @@ class OutboxMovedError(OutboxError):
         return (type(self), (self.url, self.moved_to))
 
 
+class AdapterError(KitError):
+    """A platform delivery cannot be taken in."""
+
+
+class VerificationError(AdapterError):
+    """The delivery's signature or sender does not check out; ``reason`` is a fixed word.
+
+    The message says what was wrong (``missing_signature``, ``bad_signature``, ...), never a
+    secret, a computed digest or the signature that was sent.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {message}")
+
+
+class PayloadError(AdapterError):
+    """A verified delivery whose body or headers are not what the platform sends."""
+
+
 __all__ = [
+    "AdapterError",
     "AuthenticationError",
     "ConfigError",
     "ConflictError",
     "ConnectError",
     "ETrustedError",
+    "EventConflictError",
     "FailureKind",
     "FieldError",
+    "GatewayError",
     "InDoubtError",
     "KitError",
     "MigrationError",
@@ -208,11 +283,16 @@ __all__ = [
     "NotFoundError",
     "OutboxError",
     "OutboxMovedError",
+    "PayloadError",
     "PermanentAPIError",
     "RateLimitedError",
     "RetryableAPIError",
+    "RetryableError",
     "StorageError",
     "StorageUnavailableError",
+    "TokenUnavailableError",
+    "TurnedAwayError",
     "UnauthorizedError",
     "ValidationError",
+    "VerificationError",
 ]

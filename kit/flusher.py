@@ -36,13 +36,13 @@ import attrs
 from kit.config import positive
 from kit.errors import (
     AuthenticationError,
-    ConnectError,
     ETrustedError,
     FailureKind,
     KitError,
     RateLimitedError,
     StorageError,
     StorageUnavailableError,
+    TurnedAwayError,
 )
 from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsListen
@@ -315,11 +315,7 @@ class Flusher:
                 if await self._probe_credentials(now) == 0.0:
                     continue
                 # A one-shot run cannot wait for someone to fix the credentials, and must not
-                # look like a success to whoever scheduled it.
-                logger.error(
-                    "eTrusted refuses the credentials; nothing more is sent in this run",
-                    extra={"action": "once_paused"},
-                )
+                # look like a success to whoever scheduled it. run() raises this: no log line.
                 self._failure = AuthenticationError(
                     "eTrusted refuses the credentials (an auth hold is in force); this one-shot"
                     " run stopped without sending what is due"
@@ -594,18 +590,20 @@ class Flusher:
             # Nothing was created; the whole fleet pauses instead of burning every entry.
             self.stats.auth_pauses += 1
             until = now + self.config.auth_pause
+            paused = any(h.name == HOLD_AUTH and h.until > now for h in self._holds)
             await self._set_hold(HOLD_AUTH, until, str(exc))
             self._auth_hold_seen = True
-            logger.error(
-                "eTrusted refuses our credentials; pausing all sends for %.0f s",
-                self.config.auth_pause,
-                extra={"action": "auth_paused"},
-            )
+            if not paused:  # one line per pause, not one per worker that ran into it
+                logger.error(
+                    "eTrusted refuses our credentials; pausing all sends for %.0f s",
+                    self.config.auth_pause,
+                    extra={"action": "auth_paused"},
+                )
             return Retry(due_at=until, error=str(exc)), "unauthorized"
         # Retryable: nothing was created. Turned away before anything could be created (429,
         # refused connection, token endpoint down) is not the entry's fault: it does not use up
         # the attempt budget, so an eTrusted outage never parks good events.
-        deferred = isinstance(exc, RateLimitedError | ConnectError | AuthenticationError)
+        deferred = isinstance(exc, TurnedAwayError)
         sends = item.sends + (0 if deferred else 1)
         retry_after = exc.retry_after
         if retry_after is not None and retry_after > self.config.retry_after_max:

@@ -1,15 +1,18 @@
-"""What the CLI tests share: one command's exit code and output, captured in process."""
+"""What the CLI tests share: one command's exit code and output, captured in process, and the
+sandbox and outbox around it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 import pytest
+from builders import event
 
 from kit.cli import cli
-from kit.sandbox import SEEDED_CHANNEL_IDS
+from kit.outbox import Outbox
+from kit.outbox.types import State
+from kit.sandbox import SandboxServer
 
 
 @attrs.frozen
@@ -34,15 +37,26 @@ def capture_runs(capsys: pytest.CaptureFixture[str]) -> Run:
     return _run
 
 
-def minimal_event(
-    ref: str, *, email: str | None = None, type_: str = "order_shipped"
-) -> dict[str, Any]:
-    """The smallest valid event body, for the first seeded channel."""
-    return {
-        "type": type_,
-        "customer": {"email": email or f"{ref}@example.com"},
-        "channel": {"id": SEEDED_CHANNEL_IDS[0]},
-        "transaction": {"reference": ref},
-        "system": "my-shop",
-        "systemVersion": "1.0",
+def point_at(monkeypatch: pytest.MonkeyPatch, server: SandboxServer, **override: str) -> None:
+    """Point the CLI's ``ETRUSTED_*`` variables at ``server``; ``override`` replaces some."""
+    values = {
+        "ETRUSTED_API_URL": server.url,
+        "ETRUSTED_TOKEN_URL": server.token_url,
+        "ETRUSTED_CLIENT_ID": server.sandbox.config.client_id,
+        "ETRUSTED_CLIENT_SECRET": server.sandbox.config.client_secret,
+        **override,
     }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+async def enqueue(db: str, refs: list[str]) -> None:
+    """Store one event per reference in the outbox at ``db``."""
+    async with Outbox.from_url(db) as outbox:
+        await outbox.enqueue_many(event(r) for r in refs)
+
+
+async def counts(db: str) -> dict[State, int]:
+    """How many entries of the outbox at ``db`` are in each state."""
+    async with Outbox.from_url(db) as outbox:
+        return (await outbox.stats()).counts

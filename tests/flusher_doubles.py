@@ -1,4 +1,4 @@
-"""What the flusher regression tests share: an event, a fast config, a settable clock, a wait."""
+"""What the flusher tests with doubles share: a fast config, a settable clock, a bounded wait."""
 
 from __future__ import annotations
 
@@ -6,23 +6,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from builders import T0
+
 from kit.flusher import FlusherConfig
 from kit.retry import Backoff
-
-T0 = 1_700_000_000.0
-CHANNEL = "chl-11111111-2222-3333-4444-555555555555"
-
-
-def event(i: int, *, email: str | None = None) -> dict[str, Any]:
-    return {
-        "type": "order_shipped",
-        "customer": {"email": email or f"buyer{i}@example.com"},
-        "channel": {"id": CHANNEL, "type": "etrusted"},
-        "transaction": {"reference": f"order-{i}"},
-        "system": "tests",
-        "systemVersion": "1.0",
-    }
-
 
 CONFIG = FlusherConfig(
     owner="under-test",

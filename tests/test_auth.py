@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from kit.auth import TokenProvider
 from kit.config import ClientConfig
-from kit.errors import AuthenticationError, FailureKind
+from kit.errors import AuthenticationError, FailureKind, TokenUnavailableError
 from kit.sandbox import Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
@@ -192,7 +192,7 @@ async def test_token_endpoint_outages_are_retryable(
 ) -> None:
     sandbox.sandbox.add_fault(fault)
     provider = TokenProvider(sandbox.client_config())
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(TokenUnavailableError) as info:
         await provider.token(session)
     assert info.value.kind is FailureKind.RETRYABLE
     assert info.value.status == status
@@ -209,7 +209,7 @@ async def test_dropped_connection_is_retryable(
         Fault(kind=FaultKind.DROP_BEFORE_ACCEPT, path="/oauth/token", times=1)
     )
     provider = TokenProvider(sandbox.client_config())
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(TokenUnavailableError) as info:
         await provider.token(session)
     assert info.value.kind is FailureKind.RETRYABLE
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
@@ -266,7 +266,7 @@ async def test_malformed_success_bodies_are_retryable(
         return answer
 
     token_server.handler = reply
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(TokenUnavailableError) as info:
         await TokenProvider(token_server.config()).token(session)
     assert info.value.kind is FailureKind.RETRYABLE
     assert "malformed" in info.value.message or "empty access_token" in info.value.message
@@ -304,10 +304,8 @@ async def test_failed_refresh_is_shared_by_all_waiters(
     await asyncio.wait_for(arrived.wait(), timeout=5)  # the refresh is in flight, all waiting
     token_server.release.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
-    assert all(isinstance(r, AuthenticationError) for r in results)
-    assert {r.kind for r in results if isinstance(r, AuthenticationError)} == {
-        FailureKind.RETRYABLE
-    }
+    assert all(isinstance(r, TokenUnavailableError) for r in results)
+    assert len({id(r) for r in results}) == 1  # the one failure, shared
     assert token_server.requests == 1
 
 
@@ -362,7 +360,7 @@ async def test_timeout_is_retryable(
 
     token_server.handler = never
     provider = TokenProvider(token_server.config(request_timeout=0.2))
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(TokenUnavailableError) as info:
         await provider.token(session)
     assert info.value.kind is FailureKind.RETRYABLE
     assert "timed out" in info.value.message
@@ -377,7 +375,7 @@ async def test_connection_refused_is_retryable(
         api_url=f"http://127.0.0.1:{unused_port}",
         token_url=f"http://127.0.0.1:{unused_port}/oauth/token",
     )
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(TokenUnavailableError) as info:
         await TokenProvider(config).token(session)
     assert info.value.kind is FailureKind.RETRYABLE
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)

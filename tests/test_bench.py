@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
 
@@ -28,12 +31,20 @@ from kit.bench import (
     format_table,
     percentile,
 )
+from kit.bench.config import QUICK, BenchConfig
+from kit.bench.databases import Databases
+from kit.bench.delivery import figure_delivery
+from kit.bench.payloads import EVENT_TYPE
+from kit.bench.processes import SandboxProcess
 from kit.cli import cli
+from kit.client import ETrustedClient
 from kit.errors import ValidationError
 from kit.flusher import Flusher, FlusherConfig
+from kit.models import EventAccepted
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.types import Claimed, State
+from kit.testing import FakeDeliveryClient, Raise, Reply, WaitFor
 
 RATE_FIGURES = {"enqueue_one", "enqueue_bulk", "delivery", "backlog_rate", "scale_out"}
 
@@ -120,6 +131,41 @@ async def test_quick_bench_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: s
     finally:
         await conn.close()
     assert [r["nspname"] for r in left] == []  # every scratch schema was dropped
+
+
+async def test_the_bench_account_is_set_up_as_the_readme_says(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The bench's sandbox has its event type with invites switched on, as the README has users
+    set up their account, so a bench run measures delivery without warning about invites."""
+    sizes = attrs.evolve(QUICK, delivery=20, rounds=1)
+    config = BenchConfig(quick=True, sizes=sizes, environ=dict(os.environ))
+    dbs = Databases(config, tmp_path)
+    sandbox = SandboxProcess(config, tmp_path, "sandbox")
+    caplog.set_level(logging.INFO)
+    try:
+        await sandbox.start()
+        async with (
+            aiohttp.ClientSession() as session,
+            ETrustedClient(sandbox.client_config()) as admin,
+        ):
+            figure = await figure_delivery(config, dbs, sandbox, admin, session)
+            event_type = await admin.find_event_type(EVENT_TYPE)
+            assert event_type is not None
+            settings = await admin.list_invite_settings(event_type_id=event_type.id)
+    finally:
+        await sandbox.stop()
+        await dbs.aclose()
+    invites_off = [
+        r
+        for r in caplog.records
+        if getattr(r, "action", None) == "invites_off" or "invites are switched off" in r.message
+    ]
+    assert invites_off == []
+    assert figure.details["events"] == 20
+    assert event_type.active
+    assert settings
+    assert all(s.enabled for s in settings)
 
 
 def test_backlog_entries_are_what_the_outbox_would_store() -> None:
@@ -214,35 +260,24 @@ class _WriterRacesIdleStorage(InMemoryStorage):
         return await super().finish(completions, now=now)
 
 
-@attrs.frozen
-class _Accepted:
-    event_ref: str
+class _SecondPostWaitsForTheWriter(FakeDeliveryClient):
+    """The second POST is answered once the first result write has started, and says so."""
 
-
-class _SecondPostWaitsForTheWriter:
     def __init__(self, storage: _WriterRacesIdleStorage) -> None:
+        super().__init__(lookup_answer=Raise(AssertionError("nothing is in doubt here")))
+        self.answer_posts(Reply(), WaitFor(storage.first_write_started))
         self._storage = storage
-        self.posts = 0
 
-    async def post_event_json(self, body: bytes | str) -> _Accepted:
-        self.posts += 1
-        if self.posts == 2:
-            await self._storage.first_write_started.wait()
+    async def post_event_json(self, body: bytes | str) -> EventAccepted:
+        accepted = await super().post_event_json(body)
+        if len(self.posts) == 2:
             self._storage.posts_done.set()
-        return _Accepted(f"evt-{self.posts}")
-
-    async def list_event_types(self, name: str | None = None) -> list[Any]:
-        return []
-
-    def iter_invites(self, channel_id: str, **kwargs: Any) -> Any:
-        raise AssertionError("nothing is in doubt here")
-
-    async def get_event(self, ref: str) -> Any:
-        raise AssertionError("nothing is in doubt here")
+        return accepted
 
 
 async def test_run_once_returns_when_the_last_result_is_written_not_a_poll_later() -> None:
-    """Found by the bench: ``flush --once`` sometimes idled a whole poll interval at the end."""
+    """``flush --once`` returns as soon as the last result is written, never a poll interval
+    later, also when the writer finishes while the feeder checks whether it is idle."""
     storage = _WriterRacesIdleStorage()
     outbox = Outbox(storage)
     for i in range(2):

@@ -9,46 +9,49 @@ process has real signals and a real stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
+import attrs
+import builders
 import pytest
+from builders import EVENT_TYPE
+from builders import key as key_of
 from cli_helpers import Result, Run
 
 from kit.outbox import Outbox, storage_from_url
 from kit.outbox.sqlite import SQLiteStorage
-from kit.outbox.types import Completion, Dead, Delivered, InDoubt, State
+from kit.outbox.types import (
+    AttemptKind,
+    AttemptRecord,
+    Completion,
+    Dead,
+    Delivered,
+    InDoubt,
+    Retry,
+    State,
+)
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
-CHANNEL = SEEDED_CHANNEL_IDS[0]
-EVENT_TYPE = "order_shipped"
 PROCESS_DEADLINE = 30.0  # generous: only a hung process gets anywhere near it
+TEA = {"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}
 FAST_FLUSH = ["--poll-interval", "0.05", "--backoff-base", "0.01", "--backoff-cap", "0.05"]
 
 
-def event(ref: str, *, email: str | None = None, type_: str = EVENT_TYPE) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "customer": {"email": email or f"{ref}@example.com", "firstName": "Anna"},
-        "channel": {"id": CHANNEL},
-        "transaction": {"reference": ref},
-        "products": [{"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}],
-        "system": "cli-test",
-        "systemVersion": "1",
-    }
-
-
-def key_of(ref: str, type_: str = EVENT_TYPE) -> str:
-    return f"{CHANNEL}:{type_}:{ref}"
+def event(ref: str, **kw: Any) -> dict[str, Any]:
+    """With a first name and a product: output checks then have customer data to leave out."""
+    return builders.event(ref, first_name="Anna", products=[TEA], **kw)
 
 
 def jsonl(*bodies: Any) -> str:
@@ -384,11 +387,15 @@ async def test_dead_list_retry_and_drop_named_keys(run: Run, db: str) -> None:
 
     retried = await run("dead", "retry", key_of("d-1"), "--db", db)
     assert (retried.code, retried.out) == (0, "1 dead entries are pending again\n")
-    # Named keys that are not dead (any more, or at all) are reported and fail the command.
-    again = await run("dead", "retry", key_of("d-1"), "no-such-key", "--db", db)
+    # Named keys that are not dead (any more, or at all) are named with their state and fail
+    # the command; the dead ones among them are still retried.
+    again = await run("dead", "retry", key_of("d-1"), "no-such-key", key_of("d-3"), "--db", db)
     assert again.code == 1
-    assert again.out == "0 dead entries are pending again\n"
-    assert "2 of the named keys were not dead" in again.err
+    assert again.out == "1 dead entries are pending again\n"
+    assert again.err.splitlines() == [
+        f"etrusted-kit: {key_of('d-1')}: not dead, it is pending",
+        "etrusted-kit: no-such-key: unknown key",
+    ]
 
     dropped = await run("dead", "drop", key_of("d-2"), "--db", db)
     assert dropped.code == 0
@@ -399,7 +406,19 @@ async def test_dead_list_retry_and_drop_named_keys(run: Run, db: str) -> None:
     assert stored[key_of("d-1")].payload is not None
     assert stored[key_of("d-2")].state is State.CANCELLED
     assert stored[key_of("d-2")].payload is None
-    assert stored[key_of("d-3")].state is State.DEAD
+    assert stored[key_of("d-3")].state is State.PENDING
+
+
+async def test_dead_retry_names_a_dead_key_whose_payload_is_gone(run: Run, db: str) -> None:
+    await make_dead(db, ["d-1"])
+    # No command leaves a dead entry without its payload; an outbox written by an older
+    # version may hold one.
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("UPDATE etk_entries SET payload = NULL WHERE key = ?", (key_of("d-1"),))
+    result = await run("dead", "retry", key_of("d-1"), "--db", db)
+    assert result.code == 1
+    assert f"{key_of('d-1')}: dead, but its payload was purged" in result.err
+    assert (await counts(db))[State.DEAD] == 1
 
 
 @pytest.mark.parametrize("action", ["retry", "drop"])
@@ -435,6 +454,65 @@ async def test_dead_drop_all(run: Run, db: str) -> None:
     }
     assert stored[key_of("d-1")].payload is None
     assert stored[key_of("p-1")].payload is not None
+
+
+async def _with_attempt_log(db: str) -> str:
+    """One entry that was rate limited once, then delivered: two lines in its attempt log."""
+    await enqueue(db, ["a-1"])
+    async with Outbox.from_url(db) as outbox:
+        now = time.time()
+        (c,) = await outbox.storage.claim(owner="t", limit=1, lease_seconds=60, now=now)
+        deferred = AttemptRecord(
+            attempt=c.attempt,
+            kind=AttemptKind.DEFERRED,
+            started_at=1_700_000_000.0,
+            duration_ms=12.3,
+            outcome="deferred",
+            http_status=429,
+            error="HTTP 429: slow down",
+        )
+        retry = Completion(c.key, c.attempt, Retry(due_at=now, error="HTTP 429"), deferred)
+        await outbox.storage.finish([retry], now=now)
+        (c,) = await outbox.storage.claim(owner="t", limit=1, lease_seconds=60, now=now + 1)
+        sent = attrs.evolve(
+            deferred,
+            attempt=c.attempt,
+            kind=AttemptKind.SEND,
+            outcome="delivered",
+            http_status=202,
+            error=None,
+            started_at=1_700_000_060.0,
+        )
+        done = Completion(c.key, c.attempt, Delivered("evt-a-1"), sent)
+        await outbox.storage.finish([done], now=now + 1)
+    return key_of("a-1")
+
+
+async def test_entries_attempts_shows_one_entrys_log(run: Run, db: str) -> None:
+    """An operator reads why an entry took long: every attempt, its status and error."""
+    key = await _with_attempt_log(db)
+    text = await run("entries", "--attempts", key, "--db", db)
+    assert text.code == 0
+    header, first, second = text.out.splitlines()
+    assert header.split() == ["attempt", "kind", "started_at", "ms", "outcome", "http", "error"]
+    assert first.split()[:6] == ["1", "deferred", "2023-11-14T22:13:20Z", "12", "deferred", "429"]
+    assert first.endswith("HTTP 429: slow down")
+    assert second.split() == ["2", "send", "2023-11-14T22:14:20Z", "12", "delivered", "202"]
+
+    as_json = json_lines((await run("entries", "--attempts", key, "--json", "--db", db)).out)
+    assert [(r["attempt"], r["kind"], r["outcome"], r["http_status"]) for r in as_json] == [
+        (1, "deferred", "deferred", 429),
+        (2, "send", "delivered", 202),
+    ]
+    assert as_json[0]["error"] == "HTTP 429: slow down"
+    assert as_json[0]["started_at"] == 1_700_000_000.0
+
+
+async def test_entries_attempts_of_an_unknown_key_fails(run: Run, db: str) -> None:
+    await enqueue(db, ["a-1"])
+    result = await run("entries", "--attempts", "no-such-key", "--db", db)
+    assert result.code == 1
+    assert "no outbox entry with key 'no-such-key'" in result.err
 
 
 # -- flush -----------------------------------------------------------------------------------
@@ -898,3 +976,22 @@ async def test_storage_options_for_the_wrong_backend_are_refused(
     result = await run("enqueue", str(path), *args)
     assert result.code == 1
     assert f"applies to {message} outboxes only" in result.err
+
+
+# -- demo: refuses an outbox in use ---------------------------------------------------------
+
+
+async def test_demo_refuses_a_db_that_already_holds_entries(run: Run, tmp_path: Path) -> None:
+    """The demo refuses an outbox that already holds entries (its check would compare them with a
+    fresh sandbox) and leaves the file as it was."""
+    path = str(tmp_path / "demo.db")
+    first = await run("demo", "--db", path, "--events", "10")
+    assert first.code == 0, first.out
+    before = await counts(path)
+
+    second = await run("demo", "--db", path, "--events", "10")
+
+    assert second.code == 1
+    assert "the demo needs an empty outbox" in second.err
+    assert "FAILED" not in second.out
+    assert await counts(path) == before

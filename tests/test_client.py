@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import aioresponses
+from builders import CHANNEL, event
 
 from kit.client import ETrustedClient
 from kit.codec import to_wire
@@ -27,7 +28,9 @@ from kit.errors import (
     ConflictError,
     ConnectError,
     ETrustedError,
+    EventConflictError,
     FailureKind,
+    GatewayError,
     InDoubtError,
     KitError,
     NetworkError,
@@ -52,7 +55,6 @@ from kit.models import (
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
-CHANNEL = SEEDED_CHANNEL_IDS[0]
 EMAIL = "john.doe@example.com"
 
 
@@ -65,15 +67,17 @@ class FakeClock:
 
 
 def _body(reference: str = "order-1", event_type: str = "checkout", **extra: Any) -> dict[str, Any]:
-    return {
-        "type": event_type,
-        "customer": {"email": EMAIL, "firstName": "John"},
-        "channel": {"id": CHANNEL, "type": "etrusted"},
-        "transaction": {"reference": reference, "date": "2024-05-01T10:00:00.000Z"},
-        "system": "test",
-        "systemVersion": "1",
+    return event(
+        reference,
+        email=EMAIL,
+        type_=event_type,
+        channel_type="etrusted",
+        first_name="John",
+        date="2024-05-01T10:00:00.000Z",
+        system="test",
+        system_version="1",
         **extra,
-    }
+    )
 
 
 def _statuses(server: SandboxServer, method: str, route: str) -> list[int]:
@@ -417,7 +421,7 @@ async def test_gateway_errors_on_post_events_are_in_doubt(
     server: SandboxServer, client: ETrustedClient, status: int
 ) -> None:
     server.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=status))
-    with pytest.raises(RetryableAPIError) as post:
+    with pytest.raises(GatewayError) as post:
         await client.create_event(_body(), allow_checkout=True)
     assert post.value.kind is FailureKind.IN_DOUBT
     with pytest.raises(RetryableAPIError) as get:
@@ -431,7 +435,7 @@ async def test_conflict_on_post_events_is_in_doubt_but_permanent_elsewhere(
     server.sandbox.add_fault(
         Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=409, times=1)
     )
-    with pytest.raises(ConflictError) as post:
+    with pytest.raises(EventConflictError) as post:
         await client.create_event(_body(), allow_checkout=True)
     assert post.value.kind is FailureKind.IN_DOUBT
     await client.create_event_type("twice")
@@ -650,7 +654,7 @@ async def test_non_json_error_body(scripted: ScriptedAPI, scripted_client: ETrus
         text="<html>\n<h1>502 Bad Gateway</h1>\n</html>",
         content_type="text/html",
     )
-    with pytest.raises(RetryableAPIError) as info:
+    with pytest.raises(GatewayError) as info:
         await scripted_client.create_event(_body(), allow_checkout=True)
     assert info.value.kind is FailureKind.IN_DOUBT
     assert info.value.message.endswith("(non-JSON body) <html> <h1>502 Bad Gateway</h1> </html>")
@@ -837,7 +841,7 @@ def _dns_error() -> aiohttp.ClientConnectorDNSError:
     ids=["disconnect", "reset", "read-timeout", "connect-timeout", "dns"],
 )
 async def test_aiohttp_failures_are_translated(
-    exception: Exception, post_error: type[NetworkError], get_error: type[NetworkError]
+    exception: Exception, post_error: type[ETrustedError], get_error: type[ETrustedError]
 ) -> None:
     config = ClientConfig(client_id="c", client_secret="s", api_url=API, token_url=TOKEN_URL)
     with aioresponses() as mocked:

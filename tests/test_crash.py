@@ -22,12 +22,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from builders import CHANNEL, OTHER_CHANNEL, event
 
 from kit.client import ETrustedClient
 from kit.config import ClientConfig
 from kit.outbox import Outbox
 from kit.outbox.types import State
-from kit.sandbox import SEEDED_CHANNEL_IDS
 
 pytestmark = pytest.mark.crash
 
@@ -52,15 +52,13 @@ FLUSH_ARGS = [
 
 
 def _event(i: int, type_: str) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "customer": {"email": f"c{i}@example.com"},
-        "channel": {"id": SEEDED_CHANNEL_IDS[i % 2]},
-        "transaction": {"reference": f"crash-{i}"},
-        "products": [{"name": "Tea", "sku": f"T{i}", "url": "https://shop.example/t"}],
-        "system": "crash-test",
-        "systemVersion": "1",
-    }
+    """Spread over both seeded channels, so both are flushed and reconciled."""
+    return event(
+        f"crash-{i}",
+        email=f"c{i}@example.com",
+        type_=type_,
+        channel=(CHANNEL, OTHER_CHANNEL)[i % 2],
+    )
 
 
 async def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], limit: float = 20.0) -> None:

@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 import pytest
+from builders import key, order
 
 from kit.outbox import Outbox
 from kit.sandbox import SEEDED_CHANNEL_IDS, SandboxConfig
@@ -293,20 +294,9 @@ async def test_postgres_program_runs(
 # -- the SQL a page tells operators to run -------------------------------------------------------
 
 
-def _event(n: int) -> dict[str, Any]:
-    return {
-        "type": "order_shipped",
-        "customer": {"email": f"customer{n}@example.com"},
-        "channel": {"id": SEEDED_CHANNEL_IDS[0]},
-        "transaction": {"reference": f"order-{n}"},
-        "system": "docs",
-        "systemVersion": "1.0",
-    }
-
-
 async def _fill(outbox: Outbox) -> None:
-    await outbox.enqueue_many([_event(n) for n in range(3)])
-    await outbox.cancel(f"{SEEDED_CHANNEL_IDS[0]}:order_shipped:order-2")
+    await outbox.enqueue_many([order(n) for n in range(3)])
+    await outbox.cancel(key("order-2"))
 
 
 SQLITE_SQL = [b for b in SQL_BLOCKS if b.mode == "sqlite"]

@@ -7,8 +7,8 @@ at the ``sh``/``console`` blocks or at inline ``etrusted-kit ...`` spans. These 
   that is renamed or removed fails here instead of in an operator's shell;
 - run the README's daemon walk-through (enqueue, flush --once, status, entries, dead retry,
   event-types list) against a sandbox, with the exit codes docs/outbox.md promises;
-- pin down how a 409 on POST /events is treated (in doubt, not parked), which two rows of
-  docs/guarantees.md's failure table used to state differently.
+- pin down how a 409 on POST /events is treated (in doubt, not parked), as
+  docs/guarantees.md's failure table states.
 """
 
 from __future__ import annotations
@@ -22,19 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import Run, minimal_event
+from builders import CHANNEL
+from builders import event as _event
+from cli_helpers import Run
 
 from kit.cli import build_parser
 from kit.client import ETrustedClient
 from kit.flusher import Flusher, FlusherConfig
 from kit.outbox import Outbox, State
 from kit.retry import Backoff
-from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
+from kit.sandbox import Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-CHANNEL = SEEDED_CHANNEL_IDS[0]
 
 FENCE = re.compile(r"^\s*```(?P<lang>[\w+-]*)\s*$")
 INLINE = re.compile(r"`(etrusted-kit [^`]+)`")
@@ -114,9 +115,6 @@ def test_documented_command_lines_parse(argv: list[str]) -> None:
 # -- the README's daemon walk-through, against a sandbox -----------------------------------------
 
 
-_event = minimal_event
-
-
 @pytest.fixture
 async def sandbox_env(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SandboxServer]:
     config = SandboxConfig(event_types=("checkout", "order_shipped"))
@@ -181,8 +179,8 @@ async def test_readme_daemon_walkthrough(
 
 async def test_a_409_on_post_events_is_in_doubt_not_parked(tmp_path: Path) -> None:
     """A 409 to POST /events is undocumented; if it ever means "already have it", the event
-    exists. kit/client.py makes it IN_DOUBT: the entry is reconciled, not parked (a table row
-    of guarantees.md said "parks at once" until a review caught it)."""
+    exists, so the entry is in doubt: it is reconciled, not parked, as the failure table of
+    docs/guarantees.md states."""
     config = SandboxConfig(event_types=("checkout", "order_shipped"), seed=1)
     fast = FlusherConfig(
         poll_interval=0.02,

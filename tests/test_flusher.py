@@ -9,8 +9,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiosqlite
 import attrs
 import pytest
+from builders import CHANNEL, OTHER_CHANNEL, order
 
 from kit.client import ETrustedClient
 from kit.errors import AuthenticationError, OutboxMovedError, StorageUnavailableError
@@ -28,7 +30,7 @@ from kit.outbox.types import (
     State,
 )
 from kit.retry import Backoff
-from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
+from kit.sandbox import Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
 
 FAST = FlusherConfig(
     concurrency=4,
@@ -45,18 +47,6 @@ FAST = FlusherConfig(
 )
 
 
-def event(i: int, *, type_: str = "order_shipped", channel: int = 0) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "customer": {"email": f"buyer{i}@example.com", "firstName": "Ada"},
-        "channel": {"id": SEEDED_CHANNEL_IDS[channel], "type": "etrusted"},
-        "transaction": {"reference": f"order-{i}", "date": "2026-11-20T10:00:00.000Z"},
-        "products": [{"name": "Mug", "sku": f"MUG-{i}", "url": "https://shop.example/mug"}],
-        "system": "tests",
-        "systemVersion": "1.0",
-    }
-
-
 @attrs.define
 class World:
     sandbox: Sandbox
@@ -69,7 +59,7 @@ class World:
         return Flusher(self.outbox, self.client, config, **kw)
 
     async def enqueue(self, n: int, start: int = 0, **kw: Any) -> None:
-        await self.outbox.enqueue_many([event(i, **kw) for i in range(start, start + n)])
+        await self.outbox.enqueue_many([order(i, **kw) for i in range(start, start + n)])
 
     def accepted(self) -> Counter[str]:
         return Counter(e.transaction_reference for e in self.sandbox.accepted_events())
@@ -312,15 +302,14 @@ async def test_a_foreign_event_for_the_same_order_does_not_block_reconciliation(
     world: World,
 ) -> None:
     """Another source's event for the same order (the Trustbadge's checkout event, without
-    system fields and with numbers in its free-form metadata) is listed beside ours. Read with
-    the request model it failed to decode, every lookup failed, and our in-doubt event was
-    parked after the window instead of adopted."""
+    system fields and with numbers in its free-form metadata), listed beside ours, does not
+    make the lookup fail: our in-doubt event is found and adopted, not parked or resent."""
     await world.enqueue(1)
     world.sandbox.state.accept_event(
         {
             "type": "checkout",
             "customer": {"email": "buyer0@example.com"},
-            "channel": {"id": SEEDED_CHANNEL_IDS[0], "type": "etrusted"},
+            "channel": {"id": CHANNEL, "type": "etrusted"},
             "transaction": {"reference": "order-0"},
             "metadata": {"orderTotal": 59.9},
         }
@@ -362,7 +351,7 @@ async def test_dropped_request_before_accept_is_resent_after_the_window(world: W
 async def test_reconciliation_never_adopts_another_entrys_event(world: World) -> None:
     """Two parcels of one order (custom keys, same type/channel/reference): the in-doubt
     second one must not adopt the first one's event and be marked delivered unsent."""
-    body = event(1)
+    body = order(1)
     await world.outbox.enqueue(body, key="order-1/parcel-A")
     await drain(world.flusher())
     world.sandbox.add_fault(
@@ -449,16 +438,16 @@ async def test_warns_once_where_invites_are_switched_off(
     found = await world.client.find_event_type("order_shipped")
     assert found is not None
     settings = await world.client.list_invite_settings(event_type_id=found.id)
-    (second,) = [s for s in settings if s.channel_id == SEEDED_CHANNEL_IDS[1]]
+    (second,) = [s for s in settings if s.channel_id == OTHER_CHANNEL]
     await world.client.update_invite_settings(second.id, {"enabled": True})
-    await world.enqueue(3, channel=0)
-    await world.enqueue(2, start=3, channel=1)
+    await world.enqueue(3, channel=CHANNEL)
+    await world.enqueue(2, start=3, channel=OTHER_CHANNEL)
     caplog.set_level("WARNING", logger="kit.flusher")
     await drain(world.flusher())
     warnings = [r for r in caplog.records if getattr(r, "action", None) == "invites_off"]
     assert [r.getMessage() for r in warnings] == [
         f"invites are switched off for event type 'order_shipped' in channel"
-        f" {SEEDED_CHANNEL_IDS[0]}: eTrusted sends no invite for these events, and an event"
+        f" {CHANNEL}: eTrusted sends no invite for these events, and an event"
         " whose POST ends in doubt cannot be found again (it is resent blind or parked, see"
         " --in-doubt)"
     ]
@@ -488,7 +477,7 @@ async def test_with_invites_switched_off_a_lost_answer_is_resent_blind(tmp_path:
             ETrustedClient(server.client_config(request_timeout=0.5)) as client,
             Outbox(SQLiteStorage(tmp_path / "outbox.db")) as outbox,
         ):
-            await outbox.enqueue_many([event(i) for i in range(2)])
+            await outbox.enqueue_many([order(i) for i in range(2)])
             sandbox.add_fault(
                 Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", times=1)
             )
@@ -500,17 +489,46 @@ async def test_with_invites_switched_off_a_lost_answer_is_resent_blind(tmp_path:
     assert sorted(sent.values()) == [1, 2]
 
 
+class CountedClaims(SQLiteStorage):
+    """Tells when the flusher's first claim has come back (empty): it then waits for a poll."""
+
+    claims = 0
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        result = await super().claim_with_holds(
+            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
+        )
+        self.claims += 1
+        return result
+
+
 async def test_enqueue_in_the_same_process_wakes_the_flusher(world: World) -> None:
-    flusher = world.flusher(attrs.evolve(FAST, poll_interval=60.0))
-    task = asyncio.create_task(flusher.run())
-    await world.enqueue(1)  # with a 60 s poll, only the doorbell can deliver this in time
+    """An event enqueued in the application's own transaction (``enqueue_in`` on its aiosqlite
+    connection, docs/outbox.md) and followed by ``notify()`` after the commit is delivered at
+    once by a flusher in the same process: with a 60 s poll, only the doorbell delivers it
+    within the test's bound."""
+    async with CountedClaims(world.db) as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        flusher = Flusher(outbox, world.client, attrs.evolve(FAST, poll_interval=60.0))
+        task = asyncio.create_task(flusher.run())
+        await wait_until(lambda: _async(storage.claims >= 1))  # idle until the next poll
+        async with aiosqlite.connect(world.db) as app:
+            await app.execute("PRAGMA busy_timeout = 10000")
+            await app.execute("BEGIN IMMEDIATE")
+            result = await outbox.enqueue_in(app, order(1))
+            await app.commit()
+        outbox.notify()
+        assert not result.duplicate
 
-    async def delivered() -> bool:
-        return (await world.outbox.stats()).counts[State.DELIVERED] == 1
+        async def delivered() -> bool:
+            return (await outbox.stats()).counts[State.DELIVERED] == 1
 
-    await wait_until(delivered, limit=10.0)
-    flusher.stop()
-    await task
+        await wait_until(delivered, limit=10.0)
+        flusher.stop()
+        await asyncio.wait_for(task, 10)
+    assert [e.transaction_reference for e in world.sandbox.accepted_events()] == ["order-1"]
 
 
 async def test_graceful_stop_finishes_in_flight_posts(world: World) -> None:
@@ -604,7 +622,7 @@ async def test_results_survive_a_database_outage_without_reconciliation(
     """Also at the very end of a one-shot run: it waits for the write, it does not exit."""
     async with FlakyFinish(tmp_path / "flaky.db") as storage:
         outbox = Outbox(storage, owns_storage=False)
-        await outbox.enqueue_many([event(i) for i in range(5)])
+        await outbox.enqueue_many([order(i) for i in range(5)])
         flusher = Flusher(outbox, world.client, attrs.evolve(FAST, concurrency=1))
         if once:
             await asyncio.wait_for(flusher.run_once(), 30)
@@ -697,7 +715,7 @@ class UnreadableHoldsInClaims(UnreadableHolds):
 async def test_nothing_is_sent_while_the_holds_cannot_be_read(world: World, tmp_path: Path) -> None:
     async with UnreadableHoldsInClaims(tmp_path / "holds.db") as storage:
         outbox = Outbox(storage, owns_storage=False)
-        await outbox.enqueue_many([event(i) for i in range(3)])
+        await outbox.enqueue_many([order(i) for i in range(3)])
         flusher = Flusher(outbox, world.client, FAST)
         task = asyncio.create_task(flusher.run(until_drained=True))
         await wait_until(lambda: _async(storage.refused >= 3))
@@ -731,7 +749,7 @@ async def test_a_move_committed_before_a_claim_stops_the_flusher(world: World) -
     # Entries the flusher is not told about (another Outbox object rings no bell of ours),
     # stored before the hold, which refuses new ones.
     async with Outbox(SQLiteStorage(world.db)) as other:
-        await other.enqueue_many([event(i) for i in range(2)])
+        await other.enqueue_many([order(i) for i in range(2)])
     await world.outbox.storage.set_moved("sqlite:///elsewhere.db")
     world.outbox.notify()  # the flusher claims, with cached holds an hour from stale
     with pytest.raises(OutboxMovedError, match=r"moved to sqlite:///elsewhere\.db"):

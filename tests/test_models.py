@@ -1,7 +1,9 @@
 """Models and codec: documented examples survive JSON -> attrs -> JSON; error bodies are readable.
 
-The examples are read from the official OpenAPI copies in ``/work/shared/etrusted-openapi``
-(each schema's ``example`` values) when they are present, and from etrusted-api.md otherwise.
+The examples are the ``example`` values of each schema in the OpenAPI copies kept in the repo
+(``tests/sandbox/openapi``, byte-identical to the published files, which
+``tests/sandbox/test_sandbox_openapi.py`` checks), and the documented examples of etrusted-api.md.
+Without the copies these tests skip with the reason, and fail in CI.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from builders import CHANNEL
+from ci import unavailable
 from etrusted_examples import documented_event
 
 from kit import codec
@@ -51,7 +55,7 @@ from kit.models import (
 )
 from kit.redact import mask_email, mask_emails, mask_secret, redact_event_body
 
-OPENAPI = Path("/work/shared/etrusted-openapi")
+OPENAPI = Path(__file__).parent / "sandbox" / "openapi"
 
 # etrusted-api.md §5: the documented EventRequest example (with a concrete date).
 EVENT_EXAMPLE: dict[str, Any] = documented_event()
@@ -69,8 +73,8 @@ _NoDatesLoader.yaml_implicit_resolvers = {
 
 def _spec(name: str) -> dict[str, Any]:
     path = OPENAPI / name
-    if not path.exists():
-        pytest.skip(f"{path} is not available")
+    if not path.is_file():
+        unavailable(f"the OpenAPI copy {path} is missing", what="the OpenAPI example tests")
     data: dict[str, Any] = yaml.load(path.read_text(), Loader=_NoDatesLoader)  # noqa: S506
     return data
 
@@ -516,3 +520,45 @@ def test_masking_helpers() -> None:
     assert redacted["customer"]["firstName"] == "***"
     assert redacted["customer"]["reference"] == EVENT_EXAMPLE["customer"]["reference"]
     assert EVENT_EXAMPLE["customer"]["email"] == "john.doe@example.com"  # input untouched
+
+
+# -- EventDetails reads events other sources sent ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "foreign",
+    [
+        {"customer": {"firstName": "Ada"}},  # an anonymised customer: no e-mail
+        {"products": [{"name": "Mug", "sku": "MUG-1"}]},  # a product without a URL
+        {"transaction": {"reference": "order-1", "date": "2024-05-01"}},  # date, not date-time
+    ],
+    ids=["customer-without-email", "product-without-url", "date-only-transaction-date"],
+)
+def test_event_details_read_any_foreign_event_with_an_id(foreign: dict[str, Any]) -> None:
+    """EventDetails reads any event listed for a transaction as long as it has an id, also
+    another source's event whose nested fields the request models would refuse (a customer
+    without e-mail, a product without URL, a date-only transaction date), so one such event
+    next to ours never makes the lookup, and so reconciliation, fail."""
+    body = {"id": "evt-foreign", "type": "checkout", "channel": {"id": CHANNEL}, **foreign}
+    details = from_wire(EventDetails, body)
+    assert details.id == "evt-foreign"
+
+
+# -- the OpenAPI copies these tests read -------------------------------------------------------
+
+
+def test_the_openapi_copies_are_read_from_the_repo() -> None:
+    """The examples come from copies in the repo, so every checkout and CI runs these tests."""
+    assert _spec("events.public.yaml")["components"]["schemas"]
+
+
+@pytest.mark.parametrize("ci", ["true", ""], ids=["CI=true", "no-CI"])
+def test_a_missing_openapi_copy_fails_in_ci_and_skips_elsewhere(
+    ci: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without the copies the example tests skip with the reason; in CI they fail instead."""
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(f"{__name__}.OPENAPI", tmp_path)
+    outcome = pytest.fail.Exception if ci else pytest.skip.Exception
+    with pytest.raises(outcome, match=r"the OpenAPI copy .*events\.public\.yaml is missing"):
+        _spec("events.public.yaml")

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import attrs
 import pytest
+from builders import T0
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -57,7 +58,7 @@ from kit.outbox.types import (
 )
 
 R = TypeVar("R")
-T0 = 1_700_000_000.0
+
 KEYS = [f"k{i}" for i in range(6)]
 OUTCOMES = ["delivered", "adopted", "retry", "in_doubt", "dead", "resend", "release"]
 

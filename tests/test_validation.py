@@ -7,12 +7,15 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from builders import event, order
 from etrusted_examples import documented_event
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kit.errors import KitError, ValidationError
 from kit.models import Event
+from kit.outbox import Outbox
+from kit.outbox.memory import InMemoryStorage
 from kit.validation import (
     channel_update_errors,
     event_errors,
@@ -35,14 +38,14 @@ def _valid() -> dict[str, Any]:
 
 
 def _minimal() -> dict[str, Any]:
-    return {
-        "type": "delivery",
-        "customer": {"email": "a@example.com"},
-        "channel": {"id": "chl-1"},
-        "transaction": {"reference": "o-1"},
-        "system": "shop",
-        "systemVersion": "1",
-    }
+    return event(
+        "o-1",
+        email="a@example.com",
+        type_="delivery",
+        channel="chl-1",
+        system="shop",
+        system_version="1",
+    )
 
 
 def _paths(body: Any, **kwargs: Any) -> list[str]:
@@ -550,3 +553,28 @@ def test_junk_never_raises_anything_but_validation_error(body: Any, allow: bool)
 )
 def test_junk_invite_settings_updates_only_raise_validation_error(body: dict[str, Any]) -> None:
     _agrees(invite_settings_update_errors, validate_invite_settings_update, body)
+
+
+# -- what Outbox.prepare refuses --------------------------------------------------------------
+
+
+def test_a_lone_surrogate_in_the_email_is_a_validation_error() -> None:
+    """``Outbox.prepare`` refuses a lone surrogate in the e-mail (which json.loads accepts from a
+    webhook body) with a ValidationError, the error callers handle, like anywhere else."""
+    outbox = Outbox(InMemoryStorage())
+    with pytest.raises(ValidationError):
+        outbox.prepare(order(1, email="a\ud800b@example.com"))
+
+
+def test_an_event_nested_too_deeply_to_encode_is_a_validation_error() -> None:
+    """Unknown top-level fields pass validation, but one nested too deeply to encode makes
+    ``Outbox.prepare`` raise the ValidationError callers handle, not a RecursionError."""
+    body = event("deep-1")
+    deep: list[Any] = []
+    node = deep
+    for _ in range(5000):
+        node.append([])
+        node = node[0]
+    body["extra"] = deep
+    with pytest.raises(ValidationError, match="not JSON-serialisable"):
+        Outbox(InMemoryStorage()).prepare(body)

@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import statistics
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,10 @@ from kit.bench.measure import settle
 from kit.bench.payloads import bench_body, bench_entry
 from kit.errors import KitError
 from kit.flusher import Flusher, FlusherConfig
-from kit.models import EventAccepted, EventDetails, Invite
 from kit.outbox import Outbox, email_hash
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox.migrations import load_migrations
+from kit.testing import FakeDeliveryClient, Raise
 from kit.validation import validate_event_body
 
 
@@ -175,28 +175,10 @@ async def _enqueue_entries(workdir: Path, n: int, rounds: int) -> Part:
     )
 
 
-class _InstantClient:
-    """Answers every POST with a fresh EventRef at once: delivery without HTTP."""
-
-    def __init__(self) -> None:
-        self._sent = 0
-
-    async def post_event_json(self, body: bytes | str) -> EventAccepted:
-        await asyncio.sleep(0)  # a real client yields at least once
-        self._sent += 1
-        return EventAccepted(event_ref=f"budget-{self._sent}")
-
-    async def list_event_types(self, name: str | None = None) -> list[Any]:
-        return []
-
-    # Reconciliation is never needed here: every POST is answered.
-    def iter_invites(
-        self, channel_id: str, *, query: str | None = None, page_size: int = 50
-    ) -> AsyncIterator[Invite]:
-        raise KitError("the budget's client has no invites")
-
-    async def get_event(self, ref: str) -> EventDetails:
-        raise KitError("the budget's client has no events to look up")
+def _instant_client() -> FakeDeliveryClient:
+    """Answers every POST with a fresh ref at once: delivery without HTTP. Reconciliation is
+    never needed here (every POST is answered), so a lookup would be a bug in the budget."""
+    return FakeDeliveryClient(lookup_answer=Raise(KitError("the budget's client has no invites")))
 
 
 async def _delivery(workdir: Path, n: int, rounds: int) -> list[Part]:
@@ -207,7 +189,7 @@ async def _delivery(workdir: Path, n: int, rounds: int) -> list[Part]:
         async with Outbox.from_url(str(workdir / f"budget-delivery-{r}.db")) as outbox:
             await outbox.enqueue_entries(entries, batch_size=5000)
             flusher = Flusher(
-                outbox, _InstantClient(), FlusherConfig(concurrency=8, check_event_types=False)
+                outbox, _instant_client(), FlusherConfig(concurrency=8, check_event_types=False)
             )
             await settle()
             cpu, thread = time.process_time(), time.thread_time()

@@ -138,7 +138,8 @@ class SandboxProcess:
         return {"api_url": self.api_url, "token_url": self.token_url}
 
     async def reset(self, admin: ETrustedClient, session: aiohttp.ClientSession) -> None:
-        """A fresh account (the sandbox keeps every accepted event in memory) with our type."""
+        """A fresh account (the sandbox keeps every accepted event in memory) with our type, set
+        up as the README tells users to: the type created, then its invites switched on."""
         try:
             async with session.post(f"{self.api_url}/_sandbox/reset") as response:
                 if response.status != 204:
@@ -149,7 +150,8 @@ class SandboxProcess:
                         raise NetworkError(f"sandbox fault answered HTTP {response.status}")
         except aiohttp.ClientError as exc:
             raise NetworkError(f"sandbox reset failed: {exc}") from exc
-        await admin.create_event_type(EVENT_TYPE, active=True)
+        created = await admin.create_event_type(EVENT_TYPE, active=True)
+        await admin.update_invite_settings_for_event_type(created.id, {"enabled": True})
 
     async def stop(self) -> None:
         await self.child.stop()

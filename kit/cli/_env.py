@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from kit.config import DEFAULT_API_URL, DEFAULT_TOKEN_URL, ClientConfig
+from kit.config import ClientConfig
 from kit.errors import ConfigError
 
 DEFAULT_DB = "./etrusted-kit.db"
@@ -57,17 +57,5 @@ def db_url(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -
 
 
 def client_config(environ: Mapping[str, str] | None = None) -> ClientConfig:
-    """Credentials and URLs from ``ETRUSTED_*`` variables."""
-    env = os.environ if environ is None else environ
-    missing = [n for n in ("ETRUSTED_CLIENT_ID", "ETRUSTED_CLIENT_SECRET") if not env.get(n)]
-    if missing:
-        raise ConfigError(
-            "missing " + " and ".join(missing) + ": set the eTrusted API client credentials"
-            " (try `etrusted-kit sandbox`, which prints a set that works offline)"
-        )
-    return ClientConfig(
-        client_id=env["ETRUSTED_CLIENT_ID"],
-        client_secret=env["ETRUSTED_CLIENT_SECRET"],
-        api_url=env.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
-        token_url=env.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
-    )
+    """Credentials and URLs from ``ETRUSTED_*`` variables: :meth:`ClientConfig.from_env`."""
+    return ClientConfig.from_env(os.environ if environ is None else environ)

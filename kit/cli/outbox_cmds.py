@@ -9,10 +9,13 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import IO, Any
 
+import attrs
+
 from kit.cli._env import add_db_option, add_storage_options, db_url, storage_options
-from kit.errors import ConfigError, ValidationError
+from kit.errors import ConfigError, OutboxError, ValidationError
 from kit.outbox import Outbox, Storage, storage_from_url
 from kit.outbox.sqlite import sqlite_path_from_url
 from kit.outbox.types import Entry, NewEntry, State
@@ -203,6 +206,8 @@ async def _iter_entries(outbox: Outbox, state: State | None) -> AsyncIterator[En
 
 
 async def cmd_entries(args: argparse.Namespace) -> int:
+    if args.attempts is not None:
+        return await _print_attempts(args)
     state = State(args.state) if args.state else None
     async with open_outbox(args) as outbox:
         async for entry in _iter_entries(outbox, state):
@@ -217,6 +222,43 @@ async def cmd_entries(args: argparse.Namespace) -> int:
     return 0
 
 
+_ATTEMPT_COLUMNS = ("attempt", "kind", "started_at", "ms", "outcome", "http", "error")
+
+
+async def _print_attempts(args: argparse.Namespace) -> int:
+    """One entry's attempt log: every send, deferral and reconciliation look, oldest first."""
+    async with open_outbox(args) as outbox:
+        await outbox.get(args.attempts)  # an unknown key is an error, not an empty log
+        records = await outbox.attempts(args.attempts)
+    if args.json:
+        for r in records:
+            print(json.dumps({**attrs.asdict(r), "kind": r.kind.value}))
+        return 0
+    rows = [
+        [
+            str(r.attempt),
+            r.kind.value,
+            datetime.fromtimestamp(r.started_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            f"{r.duration_ms:.0f}",
+            r.outcome,
+            "-" if r.http_status is None else str(r.http_status),
+            r.error or "",
+        ]
+        for r in records
+    ]
+    widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(_ATTEMPT_COLUMNS)]
+    for row in [list(_ATTEMPT_COLUMNS), *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+async def _state_of(outbox: Outbox, key: str) -> State | None:
+    try:
+        return (await outbox.get(key)).state
+    except OutboxError:
+        return None
+
+
 async def cmd_dead(args: argparse.Namespace) -> int:
     async with open_outbox(args) as outbox:
         if args.dead_command == "list":
@@ -229,19 +271,25 @@ async def cmd_dead(args: argparse.Namespace) -> int:
         if not args.all and not args.keys:
             print("etrusted-kit: error: name KEYs or pass --all", file=sys.stderr)
             return 2
-        keys = None if args.all else args.keys
+        keys = None if args.all else list(dict.fromkeys(args.keys))
+        before = {key: await _state_of(outbox, key) for key in keys or ()}
         if args.dead_command == "retry":
             count = await outbox.retry_dead(keys)
             print(f"{count} dead entries are pending again")
         else:
             count = await outbox.drop_dead(keys)
             print(f"{count} dead entries dropped (cancelled, payload purged)")
-        if keys is not None and count < len(keys):
-            print(
-                f"{len(keys) - count} of the named keys were not dead (or, for retry, their"
-                " payload was already purged)",
-                file=sys.stderr,
-            )
+        problems = []
+        for key, state in before.items():
+            if state is None:
+                problems.append(f"{key}: unknown key")
+            elif state is not State.DEAD:
+                problems.append(f"{key}: not dead, it is {state.value}")
+            elif await _state_of(outbox, key) is State.DEAD:
+                problems.append(f"{key}: dead, but its payload was purged: it cannot be sent again")
+        for problem in problems:
+            print(f"etrusted-kit: {problem}", file=sys.stderr)
+        if problems:
             return 1
     return 0
 
@@ -303,9 +351,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_status)
 
-    p = subparsers.add_parser("entries", help="list outbox entries")
+    p = subparsers.add_parser("entries", help="list outbox entries, or one entry's attempt log")
     add_db_option(p)
-    p.add_argument("--state", choices=[s.value for s in State])
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--state", choices=[s.value for s in State])
+    which.add_argument("--attempts", metavar="KEY", help="the attempt log of one entry")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_entries)
 

@@ -101,17 +101,24 @@ def _faults(raw: list[str]) -> list[Fault]:
     return faults
 
 
+def _export(*pairs: tuple[str, str]) -> str:
+    return "export " + " ".join(f"{name}={shlex.quote(value)}" for name, value in pairs)
+
+
 def _banner(server: SandboxServer) -> str:
+    """Ends with the export lines the docs show: the CLI's variables, then the channel the
+    documented examples send to."""
     config = server.sandbox.config
-    exports = " ".join(
-        f"{name}={shlex.quote(value)}"
-        for name, value in (
+    exports = [
+        _export(
             ("ETRUSTED_API_URL", server.url),
             ("ETRUSTED_TOKEN_URL", server.token_url),
             ("ETRUSTED_CLIENT_ID", config.client_id),
             ("ETRUSTED_CLIENT_SECRET", config.client_secret),
         )
-    )
+    ]
+    if config.channel_ids:
+        exports.append(_export(("ETRUSTED_CHANNEL_ID", config.channel_ids[0])))
     return "\n".join(
         [
             "eTrusted sandbox is running (Ctrl-C to stop)",
@@ -122,7 +129,7 @@ def _banner(server: SandboxServer) -> str:
             f"  channels:      {', '.join(config.channel_ids)}",
             f"  control plane: {server.url}/_sandbox/",
             "Point etrusted-kit at it with:",
-            f"export {exports}",
+            *exports,
         ]
     )
 

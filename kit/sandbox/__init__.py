@@ -12,8 +12,8 @@ from __future__ import annotations
 from kit.sandbox.app import Sandbox
 from kit.sandbox.config import SEEDED_ACCOUNT_REF, SEEDED_CHANNEL_IDS, SandboxConfig
 from kit.sandbox.faults import Fault, FaultKind, fault_from_json
+from kit.sandbox.records import AcceptedEvent
 from kit.sandbox.server import SandboxServer
-from kit.sandbox.state import AcceptedEvent
 
 __all__ = [
     "SEEDED_ACCOUNT_REF",

@@ -16,6 +16,8 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from kit.sandbox.auth import REALM_PATH, SCOPE
+from kit.sandbox.faults import LEGACY_TOKEN_PATH, TOKEN_PATH
 from kit.sandbox.responses import Service, client_error, empty, error, json_response
 from kit.sandbox.state import UnknownCursorError
 from kit.sandbox.validation import (
@@ -52,7 +54,8 @@ class ApiRoutes:
 
     def routes(self) -> list[web.RouteDef]:
         return [
-            web.post("/oauth/token", self.token),
+            web.post(TOKEN_PATH, self.token),
+            web.post(LEGACY_TOKEN_PATH, self.token),
             web.post("/events", self.post_event),
             web.get("/events/{ref}", self.get_event),
             web.get("/event-types", self.list_event_types),
@@ -92,7 +95,12 @@ class ApiRoutes:
             and hmac.compare_digest(client_secret.encode(), config.client_secret.encode())
         ):
             return error(Service.TOKEN, 401, "Invalid client or Invalid client credentials")
-        token = self._sandbox.tokens.issue()
+        audience = form.get("audience")
+        # Required by the spec, yet real clients leave it out (or empty) and are served: only a
+        # wrong one is refused. The spec lists a bare 400; the body is our other 400s' OAuth2 one.
+        if audience and audience != config.audience:
+            return error(Service.TOKEN, 400, f"Invalid parameter: audience {audience!r} is unknown")
+        token = self._sandbox.tokens.issue(issuer=str(request.url.origin()) + REALM_PATH)
         self._sandbox.token_requests += 1
         response = json_response(
             {
@@ -101,7 +109,7 @@ class ApiRoutes:
                 "refresh_expires_in": 0,
                 "token_type": "Bearer",
                 "not-before-policy": 0,
-                "scope": "profile email",
+                "scope": SCOPE,
             }
         )
         response.headers["Cache-Control"] = "no-store"

@@ -22,8 +22,9 @@ from kit.sandbox.auth import TokenStore, bearer_token
 from kit.sandbox.config import SandboxConfig
 from kit.sandbox.control import CONTROL_PREFIX, ControlRoutes
 from kit.sandbox.faults import Fault, FaultKind, FaultRegistry
+from kit.sandbox.records import AcceptedEvent
 from kit.sandbox.responses import AUTHENTICATED, error, service_for
-from kit.sandbox.state import AcceptedEvent, SandboxState
+from kit.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class Sandbox:
         self.clock = clock
         self._id_rng = _rng(self.config.seed, "ids")
         self._faults = FaultRegistry(_rng(self.config.seed, "faults"))
-        self.tokens = TokenStore(expires_in=self.config.token_expires_in, clock=clock)
+        self.tokens = TokenStore(config=self.config, clock=clock)
         self.state = self._fresh_state()
         self.token_requests = 0
         self._counts: Counter[tuple[str, str, int]] = Counter()  # (method, path, status)

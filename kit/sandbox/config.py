@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from kit.config import positive
+from kit.config import DEFAULT_AUDIENCE, positive
 from kit.errors import ConfigError
 from kit.validation import event_type_name_errors
 
@@ -58,6 +58,8 @@ class SandboxConfig:
 
     client_id: str = attrs.field(default="sandbox-client", validator=_not_empty)
     client_secret: str = attrs.field(default="sandbox-secret", repr=False, validator=_not_empty)
+    # The only ``audience`` the token endpoint accepts (a request may also leave it out).
+    audience: str = attrs.field(default=DEFAULT_AUDIENCE, validator=_not_empty)
     # Echoed as ``expires_in``; tokens stop working this many seconds after issue.
     token_expires_in: int = attrs.field(default=300, validator=positive)
     # Seconds until an accepted event is readable by GET /events/{ref} and its invite listed:

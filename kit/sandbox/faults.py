@@ -17,6 +17,9 @@ import attrs
 from kit.errors import ConfigError
 
 TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path)
+# The login service's older Keycloak path, still named by events.public.yaml; served alike.
+LEGACY_TOKEN_PATH = "/auth/realms/business/protocol/openid-connect/token"  # noqa: S105
+TOKEN_PATHS = frozenset({TOKEN_PATH, LEGACY_TOKEN_PATH})
 
 
 class FaultKind(enum.StrEnum):
@@ -59,7 +62,7 @@ class Fault:
 
     ``path`` is an exact path or a prefix ending in ``*`` (``"/events*"``). ``None`` matches every
     path of the API base, but not the token endpoint, which lives on another host in production:
-    name ``"/oauth/token"`` to fault it.
+    name ``"/oauth/token"`` (or the older Keycloak path) to fault it.
     """
 
     kind: FaultKind = attrs.field(converter=FaultKind)
@@ -75,7 +78,7 @@ class Fault:
         if self.method is not None and self.method != method:
             return False
         if self.path is None:
-            return path != TOKEN_PATH
+            return path not in TOKEN_PATHS
         if self.path.endswith("*"):
             return path.startswith(self.path[:-1])
         return path == self.path

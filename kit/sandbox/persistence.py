@@ -17,17 +17,17 @@ import attrs
 
 from kit.errors import ConfigError
 from kit.sandbox.app import Sandbox
-from kit.sandbox.state import (
+from kit.sandbox.records import (
     AcceptedEvent,
     Channel,
     EventType,
     Invite,
     InviteConfiguration,
     InviteSettings,
-    SandboxState,
     StoredEvent,
     iso,
 )
+from kit.sandbox.state import SandboxState
 
 FORMAT_VERSION = 1
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kit.sandbox.faults import TOKEN_PATH
+from kit.sandbox.faults import TOKEN_PATHS
 
 
 class Service(enum.Enum):
@@ -40,7 +40,7 @@ _PREFIXES = (
 
 
 def service_for(path: str) -> Service:
-    if path == TOKEN_PATH:
+    if path in TOKEN_PATHS:
         return Service.TOKEN
     for prefix, service in _PREFIXES:
         if path == prefix or path.startswith(prefix + "/"):

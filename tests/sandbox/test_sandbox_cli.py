@@ -100,10 +100,13 @@ async def test_cli_round_trip_and_graceful_sigterm(tmp_path: Path) -> None:
         code, out, err = await _stop(proc)
     assert code == 0, err
     assert info["api_url"] in out
-    assert (
+    # The variables the docs' examples read, the channel included, ready to paste.
+    exports = [line for line in out.splitlines() if line.startswith("export ")]
+    assert exports == [
         f"export ETRUSTED_API_URL={info['api_url']} ETRUSTED_TOKEN_URL={info['token_url']} "
-        "ETRUSTED_CLIENT_ID=sandbox-client ETRUSTED_CLIENT_SECRET=sandbox-secret"
-    ) in out
+        "ETRUSTED_CLIENT_ID=sandbox-client ETRUSTED_CLIENT_SECRET=sandbox-secret",
+        f"export ETRUSTED_CHANNEL_ID={CHANNEL}",
+    ]
     assert not ready.exists()  # removed on a graceful stop
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from sandbox_helpers import CHANNEL, OTHER_CHANNEL, Api, FakeClock, make_event
 
-from kit.sandbox import SEEDED_ACCOUNT_REF, SEEDED_CHANNEL_IDS, SandboxConfig
+from kit.errors import ConfigError
+from kit.sandbox import SEEDED_ACCOUNT_REF, SEEDED_CHANNEL_IDS, Sandbox, SandboxConfig
 
 ETY = re.compile(r"ety-[0-9a-f-]{36}")
 
@@ -396,3 +397,14 @@ async def test_configured_channels_and_event_types(api: Api) -> None:
     assert [(t["name"], t["active"]) for t in types] == [("checkout", True), ("delivery", True)]
     assert len((await api.call("GET", "/invite-settings")).json) == 6
     assert (await api.post_event(make_event(type="delivery", channel="chl-c"))).status == 202
+
+
+# -- seeded event types follow the API's name rules --------------------------------------
+
+
+@pytest.mark.parametrize("name", ["OrderShipped", "order shipped", "all", "ab"])
+def test_sandbox_refuses_to_seed_names_etrusted_refuses(name: str) -> None:
+    """The sandbox seeds only event type names eTrusted accepts (3-255 characters of the
+    documented pattern), so a suite never passes against a type that cannot exist in eTrusted."""
+    with pytest.raises(ConfigError, match="must be 3-255 characters"):
+        Sandbox(SandboxConfig(event_types=("checkout", name)))

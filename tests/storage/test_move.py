@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from builders import event, order
 
 from kit.errors import ConfigError, OutboxError, OutboxMovedError
+from kit.outbox import Outbox
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox.migrations import load_migrations
 from kit.outbox.move import MigrationReport, migrate_outbox
@@ -367,3 +370,90 @@ async def test_a_version_1_migrated_hold_becomes_the_moved_state_on_postgres(
         assert await pg.holds(now=t(0)) == []
         with pytest.raises(OutboxMovedError):
             await pg.claim(owner="w", limit=5, lease_seconds=30, now=t(0))
+
+
+# -- the source of a move takes nothing new ----------------------------------------------------
+
+
+async def test_an_outbox_that_was_moved_refuses_new_events(
+    tmp_path: Path,
+) -> None:
+    """After migrate-outbox the source refuses new events with OutboxMovedError naming the new
+    outbox, so an application instance (or a cron'd ``etrusted-kit enqueue``) not switched to
+    it yet cannot store an event no flusher will send."""
+
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    async with Outbox.from_url(str(old)) as app:
+        await app.enqueue(event("o-1", email="a@example.org"))
+    async with SQLiteStorage(old) as source, SQLiteStorage(new) as target:
+        report = await migrate_outbox(source, target)
+        assert report.copied == 1
+    async with Outbox.from_url(str(old)) as late_app:
+        with pytest.raises(OutboxMovedError, match=r"was moved to sqlite:///.*new\.db"):
+            await late_app.enqueue(event("o-2", email="b@example.org"))
+
+
+async def test_migrating_an_outbox_onto_itself_is_refused(tmp_path: Path) -> None:
+    """Two storage objects on the same database (the CLI's --from and --to naming one file) are
+    refused as the same outbox, and the only outbox is not marked as moved."""
+
+    path = tmp_path / "outbox.db"
+    async with Outbox.from_url(str(path)) as app:
+        await app.enqueue(event("o-1", email="a@example.org"))
+    async with SQLiteStorage(path) as source, SQLiteStorage(f"sqlite:///{path}") as target:
+        with pytest.raises(OutboxError, match="source and target are the same outbox"):
+            await migrate_outbox(source, target)
+        assert await source.holds(now=0.0) == []  # the probe is gone
+        assert await source.moved_to() is None
+
+
+@pytest.mark.postgres
+async def test_an_enqueue_in_transaction_spanning_the_move_is_refused_or_copied(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """An ``enqueue_in`` whose transaction is open while migrate-outbox runs ends up in the new
+    outbox: the move waits for writers under way before it copies, so an event committed
+    after the move started is copied, never left behind in the moved-away outbox."""
+    import asyncpg
+
+    source = PostgresStorage(pg_dsn, schema=pg_schema)
+    target = PostgresStorage(pg_dsn, schema=pg_schema + "_to")
+    conn = await asyncpg.connect(pg_dsn, server_settings={"application_name": "etk-test-writer"})
+    try:
+        async with source, target:
+            old = Outbox(source)
+            tx = conn.transaction()
+            await tx.start()
+            result = await old.enqueue_in(conn, order(1))
+            assert not result.duplicate
+            move = asyncio.create_task(migrate_outbox(source, target))
+
+            async def migrate_waits_for_the_writer() -> bool:
+                waiting = await conn.fetchval(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                    " WHERE NOT l.granted AND c.relname = 'entries' AND n.nspname = $1",
+                    pg_schema,
+                )
+                return bool(waiting)
+
+            async with asyncio.timeout(30):  # the move must wait for our transaction
+                while not await migrate_waits_for_the_writer():
+                    assert not move.done(), "the move finished while a write was under way"
+                    await asyncio.sleep(0.01)
+            await tx.commit()
+            report = await asyncio.wait_for(move, 30)
+
+            in_source = {e.key for e in await source.entries()}
+            in_target = {e.key for e in await target.entries()}
+            assert in_source == in_target, (
+                f"enqueue_in committed after the move (copied {report.copied}): "
+                f"{sorted(in_source - in_target)} only in the moved-away outbox"
+            )
+    finally:
+        await conn.close()
+        cleanup = await asyncpg.connect(pg_dsn)
+        try:
+            await cleanup.execute(f'DROP SCHEMA IF EXISTS "{pg_schema}_to" CASCADE')
+        finally:
+            await cleanup.close()

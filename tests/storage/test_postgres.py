@@ -749,9 +749,9 @@ async def test_a_lane_left_inside_a_transaction_is_not_handed_on(storage: Postgr
 async def test_a_cancelled_finish_never_leaves_the_results_lane_in_a_transaction(
     storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
 ) -> None:
-    # A finish that needs two rounds (one key twice) runs in a transaction; cancelled while its
-    # BEGIN is on the way, the lane used to be handed back with the server inside that
-    # transaction, so every later one-statement result "succeeded" and committed nothing.
+    # A finish that needs two rounds (one key twice) runs in a transaction. Cancelled while its
+    # BEGIN is on the way, it must not hand the lane back with the server inside that
+    # transaction, or every later one-statement result would "succeed" and commit nothing.
     # Cancel it after every number of loop steps in turn; each later result must be visible.
     await storage.enqueue([new(i) for i in range(80)], now=1.0)
     for steps in range(20):

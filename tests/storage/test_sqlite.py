@@ -4,6 +4,7 @@ enqueueing inside the application's own transaction. The shared rules are in tes
 from __future__ import annotations
 
 import asyncio
+import glob
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from typing import Any
 
 import aiosqlite
 import pytest
+from builders import T0, event, order
 
 from kit.errors import (
     ConfigError,
@@ -25,7 +27,9 @@ from kit.errors import (
     OutboxError,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
 )
+from kit.outbox import Outbox, email_hash
 from kit.outbox import _sqlite_group as group_module
 from kit.outbox import sqlite as sqlite_backend
 from kit.outbox.migrations import Migration, load_migrations
@@ -732,3 +736,94 @@ async def test_an_existing_database_file_keeps_its_mode(tmp_path: Path) -> None:
     async with SQLiteStorage(str(path)):
         pass
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+# -- forgetting a customer --------------------------------------------------------------------
+
+
+EMAIL = "zelda.forget-me@lovelace-family.example"
+NAME = "Zeldafirstname"
+
+
+def files_holding(path: Path, needle: bytes) -> list[str]:
+    """The database files (main, -wal, -shm, -journal) whose bytes contain ``needle``."""
+    return sorted(Path(f).name for f in glob.glob(f"{path}*") if needle in Path(f).read_bytes())
+
+
+async def test_forgotten_customer_data_leaves_the_sqlite_files_while_a_flusher_runs(
+    tmp_path: Path,
+) -> None:
+    """Once ``forget_customer()`` returns, the customer's e-mail and name are gone from the
+    database file and its -wal file, also while another process (the flusher daemon) keeps
+    the outbox open."""
+    path = tmp_path / "outbox.db"
+    async with Outbox.from_url(str(path)) as app:
+        await app.enqueue_many(
+            [event(f"o-{n}", email=f"other{n}@example.org", first_name="Other") for n in range(5)]
+        )
+        await app.enqueue(event("o-zelda", email=EMAIL, first_name=NAME))
+    flusher = SQLiteStorage(path)  # the daemon: it has the file open the whole time
+    await flusher.open()
+    try:
+        # The operator runs `etrusted-kit forget` (its own process and connection).
+        async with Outbox.from_url(str(path)) as operator:
+            result = await operator.forget_customer(EMAIL)
+            assert result.purged == 1
+            entry = (await operator.entries())[-1]
+            assert entry.payload is None
+            assert entry.email_hash is None
+        assert files_holding(path, EMAIL.encode()) == []
+        assert files_holding(path, NAME.encode()) == []
+    finally:
+        await flusher.aclose()
+
+
+async def test_forget_does_not_stall_the_storage_for_the_busy_timeout_behind_a_reader(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Forgetting a customer while another connection holds an open read (a backup, a ``sqlite3``
+    shell, a report) returns at once and leaves the storage usable: the WAL scrub is deferred
+    and logged, not waited out for the whole ``busy_timeout`` while claims and enqueues queue
+    behind it. With a busy timeout of ten minutes, a wait of 30 s tells the difference."""
+
+    path = str(tmp_path / "o.db")
+    storage = SQLiteStorage(path, busy_timeout=600.0)  # waited out, it would hang the test
+    async with Outbox(storage) as outbox:
+        await outbox.enqueue(order(1))
+        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM etk_entries").fetchall()  # a read snapshot
+            await outbox.enqueue(order(2))  # the snapshot is no longer the newest
+            forget = storage.forget_customer(email_hash("buyer1@example.com"), now=T0)
+            result = await asyncio.wait_for(forget, 30)
+            # The storage is usable at once, with its own busy timeout back in force.
+            await outbox.enqueue(order(3))
+        finally:
+            reader.close()
+    assert result.purged == 1
+    assert any(getattr(r, "action", None) == "outbox.scrub_deferred" for r in caplog.records)
+
+
+# -- unstorable text ----------------------------------------------------------------------
+
+
+async def test_enqueue_many_refuses_a_call_with_an_unstorable_event_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    """An event with a lone surrogate (half an emoji, which json.loads accepts from a webhook
+    body as "\\ud83d") makes ``enqueue_many`` raise the documented ValidationError and store
+    nothing of the call, not even the batches before it."""
+
+    broken = json.loads(json.dumps(event("o-broken", first_name=NAME)).replace(NAME, "Zo\\ud83d"))
+    good = [event(f"o-{n}", email=f"c{n}@example.org") for n in range(4)]
+    async with Outbox.from_url(str(tmp_path / "outbox.db")) as outbox:
+        raised: BaseException | None = None
+        try:
+            await outbox.enqueue_many([*good, broken], batch_size=2)
+        except Exception as exc:  # which error it is, is the point
+            raised = exc
+        stored = (await outbox.stats()).counts[State.PENDING]
+    detail = f"raised {raised!r}; {stored} of the call's events were stored"
+    assert isinstance(raised, ValidationError), detail
+    assert stored == 0, detail

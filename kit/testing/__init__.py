@@ -1,4 +1,9 @@
-"""Public helpers for testing code that talks to eTrusted through the kit."""
+"""Public helpers for testing code that talks to eTrusted through the kit.
+
+A sandbox on loopback (:func:`running_sandbox`) for the whole path over HTTP, an in-memory
+outbox, and a scripted fake client (:class:`FakeDeliveryClient`) for flusher tests that must
+decide the order in which things happen.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from kit.outbox.memory import InMemoryStorage
 from kit.sandbox import Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
+from kit.testing.fake_client import Answer, Call, FakeDeliveryClient, Raise, Reply, WaitFor
 
 
 @asynccontextmanager
@@ -28,11 +34,17 @@ async def running_sandbox(
 
 
 __all__ = [
+    "Answer",
+    "Call",
+    "FakeDeliveryClient",
     "Fault",
     "FaultKind",
     "InMemoryStorage",
+    "Raise",
+    "Reply",
     "Sandbox",
     "SandboxConfig",
     "SandboxServer",
+    "WaitFor",
     "running_sandbox",
 ]

@@ -1,0 +1,75 @@
+"""A Shopify source's own settings (the adapter keys of a ``[[sources]]`` table)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+
+from kit.errors import ConfigError
+
+
+class ReferenceField(enum.StrEnum):
+    """Which order field becomes eTrusted's ``transaction.reference``.
+
+    ``name`` (``#1042``) is what the merchant and the buyer see, and what eTrusted's invite
+    history shows; ``order_number`` drops the shop's prefix; ``id`` is Shopify's internal id.
+    """
+
+    NAME = "name"
+    ORDER_NUMBER = "order_number"
+    ID = "id"
+
+
+def _reference(value: ReferenceField | str) -> ReferenceField:
+    try:
+        return ReferenceField(value)
+    except ValueError:
+        choices = ", ".join(field.value for field in ReferenceField)
+        raise ConfigError(f"reference must be one of {choices}, got {value!r}") from None
+
+
+def _shop_domain(value: str) -> str:
+    return value.strip().lower()
+
+
+def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 0):
+        raise ConfigError(f"{attribute.name} must be a whole number of days >= 0, got {value!r}")
+
+
+def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
+    try:
+        value.format(product_id="1", variant_id="1", sku="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"{attribute.name} may use only {{product_id}}, {{variant_id}} and {{sku}}: {exc}"
+        ) from exc
+
+
+@attrs.frozen(kw_only=True)
+class ShopifyConfig:
+    """What the Shopify adapter needs to know about one shop.
+
+    Order webhooks carry no product URL, image or barcode; ``product_url`` is a template
+    (``{product_id}``, ``{variant_id}``, ``{sku}``) for shops that can resolve one, otherwise the
+    products stay out of the event until an enriching source fills them in. ``transit_days``
+    gives an estimated delivery date when the fulfilment carries none.
+    """
+
+    shop_domain: str = attrs.field(converter=_shop_domain)
+    reference: ReferenceField = attrs.field(default=ReferenceField.NAME, converter=_reference)
+    transit_days: int | None = attrs.field(default=None, validator=_non_negative)
+    product_url: str | None = attrs.field(default=None, validator=_url_template)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.shop_domain or "/" in self.shop_domain or " " in self.shop_domain:
+            raise ConfigError(f"shop_domain must be a host name, got {self.shop_domain!r}")
+
+
+__all__ = ["ReferenceField", "ShopifyConfig"]

@@ -1,0 +1,212 @@
+"""The adapter contract: what the kit asks of a platform adapter, and how it finds one.
+
+An adapter knows one platform and nothing of eTrusted. A *push* adapter is handed each delivery
+(headers and the raw body bytes) by the kit's intake and answers three questions, all without
+I/O, so the intake can run them inside its request and tests need no server:
+
+1. :meth:`PushAdapter.verify`: is this really from the platform, for this source's account?
+   Raises :class:`~kit.errors.VerificationError` (the intake answers 401).
+2. :meth:`PushAdapter.identify`: which transport ids make a redelivery recognisable? The journal
+   is unique on them, so a retried webhook is recorded once.
+3. :meth:`PushAdapter.parse`: what happened? Domain events, or a :class:`~kit.domain.Skip`
+   with its reason for a delivery ignored on purpose. Raises :class:`~kit.errors.PayloadError`
+   (the intake answers 400) for a verified body of the wrong shape.
+
+These are :class:`typing.Protocol` classes: an adapter needs no base class from the kit, only the
+methods. Adapters are found by name through the ``etrusted_kit.adapters`` entry-point group; the
+built-in ones register the same way a third-party package does (``pyproject.toml``)::
+
+    [project.entry-points."etrusted_kit.adapters"]
+    myplatform = "my_package.adapter:plugin"
+
+The entry point names an :class:`AdapterPlugin`: the adapter's config class (the kit's TOML loader
+structures the source's adapter keys into it, so every error names its key path the same way)
+and a factory that binds one configured source. Secrets are never part of that config object:
+the intake passes them to :meth:`PushAdapter.verify`, so an adapter cannot log what it never
+holds.
+
+Header names reach an adapter in lower case (:func:`normalise_headers`); the intake does this
+once for every framework it serves.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
+
+import attrs
+
+from kit.domain import DomainEvent, Skip
+from kit.errors import ConfigError
+
+ENTRY_POINT_GROUP = "etrusted_kit.adapters"
+
+Headers: TypeAlias = Mapping[str, str]
+"""Request headers with lower-case names, as every adapter receives them."""
+
+ParseResult: TypeAlias = Sequence[DomainEvent] | Skip
+"""What a delivery became: domain events (possibly none) or a deliberate skip."""
+
+C_contra = TypeVar("C_contra", contravariant=True)
+
+
+@attrs.frozen
+class DeliveryIdentity:
+    """The platform's transport ids for one delivery.
+
+    ``delivery_id`` is the same on every retry of one delivery (Shopify ``X-Shopify-Webhook-Id``);
+    ``event_id`` is the same on every delivery of one platform event, such as one order change
+    sent through two webhook subscriptions (``X-Shopify-Event-Id``). Either one seen before
+    makes the delivery a duplicate.
+    """
+
+    delivery_id: str
+    event_id: str | None = None
+
+
+@runtime_checkable
+class PushAdapter(Protocol):
+    """One configured source of a push platform (webhooks); built by :class:`AdapterPlugin`."""
+
+    @property
+    def platform(self) -> str:
+        """The adapter's name, which is also its entry-point name and the first part of keys."""
+        ...
+
+    @property
+    def account(self) -> str:
+        """The platform tenant this source serves (a shop domain, an account id)."""
+        ...
+
+    def verify(self, headers: Headers, raw_body: bytes, secrets: Sequence[str]) -> None:
+        """Check the signature over the exact raw bytes against each secret, and the sender.
+
+        Raises :class:`~kit.errors.VerificationError`; returns nothing when the delivery is
+        authentic. Several secrets are valid at once during a rotation.
+        """
+        ...
+
+    def identify(self, headers: Headers, raw_body: bytes) -> DeliveryIdentity:
+        """The delivery's transport ids (only called after :meth:`verify` passed)."""
+        ...
+
+    def parse(self, headers: Headers, raw_body: bytes, *, received_at: datetime) -> ParseResult:
+        """Domain events, or a skip with its reason (only called after :meth:`verify`).
+
+        ``received_at`` (UTC) is when the intake took the delivery in: the adapter's stand-in
+        for "when it happened" where the platform says nothing, so parsing needs no clock.
+        """
+        ...
+
+
+@runtime_checkable
+class AdapterPlugin(Protocol[C_contra]):
+    """What an ``etrusted_kit.adapters`` entry point names."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def config_type(self) -> type[Any]:
+        """The frozen attrs class of the adapter's own keys in a ``[[sources]]`` table."""
+        ...
+
+    def create(self, *, source: str, config: C_contra) -> PushAdapter:
+        """Bind one configured source; no I/O (the intake builds adapters at start-up)."""
+        ...
+
+
+def normalise_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Lower-case header names; of a repeated header the first value is kept.
+
+    Frameworks hand headers over as case-insensitive multidicts, plain dicts or pairs; adapters
+    then look names up one way. A repeated signature header gains an attacker nothing: the value
+    kept must still verify.
+    """
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        out.setdefault(name.lower(), value)
+    return out
+
+
+def hmac_sha256_base64_matches(raw_body: bytes, signature: str, secrets: Sequence[str]) -> bool:
+    """Whether ``signature`` is the base64 HMAC-SHA256 of ``raw_body`` under one of ``secrets``.
+
+    The digests are compared as bytes with :func:`hmac.compare_digest`, and every secret is
+    tried, so timing does not tell which part of a forged signature was right. A signature that
+    is not base64 of 32 bytes simply does not match.
+    """
+    try:
+        sent = base64.b64decode(signature.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    matched = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode("utf-8"), raw_body, hashlib.sha256).digest()
+        matched |= hmac.compare_digest(expected, sent)
+    return matched
+
+
+def _adapter_entry_points() -> dict[str, list[EntryPoint]]:
+    found: dict[str, list[EntryPoint]] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(entry.name, []).append(entry)
+    return found
+
+
+def installed_adapters() -> tuple[str, ...]:
+    """The names of every installed adapter, sorted."""
+    return tuple(sorted(_adapter_entry_points()))
+
+
+def load_adapter(name: str) -> AdapterPlugin[Any]:
+    """The installed adapter called ``name``.
+
+    Raises :class:`~kit.errors.ConfigError` for an unknown name (listing the installed ones),
+    for a name two packages claim, and for an entry point that does not load or does not
+    provide the contract.
+    """
+    found = _adapter_entry_points()
+    candidates = found.get(name, [])
+    if not candidates:
+        installed = ", ".join(sorted(found)) or "none"
+        raise ConfigError(f"unknown adapter {name!r}; installed adapters: {installed}")
+    if len(candidates) > 1:
+        values = ", ".join(sorted(entry.value for entry in candidates))
+        raise ConfigError(f"adapter {name!r} is registered more than once: {values}")
+    entry = candidates[0]
+    try:
+        plugin = entry.load()
+    except Exception as exc:  # an import error of any kind in a third-party package
+        raise ConfigError(f"adapter {name!r} ({entry.value}) failed to load: {exc}") from exc
+    if not isinstance(plugin, AdapterPlugin):
+        raise ConfigError(
+            f"adapter {name!r} ({entry.value}) is not an adapter plugin: it needs name, "
+            "config_type and create()"
+        )
+    if plugin.name != name:
+        raise ConfigError(
+            f"adapter entry point {name!r} ({entry.value}) calls itself {plugin.name!r}"
+        )
+    return plugin
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AdapterPlugin",
+    "DeliveryIdentity",
+    "Headers",
+    "ParseResult",
+    "PushAdapter",
+    "hmac_sha256_base64_matches",
+    "installed_adapters",
+    "load_adapter",
+    "normalise_headers",
+]

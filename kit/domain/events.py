@@ -1,0 +1,170 @@
+"""Domain events: what happened in a shop, in the kit's own words.
+
+An adapter turns a platform delivery into these; the journal stores them; the policy reads a
+stream's events to decide what eTrusted should hear. They say what happened, never what to do
+about it, so the same event can feed different policies. Every event names where it came from
+(``platform``/``account``/``source``), the stream it belongs to (the platform's order,
+subscription or customer id), when it happened in the shop (``occurred_at``, UTC), and the
+platform's transport ids, which the journal uses to record a redelivery once.
+
+Events that a platform sends without the order (a Shopify fulfilment or refund webhook) carry
+``order=None``; the policy folds the stream's newest snapshot in from earlier events.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import ClassVar
+
+import attrs
+
+from kit.domain.facts import OrderFacts, Refund, Shipment, utc
+
+
+@attrs.frozen(kw_only=True)
+class _Envelope:
+    """Fields every domain event carries (private: use :data:`DomainEvent` in signatures)."""
+
+    kind: ClassVar[str]
+
+    source: str  # the merchant's configured source name
+    platform: str  # the adapter's name, e.g. ``shopify``
+    account: str  # the platform tenant, e.g. ``kit-demo.myshopify.com``
+    stream: str  # the platform's order, subscription or customer id
+    occurred_at: datetime = attrs.field(converter=utc)
+    delivery_id: str  # transport id; a retry of the same delivery repeats it
+    event_id: str | None = None  # the platform's event id; two subscriptions repeat it
+    topic: str | None = None  # the platform's name for what it sent, for ``explain``
+
+
+@attrs.frozen(kw_only=True)
+class OrderPlaced(_Envelope):
+    kind: ClassVar[str] = "order_placed"
+    order: OrderFacts
+
+
+@attrs.frozen(kw_only=True)
+class OrderPaid(_Envelope):
+    kind: ClassVar[str] = "order_paid"
+    order: OrderFacts
+
+
+@attrs.frozen(kw_only=True)
+class OrderUpdated(_Envelope):
+    """A new snapshot of the order with no status change the platform named."""
+
+    kind: ClassVar[str] = "order_updated"
+    order: OrderFacts
+
+
+@attrs.frozen(kw_only=True)
+class OrderFulfilled(_Envelope):
+    """One shipment left (or the order was marked fulfilled without shipment detail)."""
+
+    kind: ClassVar[str] = "order_fulfilled"
+    order: OrderFacts | None = None
+    shipment: Shipment | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OrderDelivered(_Envelope):
+    """A carrier reported one shipment delivered."""
+
+    kind: ClassVar[str] = "order_delivered"
+    order: OrderFacts | None = None
+    shipment: Shipment | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OrderCancelled(_Envelope):
+    kind: ClassVar[str] = "order_cancelled"
+    order: OrderFacts | None = None
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class OrderRefunded(_Envelope):
+    """Money went back. ``full`` only when the platform said the whole order is refunded;
+    otherwise the policy weighs the refund's lines against the order's lines."""
+
+    kind: ClassVar[str] = "order_refunded"
+    refund: Refund
+    full: bool = False
+    order: OrderFacts | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SubscriptionRenewed(_Envelope):
+    """A subscription charged again; ``order`` describes what was renewed."""
+
+    kind: ClassVar[str] = "subscription_renewed"
+    order: OrderFacts
+    renewal: int | None = None  # 1 for the first renewal, when the platform counts
+    order_stream: str | None = None  # the order the renewal created, if any
+
+
+class ErasureScope(enum.StrEnum):
+    CUSTOMER = "customer"  # erase one customer's data
+    ACCOUNT = "account"  # the merchant left: erase everything of the account
+
+
+@attrs.frozen(kw_only=True)
+class CustomerErasureRequested(_Envelope):
+    """The platform asks for a customer's (or a whole account's) data to be erased."""
+
+    kind: ClassVar[str] = "customer_erasure_requested"
+    scope: ErasureScope = ErasureScope.CUSTOMER
+    customer_id: str | None = None
+    email: str | None = attrs.field(default=None, repr=False)
+    order_streams: tuple[str, ...] = ()
+
+
+DomainEvent = (
+    OrderPlaced
+    | OrderPaid
+    | OrderUpdated
+    | OrderFulfilled
+    | OrderDelivered
+    | OrderCancelled
+    | OrderRefunded
+    | SubscriptionRenewed
+    | CustomerErasureRequested
+)
+
+EVENT_TYPES: tuple[type[DomainEvent], ...] = (
+    OrderPlaced,
+    OrderPaid,
+    OrderUpdated,
+    OrderFulfilled,
+    OrderDelivered,
+    OrderCancelled,
+    OrderRefunded,
+    SubscriptionRenewed,
+    CustomerErasureRequested,
+)
+"""Every concrete domain event class; their ``kind`` values are unique and stable."""
+
+
+def order_of(event: DomainEvent) -> OrderFacts | None:
+    """The order snapshot an event carries, if any (erasure requests carry none)."""
+    if isinstance(event, CustomerErasureRequested):
+        return None
+    return event.order
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "CustomerErasureRequested",
+    "DomainEvent",
+    "ErasureScope",
+    "OrderCancelled",
+    "OrderDelivered",
+    "OrderFulfilled",
+    "OrderPaid",
+    "OrderPlaced",
+    "OrderRefunded",
+    "OrderUpdated",
+    "SubscriptionRenewed",
+    "order_of",
+]

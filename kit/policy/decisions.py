@@ -1,0 +1,145 @@
+"""What the policy decided about one domain event: values the journal stores and replays.
+
+Each decision names the outbox key it concerns (``{platform}:{account}:{stream}:{event type}``),
+so the journal can show an order's whole story and the policy can replay, from earlier
+decisions alone, what the outbox holds for a key. :class:`Amend` carries the full new values,
+never a difference, so applying it twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any, ClassVar
+
+import attrs
+
+from kit.domain import LineItem, SkipReason, utc
+from kit.domain.codec import TaggedCodec, converter, register_enum
+from kit.mapping import BodyFacts
+
+
+def dedupe_key(platform: str, account: str, stream: str, event_type: str) -> str:
+    """The outbox key of one invite: one per order (or stream) and eTrusted event type."""
+    return f"{platform}:{account}:{stream}:{event_type}"
+
+
+class Note(enum.StrEnum):
+    """Why an event changed nothing (:class:`Recorded`)."""
+
+    NOTHING_TO_DO = "nothing_to_do"  # no trigger fires on it and nothing waits to be changed
+    ALREADY_SENT = "already_sent"  # it would withdraw or change an invite that already left
+    ALREADY_DECIDED = "already_decided"  # the key was enqueued, cancelled or throttled before
+    ERASURE = "erasure"  # an erasure request: the journal and outbox act, not the policy
+
+
+@attrs.frozen(kw_only=True)
+class Enqueue:
+    """Put an invite into the outbox, to be sent not before ``send_after``."""
+
+    kind: ClassVar[str] = "enqueue"
+    key: str
+    event_type: str
+    channel_id: str
+    facts: BodyFacts
+    send_after: datetime = attrs.field(converter=utc)
+
+
+@attrs.frozen(kw_only=True)
+class Skipped:
+    """A trigger fired, but an exclusion or the order's state rules the invite out (for now:
+    a later event that lifts the reason, such as an e-mail added to the order, may still
+    enqueue it)."""
+
+    kind: ClassVar[str] = "skipped"
+    key: str
+    reason: SkipReason
+    detail: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Cancel:
+    """Withdraw the waiting entry (cancelled, refunded, or now excluded)."""
+
+    kind: ClassVar[str] = "cancel"
+    key: str
+    reason: SkipReason
+
+
+@attrs.frozen(kw_only=True)
+class Amend:
+    """Change a waiting entry: its products (a partial refund) and when it is sent."""
+
+    kind: ClassVar[str] = "amend"
+    key: str
+    products: tuple[LineItem, ...]
+    send_after: datetime = attrs.field(converter=utc)
+
+
+@attrs.frozen(kw_only=True)
+class Throttled:
+    """The customer had an invite within the trigger's ``per_customer`` window; final."""
+
+    kind: ClassVar[str] = "throttled"
+    key: str
+    last_invite_at: datetime = attrs.field(converter=utc)
+
+
+@attrs.frozen(kw_only=True)
+class Stale:
+    """The event is older than what the stream already held and changes nothing."""
+
+    kind: ClassVar[str] = "stale"
+    newest_at: datetime = attrs.field(converter=utc)
+
+
+@attrs.frozen(kw_only=True)
+class Recorded:
+    """Journaled, nothing to do (``key`` when it concerns one entry)."""
+
+    kind: ClassVar[str] = "recorded"
+    note: Note
+    key: str | None = None
+    detail: str | None = None
+
+
+Decision = Enqueue | Skipped | Cancel | Amend | Throttled | Stale | Recorded
+
+DECISION_TYPES: tuple[type[Decision], ...] = (
+    Enqueue,
+    Skipped,
+    Cancel,
+    Amend,
+    Throttled,
+    Stale,
+    Recorded,
+)
+
+register_enum(converter, Note)
+decisions = TaggedCodec[Decision](DECISION_TYPES, subject="policy decision")
+"""The journal's codec for decisions (same storage format as domain events)."""
+
+
+def dump_decision(decision: Decision) -> dict[str, Any]:
+    return decisions.dump(decision)
+
+
+def load_decision(data: Any) -> Decision:
+    return decisions.load(data)
+
+
+__all__ = [
+    "DECISION_TYPES",
+    "Amend",
+    "Cancel",
+    "Decision",
+    "Enqueue",
+    "Note",
+    "Recorded",
+    "Skipped",
+    "Stale",
+    "Throttled",
+    "dedupe_key",
+    "dump_decision",
+    "load_decision",
+]
