@@ -31,6 +31,7 @@ have been acted on, whatever happened on the wire::
     │   ├── StorageUnavailableError  cannot open or reach the database
     │   └── MigrationError           the schema cannot be brought to the expected version
     ├── OutboxError                  a refused outbox operation (e.g. unknown key)
+    │   └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
     └── AdapterError                 a platform delivery cannot be taken in
         ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
         └── PayloadError             a verified body that is not what the platform sends (400)
@@ -227,6 +228,23 @@ class OutboxError(KitError):
     """An outbox operation was refused (unknown key, wrong state for the operation)."""
 
 
+class OutboxMovedError(OutboxError):
+    """The outbox was moved to another database (``migrate-outbox``): it takes no new entries
+    and hands none out, since nothing accepted or sent here would be seen by the new one's
+    flushers. ``url`` is this outbox, ``moved_to`` where its entries live now."""
+
+    def __init__(self, url: str, moved_to: str) -> None:
+        self.url = url
+        self.moved_to = moved_to
+        super().__init__(
+            f"the outbox at {url} was moved to {moved_to}: enqueue into that outbox and run"
+            " flushers against it"
+        )
+
+    def __reduce__(self) -> tuple[type[OutboxMovedError], tuple[str, str]]:
+        return (type(self), (self.url, self.moved_to))
+
+
 class AdapterError(KitError):
     """A platform delivery cannot be taken in."""
 
@@ -264,6 +282,7 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "OutboxError",
+    "OutboxMovedError",
     "PayloadError",
     "PermanentAPIError",
     "RateLimitedError",

@@ -29,7 +29,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -39,17 +39,15 @@ from kit.errors import (
     ETrustedError,
     FailureKind,
     KitError,
-    OutboxError,
     RateLimitedError,
     StorageError,
     StorageUnavailableError,
     TurnedAwayError,
 )
 from kit.outbox import Outbox
-from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
+from kit.outbox.protocol import SupportsListen
 from kit.outbox.types import (
     HOLD_AUTH,
-    HOLD_MIGRATED,
     HOLD_PACE,
     KEY_MARKER,
     AttemptKind,
@@ -197,8 +195,6 @@ class Flusher:
         self.owner = self.config.owner or default_owner()
         self.stats = FlusherStats()
         self._storage = outbox.storage
-        # Checked once: isinstance against a runtime Protocol inspects every member each time.
-        self._claims_with_holds = isinstance(self._storage, SupportsClaimWithHolds)
         self._clock = clock
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
@@ -337,16 +333,9 @@ class Flusher:
                 if self._done:
                     self._done_ready.set()  # results waiting: write them with this claim
                 try:
-                    claimed, holds_read = await self._claim(capacity - self._outstanding, now)
+                    claimed = await self._claim(capacity - self._outstanding, now)
                 except StorageError:
                     logger.exception("claim failed", extra={"action": "claim_failed"})
-                    await self._bell.wait(self.config.poll_interval)
-                    continue
-                if claimed and not holds_read and not await self._holds_after_claim(claimed):
-                    # Read the holds again now that the claim has committed: a hold committed
-                    # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
-                    # these entries is POSTed. If they cannot be read, send nothing blind: the
-                    # whole batch went back.
                     await self._bell.wait(self.config.poll_interval)
                     continue
                 for item in claimed:
@@ -363,31 +352,14 @@ class Flusher:
                     return
             await self._bell.wait(self.config.poll_interval)
 
-    async def _claim(self, limit: int, now: float) -> tuple[list[Claimed], bool]:
-        """Claim; and whether the holds were read in the claim's own transaction, after it."""
-        if self._claims_with_holds:
-            storage = cast(SupportsClaimWithHolds, self._storage)
-            claimed, holds = await storage.claim_with_holds(
-                owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
-            )
-            self._holds, self._holds_checked = holds, now
-            return claimed, True
-        claimed = await self._storage.claim(
+    async def _claim(self, limit: int, now: float) -> list[Claimed]:
+        """Claim, reading the holds in the claim's own transaction: one committed before it (a
+        429 pace) is seen before any of these entries is POSTed. A moved outbox raises here."""
+        claimed, self._holds = await self._storage.claim_with_holds(
             owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
         )
-        return claimed, False
-
-    async def _holds_after_claim(self, claimed: list[Claimed]) -> bool:
-        """Re-read the holds after a claim; the claims go back unsent if that fails or is cut
-        off (cancelled here, run() shuts down and writes the releases)."""
-        try:
-            readable = await self._refresh_holds(self._clock())
-        except BaseException:
-            self._give_back(claimed)
-            raise
-        if not readable:
-            self._give_back(claimed)
-        return readable
+        self._holds_checked = now
+        return claimed
 
     def _give_back(self, claimed: Iterable[Claimed]) -> None:
         for item in claimed:
@@ -402,9 +374,6 @@ class Flusher:
         """Seconds to wait because of a fleet-wide hold (429 pacing or a credential pause)."""
         if now - self._holds_checked >= self.config.hold_check_interval:
             await self._refresh_holds(now)
-        moved = next((h for h in self._holds if h.name == HOLD_MIGRATED), None)
-        if moved is not None:
-            raise OutboxError(f"this outbox must not be flushed any more: {moved.reason}")
         remaining = max((h.until - now for h in self._holds), default=0.0)
         if remaining > 0:
             if any(h.name == HOLD_AUTH for h in self._holds if h.until > now):

@@ -15,14 +15,13 @@ import pytest
 from builders import CHANNEL, OTHER_CHANNEL, order
 
 from kit.client import ETrustedClient
-from kit.errors import AuthenticationError, OutboxError, StorageUnavailableError
+from kit.errors import AuthenticationError, OutboxMovedError, StorageUnavailableError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
 from kit.outbox import Outbox
-from kit.outbox.migrate import migrate_outbox
+from kit.outbox.move import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import (
     HOLD_AUTH,
-    HOLD_MIGRATED,
     HOLD_PACE,
     AttemptKind,
     Claimed,
@@ -713,17 +712,8 @@ class UnreadableHoldsInClaims(UnreadableHolds):
         )
 
 
-class HoldsAfterClaims(UnreadableHolds):
-    """Without ``claim_with_holds``: the flusher reads the holds after each claim (PostgreSQL)."""
-
-    claim_with_holds = None  # type: ignore[assignment]  # None opts out of a protocol
-
-
-@pytest.mark.parametrize("storage_class", [HoldsAfterClaims, UnreadableHoldsInClaims])
-async def test_nothing_is_sent_while_the_holds_cannot_be_read(
-    world: World, tmp_path: Path, storage_class: type[UnreadableHolds]
-) -> None:
-    async with storage_class(tmp_path / "holds.db") as storage:
+async def test_nothing_is_sent_while_the_holds_cannot_be_read(world: World, tmp_path: Path) -> None:
+    async with UnreadableHoldsInClaims(tmp_path / "holds.db") as storage:
         outbox = Outbox(storage, owns_storage=False)
         await outbox.enqueue_many([order(i) for i in range(3)])
         flusher = Flusher(outbox, world.client, FAST)
@@ -740,7 +730,7 @@ async def test_a_migrated_outbox_refuses_to_flush(world: World, tmp_path: Path) 
     await world.enqueue(3)
     async with SQLiteStorage(tmp_path / "new.db") as target:
         await migrate_outbox(world.outbox.storage, target)
-        with pytest.raises(OutboxError, match="moved to"):
+        with pytest.raises(OutboxMovedError, match="moved to"):
             await asyncio.wait_for(world.flusher().run_once(), 10)
         assert world.sandbox.request_count("POST", "/events") == 0
         async with Outbox(target, owns_storage=False) as moved:
@@ -750,8 +740,9 @@ async def test_a_migrated_outbox_refuses_to_flush(world: World, tmp_path: Path) 
     assert refs == {e.event_ref for e in world.sandbox.accepted_events()}
 
 
-async def test_a_hold_committed_before_a_claim_is_seen_before_the_post(world: World) -> None:
-    """Even with a stale view of the holds, nothing claimed after a 'migrated' hold is sent."""
+async def test_a_move_committed_before_a_claim_stops_the_flusher(world: World) -> None:
+    """Even with a stale view of the holds, nothing is claimed or sent once the outbox was
+    moved: the flusher stops with the error naming where it went."""
     flusher = world.flusher(attrs.evolve(FAST, hold_check_interval=3600.0, poll_interval=60.0))
     task = asyncio.create_task(flusher.run())
     await wait_until(lambda: _async(flusher._holds_checked > 0))  # first (empty) read done
@@ -759,11 +750,9 @@ async def test_a_hold_committed_before_a_claim_is_seen_before_the_post(world: Wo
     # stored before the hold, which refuses new ones.
     async with Outbox(SQLiteStorage(world.db)) as other:
         await other.enqueue_many([order(i) for i in range(2)])
-    await world.outbox.storage.set_hold(
-        Hold(name=HOLD_MIGRATED, until=time.time() + 3600, reason="moved to elsewhere")
-    )
+    await world.outbox.storage.set_moved("sqlite:///elsewhere.db")
     world.outbox.notify()  # the flusher claims, with cached holds an hour from stale
-    with pytest.raises(OutboxError, match="moved to elsewhere"):
+    with pytest.raises(OutboxMovedError, match=r"moved to sqlite:///elsewhere\.db"):
         await asyncio.wait_for(task, 10)
     assert world.sandbox.request_count("POST", "/events") == 0
     assert {e.state for e in await world.outbox.entries()} == {State.PENDING}

@@ -21,8 +21,7 @@ from kit.errors import KitError
 from kit.flusher import Flusher
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
-from kit.outbox.protocol import Storage
-from kit.outbox.types import Claimed, Hold, State
+from kit.outbox.types import State
 from kit.testing import FakeDeliveryClient, Raise, WaitFor
 
 GRACEFUL = attrs.evolve(CONFIG, grace_period=30.0)  # only an abort can cut a POST short
@@ -112,85 +111,6 @@ async def test_an_unexpected_error_during_a_graceful_stop_does_not_abort_other_p
         f"the POST in flight was cancelled ({post_cancelled}) and written back as "
         f"{entry.state.value}: an error elsewhere turned a graceful stop into an abort"
     )
-
-
-# -- cancelling run() ------------------------------------------------------------------------
-
-
-class _GatedHolds:
-    """Mixin: once a claim has handed something out, the next holds() read waits on a gate
-    (a slow round trip to the database right after the claim)."""
-
-    gate: asyncio.Event
-    reading: asyncio.Event
-    armed: bool
-
-    def _init_gate(self) -> None:
-        self.gate = asyncio.Event()
-        self.reading = asyncio.Event()
-        self.armed = False
-
-    async def claim(self, *, owner: str, limit: int, lease_seconds: float, now: float) -> Any:
-        claimed: list[Claimed] = await super().claim(  # type: ignore[misc]
-            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
-        )
-        if claimed:
-            self.armed = True
-        return claimed
-
-    async def holds(self, *, now: float) -> list[Hold]:
-        if self.armed:
-            self.reading.set()
-            await self.gate.wait()
-        return await super().holds(now=now)  # type: ignore[misc, no-any-return]
-
-
-class GatedMemory(_GatedHolds, InMemoryStorage):
-    def __init__(self) -> None:
-        super().__init__()
-        self._init_gate()
-
-
-def _gated_postgres(dsn: str, schema: str) -> Storage:
-    from kit.outbox.postgres import PostgresStorage
-
-    class GatedPostgres(_GatedHolds, PostgresStorage):
-        pass
-
-    storage = GatedPostgres(dsn, schema=schema)
-    storage._init_gate()
-    return storage
-
-
-async def _cancel_while_reading_holds(storage: Any) -> None:
-    async with Outbox(storage) as outbox:
-        await outbox.enqueue(order(1))
-        flusher = Flusher(outbox, FakeDeliveryClient(), attrs.evolve(CONFIG, lease_seconds=60.0))
-        run = asyncio.create_task(flusher.run())
-        await asyncio.wait_for(storage.reading.wait(), 10)  # claimed; reading the holds
-        run.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(run, 10)
-        (entry,) = await outbox.entries()
-    assert (entry.state, entry.lease_owner) == (State.PENDING, None), (
-        f"after cancelling run(), the claimed entry is {entry.state.value} "
-        f"leased by {entry.lease_owner!r}"
-    )
-
-
-async def test_cancelling_run_gives_back_claims_whose_holds_were_being_read_memory() -> None:
-    """Cancelling ``run()`` behaves like ``stop()`` (docs/outbox.md): claims not started yet are
-    given back as pending, also when the cancellation lands while the flusher reads the holds
-    between a claim and queueing its entries (backends without ``claim_with_holds``)."""
-    await _cancel_while_reading_holds(GatedMemory())
-
-
-@pytest.mark.postgres
-async def test_cancelling_run_gives_back_claims_whose_holds_were_being_read_postgres(
-    pg_dsn: str, pg_schema: str
-) -> None:
-    """The same on PostgreSQL, where the holds read is a real round trip after every claim."""
-    await _cancel_while_reading_holds(_gated_postgres(pg_dsn, pg_schema))
 
 
 # -- unexpected errors stop the flusher loudly ----------------------------------------------

@@ -4,9 +4,10 @@ Hypothesis drives a real backend (in memory, a SQLite file, and PostgreSQL) with
 (duplicates included), cancel, claim, finish (every outcome, sometimes with a stale attempt),
 clock advances that let leases run out, purge and retry_dead. After every step the backend must
 agree with the model on each key's state, attempt, event_ref, blind_resends, sends, due time,
-lease and payload, and on the counts. PostgreSQL implements claim and finish in SQL apart from
-the Python state machine of the other two, so it is the backend most able to drift. Hypothesis
-is synchronous, so each machine owns an :class:`asyncio.Runner`.
+lease and payload, and on the counts. The backends share only the transition table
+(kit/outbox/transitions.py): memory applies it in Python, SQLite and PostgreSQL each in SQL of
+their own, so any of them may drift. Hypothesis is synchronous, so each machine owns an
+:class:`asyncio.Runner`.
 """
 
 from __future__ import annotations

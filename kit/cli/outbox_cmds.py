@@ -319,7 +319,7 @@ def _require_existing_sqlite(url: str, *, what: str = "source outbox") -> None:
 
 
 async def cmd_migrate_outbox(args: argparse.Namespace) -> int:
-    from kit.outbox.migrate import migrate_outbox
+    from kit.outbox.move import migrate_outbox
 
     _require_existing_sqlite(args.source)
     source = storage_from_url(args.source)

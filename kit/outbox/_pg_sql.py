@@ -7,23 +7,17 @@ from typing import Any
 
 import attrs
 
-from kit.errors import OutboxError
 from kit.outbox.memory import initial_due_at, payload_sha256
+from kit.outbox.transitions import effect_of
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
     Claimed,
     ClaimMode,
     Completion,
-    Dead,
-    Delivered,
     Entry,
-    InDoubt,
     NewEntry,
     OutboxStats,
-    Release,
-    Resend,
-    Retry,
     State,
 )
 
@@ -55,7 +49,7 @@ class Sql:
 
     def __init__(self, schema: str) -> None:
         s = f'"{schema}"'
-        t, a, h = f"{s}.entries", f"{s}.attempts", f"{s}.holds"
+        t, a, h, m = f"{s}.entries", f"{s}.attempts", f"{s}.holds", f"{s}.meta"
         self.create_schema = f"CREATE SCHEMA IF NOT EXISTS {s}"
         self.search_path = f"SET LOCAL search_path TO {s}"
         self.create_version = (
@@ -80,7 +74,8 @@ class Sql:
                      WITH ORDINALITY AS n(key, event_type, channel_id, transaction_reference,
                                           payload, payload_sha256, email_hash, due_at, ord)
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = n.key)
-                  AND NOT EXISTS (SELECT 1 FROM {h} WHERE name = 'migrated')
+                  AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
+                  AND ($11::text IS NULL OR current_database() = $11::text)
                 ORDER BY n.ord
                 ON CONFLICT (key) DO NOTHING
                 RETURNING key
@@ -99,21 +94,34 @@ class Sql:
                 SELECT $2::text, 'pending', $3::text, $4::text, $5::text, $6::text, $7::text,
                        $8::text, $9::float8, $1::float8, $1::float8
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = $2)
-                  AND NOT EXISTS (SELECT 1 FROM {h} WHERE name = 'migrated')
+                  AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
+                  AND ($11::text IS NULL OR current_database() = $11::text)
                 ON CONFLICT (key) DO NOTHING
                 RETURNING 1
             )
             SELECT pg_notify($10, '') FROM ins
         """
         # Bulk enqueue (see PostgresStorage._enqueue_copy): the keys already stored, then COPY of
-        # the rest and one NOTIFY for the batch, in one transaction.
+        # the rest and one NOTIFY for the batch, in one transaction. The NOTIFY reads the moved
+        # mark after the COPY took its lock, so a move either sees the COPY's rows (it waits
+        # for writers under way) or the COPY sees the mark and rolls back.
         self.known_keys = (
             f"SELECT coalesce(array_agg(key), '{{}}') FROM {t} WHERE key = ANY($1::text[])"
         )
-        self.notify = "SELECT pg_notify($1, '')"
-        # Once migrate-outbox moved the outbox away, the enqueue statements insert nothing
-        # (their NOT EXISTS on the 'migrated' hold); this tells that from duplicates.
-        self.moved = f"SELECT reason FROM {h} WHERE name = 'migrated'"
+        self.notify_unless_moved = (
+            f"SELECT pg_notify($1, ''), (SELECT value FROM {m} WHERE name = 'moved_to')"
+        )
+        # The enqueue statements insert nothing once migrate-outbox moved the outbox away (their
+        # NOT EXISTS on 'moved_to'), nor, given the outbox's database as $11 (enqueue_in), on a
+        # connection to another database; this tells both from duplicates.
+        self.moved = f"SELECT value FROM {m} WHERE name = 'moved_to'"
+        self.skipped_why = f"SELECT ({self.moved}) AS moved_to, current_database() AS database"
+        self.database = "SELECT current_database()"
+        self.set_moved = (
+            f"INSERT INTO {m} (name, value) VALUES ('moved_to', $1)"
+            " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+        self.clear_moved = f"DELETE FROM {m} WHERE name = 'moved_to'"
         # SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE holds to its COMMIT:
         # taking (and at once releasing) it waits out the write transactions under way.
         self.wait_for_writers = f"LOCK TABLE {t} IN SHARE MODE"
@@ -141,6 +149,7 @@ class Sql:
             ), pick AS (
                 SELECT id, k FROM (SELECT * FROM p UNION ALL SELECT * FROM s
                                    UNION ALL SELECT * FROM d) AS u
+                WHERE NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
                 ORDER BY k, id LIMIT $2
             )
             UPDATE {t} AS e SET
@@ -159,40 +168,54 @@ class Sql:
                       e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
                       e.lease_expires_at, pick.k
         """
+        # The claim, the holds in force and the moved mark in one statement (one round trip, one
+        # snapshot): a row per claimed entry ('c'), per hold ('h'), and for the mark ('m').
+        self.claim_with_holds = f"""
+            WITH claimed AS ({self.claim})
+            SELECT 'c' AS row_kind, id, key, attempt, state, payload, event_type, channel_id,
+                   transaction_reference, sends, first_sent_at, in_doubt_since,
+                   lease_expires_at, k, NULL AS name, NULL AS until, NULL AS reason
+            FROM claimed
+            UNION ALL
+            SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   NULL, name, until, reason
+            FROM {h} WHERE until > $1
+            UNION ALL
+            SELECT 'm', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   NULL, name, NULL, value
+            FROM {m} WHERE name = 'moved_to'
+        """
         # One round of completions (keys unique within it), applied and logged in one statement.
+        # Each completion's changes are an Effect resolved from the transition table
+        # (kit/outbox/transitions.py): c.due_at, c.event_ref, c.delivered_at, c.adopted NULL
+        # keep the stored value; c.since and c.last_error name what to do with those fields.
         self.finish = f"""
             WITH c AS (
-                SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::float8[], $6::text[],
-                                     $7::text[], $8::bool[], $9::int[], $10::int[], $11::text[],
-                                     $12::float8[], $13::float8[], $14::text[], $15::int[],
-                                     $16::text[])
-                    WITH ORDINALITY AS c(key, attempt, outcome, due_at, error, event_ref,
-                                         adopted, sends_inc, r_attempt, r_kind, r_started_at,
-                                         r_duration_ms, r_outcome, r_http_status, r_error, idx)
+                SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[],
+                                     $6::float8[], $7::text[], $8::text[], $9::float8[],
+                                     $10::bool[], $11::int[], $12::int[], $13::text[],
+                                     $14::text[], $15::int[], $16::text[], $17::float8[],
+                                     $18::float8[], $19::text[], $20::int[], $21::text[])
+                    WITH ORDINALITY AS c(key, attempt, to_from_sending, to_from_in_doubt,
+                                         due_at, since, event_ref, delivered_at, adopted,
+                                         blind_resends, sends, last_error, error, r_attempt,
+                                         r_kind, r_started_at, r_duration_ms, r_outcome,
+                                         r_http_status, r_error, idx)
             ), done AS (
                 UPDATE {t} AS e SET
-                    state = CASE c.outcome
-                        WHEN 'delivered' THEN 'delivered' WHEN 'retry' THEN 'pending'
-                        WHEN 'in_doubt' THEN 'in_doubt' WHEN 'dead' THEN 'dead'
-                        WHEN 'resend' THEN 'pending'
-                        ELSE CASE WHEN e.state = 'sending' THEN 'pending' ELSE 'in_doubt' END
-                    END,
-                    due_at = CASE WHEN c.outcome IN ('retry', 'in_doubt', 'resend') THEN c.due_at
-                                  WHEN c.outcome = 'release' THEN $1 ELSE e.due_at END,
-                    event_ref = CASE WHEN c.outcome = 'delivered' THEN c.event_ref
-                                     ELSE e.event_ref END,
-                    delivered_at = CASE WHEN c.outcome = 'delivered' THEN $1
-                                        ELSE e.delivered_at END,
-                    adopted = CASE WHEN c.outcome = 'delivered' THEN c.adopted ELSE e.adopted END,
-                    in_doubt_since = CASE WHEN c.outcome = 'in_doubt'
-                                          THEN coalesce(e.in_doubt_since, $1)
-                                          WHEN c.outcome = 'resend' THEN NULL
-                                          ELSE e.in_doubt_since END,
-                    blind_resends = e.blind_resends
-                                    + CASE WHEN c.outcome = 'resend' THEN 1 ELSE 0 END,
-                    sends = e.sends + c.sends_inc,
-                    last_error = CASE WHEN c.outcome = 'release' THEN e.last_error
-                                      ELSE c.error END,
+                    state = CASE WHEN e.state = 'sending' THEN c.to_from_sending
+                                 ELSE c.to_from_in_doubt END,
+                    due_at = coalesce(c.due_at, e.due_at),
+                    in_doubt_since = CASE c.since WHEN 'keep' THEN e.in_doubt_since
+                                     WHEN 'set_if_unset' THEN coalesce(e.in_doubt_since, $1)
+                                     ELSE NULL END,
+                    event_ref = coalesce(c.event_ref, e.event_ref),
+                    delivered_at = coalesce(c.delivered_at, e.delivered_at),
+                    adopted = coalesce(c.adopted, e.adopted),
+                    blind_resends = e.blind_resends + c.blind_resends,
+                    sends = e.sends + c.sends,
+                    last_error = CASE c.last_error WHEN 'keep' THEN e.last_error
+                                 ELSE c.error END,
                     lease_owner = NULL,
                     lease_expires_at = NULL,
                     updated_at = $1
@@ -443,36 +466,26 @@ def finish_rounds(completions: Sequence[Completion]) -> list[list[int]]:
     return rounds
 
 
-def finish_args(batch: Sequence[Completion]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(15)]
+def finish_args(batch: Sequence[Completion], now: float) -> list[list[Any]]:
+    """The column arrays of ``finish`` ($2 to $21)."""
+    cols: list[list[Any]] = [[] for _ in range(20)]
     for c in batch:
-        o = c.outcome
-        due = error = ref = None
-        adopted = False
-        if isinstance(o, Delivered):
-            kind, ref, adopted = "delivered", o.event_ref, o.adopted
-        elif isinstance(o, Retry):
-            kind, due, error = "retry", o.due_at, o.error
-        elif isinstance(o, InDoubt):
-            kind, due, error = "in_doubt", o.due_at, o.error
-        elif isinstance(o, Dead):
-            kind, error = "dead", o.reason
-        elif isinstance(o, Resend):
-            kind, due, error = "resend", o.due_at, o.reason
-        elif isinstance(o, Release):
-            kind = "release"
-        else:  # pragma: no cover - the Outcome union is closed
-            raise OutboxError(f"unknown outcome {o!r}")
+        e = effect_of(c.outcome, c.record, now)
         r = c.record
         values = [
             c.key,
             c.attempt,
-            kind,
-            due,
-            error,
-            ref,
-            adopted,
-            1 if r is not None and r.kind == AttemptKind.SEND else 0,
+            e.to_from_sending,
+            e.to_from_in_doubt,
+            e.due_at,
+            e.in_doubt_since,
+            e.event_ref,
+            e.delivered_at,
+            e.adopted,
+            e.blind_resends,
+            e.sends,
+            e.last_error,
+            e.error,
             None if r is None else r.attempt,
             None if r is None else str(r.kind),
             None if r is None else r.started_at,

@@ -9,11 +9,11 @@ from typing import Any
 
 import aiosqlite
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params
 from kit.outbox._sqlite_worker import Worker
-from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry, moved_error
+from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry
 
 # The storage's own worker, or a caller's aiosqlite connection (enqueue_in): the same calls.
 Connection = aiosqlite.Connection | Worker
@@ -33,7 +33,7 @@ async def refuse_if_moved(conn: Connection, where: str) -> None:
     """Nothing inserted may mean duplicates, or an outbox that migrate-outbox moved away."""
     moved = list(await conn.execute_fetchall(sql.MOVED))
     if moved:
-        raise moved_error(where, moved[0][0])
+        raise OutboxMovedError(where, moved[0][0])
 
 
 async def insert_entries(

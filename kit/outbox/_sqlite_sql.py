@@ -7,23 +7,18 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from kit.errors import MigrationError, OutboxError
+from kit.errors import MigrationError
 from kit.outbox.memory import empty_stats_counts, initial_due_at, payload_sha256
+from kit.outbox.transitions import effect_of
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
     Claimed,
     ClaimMode,
     Completion,
-    Dead,
-    Delivered,
     Entry,
-    InDoubt,
     NewEntry,
     OutboxStats,
-    Release,
-    Resend,
-    Retry,
     State,
 )
 
@@ -57,15 +52,21 @@ _ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status
 
 _KEYS_IN = "key IN (SELECT value FROM json_each(?))"
 
-# Nothing is inserted once migrate-outbox has moved the outbox (the 'migrated' hold): the
-# writer learns it from the row count, checked in the same transaction (MOVED).
+# Nothing is inserted once migrate-outbox has moved the outbox ('moved_to' in etk_meta): the
+# writer learns it from the row count, checked in the same transaction (MOVED). Measured, this
+# costs an INSERT what a BEFORE INSERT trigger would, and it leaves load() alone.
 INSERT_NEW_OR_SKIP = """
 INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_reference, payload,
                          payload_sha256, email_hash, due_at, created_at, updated_at)
 SELECT ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE NOT EXISTS (SELECT 1 FROM etk_holds WHERE name = 'migrated')
+WHERE NOT EXISTS (SELECT 1 FROM etk_meta WHERE name = 'moved_to')
 ON CONFLICT (key) DO NOTHING"""
-MOVED = "SELECT reason FROM etk_holds WHERE name = 'migrated'"
+MOVED = "SELECT value FROM etk_meta WHERE name = 'moved_to'"
+SET_MOVED = (
+    "INSERT INTO etk_meta (name, value) VALUES ('moved_to', ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+CLEAR_MOVED = "DELETE FROM etk_meta WHERE name = 'moved_to'"
 # Rows are never deleted and ids are allocated as max + 1, so the rows one write transaction
 # added are exactly those above the largest id it saw before its first INSERT.
 MAX_ID = "SELECT coalesce(max(id), 0) FROM etk_entries"
@@ -116,25 +117,26 @@ RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_
           sends, first_sent_at, in_doubt_since, due_at"""
 
 # One completion, fenced as apply_completion (memory.py) fences it: only the attempt in force,
-# while sending or in doubt and still leased. Computed in SQL from the row as it is, so the
+# while sending or in doubt and still leased. Its changes are an Effect resolved from the
+# transition table (kit/outbox/transitions.py), computed in SQL from the row as it is, so the
 # result path never reads rows into Python. Run once per completion, in order, so a second
 # completion of the same attempt in one batch finds the lease cleared and changes nothing.
 FINISH_ONE = """
 UPDATE etk_entries SET
-    state = coalesce(?1, CASE WHEN state = 'sending' THEN 'pending' ELSE 'in_doubt' END),
-    due_at = coalesce(?2, due_at),
-    in_doubt_since = CASE ?3 WHEN 0 THEN in_doubt_since WHEN 1 THEN coalesce(in_doubt_since, ?11)
-                     ELSE NULL END,
-    event_ref = coalesce(?4, event_ref),
-    delivered_at = coalesce(?5, delivered_at),
-    adopted = coalesce(?6, adopted),
-    blind_resends = blind_resends + ?7,
-    sends = sends + ?8,
-    last_error = CASE ?9 WHEN 0 THEN last_error ELSE ?10 END,
+    state = CASE state WHEN 'sending' THEN :to_from_sending ELSE :to_from_in_doubt END,
+    due_at = coalesce(:due_at, due_at),
+    in_doubt_since = CASE :since WHEN 'keep' THEN in_doubt_since
+                     WHEN 'set_if_unset' THEN coalesce(in_doubt_since, :now) ELSE NULL END,
+    event_ref = coalesce(:event_ref, event_ref),
+    delivered_at = coalesce(:delivered_at, delivered_at),
+    adopted = coalesce(:adopted, adopted),
+    blind_resends = blind_resends + :blind_resends,
+    sends = sends + :sends,
+    last_error = CASE :last_error WHEN 'keep' THEN last_error ELSE :error END,
     lease_owner = NULL,
     lease_expires_at = NULL,
-    updated_at = ?11
-WHERE key = ?12 AND attempt = ?13 AND (state = 'sending' OR state = 'in_doubt')
+    updated_at = :now
+WHERE key = :key AND attempt = :attempt AND (state = 'sending' OR state = 'in_doubt')
   AND lease_owner IS NOT NULL
 RETURNING id"""
 
@@ -298,44 +300,25 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
     )
 
 
-def finish_one_params(c: Completion, now: float) -> tuple[Any, ...]:
-    """The parameters of FINISH_ONE for a completion (the same changes as apply_completion)."""
-    o = c.outcome
-    record = c.record
-    send = 1 if record is not None and record.kind is AttemptKind.SEND else 0
-    # state, due_at, since (0 keep, 1 set, 2 clear), ref, delivered_at, adopted, resend,
-    # error (0 keep, 1 set), error
-    changes: tuple[Any, ...]
-    if isinstance(o, Delivered):
-        changes = ("delivered", None, 0, o.event_ref, now, int(o.adopted), 0, 1, None)
-    elif isinstance(o, Retry):
-        changes = ("pending", o.due_at, 0, None, None, None, 0, 1, o.error)
-    elif isinstance(o, InDoubt):
-        changes = ("in_doubt", o.due_at, 1, None, None, None, 0, 1, o.error)
-    elif isinstance(o, Dead):
-        changes = ("dead", None, 0, None, None, None, 0, 1, o.reason)
-    elif isinstance(o, Resend):
-        changes = ("pending", o.due_at, 2, None, None, None, 1, 1, o.reason)
-    elif isinstance(o, Release):
-        changes = (None, now, 0, None, None, None, 0, 0, None)
-    else:  # pragma: no cover - the Outcome union is closed
-        raise OutboxError(f"unknown outcome {o!r}")
-    state, due_at, since, ref, delivered_at, adopted, resend, set_error, error = changes
-    return (
-        state,
-        due_at,
-        since,
-        ref,
-        delivered_at,
-        adopted,
-        resend,
-        send,
-        set_error,
-        error,
-        now,
-        c.key,
-        c.attempt,
-    )
+def finish_one_params(c: Completion, now: float) -> dict[str, Any]:
+    """The named parameters of FINISH_ONE for a completion."""
+    e = effect_of(c.outcome, c.record, now)
+    return {
+        "to_from_sending": e.to_from_sending,
+        "to_from_in_doubt": e.to_from_in_doubt,
+        "due_at": e.due_at,
+        "since": e.in_doubt_since,
+        "event_ref": e.event_ref,
+        "delivered_at": e.delivered_at,
+        "adopted": None if e.adopted is None else int(e.adopted),
+        "blind_resends": e.blind_resends,
+        "sends": e.sends,
+        "last_error": e.last_error,
+        "error": e.error,
+        "now": now,
+        "key": c.key,
+        "attempt": c.attempt,
+    }
 
 
 def loaded_params(entry: Entry) -> tuple[Any, ...]:

@@ -1,8 +1,8 @@
 """The outbox in plain Python: a test double that keeps the whole storage contract.
 
-It is also the reference for the state machine: the pure functions at the top of this module
-(:func:`claim_entry`, :func:`apply_completion`, ...) are what the SQL backends must agree with,
-and the SQLite backend reuses :func:`apply_completion` for ``finish`` so both cannot drift.
+The pure functions at the top of this module (:func:`claim_entry`, :func:`apply_completion`,
+...) are the state machine in Python. What a completion does is not written here but in
+:mod:`kit.outbox.transitions`, which the SQL backends read too.
 
 Nothing is persisted; ``open``/``aclose`` only satisfy the protocol, so one object can be shared
 by several "flushers" in a test and its data lives as long as the object.
@@ -17,36 +17,26 @@ from typing import Any, Self
 
 import attrs
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
+from kit.outbox.transitions import FINISHABLE_STATES, ErrorText, Since, effect_of
 from kit.outbox.types import (
-    HOLD_MIGRATED,
     TERMINAL_STATES,
-    AttemptKind,
     AttemptRecord,
     Claimed,
     ClaimMode,
     Completion,
-    Dead,
-    Delivered,
     EnqueueResult,
     Entry,
     EntryRecord,
     ForgetResult,
     Hold,
-    InDoubt,
     NewEntry,
     OutboxStats,
-    Release,
-    Resend,
-    Retry,
     State,
-    moved_error,
 )
 
 #: States that ``claim`` may look at; every other state is final until an operator acts.
 ACTIVE_STATES = frozenset({State.PENDING, State.SENDING, State.IN_DOUBT})
-#: States whose claims a completion may end.
-FINISHABLE_STATES = frozenset({State.SENDING, State.IN_DOUBT})
 #: States that ``forget_customer`` turns into ``cancelled`` (besides removing the payload).
 FORGET_CANCELS = frozenset({State.PENDING, State.IN_DOUBT, State.DEAD})
 
@@ -156,7 +146,8 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
 
     A completion applies only to the attempt in force (``attempt`` matches), while the entry is
     ``sending`` or ``in_doubt`` and the claim has not ended yet (its lease is still recorded).
-    The last rule makes a repeated completion of the same attempt a no-op too.
+    The last rule makes a repeated completion of the same attempt a no-op too. What it changes
+    is :data:`kit.outbox.transitions.TRANSITIONS`, resolved as the SQL backends resolve it.
     """
     if (
         entry.state not in FINISHABLE_STATES
@@ -164,48 +155,28 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
         or entry.lease_owner is None
     ):
         return None
-    record = completion.record
-    changes: dict[str, Any] = {
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "updated_at": now,
-        "sends": entry.sends + (1 if record is not None and record.kind is AttemptKind.SEND else 0),
-    }
-    outcome = completion.outcome
-    if isinstance(outcome, Delivered):
-        changes.update(
-            state=State.DELIVERED,
-            event_ref=outcome.event_ref,
-            delivered_at=now,
-            adopted=outcome.adopted,
-            last_error=None,
-        )
-    elif isinstance(outcome, Retry):
-        changes.update(state=State.PENDING, due_at=outcome.due_at, last_error=outcome.error)
-    elif isinstance(outcome, InDoubt):
-        since = now if entry.in_doubt_since is None else entry.in_doubt_since
-        changes.update(
-            state=State.IN_DOUBT,
-            due_at=outcome.due_at,
-            in_doubt_since=since,
-            last_error=outcome.error,
-        )
-    elif isinstance(outcome, Dead):
-        changes.update(state=State.DEAD, last_error=outcome.reason)
-    elif isinstance(outcome, Resend):
-        changes.update(
-            state=State.PENDING,
-            due_at=outcome.due_at,
-            blind_resends=entry.blind_resends + 1,
-            in_doubt_since=None,
-            last_error=outcome.reason,
-        )
-    elif isinstance(outcome, Release):
-        back = State.PENDING if entry.state is State.SENDING else State.IN_DOUBT
-        changes.update(state=back, due_at=now)
-    else:  # pragma: no cover - the Outcome union is closed
-        raise OutboxError(f"unknown outcome {outcome!r}")
-    return attrs.evolve(entry, **changes)
+    effect = effect_of(completion.outcome, completion.record, now)
+    since = {
+        Since.KEEP: entry.in_doubt_since,
+        Since.SET_IF_UNSET: now if entry.in_doubt_since is None else entry.in_doubt_since,
+        Since.CLEAR: None,
+    }[Since(effect.in_doubt_since)]
+    to = effect.to_from_sending if entry.state is State.SENDING else effect.to_from_in_doubt
+    return attrs.evolve(
+        entry,
+        state=State(to),
+        due_at=entry.due_at if effect.due_at is None else effect.due_at,
+        in_doubt_since=since,
+        event_ref=entry.event_ref if effect.event_ref is None else effect.event_ref,
+        delivered_at=entry.delivered_at if effect.delivered_at is None else effect.delivered_at,
+        adopted=entry.adopted if effect.adopted is None else effect.adopted,
+        blind_resends=entry.blind_resends + effect.blind_resends,
+        sends=entry.sends + effect.sends,
+        last_error=entry.last_error if effect.last_error == ErrorText.KEEP else effect.error,
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
 
 
 def retry_dead_entry(entry: Entry, now: float) -> Entry | None:
@@ -234,6 +205,7 @@ class InMemoryStorage:
         self._active: set[str] = set()  # keys whose state is in ACTIVE_STATES
         self._attempts: dict[str, list[AttemptRecord]] = {}
         self._holds: dict[str, Hold] = {}
+        self._moved_to: str | None = None
         self._next_id = 1
 
     @property
@@ -280,9 +252,8 @@ class InMemoryStorage:
     # -- writing ----------------------------------------------------------------------------
 
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
-        moved = self._holds.get(HOLD_MIGRATED)
-        if moved is not None and entries:
-            raise moved_error(self.url, moved.reason)
+        if self._moved_to is not None and entries:
+            raise OutboxMovedError(self.url, self._moved_to)
         results: list[EnqueueResult] = []
         for new in entries:
             if new.key in self._entries:
@@ -305,6 +276,18 @@ class InMemoryStorage:
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
+        return self._claim(owner, limit, lease_seconds, now)
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        claimed = await self.claim(owner=owner, limit=limit, lease_seconds=lease_seconds, now=now)
+        # No await after the claim: atomic, as the SQL backends' single transaction is.
+        return claimed, self._holds_at(now)
+
+    def _claim(self, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claimed]:
+        if self._moved_to is not None:
+            raise OutboxMovedError(self.url, self._moved_to)
         if limit <= 0:
             return []
         due: list[tuple[float, int, str]] = []
@@ -403,7 +386,18 @@ class InMemoryStorage:
         self._holds.pop(name, None)
 
     async def holds(self, *, now: float) -> list[Hold]:
+        return self._holds_at(now)
+
+    def _holds_at(self, now: float) -> list[Hold]:
         return sorted((h for h in self._holds.values() if h.until > now), key=lambda h: h.name)
+
+    # -- the outbox as a whole --------------------------------------------------------------
+
+    async def moved_to(self) -> str | None:
+        return self._moved_to
+
+    async def set_moved(self, to: str | None) -> None:
+        self._moved_to = to
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -65,7 +65,8 @@ class Storage(Protocol):
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
         """Insert new entries in one transaction, in order; a known key is a duplicate no-op.
 
-        A key repeated inside ``entries`` counts once; its later copies are duplicates.
+        A key repeated inside ``entries`` counts once; its later copies are duplicates. Raises
+        :class:`~kit.errors.OutboxMovedError` (storing nothing) once the outbox was moved.
         """
         ...
 
@@ -89,6 +90,18 @@ class Storage(Protocol):
           RECONCILE.
 
         Every claimed entry gets ``attempt + 1`` and the lease (``owner``, now + lease_seconds).
+        Raises :class:`~kit.errors.OutboxMovedError` (claiming nothing) once the outbox was
+        moved (:meth:`set_moved`).
+        """
+        ...
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        """``claim`` and then ``holds(now=now)``, atomically, in one round trip.
+
+        The flusher must see every hold committed before its claim before it POSTs what it
+        claimed; reading them with the claim spares it a second transaction per claim.
         """
         ...
 
@@ -140,6 +153,20 @@ class Storage(Protocol):
         """The holds still in force at ``now``."""
         ...
 
+    # -- the outbox as a whole ------------------------------------------------------------
+
+    async def moved_to(self) -> str | None:
+        """Where this outbox was moved (:meth:`set_moved`), or None."""
+        ...
+
+    async def set_moved(self, to: str | None) -> None:
+        """Record that this outbox now lives at ``to`` (None: it does not, after all).
+
+        Permanent until cleared: from then on ``enqueue`` and ``claim`` raise
+        :class:`~kit.errors.OutboxMovedError`, so nothing is accepted or sent here again.
+        """
+        ...
+
     # -- reading --------------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None: ...
@@ -184,21 +211,6 @@ class SupportsWriterBarrier(Protocol):
     returns once every write transaction under way when it was called has ended."""
 
     async def wait_for_writers(self) -> None: ...
-
-
-@runtime_checkable
-class SupportsClaimWithHolds(Protocol):
-    """A backend that reads the holds in the claim's own transaction, after the claim.
-
-    The flusher must see every hold committed before its claim before it POSTs what it claimed;
-    without this it reads the holds again after each claim, which costs a transaction.
-    """
-
-    async def claim_with_holds(
-        self, *, owner: str, limit: int, lease_seconds: float, now: float
-    ) -> tuple[list[Claimed], list[Hold]]:
-        """``claim`` and then ``holds(now=now)``, in one transaction."""
-        ...
 
 
 @runtime_checkable

@@ -21,6 +21,7 @@ import logging
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal, Self
 
@@ -30,6 +31,7 @@ from kit.errors import (
     ConfigError,
     MigrationError,
     OutboxError,
+    OutboxMovedError,
     StorageError,
     StorageUnavailableError,
 )
@@ -101,6 +103,14 @@ def _resolve_target(target: str | os.PathLike[str]) -> str:
     return target
 
 
+def _same_file(a: str, b: str) -> bool:
+    """One file, however spelt (relative, through a symlink, a hard link)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the database the other one is
+        return False
+
+
 # Kept under their old names: tests read the query plans of these two statements from here.
 _CLAIM = sql.CLAIM
 _PURGE = sql.PURGE
@@ -136,6 +146,8 @@ class SQLiteStorage(Plumbing):
         self._group = GroupCommit(self._lock)
         self._handing_back: set[asyncio.Future[None]] = set()  # releases of cancelled claims
         self._open_lock = asyncio.Lock()
+        # Callers' connections whose main database is the outbox's file (see enqueue_in).
+        self._own_file: weakref.WeakSet[aiosqlite.Connection] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.url!r}, durability={self._durability!r})"
@@ -285,8 +297,9 @@ class SQLiteStorage(Plumbing):
 
         Nothing is committed or rolled back here. The connection must be in a transaction (or
         use Python's implicit transactions, the default ``isolation_level``); in autocommit mode
-        with no ``BEGIN`` the rows would be committed at once, so that is refused. This storage
-        object does not need to be open; its path is only used in error messages.
+        with no ``BEGIN`` the rows would be committed at once, so that is refused. So is a
+        connection to another database file than the outbox's: no flusher would see its rows.
+        This storage object does not need to be open.
         """
         if not isinstance(connection, aiosqlite.Connection):
             raise OutboxError(
@@ -299,9 +312,33 @@ class SQLiteStorage(Plumbing):
                     "enqueue_in needs an open transaction: the connection is in autocommit mode "
                     "(isolation_level=None) and no BEGIN was issued"
                 )
+            if connection not in self._own_file:
+                await self._refuse_another_file(connection)
             if not entries:
                 return []
             return await insert_entries(connection, entries, now, where=self.url)
+
+    async def _refuse_another_file(self, connection: aiosqlite.Connection) -> None:
+        """The caller's connection must have the outbox's file as its main database. Checked
+        once per connection (its main database cannot change), by file identity."""
+        if self.is_memory:
+            raise OutboxError(
+                "enqueue_in cannot reach an in-memory outbox: its database is private to the"
+                " storage's own connection; use a database file shared by both"
+            )
+        rows = await connection.execute_fetchall("PRAGMA database_list")
+        main = next((str(r[2]) for r in rows if r[1] == "main"), "")
+        if not main:
+            raise OutboxError(
+                f"enqueue_in got a connection to an in-memory database, but the outbox is in"
+                f" {self._path}: connect to that file (aiosqlite.connect({self._path!r}))"
+            )
+        if not _same_file(main, self._path):
+            raise OutboxError(
+                f"enqueue_in got a connection to {main}, but the outbox is in {self._path}:"
+                " no flusher would see entries written there; connect to the outbox's file"
+            )
+        self._own_file.add(connection)
 
     async def cancel(self, key: str, *, now: float) -> bool:
         async with self._transaction("cancel") as conn:
@@ -316,9 +353,7 @@ class SQLiteStorage(Plumbing):
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
-        if limit <= 0:
-            return []
-        claimed, _ = await self._claim(owner, limit, lease_seconds, now, with_holds=False)
+        claimed, _ = await self._claim(owner, max(0, limit), lease_seconds, now, with_holds=False)
         return claimed
 
     async def claim_with_holds(
@@ -333,6 +368,9 @@ class SQLiteStorage(Plumbing):
         params = {"now": now, "limit": limit, "owner": owner, "expires": expires}
 
         def claim_rows(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            moved = db.execute(sql.MOVED).fetchone()
+            if moved is not None:
+                raise OutboxMovedError(self.url, moved[0])
             rows = db.execute(sql.CLAIM, params).fetchall() if limit > 0 else []
             holds = db.execute(sql.HOLDS, (now,)).fetchall() if with_holds else []
             return rows, holds
@@ -447,6 +485,20 @@ class SQLiteStorage(Plumbing):
 
         rows = await self._grouped("holds", read, write=False)
         return [Hold(name=r[0], until=r[1], reason=r[2]) for r in rows]
+
+    # -- the outbox as a whole --------------------------------------------------------------
+
+    async def moved_to(self) -> str | None:
+        async with self._locked("moved_to") as conn:
+            rows = list(await conn.execute_fetchall(sql.MOVED))
+        return str(rows[0][0]) if rows else None
+
+    async def set_moved(self, to: str | None) -> None:
+        async with self._locked("set_moved") as conn:
+            if to is None:
+                await conn.execute(sql.CLEAR_MOVED)
+            else:
+                await conn.execute(sql.SET_MOVED, (to,))
 
     # -- reading ----------------------------------------------------------------------------
 

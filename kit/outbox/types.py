@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from kit import jsonenc
-from kit.errors import FieldError, OutboxError, ValidationError
+from kit.errors import FieldError, ValidationError
 
 # The outbox writes each entry's key into its event's ``metadata`` under this name, so that
 # reconciliation can tell our event from any other with the same type, channel and reference.
@@ -292,11 +292,3 @@ class ForgetResult:
 
 HOLD_PACE = "pace"
 HOLD_AUTH = "auth"
-# Set on a source outbox by migrate_outbox: its entries now live elsewhere; never flush it.
-HOLD_MIGRATED = "migrated"
-
-
-def moved_error(url: str, reason: str) -> OutboxError:
-    """What enqueue says once migrate-outbox has moved the outbox (the ``migrated`` hold): an
-    entry accepted here would never be sent, by this database's flushers or the new one's."""
-    return OutboxError(f"{url} takes no new entries: {reason}")

@@ -3,7 +3,8 @@
 ``storage`` is an opened backend, parametrised over memory, SQLite in memory, a SQLite file and
 PostgreSQL (marked ``postgres``). ``storage_factory`` opens a second storage object on the same
 database for cross-connection races; backends that cannot share their database (in-memory
-SQLite) skip those tests through :attr:`Backend.shares_database`.
+SQLite) skip those tests through :attr:`Backend.shares_database`. ``Backend.external`` opens an
+application's own driver connection on the outbox's database (``enqueue_in``), when there is one.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import pytest
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
+
+from .external import ExternalFactory, postgres_external, sqlite_external
 
 StorageFactory = Callable[[], Awaitable[Storage]]
 
@@ -30,9 +33,11 @@ class Backend:
         *,
         another: Callable[[], Storage] | None,
         same_object: bool = False,
+        external: ExternalFactory | None = None,
     ) -> None:
         self.name = name
         self.storage = storage
+        self.external = external
         self._another = another
         self._same_object = same_object  # memory: "another connection" is the object itself
         self._opened: list[Storage] = []
@@ -77,7 +82,10 @@ async def sqlite_memory_backend() -> AsyncIterator[Backend]:
 async def sqlite_file_backend(tmp_path: Path) -> AsyncIterator[Backend]:
     path = tmp_path / "outbox.db"
     async with Backend(
-        "sqlite_file", SQLiteStorage(path), another=lambda: SQLiteStorage(path)
+        "sqlite_file",
+        SQLiteStorage(path),
+        another=lambda: SQLiteStorage(path),
+        external=lambda: sqlite_external(path),
     ) as b:
         yield b
 
@@ -90,6 +98,7 @@ async def postgres_backend(pg_dsn: str, pg_schema: str) -> AsyncIterator[Backend
         "postgres",
         PostgresStorage(pg_dsn, schema=pg_schema),
         another=lambda: PostgresStorage(pg_dsn, schema=pg_schema),
+        external=lambda: postgres_external(pg_dsn),
     ) as b:
         yield b
 

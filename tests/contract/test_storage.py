@@ -23,13 +23,13 @@ from typing import Any
 import attrs
 import pytest
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox.memory import InMemoryStorage
-from kit.outbox.protocol import Storage
+from kit.outbox.protocol import Storage, SupportsExternalTransaction
 from kit.outbox.sqlite import SQLiteStorage
+from kit.outbox.transitions import TRANSITIONS, Due, ErrorText, OutcomeKind, Since
 from kit.outbox.types import (
     HOLD_AUTH,
-    HOLD_MIGRATED,
     HOLD_PACE,
     AttemptKind,
     AttemptRecord,
@@ -49,6 +49,9 @@ from kit.outbox.types import (
     Retry,
     State,
 )
+
+from .conftest import Backend
+from .external import sqlite_external
 
 StorageFactory = Callable[[], Awaitable[Storage]]  # see conftest.storage_factory
 
@@ -575,6 +578,81 @@ async def test_release_of_a_reconcile_claim(storage: Storage) -> None:
     assert c2.mode is ClaimMode.RECONCILE
 
 
+# What each outcome of the table leaves in last_error (where its row says SET), and its due time.
+_TEXTS = {
+    OutcomeKind.DELIVERED: None,
+    OutcomeKind.RETRY: "retry text",
+    OutcomeKind.IN_DOUBT: "in doubt text",
+    OutcomeKind.DEAD: "dead text",
+    OutcomeKind.RESEND: "resend text",
+    OutcomeKind.RELEASE: None,
+}
+
+
+def _outcome_of(kind: OutcomeKind, due: float) -> Outcome:
+    text = str(_TEXTS[kind])
+    outcomes: dict[OutcomeKind, Outcome] = {
+        OutcomeKind.DELIVERED: Delivered("evt-table", adopted=True),
+        OutcomeKind.RETRY: Retry(due_at=due, error=text),
+        OutcomeKind.IN_DOUBT: InDoubt(due_at=due, error=text),
+        OutcomeKind.DEAD: Dead(text),
+        OutcomeKind.RESEND: Resend(due_at=due, reason=text),
+        OutcomeKind.RELEASE: Release(),
+    }
+    return outcomes[kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "start"), list(TRANSITIONS), ids=[f"{k}-from-{s}" for k, s in TRANSITIONS]
+)
+async def test_every_row_of_the_transition_table(
+    storage: Storage, kind: OutcomeKind, start: State
+) -> None:
+    """Each backend does to a claimed entry exactly what the transition table says for the
+    outcome and the state the claim found, field by field, and nothing else."""
+    await enqueue(storage, "k")
+    if start is State.SENDING:  # a SEND claim of an entry that failed once before
+        c = await claim_one(storage, "k", now=T)
+        assert await finish(storage, c, Retry(due_at=T + 1, error="earlier"), now=T)
+        c = await claim_one(storage, "k", now=T + 1)
+        now, rec = T + 2, record(c.attempt)
+    else:  # a RECONCILE claim of an entry in doubt since T
+        c = await claim_one(storage, "k", now=T)
+        assert await finish(storage, c, InDoubt(due_at=T + 1000, error="timeout"), now=T)
+        c = await claim_one(storage, "k", now=T + 1000)
+        now, rec = T + 1001, record(c.attempt, kind=AttemptKind.RECONCILE, outcome="x")
+    before = await entry(storage, "k")
+    assert before.state is start
+    outcome = _outcome_of(kind, due=now + 50)
+    assert await finish(storage, c, outcome, now=now, rec=rec)
+
+    row = TRANSITIONS[kind, start]
+    due = {Due.KEEP: before.due_at, Due.OUTCOME: now + 50, Due.NOW: now}[row.due_at]
+    since = {
+        Since.KEEP: before.in_doubt_since,
+        Since.SET_IF_UNSET: before.in_doubt_since if before.in_doubt_since else now,
+        Since.CLEAR: None,
+    }[row.in_doubt_since]
+    delivery = ("evt-table", now, True) if row.records_delivery else (None, None, False)
+    expected = attrs.evolve(
+        before,
+        state=row.to,
+        due_at=due,
+        in_doubt_since=since,
+        event_ref=delivery[0],
+        delivered_at=delivery[1],
+        adopted=delivery[2],
+        blind_resends=before.blind_resends + row.blind_resend,
+        sends=before.sends + (rec.kind is AttemptKind.SEND),
+        last_error=before.last_error if row.last_error is ErrorText.KEEP else _TEXTS[kind],
+        lease_owner=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
+    assert await entry(storage, "k") == expected
+    assert (await storage.attempts("k"))[-1] == rec
+
+
 async def test_fencing_stale_completions_change_nothing(storage: Storage) -> None:
     await enqueue(storage, "k1")
     c = await claim_one(storage, "k1", now=T)
@@ -794,19 +872,99 @@ async def test_holds(storage: Storage) -> None:
     assert [h.name for h in await storage.holds(now=T)] == [HOLD_PACE]
 
 
-async def test_a_moved_outbox_takes_no_new_entries(storage: Storage) -> None:
-    """After migrate-outbox (the 'migrated' hold) no flusher sends from this outbox again, so
-    an entry accepted here would never be sent: one entry, a batch, and a batch large enough
-    for PostgreSQL's COPY are all refused, and nothing is stored. Duplicates still are just
-    duplicates until then."""
-    await enqueue(storage, "before")
-    await storage.set_hold(
-        Hold(name=HOLD_MIGRATED, until=T + 1e9, reason="moved to postgresql://elsewhere")
+async def test_claim_with_holds_claims_and_reads_the_holds_at_once(storage: Storage) -> None:
+    """What ``claim`` hands out, plus the holds in force as the claim saw them."""
+    await enqueue(storage, "a", "b")
+    pace = Hold(name=HOLD_PACE, until=T + 5, reason="429")
+    await storage.set_hold(pace)
+    await storage.set_hold(Hold(name=HOLD_AUTH, until=T - 1, reason="over"))
+    claimed, holds = await storage.claim_with_holds(owner="w1", limit=1, lease_seconds=LEASE, now=T)
+    assert [(c.key, c.mode, c.attempt, c.lease_expires_at) for c in claimed] == [
+        ("a", ClaimMode.SEND, 1, T + LEASE)
+    ]
+    assert holds == [pace]
+    assert (await entry(storage, "a")).lease_owner == "w1"
+    assert await storage.claim_with_holds(owner="w1", limit=0, lease_seconds=LEASE, now=T) == (
+        [],
+        [pace],
     )
+    await storage.clear_hold(HOLD_PACE)
+    claimed, holds = await storage.claim_with_holds(owner="w2", limit=5, lease_seconds=LEASE, now=T)
+    assert ([c.key for c in claimed], holds) == (["b"], [])
+
+
+async def test_a_moved_outbox_takes_no_new_entries_and_hands_none_out(storage: Storage) -> None:
+    """Once migrate-outbox has moved the outbox, no flusher sends from it again, so an entry
+    accepted here would never be sent: one entry, a batch, a batch large enough for
+    PostgreSQL's COPY and duplicates are all refused, naming where the outbox went, and nothing
+    is stored. A claim is refused too (claiming nothing), so a flusher stops with that error."""
+    await enqueue(storage, "before")
+    assert await storage.moved_to() is None
+    await storage.set_moved("postgresql://elsewhere/shop")
+    assert await storage.moved_to() == "postgresql://elsewhere/shop"
     for keys in (["one"], ["a", "b"], [f"bulk-{i}" for i in range(120)], ["before"]):
-        with pytest.raises(OutboxError, match="takes no new entries: moved to postgresql"):
+        with pytest.raises(OutboxMovedError, match="moved to postgresql://elsewhere/shop") as err:
             await storage.enqueue([new(k) for k in keys], now=T)
+        assert err.value.moved_to == "postgresql://elsewhere/shop"
+    with pytest.raises(OutboxMovedError):
+        await claim(storage, now=T + 10)
+    with pytest.raises(OutboxMovedError):
+        await storage.claim_with_holds(owner="w1", limit=5, lease_seconds=LEASE, now=T + 10)
     assert [e.key for e in await storage.entries()] == ["before"]
+    assert (await entry(storage, "before")).state is State.PENDING
+    assert await storage.holds(now=T) == []  # a state of the outbox, not a brake
+
+    await storage.set_moved(None)  # a move given up before anything was copied
+    assert await storage.moved_to() is None
+    await enqueue(storage, "after")
+
+
+# -- enqueue inside the application's own transaction -----------------------------------
+
+
+async def test_enqueue_in_commits_and_rolls_back_with_the_callers_transaction(
+    backend: Backend,
+) -> None:
+    """Entries enqueued on the application's own connection become visible to the outbox when
+    the application commits, and vanish when it rolls back; duplicates are reported as by
+    ``enqueue``, and a moved outbox refuses them as well."""
+    storage = backend.storage
+    if not isinstance(storage, SupportsExternalTransaction):
+        pytest.skip(f"{backend.name}: no external transaction to enqueue in")
+    if backend.external is None:  # an in-memory database is private to its one connection
+        async with sqlite_external(":memory:") as app:
+            await app.begin()
+            with pytest.raises(OutboxError, match="in-memory"):
+                await storage.enqueue_in(app.connection, [new("a")], now=T)
+        return
+    await enqueue(storage, "known")
+    async with backend.external() as app:
+        await app.begin()
+        results = await storage.enqueue_in(
+            app.connection, [new("a"), new("a"), new("known")], now=T
+        )
+        assert [(r.key, r.duplicate) for r in results] == [
+            ("a", False),
+            ("a", True),
+            ("known", True),
+        ]
+        assert await storage.get("a") is None  # not committed yet
+        await app.commit()
+        assert (await entry(storage, "a")).state is State.PENDING
+
+        await app.begin()
+        assert not (await storage.enqueue_in(app.connection, [new("b")], now=T))[0].duplicate
+        assert await storage.enqueue_in(app.connection, [], now=T) == []
+        await app.rollback()
+        assert await storage.get("b") is None
+
+        await storage.set_moved("postgresql://elsewhere/shop")
+        await app.begin()
+        for keys in (["c"], ["c", "d"], ["known"]):
+            with pytest.raises(OutboxMovedError, match="moved to postgresql://elsewhere/shop"):
+                await storage.enqueue_in(app.connection, [new(k) for k in keys], now=T)
+        await app.rollback()
+    assert [e.key for e in await storage.entries()] == ["known", "a"]
 
 
 # -- reading --------------------------------------------------------------------------------

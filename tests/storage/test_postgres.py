@@ -20,7 +20,8 @@ import asyncpg
 import attrs
 import pytest
 
-import kit.outbox.postgres as pg_module
+import kit.outbox._pg_base as pg_base
+import kit.outbox._pg_enqueue as pg_enqueue
 from kit.errors import (
     ConfigError,
     MigrationError,
@@ -29,6 +30,7 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.outbox._pg_lane import RETRY_AFTER, Lane
+from kit.outbox.migrations import load_migrations
 from kit.outbox.postgres import PostgresStorage
 from kit.outbox.protocol import Storage, SupportsExternalTransaction, SupportsListen
 from kit.outbox.types import (
@@ -135,7 +137,7 @@ def test_rejects_bad_config(dsn: str, schema: str) -> None:
 
 
 def test_missing_asyncpg_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pg_module, "_asyncpg", None)
+    monkeypatch.setattr(pg_base, "_asyncpg", None)
     with pytest.raises(ConfigError, match=r"pip install 'etrusted-kit\[postgres\]'"):
         PostgresStorage("postgresql://localhost/test")
 
@@ -227,8 +229,9 @@ async def test_concurrent_migrations_from_many_objects(pg_dsn: str, pg_schema: s
     try:
         await asyncio.gather(*(s.open(migrate=False) for s in stores))
         versions = await asyncio.gather(*(s.migrate() for s in stores))
-        assert versions == [1, 1, 1]
-        assert await stores[0].migrate() == 1
+        latest = load_migrations("postgres")[-1].version
+        assert versions == [latest] * 3
+        assert await stores[0].migrate() == latest
         await stores[1].enqueue([new(1)], now=1.0)
         assert (await stores[2].get("k-1")) is not None
     finally:
@@ -239,7 +242,9 @@ async def test_concurrent_migrations_from_many_objects(pg_dsn: str, pg_schema: s
         rows = await c.fetch(f'SELECT version, name FROM "{pg_schema}".schema_version')
     finally:
         await c.close()
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "initial")]
+    assert [(r["version"], r["name"]) for r in rows] == [
+        (m.version, m.name) for m in load_migrations("postgres")
+    ]
 
 
 async def test_concurrent_open_of_fresh_schema(pg_dsn: str, pg_schema: str) -> None:
@@ -442,6 +447,45 @@ async def test_enqueue_in_needs_an_open_transaction(
     assert await storage.get("k-1") is None
 
 
+async def test_enqueue_in_refuses_a_connection_to_another_database(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """A connection to another database, even one holding an outbox in the same schema, is
+    refused once the storage is open: no flusher of this outbox would see its entries."""
+    other_db = f"{pg_schema}_other"
+    admin = await asyncpg.connect(pg_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{other_db}"')
+        other_dsn = pg_dsn.rsplit("/", 1)[0] + f"/{other_db}"
+        async with (
+            PostgresStorage(pg_dsn, schema=pg_schema) as storage,
+            PostgresStorage(other_dsn, schema=pg_schema),
+        ):
+            conn = await asyncpg.connect(other_dsn)
+            try:
+                for keys in ([1], [1, 2]):
+                    async with conn.transaction():
+                        with pytest.raises(OutboxError, match=f"database '{other_db}'"):
+                            await storage.enqueue_in(conn, [new(k) for k in keys], now=1.0)
+            finally:
+                await conn.close()
+            assert await storage.entries() == []
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{other_db}" WITH (FORCE)')
+        await admin.close()
+
+
+async def test_enqueue_in_names_how_to_create_missing_tables(pg_dsn: str, pg_schema: str) -> None:
+    storage = PostgresStorage(pg_dsn, schema=pg_schema)  # never opened: nothing to compare
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        async with conn.transaction():
+            with pytest.raises(MigrationError, match=r"Outbox\.from_url\(url\)"):
+                await storage.enqueue_in(conn, [new(1)], now=1.0)
+    finally:
+        await conn.close()
+
+
 async def test_enqueue_in_translates_errors(
     storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
 ) -> None:
@@ -513,7 +557,7 @@ async def test_aclose_releases_the_listening_connection(
 
 # -- enqueue paths ----------------------------------------------------------------------------
 
-BULK = pg_module._COPY_MIN_ENTRIES  # from this batch size on, enqueue() writes with COPY
+BULK = pg_enqueue._COPY_MIN_ENTRIES  # from this batch size on, enqueue() writes with COPY
 
 
 def _stored(entries: list[Any]) -> list[tuple[Any, ...]]:
@@ -536,7 +580,7 @@ async def test_bulk_enqueue_stores_what_the_statement_stores(
     copied = await _mixed_batch(storage)
     expected = [i in (3, 70, 71) for i in range(BULK + 20)] + [True, True, False]
     assert copied == expected
-    monkeypatch.setattr(pg_module, "_COPY_MIN_ENTRIES", 10**9)  # the ON CONFLICT statement
+    monkeypatch.setattr(pg_enqueue, "_COPY_MIN_ENTRIES", 10**9)  # the ON CONFLICT statement
     async with PostgresStorage(pg_dsn, schema=other_schema) as other:
         assert await _mixed_batch(other) == expected
         listed = await storage.entries(limit=1000)

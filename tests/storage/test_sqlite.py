@@ -33,13 +33,14 @@ from kit.outbox import Outbox, email_hash
 from kit.outbox import _sqlite_group as group_module
 from kit.outbox import sqlite as sqlite_backend
 from kit.outbox.migrations import Migration, load_migrations
-from kit.outbox.protocol import Storage, SupportsClaimWithHolds, SupportsExternalTransaction
+from kit.outbox.protocol import Storage, SupportsExternalTransaction
 from kit.outbox.sqlite import SQLiteStorage, sqlite_path_from_url
-from kit.outbox.types import ClaimMode, Hold, NewEntry, State
+from kit.outbox.types import ClaimMode, NewEntry, State
 
 T = 1_700_000_000.0
+LATEST = load_migrations("sqlite")[-1].version
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"etk_entries", "etk_attempts", "etk_holds", "etk_schema_version"}
+TABLES = {"etk_entries", "etk_attempts", "etk_holds", "etk_meta", "etk_schema_version"}
 
 
 def new(key: str) -> NewEntry:
@@ -304,9 +305,9 @@ async def test_unmigrated_database_asks_for_migrate(tmp_path: Path) -> None:
     await bare.open(migrate=False)
     try:
         assert await bare.schema_version() == 0
-        with pytest.raises(MigrationError, match=r"migrate\(\)"):
+        with pytest.raises(MigrationError, match=r"storage\.open\(\)"):
             await bare.enqueue([new("a")], now=T)
-        assert await bare.migrate() == 1
+        assert await bare.migrate() == LATEST
         await bare.enqueue([new("a")], now=T)
     finally:
         await bare.aclose()
@@ -317,7 +318,7 @@ async def test_unmigrated_database_asks_for_migrate(tmp_path: Path) -> None:
 
 def test_migration_files_load_in_order() -> None:
     migrations = load_migrations("sqlite")
-    assert [(m.version, m.name) for m in migrations] == [(1, "initial")]
+    assert [(m.version, m.name) for m in migrations] == [(1, "initial"), (2, "outbox_meta")]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
         load_migrations("oracle")
@@ -328,13 +329,14 @@ def test_migration_files_load_in_order() -> None:
 async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     async with SQLiteStorage(path) as s:
-        assert await s.schema_version() == 1
-        assert await s.migrate() == 1  # idempotent
-        assert await s.migrate() == 1
+        assert await s.schema_version() == LATEST
+        assert await s.migrate() == LATEST  # idempotent
+        assert await s.migrate() == LATEST
     assert tables(path) >= TABLES
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT version, name FROM etk_schema_version").fetchall() == [
-            (1, "initial")
+            (1, "initial"),
+            (2, "outbox_meta"),
         ]
     db.close()
 
@@ -355,12 +357,12 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     async with SQLiteStorage(path):
         pass
     with sqlite3.connect(path) as db:
-        db.execute("INSERT INTO etk_schema_version VALUES (2, 'from_the_future', 0)")
+        db.execute("INSERT INTO etk_schema_version VALUES (?, 'from_the_future', 0)", (LATEST + 1,))
     db.close()
     for migrate in (True, False):
         with pytest.raises(MigrationError, match="newer") as info:
             await SQLiteStorage(path).open(migrate=migrate)
-        assert "version 2" in str(info.value)
+        assert f"version {LATEST + 1}" in str(info.value)
 
 
 async def test_a_failing_migration_changes_nothing(
@@ -369,7 +371,9 @@ async def test_a_failing_migration_changes_nothing(
     path = tmp_path / "outbox.db"
     async with SQLiteStorage(path):
         pass
-    broken = Migration(2, "broken", "CREATE TABLE etk_new (x INTEGER);\nCREATE TABLE oops (;\n")
+    broken = Migration(
+        LATEST + 1, "broken", "CREATE TABLE etk_new (x INTEGER);\nCREATE TABLE oops (;\n"
+    )
     monkeypatch.setattr(
         sqlite_backend, "load_migrations", lambda backend: [*load_migrations(backend), broken]
     )
@@ -377,7 +381,7 @@ async def test_a_failing_migration_changes_nothing(
         await SQLiteStorage(path).open()
     assert "etk_new" not in tables(path)  # one transaction: all or nothing
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT max(version) FROM etk_schema_version").fetchone() == (1,)
+        assert db.execute("SELECT max(version) FROM etk_schema_version").fetchone() == (LATEST,)
     db.close()
 
 
@@ -449,9 +453,9 @@ async def run_children(path: Path, job: str, count: int) -> list[dict[str, objec
 async def test_processes_migrating_at_once(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     results = await run_children(path, "migrate", 3)
-    assert [r["version"] for r in results] == [1, 1, 1]
+    assert [r["version"] for r in results] == [LATEST] * 3
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT count(*) FROM etk_schema_version").fetchone() == (1,)
+        assert db.execute("SELECT count(*) FROM etk_schema_version").fetchone() == (LATEST,)
     db.close()
 
 
@@ -540,11 +544,44 @@ async def test_enqueue_in_with_an_explicit_begin(storage: SQLiteStorage, tmp_pat
 
 
 async def test_enqueue_in_needs_the_outbox_tables(tmp_path: Path) -> None:
+    """The error says how to create them, with public API that docs/outbox.md describes."""
     storage = SQLiteStorage(tmp_path / "app.db")  # never opened: enqueue_in does not need it
     async with aiosqlite.connect(tmp_path / "app.db") as app:
-        with pytest.raises(MigrationError, match=r"migrate\(\)") as info:
+        with pytest.raises(MigrationError, match=r"Outbox\.from_url\(url\)") as info:
             await storage.enqueue_in(app, [new("a")], now=T)
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    docs = (Path(__file__).parents[2] / "docs" / "outbox.md").read_text(encoding="utf-8")
+    assert "`Outbox.from_url(url" in docs
+    assert "`open()` (or `async with`) connects and creates or upgrades the tables" in docs
+
+
+async def test_enqueue_in_refuses_a_connection_to_another_database_file(tmp_path: Path) -> None:
+    """A connection to another file (even one with the outbox tables) or to an in-memory
+    database is refused: no flusher of this outbox would ever see its entries. The same file
+    under another spelling (relative, through a symlink) is the same outbox."""
+    async with (
+        SQLiteStorage(tmp_path / "outbox.db") as storage,
+        SQLiteStorage(tmp_path / "other.db"),
+    ):
+        for target in (tmp_path / "other.db", ":memory:"):
+            async with aiosqlite.connect(target) as app:
+                await app.execute("BEGIN")
+                with pytest.raises(OutboxError, match=r"outbox\.db"):
+                    await storage.enqueue_in(app, [new("a")], now=T)
+        (tmp_path / "link.db").symlink_to(tmp_path / "outbox.db")
+        async with aiosqlite.connect(tmp_path / "link.db") as app:
+            await app.execute("BEGIN")
+            assert not (await storage.enqueue_in(app, [new("a")], now=T))[0].duplicate
+            await app.commit()
+        assert await storage.get("a") is not None
+        assert [e.key for e in await storage.entries()] == ["a"]
+
+
+async def test_an_in_memory_outbox_refuses_enqueue_in(tmp_path: Path) -> None:
+    async with SQLiteStorage(":memory:") as storage, aiosqlite.connect(":memory:") as app:
+        await app.execute("BEGIN")
+        with pytest.raises(OutboxError, match="in-memory outbox"):
+            await storage.enqueue_in(app, [new("a")], now=T)
 
 
 @pytest.mark.parametrize(("slipped", "expected"), [("other", [True, False, False]), ("a", None)])
@@ -676,21 +713,6 @@ async def test_a_claim_cancelled_after_it_ran_gives_its_entries_back(tmp_path: P
         assert entry.state is State.PENDING
         assert entry.attempt == 1
         assert entry.lease_owner is None
-
-
-async def test_claim_with_holds_reads_the_holds_in_the_claims_transaction(tmp_path: Path) -> None:
-    async with SQLiteStorage(tmp_path / "outbox.db") as s:
-        assert isinstance(s, SupportsClaimWithHolds)
-        await s.enqueue([new("a")], now=T)
-        await s.set_hold(Hold(name="pace", until=T + 5, reason="429"))
-        await s.set_hold(Hold(name="auth", until=T - 1, reason="over"))
-        claimed, holds = await s.claim_with_holds(owner="w", limit=5, lease_seconds=30, now=T)
-        assert [c.key for c in claimed] == ["a"]
-        assert holds == [Hold(name="pace", until=T + 5, reason="429")]
-        assert await s.claim_with_holds(owner="w", limit=0, lease_seconds=30, now=T) == (
-            [],
-            holds,
-        )
 
 
 async def test_a_new_outbox_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:

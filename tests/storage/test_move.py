@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from builders import event, order
 
-from kit.errors import ConfigError, OutboxError
+from kit.errors import ConfigError, OutboxError, OutboxMovedError
 from kit.outbox import Outbox
-from kit.outbox.migrate import MigrationReport, migrate_outbox
+from kit.outbox import _sqlite_sql as sql
+from kit.outbox.migrations import load_migrations
+from kit.outbox.move import MigrationReport, migrate_outbox
 from kit.outbox.postgres import PostgresStorage
 from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
@@ -213,20 +216,25 @@ async def test_sqlite_to_postgres_and_back(
         assert back == report
         assert await everything(sqlite_b) == original
 
-        # The moved outbox carries on: the expired lease is reconciled under the next fencing
-        # token, and the old flusher's late answer is refused.
-        claimed = await pg.claim(owner="flusher-b", limit=10, lease_seconds=30, now=t(5000))
+        # The moved outbox carries on where it went: the expired lease is reconciled under the
+        # next fencing token, and the old flusher's late answer is refused.
+        claimed = await sqlite_b.claim(owner="flusher-b", limit=10, lease_seconds=30, now=t(5000))
         assert [(c.key, c.mode, c.attempt) for c in claimed] == [
             ("k-pending", ClaimMode.SEND, 1),  # due since t(10)
             ("k-sending", ClaimMode.RECONCILE, 2),  # due since its lease ran out at t(1009)
         ]
         late = Completion("k-sending", 1, Delivered("evt-zombie"))
-        assert await pg.finish([late], now=t(5001)) == [False]
+        assert await sqlite_b.finish([late], now=t(5001)) == [False]
         # The key ledger moved too: a replayed event stays a duplicate where the outbox went,
-        # and the outbox it left takes nothing new.
+        # and the outbox it left takes nothing new and hands nothing out, naming where it went.
         assert [r.duplicate for r in await sqlite_b.enqueue([new("purged")], now=t(5002))] == [True]
-        with pytest.raises(OutboxError, match="takes no new entries"):
+        with pytest.raises(OutboxMovedError, match="moved to sqlite:///") as moved:
             await pg.enqueue([new("fresh")], now=t(5002))
+        assert moved.value.moved_to == sqlite_b.url
+        with pytest.raises(OutboxMovedError):
+            await pg.claim(owner="flusher-c", limit=10, lease_seconds=30, now=t(5003))
+        assert await pg.moved_to() == sqlite_b.url
+        assert await sqlite_a.moved_to() == pg.url
 
 
 async def test_refuses_a_source_with_live_leases(
@@ -237,16 +245,16 @@ async def test_refuses_a_source_with_live_leases(
         await migrate_outbox(sqlite_a, sqlite_b, now=t(100))  # the lease runs until t(1009)
     assert await everything(sqlite_b) == []
 
-    assert await sqlite_a.holds(now=t(100)) == []  # refused before copying: source untouched
+    assert await sqlite_a.moved_to() is None  # refused before copying: source untouched
 
     forced = await migrate_outbox(sqlite_a, sqlite_b, now=t(100), force=True)
     assert forced.copied == 12
-    (hold,) = await sqlite_a.holds(now=t(100))
-    assert hold.name == "migrated"
-    # Repeating the move (as the docs say is safe) must not lift the hold, even when refused.
+    assert await sqlite_a.moved_to() == sqlite_b.url
+    assert await sqlite_a.holds(now=t(100)) == []  # a state of the outbox, not a brake
+    # Repeating the move (as the docs say is safe) must not lift the mark, even when refused.
     with pytest.raises(OutboxError):
         await migrate_outbox(sqlite_a, sqlite_b, now=t(100))
-    assert [h.name for h in await sqlite_a.holds(now=t(100))] == ["migrated"]
+    assert await sqlite_a.moved_to() == sqlite_b.url
     # ... and a second, different target is refused: two databases would deliver the same.
     async with SQLiteStorage(sqlite_b.path + ".other") as other:
         with pytest.raises(OutboxError, match="already moved"):
@@ -290,15 +298,89 @@ async def test_bad_arguments(sqlite_a: SQLiteStorage, sqlite_b: SQLiteStorage) -
         await migrate_outbox(sqlite_a, sqlite_b, batch=0)
 
 
+async def test_refuses_a_target_that_was_itself_moved(
+    sqlite_a: SQLiteStorage, sqlite_b: SQLiteStorage, tmp_path: Path
+) -> None:
+    """Entries copied into an outbox that was moved on would never be sent: refused, and the
+    source is left as it was."""
+    await sqlite_a.enqueue([new("x")], now=t(0))
+    async with SQLiteStorage(tmp_path / "c.db") as c:
+        await migrate_outbox(sqlite_b, c, now=t(0))
+        with pytest.raises(OutboxError, match=r"itself moved to sqlite:///.*c\.db"):
+            await migrate_outbox(sqlite_a, sqlite_b, now=t(0))
+    assert await sqlite_a.moved_to() is None
+    assert [r.duplicate for r in await sqlite_a.enqueue([new("y")], now=t(1))] == [False]
+
+
+async def test_a_version_1_migrated_hold_becomes_the_moved_state(tmp_path: Path) -> None:
+    """An outbox moved by an older kit (a 'migrated' hold until 100 years from then) is, after
+    the schema upgrade, moved for good: it names its new home and holds nothing any more."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        (v1,) = [m for m in load_migrations("sqlite") if m.version == 1]
+        db.execute("BEGIN")
+        db.execute(sql.SCHEMA_TABLE)
+        for statement in sql.statements(v1.sql):
+            db.execute(statement)
+        db.execute(sql.RECORD_VERSION, (1, v1.name, 0.0))
+        reason = (
+            "the outbox was moved to postgresql://db.example/shop;"
+            " run flushers against that database"
+        )
+        db.execute("INSERT INTO etk_holds VALUES ('migrated', ?, ?)", (t(1e9), reason))
+        db.execute("INSERT INTO etk_holds VALUES ('pace', ?, 'kept')", (t(30),))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    async with SQLiteStorage(path) as s:
+        assert await s.moved_to() == "postgresql://db.example/shop"
+        assert [h.name for h in await s.holds(now=t(0))] == ["pace"]
+        with pytest.raises(OutboxMovedError, match=r"moved to postgresql://db\.example/shop"):
+            await s.enqueue([new("x")], now=t(0))
+
+
+@pytest.mark.postgres
+async def test_a_version_1_migrated_hold_becomes_the_moved_state_on_postgres(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """The same upgrade on PostgreSQL; a hold whose reason another kit wrote is kept whole."""
+    import asyncpg
+
+    (v1,) = [m for m in load_migrations("postgres") if m.version == 1]
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        async with conn.transaction():
+            await conn.execute(f'CREATE SCHEMA "{pg_schema}"')
+            await conn.execute(f'SET LOCAL search_path TO "{pg_schema}"')
+            await conn.execute(
+                "CREATE TABLE schema_version (version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            await conn.execute(v1.sql)
+            await conn.execute("INSERT INTO schema_version (version, name) VALUES (1, $1)", v1.name)
+            await conn.execute(
+                "INSERT INTO holds VALUES ('migrated', $1, 'moved to sqlite:///elsewhere.db')",
+                t(1e9),
+            )
+    finally:
+        await conn.close()
+    async with PostgresStorage(pg_dsn, schema=pg_schema) as pg:
+        assert await pg.moved_to() == "moved to sqlite:///elsewhere.db"
+        assert await pg.holds(now=t(0)) == []
+        with pytest.raises(OutboxMovedError):
+            await pg.claim(owner="w", limit=5, lease_seconds=30, now=t(0))
+
+
 # -- the source of a move takes nothing new ----------------------------------------------------
 
 
 async def test_an_outbox_that_was_moved_refuses_new_events(
     tmp_path: Path,
 ) -> None:
-    """After migrate-outbox the source refuses new events with a clear OutboxError, so an
-    application instance (or a cron'd ``etrusted-kit enqueue``) not switched to the new outbox
-    yet cannot store an event no flusher will send."""
+    """After migrate-outbox the source refuses new events with OutboxMovedError naming the new
+    outbox, so an application instance (or a cron'd ``etrusted-kit enqueue``) not switched to
+    it yet cannot store an event no flusher will send."""
 
     old, new = tmp_path / "old.db", tmp_path / "new.db"
     async with Outbox.from_url(str(old)) as app:
@@ -307,13 +389,13 @@ async def test_an_outbox_that_was_moved_refuses_new_events(
         report = await migrate_outbox(source, target)
         assert report.copied == 1
     async with Outbox.from_url(str(old)) as late_app:
-        with pytest.raises(OutboxError, match="takes no new entries: the outbox was moved"):
+        with pytest.raises(OutboxMovedError, match=r"was moved to sqlite:///.*new\.db"):
             await late_app.enqueue(event("o-2", email="b@example.org"))
 
 
 async def test_migrating_an_outbox_onto_itself_is_refused(tmp_path: Path) -> None:
     """Two storage objects on the same database (the CLI's --from and --to naming one file) are
-    refused as the same outbox, and the only outbox is left without a 'migrated' hold."""
+    refused as the same outbox, and the only outbox is not marked as moved."""
 
     path = tmp_path / "outbox.db"
     async with Outbox.from_url(str(path)) as app:
@@ -321,7 +403,8 @@ async def test_migrating_an_outbox_onto_itself_is_refused(tmp_path: Path) -> Non
     async with SQLiteStorage(path) as source, SQLiteStorage(f"sqlite:///{path}") as target:
         with pytest.raises(OutboxError, match="source and target are the same outbox"):
             await migrate_outbox(source, target)
-        assert await source.holds(now=0.0) == []  # the probe is gone, and no 'migrated' hold
+        assert await source.holds(now=0.0) == []  # the probe is gone
+        assert await source.moved_to() is None
 
 
 @pytest.mark.postgres

@@ -7,8 +7,10 @@ that the flushers set again if the cause is still there.
 
 Flushers must be stopped on the source while it is copied: an entry that changes after its batch
 was copied would be stale in the target. A live lease proves a flusher is at work, so its presence
-refuses the move unless ``force=True``. Before copying, the source gets a permanent ``migrated``
-hold, so no flusher (an idle one, a cron'd ``flush --once``) can ever deliver from it again.
+refuses the move unless ``force=True``. Before copying, the source is marked as moved
+(:meth:`~kit.outbox.protocol.Storage.set_moved`), a permanent state: from then on it refuses
+enqueues and claims, so no flusher (an idle one, a cron'd ``flush --once``) can ever deliver from
+it again.
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ import attrs
 
 from kit.errors import ConfigError, OutboxError
 from kit.outbox.protocol import Storage, SupportsWriterBarrier
-from kit.outbox.types import HOLD_MIGRATED, Hold, State
+from kit.outbox.types import Hold, State
 
 log = logging.getLogger(__name__)
 
 _PAGE = 500
-_FOREVER = 100 * 365 * 86400.0  # a finite "never", so that JSON and every backend can hold it
 
 
 @attrs.frozen(kw_only=True)
@@ -64,31 +65,33 @@ async def migrate_outbox(
         raise OutboxError(f"source and target are the same outbox ({source.url})")
     moment = time.time() if now is None else now
     await _refuse_same_database(source, target, moment)
-    reason = f"the outbox was moved to {target.url}; run flushers against that database"
-    existing = next((h for h in await source.holds(now=moment) if h.name == HOLD_MIGRATED), None)
-    if existing is not None and existing.reason != reason and not force:
+    existing = await source.moved_to()
+    if existing is not None and existing != target.url and not force:
         # Copying to a second target would let two databases deliver the same entries.
-        raise OutboxError(f"{source.url} was already moved: {existing.reason}")
-    already_held = existing is not None
+        raise OutboxError(f"{source.url} was already moved to {existing}")
+    onward = await target.moved_to()
+    if onward is not None:
+        # Its flushers stopped for good: what was copied there would never be sent.
+        raise OutboxError(f"{target.url} was itself moved to {onward}; move to that one instead")
     if not force:
-        # Before the hold, so that a move refused for a running flusher leaves no trace (the
-        # hold would make that flusher stop); checked again below, after the hold.
+        # Before the mark, so that a move refused for a running flusher leaves no trace (the
+        # mark would make that flusher stop); checked again below, after the mark.
         await _refuse_live_leases(source, moment)
-    if not already_held:
+    if existing != target.url:
         # From here on the source must never deliver again: an entry sent from it after being
-        # copied would be sent a second time from the target. Every flusher honours this hold
-        # (a running one gives its claims back), and it stays after the copy.
-        await source.set_hold(Hold(name=HOLD_MIGRATED, until=moment + _FOREVER, reason=reason))
+        # copied would be sent a second time from the target. Its enqueues and claims refuse
+        # (a running flusher stops at its next claim), and the mark stays after the copy.
+        await source.set_moved(target.url)
     if isinstance(source, SupportsWriterBarrier):
-        # An enqueue that began before the hold did not see it; let it end before the copy
+        # An enqueue that began before the mark did not see it; let it end before the copy
         # reads the table (SQLite's writers already queue for its one write lock).
         await source.wait_for_writers()
     if not force:
         try:
             await _refuse_live_leases(source, moment)
         except OutboxError:
-            if not already_held:  # nothing was copied by anyone: leave the source as it was
-                await source.clear_hold(HOLD_MIGRATED)
+            if existing != target.url:  # nothing was copied by anyone: leave the source as is
+                await source.set_moved(existing)
             raise
     copied = skipped = 0
     by_state = dict.fromkeys(State, 0)
@@ -118,7 +121,7 @@ async def migrate_outbox(
 
 async def _refuse_same_database(source: Storage, target: Storage, now: float) -> None:
     """Two storage objects on one database (one file or schema, spelt two ways) would copy
-    nothing and leave the permanent hold on the only outbox there is. A marker written through
+    nothing and mark the only outbox there is as moved. A marker written through
     one and looked for through the other tells, whatever the spelling. (Flushers of the source
     see it as a hold too, and pause for at most its one second.)"""
     probe = Hold(
