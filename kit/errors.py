@@ -141,8 +141,8 @@ class ETrustedError(KitError):
 
 
 class PermanentAPIError(ETrustedError, kind=FailureKind.PERMANENT):
-    """The API refused the request (4xx other than 401/408/429, or 1xx/3xx); repeating it
-    unchanged cannot succeed."""
+    """The API refused the request (4xx other than 401/408/429; 307/308, or any 1xx/3xx to a
+    request other than a POST); repeating it unchanged cannot succeed."""
 
 
 class NotFoundError(PermanentAPIError):

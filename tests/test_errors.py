@@ -154,7 +154,13 @@ SCENARIOS: dict[tuple[str, str], Reply] = {
     ("POST /events", "202 with an `EventRef`"): api(),
     ("POST /events", "2xx whose body is not JSON"): api(body=b"<html>accepted</html>"),
     ("POST /events", "2xx without an `EventRef`, or an empty one"): api(body=b'{"EventRef": ""}'),
-    ("POST /events", "302 or any 1xx/3xx (redirects are not followed)"): api(302, body=b""),
+    (
+        "POST /events",
+        "any 1xx/3xx but 307/308 (a 303, 302 or 301 after a POST may point at its result)",
+    ): api(303, body=b""),
+    ("POST /events", "307 or 308 (repeat the request elsewhere: not acted on; not followed)"): api(
+        307, body=b""
+    ),
     **_statuses("POST /events", api, [400, 403, 404, 408, 422, 500, 503, 504]),
     ("POST /events", "401, then 2xx with a fresh token"): api(401, first_only=True),
     ("POST /events", "401, and 401 again with a fresh token"): api(401),
