@@ -58,3 +58,17 @@ def test_the_cli_uses_the_same_rule() -> None:
     assert client_config(SANDBOX) == ClientConfig.from_env(SANDBOX)
     with pytest.raises(ConfigError, match="missing ETRUSTED_CLIENT_SECRET"):
         client_config({"ETRUSTED_CLIENT_ID": "x"})
+
+
+def test_overrides_win_over_the_variables() -> None:
+    """A test can take the credentials from the environment and point the URLs elsewhere."""
+    config = ClientConfig.from_env(
+        SANDBOX, api_url="http://127.0.0.1:9", token_url="http://127.0.0.1:9/oauth/token"
+    )
+    assert (config.api_url, config.token_url) == (
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/oauth/token",
+    )
+    assert config.client_id == "sandbox-client"
+    given = ClientConfig.from_env({}, client_id="mine", client_secret="also-mine")
+    assert (given.client_id, given.api_url) == ("mine", DEFAULT_API_URL)
