@@ -97,3 +97,11 @@ class ClientConfig:
                 raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
             if not host:
                 raise ConfigError(f"{name} has no host: {value!r}")
+            # The resolver encodes the name only at the first request, where an empty or long
+            # label fails as a bare UnicodeError and a blank as an endless "unreachable".
+            try:
+                if any(c.isspace() for c in host):
+                    raise UnicodeError("blank in the host name")
+                host.encode("idna")
+            except UnicodeError as exc:
+                raise ConfigError(f"{name} has an invalid host ({exc}): {value!r}") from exc
