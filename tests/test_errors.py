@@ -159,6 +159,10 @@ def _each(maker: Any, statuses: range | list[int]) -> tuple[Reply, ...]:
 SCENARIOS: dict[tuple[str, str], Variants] = {
     ("token", "2xx with an `access_token`"): token(),
     **_statuses("token", token, [400, 401, 403, 408, 500, 502, 503, 504]),
+    (
+        "token",
+        "any other 1xx, 3xx or 4xx, e.g. 404 (a wrong `token_url`; redirects are not followed)",
+    ): _each(token, [301, 302, 307, 404, 405, 422]),
     ("token", "429 with `Retry-After`"): token(429, headers=RETRY_AFTER),
     ("token", "429 without `Retry-After`"): token(429),
     ("token", "2xx whose body is not JSON or has no `access_token`"): (
