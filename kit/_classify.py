@@ -33,6 +33,11 @@ from kit.errors import (
 GATEWAY_STATUSES = frozenset({502, 504, 520, 521, 522, 523, 524, 525, 526, 527})
 # The server gave up reading the request (408) or asked us to slow down (429): it did not act.
 _TOKEN_RETRYABLE_STATUSES = frozenset({408, 429})
+# What an OAuth2 token endpoint answers to a bad request or bad client credentials.
+_CREDENTIALS_REFUSED = frozenset({400, 401, 403})
+# "Repeat this request at another URI": the only answers below 400 that say it was not acted on.
+# Any other (a 303 See Other above all) is how a server points at what a POST created.
+_NOT_ACTED_REDIRECTS = frozenset({307, 308})
 CONNECT_ERRORS = (
     aiohttp.ClientConnectorError,  # refused, DNS, TLS handshake, proxy connect
     aiohttp.ConnectionTimeoutError,  # sock_connect timeout
@@ -97,6 +102,10 @@ def status_error(
                 **where,
             )
         return RetryableAPIError(message, retry_after=retry_after, **where)
+    if may_have_acted(method) and status not in _NOT_ACTED_REDIRECTS:
+        return InDoubtError(
+            f"unexpected answer; the request may have been acted on: {message}", **where
+        )
     return PermanentAPIError(f"unexpected answer: {message}", **where)
 
 
@@ -123,9 +132,11 @@ def token_status_error(
             url=url,
             retry_after=retry_after,
         )
-    return AuthenticationError(
-        f"client credentials refused: {message}", status=status, method="POST", url=url
-    )
+    if status in _CREDENTIALS_REFUSED:
+        what = f"client credentials refused: {message}"
+    else:  # a redirect or a missing path: the URL is wrong, whatever the credentials
+        what = f"not a token endpoint's answer; check token_url: {message}"
+    return AuthenticationError(what, status=status, method="POST", url=url)
 
 
 def token_unavailable(message: str, *, url: str, status: int | None = None) -> ETrustedError:

@@ -3,8 +3,8 @@
 The classification (:mod:`kit._classify`) is what exactly-once delivery rests on. A failure
 either proves that nothing happened (refused connection, 4xx, 5xx from the API itself) or leaves
 open whether a ``POST`` was acted on (a timeout or disconnect after the request may have left, a
-gateway 502/504, a garbled 2xx: :class:`~kit.errors.InDoubtError`). The flusher must reconcile
-the latter before it sends again, so anything uncertain is reported as in doubt.
+gateway 502/504, a garbled 2xx, a redirect: :class:`~kit.errors.InDoubtError`). The flusher must
+reconcile the latter before it sends again, so anything uncertain is reported as in doubt.
 """
 
 from __future__ import annotations

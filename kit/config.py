@@ -54,26 +54,31 @@ class ClientConfig:
         ``ETRUSTED_CLIENT_ID`` and ``ETRUSTED_CLIENT_SECRET`` are required; without
         ``ETRUSTED_API_URL`` and ``ETRUSTED_TOKEN_URL`` the production URLs are used. The
         ``etrusted-kit`` command reads the same variables through this method, so a sandbox's
-        ``export`` line points both at the same place. ``overrides`` sets other fields.
+        ``export`` line points both at the same place. ``overrides`` sets any field and wins
+        over its variable (a test keeps the credentials and points the URLs elsewhere).
         Raises :class:`~kit.errors.ConfigError` naming every missing variable.
         """
+        fields: dict[str, Any] = {
+            "client_id": environ.get("ETRUSTED_CLIENT_ID"),
+            "client_secret": environ.get("ETRUSTED_CLIENT_SECRET"),
+            "api_url": environ.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
+            "token_url": environ.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
+            **overrides,
+        }
         missing = [
             name
-            for name in ("ETRUSTED_CLIENT_ID", "ETRUSTED_CLIENT_SECRET")
-            if not environ.get(name)
+            for name, field in (
+                ("ETRUSTED_CLIENT_ID", "client_id"),
+                ("ETRUSTED_CLIENT_SECRET", "client_secret"),
+            )
+            if not fields[field]
         ]
         if missing:
             raise ConfigError(
                 "missing " + " and ".join(missing) + ": set the eTrusted API client credentials"
                 " (try `etrusted-kit sandbox`, which prints a set that works offline)"
             )
-        return cls(
-            client_id=environ["ETRUSTED_CLIENT_ID"],
-            client_secret=environ["ETRUSTED_CLIENT_SECRET"],
-            api_url=environ.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
-            token_url=environ.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
-            **overrides,
-        )
+        return cls(**fields)
 
     def __attrs_post_init__(self) -> None:
         if not self.client_id:
@@ -92,3 +97,11 @@ class ClientConfig:
                 raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
             if not host:
                 raise ConfigError(f"{name} has no host: {value!r}")
+            # The resolver encodes the name only at the first request, where an empty or long
+            # label fails as a bare UnicodeError and a blank as an endless "unreachable".
+            try:
+                if any(c.isspace() for c in host):
+                    raise UnicodeError("blank in the host name")
+                host.encode("idna")
+            except UnicodeError as exc:
+                raise ConfigError(f"{name} has an invalid host ({exc}): {value!r}") from exc

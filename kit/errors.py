@@ -26,7 +26,7 @@ have been acted on, whatever happened on the wire::
     │   │   ├── GatewayError         502, 504 or a CDN's 52x answering a POST
     │   │   └── EventConflictError   409 answering POST /events
     │   └── UnauthorizedError        UNAUTHORIZED: the API refused even a fresh token (401)
-    │       └── AuthenticationError  the token endpoint refused the client credentials
+    │       └── AuthenticationError  the token endpoint refused us (credentials, wrong URL)
     ├── StorageError                 the outbox database failed
     │   ├── StorageUnavailableError  cannot open or reach the database
     │   └── MigrationError           the schema cannot be brought to the expected version
@@ -145,8 +145,8 @@ class ETrustedError(KitError):
 
 
 class PermanentAPIError(ETrustedError, kind=FailureKind.PERMANENT):
-    """The API refused the request (4xx other than 401/408/429, or 1xx/3xx); repeating it
-    unchanged cannot succeed."""
+    """The API refused the request (4xx other than 401/408/429; 307/308, or any 1xx/3xx to a
+    request other than a POST); repeating it unchanged cannot succeed."""
 
 
 class NotFoundError(PermanentAPIError):
@@ -209,7 +209,8 @@ class UnauthorizedError(ETrustedError, kind=FailureKind.UNAUTHORIZED):
 
 
 class AuthenticationError(UnauthorizedError):
-    """The token endpoint refused the client credentials."""
+    """The token endpoint refused the client credentials, or ``token_url`` is no token endpoint
+    (a redirect, a missing path): either way no token comes until the configuration changes."""
 
 
 class StorageError(KitError):

@@ -247,6 +247,24 @@ async def test_400_is_unauthorized(
     assert info.value.message == "client credentials refused: unsupported_grant_type"
 
 
+@pytest.mark.parametrize("status", [301, 404, 405])
+async def test_a_token_url_that_is_not_a_token_endpoint_says_so(
+    token_server: TokenServer, session: aiohttp.ClientSession, status: int
+) -> None:
+    """A wrong token URL (a redirect, no such path) pauses like refused credentials, but its
+    message points at the URL, not at credentials that may be right."""
+
+    async def elsewhere(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=status, headers={"Location": "https://login.example/"})
+
+    token_server.handler = elsewhere
+    with pytest.raises(AuthenticationError) as info:
+        await TokenProvider(token_server.config()).token(session)
+    assert info.value.status == status
+    assert "credentials" not in info.value.message
+    assert "token_url" in info.value.message
+
+
 @pytest.mark.parametrize(
     "answer",
     [

@@ -58,3 +58,42 @@ def test_the_cli_uses_the_same_rule() -> None:
     assert client_config(SANDBOX) == ClientConfig.from_env(SANDBOX)
     with pytest.raises(ConfigError, match="missing ETRUSTED_CLIENT_SECRET"):
         client_config({"ETRUSTED_CLIENT_ID": "x"})
+
+
+def test_overrides_win_over_the_variables() -> None:
+    """A test can take the credentials from the environment and point the URLs elsewhere."""
+    config = ClientConfig.from_env(
+        SANDBOX, api_url="http://127.0.0.1:9", token_url="http://127.0.0.1:9/oauth/token"
+    )
+    assert (config.api_url, config.token_url) == (
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/oauth/token",
+    )
+    assert config.client_id == "sandbox-client"
+    given = ClientConfig.from_env({}, client_id="mine", client_secret="also-mine")
+    assert (given.client_id, given.api_url) == ("mine", DEFAULT_API_URL)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://api.example.com",
+        "http://",
+        "http://api.example.com:port",
+        "http://api..example.com",
+        "http://exa mple.com",
+        "http://" + "a" * 64 + ".example.com",
+    ],
+)
+def test_a_url_no_request_could_reach_is_refused_when_the_config_is_built(url: str) -> None:
+    """A typo in a URL is a ConfigError at start, not a driver error or an endless retry of
+    every send (an empty label, for one, would fail only when the name is resolved)."""
+    with pytest.raises(ConfigError, match="api_url"):
+        ClientConfig(client_id="id", client_secret="secret", api_url=url)
+    with pytest.raises(ConfigError, match="token_url"):
+        ClientConfig(client_id="id", client_secret="secret", token_url=url)
+
+
+def test_usual_hosts_are_accepted() -> None:
+    for url in ("http://127.0.0.1:8625", "https://[::1]:8443", "https://bücher.example"):
+        assert ClientConfig(client_id="id", client_secret="secret", api_url=url).api_url == url
