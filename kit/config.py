@@ -28,6 +28,32 @@ def positive(instance: object, attribute: attrs.Attribute[Any], value: float) ->
         raise ConfigError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
+def http_url(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    """attrs validator: an http(s) URL with a host and a valid port. A missing host or a bad
+    port would otherwise surface only at the first request."""
+    name = attribute.name
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        host, _port = parts.hostname, parts.port  # .port raises for a bad one
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
+    if not host:
+        raise ConfigError(f"{name} has no host: {value!r}")
+
+
+ENV_VARIABLES = {
+    "client_id": "ETRUSTED_CLIENT_ID",
+    "client_secret": "ETRUSTED_CLIENT_SECRET",
+    "api_url": "ETRUSTED_API_URL",
+    "token_url": "ETRUSTED_TOKEN_URL",
+}
+"""Which ``ETRUSTED_*`` variable sets which :class:`ClientConfig` field."""
+
+REQUIRED = ("client_id", "client_secret")
+
+
 @attrs.frozen(kw_only=True)
 class ClientConfig:
     """How to reach and authenticate against eTrusted.
@@ -37,8 +63,8 @@ class ClientConfig:
 
     client_id: str
     client_secret: str = attrs.field(repr=False)
-    api_url: str = DEFAULT_API_URL
-    token_url: str = DEFAULT_TOKEN_URL
+    api_url: str = attrs.field(default=DEFAULT_API_URL, validator=http_url)
+    token_url: str = attrs.field(default=DEFAULT_TOKEN_URL, validator=http_url)
     audience: str = DEFAULT_AUDIENCE
     connect_timeout: float = attrs.field(default=5.0, validator=positive)
     # Total time for one request, connect included. A POST that exceeds it is in doubt.
@@ -57,38 +83,19 @@ class ClientConfig:
         ``export`` line points both at the same place. ``overrides`` sets other fields.
         Raises :class:`~kit.errors.ConfigError` naming every missing variable.
         """
-        missing = [
-            name
-            for name in ("ETRUSTED_CLIENT_ID", "ETRUSTED_CLIENT_SECRET")
-            if not environ.get(name)
-        ]
+        given: dict[str, Any] = {
+            field: environ[var] for field, var in ENV_VARIABLES.items() if environ.get(var)
+        }
+        missing = [ENV_VARIABLES[field] for field in REQUIRED if field not in given]
         if missing:
             raise ConfigError(
                 "missing " + " and ".join(missing) + ": set the eTrusted API client credentials"
                 " (try `etrusted-kit sandbox`, which prints a set that works offline)"
             )
-        return cls(
-            client_id=environ["ETRUSTED_CLIENT_ID"],
-            client_secret=environ["ETRUSTED_CLIENT_SECRET"],
-            api_url=environ.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
-            token_url=environ.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
-            **overrides,
-        )
+        return cls(**given, **overrides)
 
     def __attrs_post_init__(self) -> None:
         if not self.client_id:
             raise ConfigError("client_id must not be empty")
         if not self.client_secret:
             raise ConfigError("client_secret must not be empty")
-        for name in ("api_url", "token_url"):
-            value = getattr(self, name)
-            if not value.startswith(("http://", "https://")):
-                raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-            # A missing host or a bad port would otherwise surface only at the first request.
-            try:
-                parts = urlsplit(value)
-                host, _port = parts.hostname, parts.port  # .port raises for a bad one
-            except ValueError as exc:
-                raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
-            if not host:
-                raise ConfigError(f"{name} has no host: {value!r}")
