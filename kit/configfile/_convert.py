@@ -2,9 +2,9 @@
 
 Strict where cattrs is lenient: TOML already types every value, so ``"5"`` for a number or
 ``1`` for a string is a mistake to report, not a value to coerce. Every attrs class refuses
-unknown keys. A field with an attrs converter (``delay = "3d"``, ``order_tags``) is handed the
-raw value and its converter runs there, so the class's own rule decides and a failure is
-reported at that field's key path; validators and ``__attrs_post_init__`` checks run when the
+unknown keys. A field with an attrs converter (``delay = "3d"``, ``order_tags``) has it tried on
+the value at the field, so the class's own rule decides and a failure is reported at that
+field's key path; validators and ``__attrs_post_init__`` checks run when the
 object is built and are reported at the table's path.
 """
 
@@ -139,26 +139,30 @@ def field_hook(
 ) -> Callable[[object, type], Any] | None:
     """The structure hook of a field that has an attrs converter, or None for the default.
 
-    The converter receives the raw value (after the strict type check for plain types), or,
-    for a field of attrs classes (``triggers``), the structured objects.
+    The hook runs the converter only to report its failure at this field's path, and hands
+    ``__init__`` the value the converter saw, so the converter runs there on the same input:
+    the raw value (after the strict type check for plain types) or, for a field of attrs
+    classes (``triggers``), the structured objects.
     """
     convert: Any = a.converter
     # attrs.Converter objects may want the instance or the field: leave them to __init__.
     if convert is None or isinstance(convert, attrs.Converter):
         return None
     t = a.type
-    if _involves_attrs(t) or _plain(t):
-        structure_first = converter.get_structure_hook(t)
+    before: Callable[[object, Any], Any] = (
+        converter.get_structure_hook(t) if _involves_attrs(t) or _plain(t) else _as_is
+    )
 
-        def structured(value: object, _: type) -> Any:
-            return convert(structure_first(value, t))
+    def structure(value: object, _: type) -> Any:
+        ready = before(value, t)
+        convert(ready)
+        return ready
 
-        return structured
+    return structure
 
-    def raw(value: object, _: type) -> Any:
-        return convert(value)
 
-    return raw
+def _as_is(value: object, _: Any) -> object:
+    return value
 
 
 def table_hook(cl: type, converter: Converter, **overrides: Any) -> Callable[[object, type], Any]:
