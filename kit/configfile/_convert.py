@@ -57,9 +57,9 @@ def _strict(cls: type, expected: str) -> Callable[[object, type], Any]:
 
 
 def _float(value: object, _: type) -> float:
-    if type(value) not in (int, float):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise WrongType("a number", value)
-    return float(value)  # type: ignore[arg-type]
+    return float(value)
 
 
 def _enum(value: object, cls: type[enum.Enum]) -> enum.Enum:

@@ -48,14 +48,47 @@ def at_key(exc: Exception, key: str) -> Exception:
     return exc
 
 
+_NO_SECRETS = (
+    "give at least one secret: the adapter verifies every delivery with them (several during"
+    " a rotation)"
+)
+
+
+def _adapter_config(
+    plugin: AdapterPlugin[Any], table: dict[str, Any], converter: Converter, errors: list[Exception]
+) -> object:
+    """The adapter's own keys (all that are neither the source's nor the policy's) structured
+    into its ``config_type``; problems go to ``errors``."""
+    source_keys = own_keys() | policy_keys()
+    config_type = plugin.config_type
+    if not attrs.has(config_type):
+        errors.append(
+            at_key(
+                ConfigError(f"adapter {plugin.name!r}: config_type is not an attrs class"),
+                "adapter",
+            )
+        )
+        return None
+    adapter_keys = {a.name for a in attrs.fields(config_type)}
+    taken = adapter_keys & source_keys
+    if taken:
+        message = f"adapter {plugin.name!r} declares keys a source already has: "
+        errors.append(at_key(ConfigError(message + ", ".join(sorted(taken))), "adapter"))
+    rest = {k: v for k, v in table.items() if k not in source_keys}
+    unknown = set(rest) - adapter_keys
+    if unknown:
+        errors.append(UnknownKeys(unknown, adapter_keys | source_keys))
+    try:
+        return converter.structure({k: rest[k] for k in rest if k in adapter_keys}, config_type)
+    except (BaseValidationError, ConfigError, TypeError) as exc:
+        errors.append(exc)
+        return None
+
+
 def source_hook(converter: Converter) -> Callable[[object, type], SourceConfig]:
     plugins: dict[str, AdapterPlugin[Any]] = {}
     passthrough = override(struct_hook=lambda value, _: value)
-    own = table_hook(
-        SourceConfig,
-        converter,
-        **dict.fromkeys(NESTED_SOURCE_FIELDS, passthrough),
-    )
+    own = table_hook(SourceConfig, converter, **dict.fromkeys(NESTED_SOURCE_FIELDS, passthrough))
 
     def plugin_for(name: str) -> AdapterPlugin[Any]:
         if name not in plugins:
@@ -66,59 +99,26 @@ def source_hook(converter: Converter) -> Callable[[object, type], SourceConfig]:
         if not isinstance(table, dict):
             raise WrongType("a table", table)
         errors: list[Exception] = []
-        mine, policy_part = own_keys(), policy_keys()
-        plugin = None
+        if table.get("webhook_secrets", []) == []:
+            # Every adapter of the contract is a push adapter: it verifies each delivery.
+            errors.append(at_key(ConfigError(_NO_SECRETS), "webhook_secrets"))
+        values: dict[str, Any] = {"policy": None, "adapter_config": None}
+        policy_part = {k: v for k, v in table.items() if k in policy_keys()}
+        try:
+            values["policy"] = converter.structure(policy_part, PolicyConfig)
+        except (BaseValidationError, ConfigError, TypeError) as exc:
+            errors.append(exc)
         name = table.get("adapter")
-        if isinstance(name, str):
+        if isinstance(name, str):  # a missing or mistyped name is reported with the own keys
             try:
                 plugin = plugin_for(name)
             except ConfigError as exc:
                 errors.append(at_key(exc, "adapter"))
-        if table.get("webhook_secrets", []) == []:
-            # Every adapter of the contract is a push adapter: it verifies each delivery.
-            errors.append(
-                at_key(
-                    ConfigError(
-                        "give at least one secret: the adapter verifies every delivery with"
-                        " them (several during a rotation)"
-                    ),
-                    "webhook_secrets",
-                )
-            )
-        values: dict[str, Any] = {"policy": None, "adapter_config": None}
+            else:
+                values["adapter_config"] = _adapter_config(plugin, table, converter, errors)
+        mine = {k: v for k, v in table.items() if k in own_keys()}
         try:
-            values["policy"] = converter.structure(
-                {k: v for k, v in table.items() if k in policy_part}, PolicyConfig
-            )
-        except (BaseValidationError, ConfigError, TypeError) as exc:
-            errors.append(exc)
-        if plugin is not None:
-            adapter_keys = {a.name for a in attrs.fields(plugin.config_type)}
-            taken = adapter_keys & (mine | policy_part)
-            if taken:
-                errors.append(
-                    at_key(
-                        ConfigError(
-                            f"adapter {plugin.name!r} declares keys a source already has: "
-                            + ", ".join(sorted(taken))
-                        ),
-                        "adapter",
-                    )
-                )
-            rest = {k: v for k, v in table.items() if k not in mine | policy_part}
-            unknown = set(rest) - adapter_keys
-            if unknown:
-                errors.append(UnknownKeys(unknown, adapter_keys | mine | policy_part))
-            try:
-                values["adapter_config"] = converter.structure(
-                    {k: v for k, v in rest.items() if k in adapter_keys}, plugin.config_type
-                )
-            except (BaseValidationError, ConfigError, TypeError) as exc:
-                errors.append(exc)
-        try:
-            source: SourceConfig = own(
-                {k: v for k, v in table.items() if k in mine} | values, SourceConfig
-            )
+            source: SourceConfig = own(mine | values, SourceConfig)
         except BaseValidationError as exc:
             errors.append(exc)
         if errors:

@@ -59,3 +59,6 @@ def tables() -> dict[str, list[str]]:
         config_type = load_adapter(name).config_type
         out[f'adapter = "{name}"'] = [a.name for a in attrs.fields(config_type)]
     return {header: keys for header, keys in out.items() if keys}
+
+
+__all__ = ["tables"]

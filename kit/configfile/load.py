@@ -57,3 +57,6 @@ def load_config(path: str | os.PathLike[str], *, environ: Mapping[str, str]) -> 
     except UnicodeDecodeError:
         raise ConfigError(f"{origin} is not valid TOML: it is not UTF-8 text") from None
     return parse_config(text, environ=environ, origin=origin)
+
+
+__all__ = ["config_from_mapping", "load_config", "parse_config"]
