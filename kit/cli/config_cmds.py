@@ -10,7 +10,6 @@ from datetime import timedelta
 from kit.cli._env import CONFIG_VARIABLE, add_config_option, config_path
 from kit.configfile import KitConfig, Secret, SourceConfig, load_config
 from kit.errors import ConfigError, ConfigFileError
-from kit.outbox.postgres import _redact_url as redact_url
 
 
 def _duration(value: timedelta) -> str:
@@ -49,8 +48,11 @@ def _safe_url(secret: Secret | None) -> str:
     if secret is None:
         return "not in the file"
     url = secret.value
-    # Only a PostgreSQL URL can carry a password; a SQLite one is a path.
-    return redact_url(url) if url.startswith(("postgresql://", "postgres://")) else url
+    if not url.startswith(("postgresql://", "postgres://")):
+        return url  # a SQLite path or URL carries no credentials
+    from kit.outbox.postgres import _redact_url  # the storage's own rule for a safe DSN
+
+    return _redact_url(url)
 
 
 def summary(config: KitConfig) -> list[str]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
+from kit.config import ENV_VARIABLES, ClientConfig
 from kit.configfile import parse_config
 from kit.configfile.keys import tables
 
@@ -43,3 +45,17 @@ def test_the_reference_lists_no_key_the_loader_refuses() -> None:
 def test_every_toml_example_loads(block: str) -> None:
     environ = {name: f"value-of-{name}" for name in ENV_NAME.findall(block)}
     parse_config(block, environ=environ, origin="docs/configuration.md")
+
+
+def test_the_documented_client_defaults_are_the_client_configs() -> None:
+    """The [etrusted] rows state ClientConfig's defaults, which the file does not restate."""
+    (section,) = [text for heading, text in sections().items() if "`[etrusted]`" in heading]
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| `([^`]+)` \|", section, re.MULTILINE)
+    defaults = {a.name: a.default for a in attrs.fields(ClientConfig)}
+    checked = 0
+    for key, documented in rows:
+        if documented == ENV_VARIABLES.get(key):
+            continue  # a credential: no default, the variable stands in
+        assert documented == str(defaults[key]), key
+        checked += 1
+    assert checked == 5
