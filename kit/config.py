@@ -28,6 +28,40 @@ def positive(instance: object, attribute: attrs.Attribute[Any], value: float) ->
         raise ConfigError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
+def http_url(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    """attrs validator: an http(s) URL with a host and a valid port. A missing host or a bad
+    port would otherwise surface only at the first request."""
+    name = attribute.name
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    try:
+        parts = urlsplit(value)
+        host, _port = parts.hostname, parts.port  # .port raises for a bad one
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
+    if not host:
+        raise ConfigError(f"{name} has no host: {value!r}")
+    # The resolver encodes the name only at the first request, where an empty or long label
+    # fails as a bare UnicodeError and a blank as an endless "unreachable".
+    try:
+        if any(c.isspace() for c in host):
+            raise UnicodeError("blank in the host name")
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise ConfigError(f"{name} has an invalid host ({exc}): {value!r}") from exc
+
+
+ENV_VARIABLES = {
+    "client_id": "ETRUSTED_CLIENT_ID",
+    "client_secret": "ETRUSTED_CLIENT_SECRET",
+    "api_url": "ETRUSTED_API_URL",
+    "token_url": "ETRUSTED_TOKEN_URL",
+}
+"""Which ``ETRUSTED_*`` variable sets which :class:`ClientConfig` field."""
+
+REQUIRED = ("client_id", "client_secret")
+
+
 @attrs.frozen(kw_only=True)
 class ClientConfig:
     """How to reach and authenticate against eTrusted.
@@ -37,8 +71,8 @@ class ClientConfig:
 
     client_id: str
     client_secret: str = attrs.field(repr=False)
-    api_url: str = DEFAULT_API_URL
-    token_url: str = DEFAULT_TOKEN_URL
+    api_url: str = attrs.field(default=DEFAULT_API_URL, validator=http_url)
+    token_url: str = attrs.field(default=DEFAULT_TOKEN_URL, validator=http_url)
     audience: str = DEFAULT_AUDIENCE
     connect_timeout: float = attrs.field(default=5.0, validator=positive)
     # Total time for one request, connect included. A POST that exceeds it is in doubt.
@@ -58,50 +92,20 @@ class ClientConfig:
         over its variable (a test keeps the credentials and points the URLs elsewhere).
         Raises :class:`~kit.errors.ConfigError` naming every missing variable.
         """
-        fields: dict[str, Any] = {
-            "client_id": environ.get("ETRUSTED_CLIENT_ID"),
-            "client_secret": environ.get("ETRUSTED_CLIENT_SECRET"),
-            "api_url": environ.get("ETRUSTED_API_URL") or DEFAULT_API_URL,
-            "token_url": environ.get("ETRUSTED_TOKEN_URL") or DEFAULT_TOKEN_URL,
-            **overrides,
+        given: dict[str, Any] = {
+            field: environ[var] for field, var in ENV_VARIABLES.items() if environ.get(var)
         }
-        missing = [
-            name
-            for name, field in (
-                ("ETRUSTED_CLIENT_ID", "client_id"),
-                ("ETRUSTED_CLIENT_SECRET", "client_secret"),
-            )
-            if not fields[field]
-        ]
+        given.update(overrides)
+        missing = [ENV_VARIABLES[field] for field in REQUIRED if not given.get(field)]
         if missing:
             raise ConfigError(
                 "missing " + " and ".join(missing) + ": set the eTrusted API client credentials"
                 " (try `etrusted-kit sandbox`, which prints a set that works offline)"
             )
-        return cls(**fields)
+        return cls(**given)
 
     def __attrs_post_init__(self) -> None:
         if not self.client_id:
             raise ConfigError("client_id must not be empty")
         if not self.client_secret:
             raise ConfigError("client_secret must not be empty")
-        for name in ("api_url", "token_url"):
-            value = getattr(self, name)
-            if not value.startswith(("http://", "https://")):
-                raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
-            # A missing host or a bad port would otherwise surface only at the first request.
-            try:
-                parts = urlsplit(value)
-                host, _port = parts.hostname, parts.port  # .port raises for a bad one
-            except ValueError as exc:
-                raise ConfigError(f"{name} is not a valid URL ({exc}): {value!r}") from exc
-            if not host:
-                raise ConfigError(f"{name} has no host: {value!r}")
-            # The resolver encodes the name only at the first request, where an empty or long
-            # label fails as a bare UnicodeError and a blank as an endless "unreachable".
-            try:
-                if any(c.isspace() for c in host):
-                    raise UnicodeError("blank in the host name")
-                host.encode("idna")
-            except UnicodeError as exc:
-                raise ConfigError(f"{name} has an invalid host ({exc}): {value!r}") from exc

@@ -10,6 +10,7 @@ have been acted on, whatever happened on the wire::
 
     KitError
     ├── ConfigError                  bad configuration, unknown URL scheme, missing extra
+    │   └── ConfigFileError          a configuration file with problems, each at its key path
     ├── ValidationError              an event or request body breaks the documented rules
     ├── ETrustedError                a call to eTrusted failed (only its subclasses are raised)
     │   ├── PermanentAPIError        PERMANENT: the API refused the request; resending cannot help
@@ -82,6 +83,18 @@ class ValidationError(KitError):
     @property
     def paths(self) -> tuple[str, ...]:
         return tuple(e.path for e in self.errors)
+
+
+class ConfigFileError(ConfigError):
+    """A configuration file is invalid; ``problems`` names every offending key path
+    (``sources[0].triggers[1].delay``), so one run shows them all."""
+
+    def __init__(self, problems: Sequence[FieldError], *, origin: str = "configuration") -> None:
+        self.problems: tuple[FieldError, ...] = tuple(problems)
+        self.origin = origin
+        count = len(self.problems)
+        lines = "".join(f"\n  {p}" for p in self.problems)
+        super().__init__(f"{origin}: {count} problem{'s' * (count != 1)}:{lines}")
 
 
 class FailureKind(enum.Enum):
@@ -270,6 +283,7 @@ __all__ = [
     "AdapterError",
     "AuthenticationError",
     "ConfigError",
+    "ConfigFileError",
     "ConflictError",
     "ConnectError",
     "ETrustedError",

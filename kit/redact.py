@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 _EMAIL_IN_TEXT = re.compile(r"[^\s@<>()\[\]\"',;:]+@[^\s@<>()\[\]\"',;:]+")
 _CUSTOMER_PII = ("firstName", "lastName", "address", "mobile")
@@ -50,4 +51,26 @@ def redact_event_body(body: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["mask_email", "mask_emails", "mask_secret", "redact_event_body"]
+_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+
+
+def redact_url(dsn: str) -> str:
+    """The DSN without its password (in the user info, or as a query parameter).
+
+    The user info is cut at the *last* ``@`` before urlsplit sees the URL: a password with an
+    unencoded ``/``, ``#`` or ``?`` would otherwise end urlsplit's netloc early and stay in.
+    """
+    scheme, sep, rest = dsn.partition("://")
+    if sep:
+        userinfo, at, hostpart = rest.rpartition("@")
+        if at:
+            user = userinfo.split(":", 1)[0]
+            rest = f"{user}@{hostpart}" if user else hostpart
+    parts = urlsplit(f"{scheme}{sep}{rest}")
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_PARAMETERS]
+    )
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+__all__ = ["mask_email", "mask_emails", "mask_secret", "redact_event_body", "redact_url"]

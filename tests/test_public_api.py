@@ -16,7 +16,7 @@ def test_all_names_resolve_and_are_sorted() -> None:
         assert hasattr(kit, name), name
 
 
-@pytest.mark.parametrize("module", ["kit.testing", "kit.errors", "kit.sandbox"])
+@pytest.mark.parametrize("module", ["kit.testing", "kit.errors", "kit.sandbox", "kit.configfile"])
 def test_module_all_names_resolve(module: str) -> None:
     mod = importlib.import_module(module)
     for name in mod.__all__:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from kit.cli import bench as _bench
+from kit.cli import config_cmds as _config
 from kit.cli import demo as _demo
 from kit.cli import flush as _flush
 from kit.cli import outbox_cmds as _outbox
@@ -21,4 +22,5 @@ REGISTRY: list[Register] = [
     _setup.register,
     _sandbox.register,
     _bench.register,
+    _config.register,
 ]

@@ -7,8 +7,6 @@ import json
 import logging
 import sys
 
-import attrs
-
 from kit.cli._env import (
     add_db_option,
     add_storage_options,
@@ -45,9 +43,7 @@ async def cmd_flush(args: argparse.Namespace) -> int:
     config = flusher_config(args)
     url = db_url(args)
     storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
-    client_cfg = client_config()
-    if args.request_timeout is not None:
-        client_cfg = attrs.evolve(client_cfg, request_timeout=args.request_timeout)
+    client_cfg = client_config(args=args, flags={"request_timeout": args.request_timeout})
     if client_cfg.request_timeout >= config.lease_seconds / 2:
         raise ConfigError(
             f"--lease-seconds ({config.lease_seconds:g}) must be more than twice the request "

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from kit.cli._env import client_config
+from kit.cli._env import add_config_option, client_config
 from kit.client import ETrustedClient
 from kit.codec import to_wire
 from kit.errors import NotFoundError
@@ -28,7 +28,7 @@ def _print(rows: Sequence[Any], columns: Sequence[str], as_json: bool) -> None:
 
 
 async def cmd_event_types(args: argparse.Namespace) -> int:
-    async with ETrustedClient(client_config()) as client:
+    async with ETrustedClient(client_config(args=args)) as client:
         if args.et_command == "list":
             _print(await client.list_event_types(), ("id", "name", "active"), args.json)
             return 0
@@ -48,7 +48,7 @@ _SETTINGS_COLUMNS = ("id", "channelId", "eventTypeId", "enabled")
 
 
 async def cmd_invite_settings(args: argparse.Namespace) -> int:
-    async with ETrustedClient(client_config()) as client:
+    async with ETrustedClient(client_config(args=args)) as client:
         if args.is_command in ("enable", "disable"):
             return await _switch_invites(client, args, enabled=args.is_command == "enable")
         event_type_id = None
@@ -95,7 +95,7 @@ async def _switch_invites(
 
 
 async def cmd_channels(args: argparse.Namespace) -> int:
-    async with ETrustedClient(client_config()) as client:
+    async with ETrustedClient(client_config(args=args)) as client:
         rows = await client.list_channels()
     _print(rows, ("id", "name", "locale", "url"), args.json)
     return 0
@@ -106,9 +106,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sub = p.add_subparsers(dest="et_command", required=True)
     s = sub.add_parser("list")
     s.add_argument("--json", action="store_true")
+    add_config_option(s)
     for name in ("create", "activate", "deactivate"):
         s = sub.add_parser(name)
         s.add_argument("name")
+        add_config_option(s)
     p.set_defaults(func=cmd_event_types)
 
     p = subparsers.add_parser("invite-settings", help="eTrusted invite settings")
@@ -117,14 +119,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     s.add_argument("--channel-id")
     s.add_argument("--event-type", help="event type NAME")
     s.add_argument("--json", action="store_true")
+    add_config_option(s)
     for name, what in (("enable", "send"), ("disable", "stop sending")):
         s = sub.add_parser(name, help=f"{what} invites for an event type (all channels)")
         s.add_argument("name", help="event type NAME")
         s.add_argument("--channel-id", help="only in this channel")
+        add_config_option(s)
     p.set_defaults(func=cmd_invite_settings)
 
     p = subparsers.add_parser("channels", help="eTrusted channels")
     sub = p.add_subparsers(dest="ch_command", required=True)
     s = sub.add_parser("list")
     s.add_argument("--json", action="store_true")
+    add_config_option(s)
     p.set_defaults(func=cmd_channels)

@@ -24,7 +24,6 @@ from kit.outbox._pg_conn import (
     _asyncpg,
     _keep_session,
     _may_be_broken,
-    _redact_url,
     _rolled_back,
     _unparsable_url,
 )
@@ -32,6 +31,7 @@ from kit.outbox._pg_lane import Lane
 from kit.outbox._pg_listen import Listener
 from kit.outbox._pg_sql import Sql
 from kit.outbox.migrations import load_migrations
+from kit.redact import redact_url
 
 if TYPE_CHECKING:
     import asyncpg
@@ -80,7 +80,7 @@ class PgBase:
         if command_timeout <= 0:
             raise ConfigError(f"command_timeout must be > 0, got {command_timeout!r}")
         self._dsn = dsn
-        self._url = _redact_url(dsn)
+        self._url = redact_url(dsn)
         self._schema = schema
         if schema != "etrusted_kit":  # so that status/logs tell schemas of one database apart
             self._url += ("&" if "?" in self._url else "?") + f"schema={schema}"

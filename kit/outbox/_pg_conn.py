@@ -1,45 +1,18 @@
-"""The PostgreSQL outbox's driver boundary: the URL made safe to show, and telling whether an
-interrupted connection can still be used."""
+"""The PostgreSQL outbox's driver boundary: telling whether an interrupted connection can still
+be used."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
-from kit.errors import (
-    ConfigError,
-)
+from kit.errors import ConfigError
 
 try:
     import asyncpg as _asyncpg
 except ImportError:  # pragma: no cover - exercised by monkeypatching in the tests
     _asyncpg = None  # type: ignore[assignment]
-
-if TYPE_CHECKING:
-    pass
-
-_SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
-
-
-def _redact_url(dsn: str) -> str:
-    """The DSN without its password (in the user info, or as a query parameter).
-
-    The user info is cut at the *last* ``@`` before urlsplit sees the URL: a password with an
-    unencoded ``/``, ``#`` or ``?`` would otherwise end urlsplit's netloc early and stay in.
-    """
-    scheme, sep, rest = dsn.partition("://")
-    if sep:
-        userinfo, at, hostpart = rest.rpartition("@")
-        if at:
-            user = userinfo.split(":", 1)[0]
-            rest = f"{user}@{hostpart}" if user else hostpart
-    parts = urlsplit(f"{scheme}{sep}{rest}")
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_PARAMETERS]
-    )
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 @contextlib.contextmanager
@@ -106,7 +79,6 @@ __all__ = [
     "_asyncpg",
     "_keep_session",
     "_may_be_broken",
-    "_redact_url",
     "_rolled_back",
     "_unparsable_url",
 ]

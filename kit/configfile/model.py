@@ -1,0 +1,145 @@
+"""The configuration file's sections as frozen attrs values.
+
+Each TOML table is one class; a key is a field. Adding a section (``[admin]``) or a source key
+(``poll_interval``) is adding a field with its default here and its row in
+``docs/configuration.md``: the loader structures whatever the classes declare, and a test
+checks that the reference names every key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from kit.config import http_url, positive
+from kit.errors import ConfigError
+from kit.policy import PolicyConfig
+
+
+@attrs.frozen
+class Secret:
+    """A secret from the file: a literal, or ``{ env = "NAME" }`` resolved when it was loaded.
+
+    Its value is never part of ``repr`` or ``str``, so a config object can be logged, printed
+    or put in an error message as a whole. ``env`` names the variable it came from, if any.
+    """
+
+    value: str = attrs.field(repr=False)
+    env: str | None = None
+
+    def __str__(self) -> str:
+        return f"${self.env}" if self.env else "***"
+
+
+def _optional(validator: Any) -> Any:
+    return attrs.validators.optional(validator)
+
+
+@attrs.frozen(kw_only=True)
+class OutboxSettings:
+    """``[outbox]``: where the outbox lives (a SQLite path or URL, or a PostgreSQL URL).
+
+    A secret because a PostgreSQL URL may carry a password.
+    """
+
+    url: Secret | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ETrustedSettings:
+    """``[etrusted]``: the eTrusted API client. The ``ETRUSTED_*`` variables override these
+    keys; a key set nowhere takes :class:`~kit.config.ClientConfig`'s default."""
+
+    client_id: Secret | None = None
+    client_secret: Secret | None = None
+    api_url: str | None = attrs.field(default=None, validator=_optional(http_url))
+    token_url: str | None = attrs.field(default=None, validator=_optional(http_url))
+    audience: str | None = None
+    connect_timeout: float | None = attrs.field(default=None, validator=_optional(positive))
+    request_timeout: float | None = attrs.field(default=None, validator=_optional(positive))
+
+    def given(self) -> dict[str, Any]:
+        """The keys the file sets, secrets revealed: for building a :class:`ClientConfig`."""
+        values = attrs.asdict(self, recurse=False)
+        return {
+            name: value.value if isinstance(value, Secret) else value
+            for name, value in values.items()
+            if value is not None
+        }
+
+
+_ROUTE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
+
+
+def route_name(value: str) -> str:
+    """A source's name is its webhook route (``POST /webhooks/{name}``) and its name in the
+    journal: lower-case letters, digits, ``-`` and ``_``, so it needs no escaping anywhere and
+    two spellings of one shop cannot become two sources."""
+    if not isinstance(value, str) or not _ROUTE_NAME.match(value):
+        raise ConfigError(
+            f"{value!r} is not a source name: use 1 to 64 lower-case letters, digits, '-' or '_',"
+            " starting with a letter or digit (it becomes the URL path /webhooks/NAME)"
+        )
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class SourceConfig:
+    """One ``[[sources]]`` table: a shop (or other account) whose deliveries the kit takes in.
+
+    The table is flat: the keys of this class, the policy keys (:class:`PolicyConfig`'s fields,
+    with ``[[sources.triggers]]`` and ``[sources.exclusions]``) and the adapter's own keys (its
+    plugin's ``config_type``) sit side by side, structured into ``policy`` and
+    ``adapter_config``.
+    """
+
+    name: str = attrs.field(converter=route_name)
+    adapter: str
+    webhook_secrets: tuple[Secret, ...] = ()
+    policy: PolicyConfig
+    adapter_config: object
+
+    @property
+    def route(self) -> str:
+        return f"/webhooks/{self.name}"
+
+
+NESTED_SOURCE_FIELDS = ("policy", "adapter_config")
+""":class:`SourceConfig` fields whose keys sit flat in the source's table."""
+
+
+def _unique_names(sources: Iterable[SourceConfig]) -> tuple[SourceConfig, ...]:
+    result = tuple(sources)
+    first: dict[str, int] = {}
+    for index, source in enumerate(result):
+        if source.name in first:
+            raise ConfigError(
+                f"sources[{first[source.name]}] and sources[{index}] are both called "
+                f"{source.name!r}: a name is a webhook route and must be unique"
+            )
+        first[source.name] = index
+    return result
+
+
+@attrs.frozen(kw_only=True)
+class KitConfig:
+    """The whole file. Every section is optional: ``flush`` needs only ``[outbox]`` and
+    ``[etrusted]`` (or the flags and variables), ``serve`` needs sources too."""
+
+    outbox: OutboxSettings = OutboxSettings()
+    etrusted: ETrustedSettings = ETrustedSettings()
+    sources: tuple[SourceConfig, ...] = attrs.field(default=(), converter=_unique_names)
+
+
+__all__ = [
+    "NESTED_SOURCE_FIELDS",
+    "ETrustedSettings",
+    "KitConfig",
+    "OutboxSettings",
+    "Secret",
+    "SourceConfig",
+    "route_name",
+]

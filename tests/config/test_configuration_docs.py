@@ -1,0 +1,61 @@
+"""docs/configuration.md is the reference: it names every key the loader accepts, in the
+section of its table, and every TOML example in it loads."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import attrs
+import pytest
+
+from kit.config import ENV_VARIABLES, ClientConfig
+from kit.configfile import parse_config
+from kit.configfile.keys import tables
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+HEADING = re.compile(r"^#{2,3} ", re.MULTILINE)
+TOML_BLOCK = re.compile(r"^```toml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+ENV_NAME = re.compile(r'env = "([A-Z_][A-Z0-9_]*)"')
+
+
+def sections() -> dict[str, str]:
+    """Each ``##``/``###`` section's heading line -> its text."""
+    text = PAGE.read_text(encoding="utf-8")
+    parts = HEADING.split(text)[1:]
+    return {part.split("\n", 1)[0]: part for part in parts}
+
+
+@pytest.mark.parametrize(("table", "keys"), sorted(tables().items()))
+def test_the_reference_names_every_key_of_each_table(table: str, keys: list[str]) -> None:
+    """A key the loader accepts but the reference does not list fails here: add its row."""
+    found = [text for heading, text in sections().items() if f"`{table}`" in heading]
+    assert found, f"docs/configuration.md has no section headed `{table}`"
+    missing = [key for key in keys if f"| `{key}` |" not in found[0]]
+    assert not missing, f"{table}: no row for {missing}"
+
+
+def test_the_reference_lists_no_key_the_loader_refuses() -> None:
+    accepted = {key for keys in tables().values() for key in keys}
+    rows = set(re.findall(r"^\| `(\w+)` \|", PAGE.read_text(encoding="utf-8"), re.MULTILINE))
+    assert rows <= accepted, rows - accepted
+
+
+@pytest.mark.parametrize("block", TOML_BLOCK.findall(PAGE.read_text(encoding="utf-8")))
+def test_every_toml_example_loads(block: str) -> None:
+    environ = {name: f"value-of-{name}" for name in ENV_NAME.findall(block)}
+    parse_config(block, environ=environ, origin="docs/configuration.md")
+
+
+def test_the_documented_client_defaults_are_the_client_configs() -> None:
+    """The [etrusted] rows state ClientConfig's defaults, which the file does not restate."""
+    (section,) = [text for heading, text in sections().items() if "`[etrusted]`" in heading]
+    rows = re.findall(r"^\| `(\w+)` \| [^|]+ \| `([^`]+)` \|", section, re.MULTILINE)
+    defaults = {a.name: a.default for a in attrs.fields(ClientConfig)}
+    checked = 0
+    for key, documented in rows:
+        if documented == ENV_VARIABLES.get(key):
+            continue  # a credential: no default, the variable stands in
+        assert documented == str(defaults[key]), key
+        checked += 1
+    assert checked == 5
