@@ -433,7 +433,7 @@ class PostgresStorage:
             return []
         with self._translate("claim"):
             async with self._lane_or_pool(self._claims) as conn:
-                rows = await conn.fetch(self._sql.claim, now, limit, owner, lease_seconds)
+                rows = await conn.fetch(self._sql.claim(limit), now, owner, lease_seconds)
         rows = sorted(rows, key=lambda r: (r["k"], r["id"]))
         return [claimed_from_row(r) for r in rows]
 

@@ -914,10 +914,8 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
-async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
-    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
-) -> None:
-    rows = 50_000
+async def _fill_mixed_backlog(conn: asyncpg.Connection[Any], pg_schema: str, rows: int) -> None:
+    """``rows`` entries, mostly pending, some sending, in doubt and delivered; analysed."""
     await conn.execute(
         f"""
         INSERT INTO "{pg_schema}".entries (key, state, event_type, channel_id,
@@ -935,11 +933,18 @@ async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
         rows,
     )
     await conn.execute(f'ANALYZE "{pg_schema}".entries')
+
+
+async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    rows = 50_000
+    await _fill_mixed_backlog(conn, pg_schema, rows)
     limit, now = 50, float(rows * 2)  # everything is due, every lease has expired
     tx = conn.transaction()
     await tx.start()
     explained = await conn.fetchval(
-        f"EXPLAIN (ANALYZE, FORMAT JSON) {storage._sql.claim}", now, limit, "w2", 30.0
+        f"EXPLAIN (ANALYZE, FORMAT JSON) {storage._sql.claim(limit)}", now, "w2", 30.0
     )
     await tx.rollback()  # EXPLAIN ANALYZE ran the UPDATE; undo it
     plan = json.loads(explained)[0]["Plan"]
@@ -962,3 +967,24 @@ async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
         ("k-12", ClaimMode.SEND),
         ("k-13", ClaimMode.SEND),
     ]
+
+
+async def test_claim_plan_is_reused_with_a_large_backlog(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    """A claim is not planned anew each time however large the backlog: after PostgreSQL's
+    five trial runs the cached plan serves, so a claim's cost does not grow with the backlog."""
+    rows = 50_000
+    await _fill_mixed_backlog(conn, pg_schema, rows)
+    statement = await conn.prepare(storage._sql.claim(16))
+    for _ in range(8):
+        tx = conn.transaction()
+        await tx.start()
+        assert len(await statement.fetch(float(rows * 2), "w", 30.0)) == 16
+        await tx.rollback()
+    generic, custom = await conn.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        storage._sql.claim(16),
+    )
+    assert custom <= 5
+    assert generic >= 3
