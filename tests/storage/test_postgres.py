@@ -904,6 +904,39 @@ async def test_finish_is_fenced_and_one_transaction(storage: PostgresStorage) ->
     assert (third.state, third.due_at, third.last_error) == (State.PENDING, 9.0, "HTTP 503")
 
 
+async def test_finish_keeps_times_and_texts_exactly(storage: PostgresStorage) -> None:
+    """What a result writes reads back exactly: every float bit for bit (tiny, huge and
+    infinite ones too) and texts with quotes, backslashes and non-ASCII characters."""
+    await storage.enqueue([new(i) for i in range(2)], now=1.0)
+    claimed = await storage.claim(owner="w", limit=2, lease_seconds=30, now=2.0)
+    error = 'HTTP 503: "busy" \\ \u00e9t\u00e9 \U0001f600 \n next line'
+    record = AttemptRecord(
+        attempt=claimed[0].attempt,
+        kind=AttemptKind.SEND,
+        started_at=0.1 + 0.2,
+        duration_ms=1e-7,
+        outcome="retry",
+        http_status=503,
+        error=error,
+    )
+    due = 1_764_900_000.123_456_7
+    results = await storage.finish(
+        [
+            Completion(claimed[0].key, claimed[0].attempt, Retry(due, error), record),
+            Completion(claimed[1].key, claimed[1].attempt, Retry(float("inf"), "never")),
+        ],
+        now=3.0,
+    )
+    assert results == [True, True]
+    first = await storage.get(claimed[0].key)
+    assert first is not None
+    assert (first.due_at, first.last_error, first.sends) == (due, error, 1)
+    assert await storage.attempts(claimed[0].key) == [record]
+    second = await storage.get(claimed[1].key)
+    assert second is not None
+    assert (second.due_at, second.sends) == (float("inf"), 0)
+
+
 # -- index-backed claims ----------------------------------------------------------------------
 
 
