@@ -223,11 +223,7 @@ def test_without_orjson_the_stdlib_decodes(stdlib_only: Any) -> None:
 
 
 _VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | _FLOATS.filter(math.isfinite)
-    | _TEXT,
+    st.none() | st.booleans() | st.integers() | _FLOATS.filter(math.isfinite) | _TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
     max_leaves=20,
 )
