@@ -145,22 +145,28 @@ class Sql:
                 SELECT id, k FROM (SELECT * FROM p UNION ALL SELECT * FROM s
                                    UNION ALL SELECT * FROM d) AS u
                 ORDER BY k, id LIMIT {{limit}}
+            ), claimed AS (
+                UPDATE {t} AS e SET
+                    state = CASE WHEN e.state = 'pending' THEN 'sending' ELSE 'in_doubt' END,
+                    attempt = e.attempt + 1,
+                    lease_owner = $2,
+                    lease_expires_at = $1 + $3::float8,
+                    first_sent_at = CASE WHEN e.state = 'pending'
+                                         THEN coalesce(e.first_sent_at, $1)
+                                         ELSE e.first_sent_at END,
+                    in_doubt_since = CASE WHEN e.state = 'pending' THEN e.in_doubt_since
+                                          ELSE coalesce(e.in_doubt_since, $1) END,
+                    due_at = CASE WHEN e.state = 'sending' THEN e.lease_expires_at
+                                  ELSE e.due_at END,
+                    updated_at = $1
+                FROM pick WHERE e.id = pick.id
+                RETURNING e.id, e.key, e.attempt, e.state, e.payload, e.event_type, e.channel_id,
+                          e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
+                          e.lease_expires_at, pick.k
             )
-            UPDATE {t} AS e SET
-                state = CASE WHEN e.state = 'pending' THEN 'sending' ELSE 'in_doubt' END,
-                attempt = e.attempt + 1,
-                lease_owner = $2,
-                lease_expires_at = $1 + $3::float8,
-                first_sent_at = CASE WHEN e.state = 'pending'
-                                     THEN coalesce(e.first_sent_at, $1) ELSE e.first_sent_at END,
-                in_doubt_since = CASE WHEN e.state = 'pending' THEN e.in_doubt_since
-                                      ELSE coalesce(e.in_doubt_since, $1) END,
-                due_at = CASE WHEN e.state = 'sending' THEN e.lease_expires_at ELSE e.due_at END,
-                updated_at = $1
-            FROM pick WHERE e.id = pick.id
-            RETURNING e.id, e.key, e.attempt, e.state, e.payload, e.event_type, e.channel_id,
-                      e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
-                      e.lease_expires_at, pick.k
+            SELECT key, attempt, state, payload, event_type, channel_id, transaction_reference,
+                   sends, first_sent_at, in_doubt_since, lease_expires_at
+            FROM claimed ORDER BY k, id
         """
         # One round of completions (keys unique within it), applied and logged in one statement.
         # The rows come as one JSON array of objects (see finish_args); a missing key is NULL.
@@ -418,18 +424,20 @@ def enqueue_one_args(entry: NewEntry, now: float) -> list[Any]:
 
 
 def claimed_from_row(r: Any) -> Claimed:
+    """A row of ``claim``, by position (cheaper than by name), in the order it selects."""
+    key, attempt, state, payload, event_type, channel_id, reference, sends, first, doubt, lease = r
     return Claimed(
-        key=r["key"],
-        attempt=r["attempt"],
-        mode=ClaimMode.SEND if r["state"] == State.SENDING else ClaimMode.RECONCILE,
-        payload=r["payload"],
-        event_type=r["event_type"],
-        channel_id=r["channel_id"],
-        transaction_reference=r["transaction_reference"],
-        sends=r["sends"],
-        first_sent_at=r["first_sent_at"],
-        in_doubt_since=r["in_doubt_since"],
-        lease_expires_at=r["lease_expires_at"],
+        key=key,
+        attempt=attempt,
+        mode=ClaimMode.SEND if state == State.SENDING else ClaimMode.RECONCILE,
+        payload=payload,
+        event_type=event_type,
+        channel_id=channel_id,
+        transaction_reference=reference,
+        sends=sends,
+        first_sent_at=first,
+        in_doubt_since=doubt,
+        lease_expires_at=lease,
     )
 
 
