@@ -342,7 +342,7 @@ class Sql:
         for at most its concurrency, so only a few texts are ever prepared.
         """
         if limit <= 0:
-            raise ValueError(f"claim limit must be positive, got {limit!r}")
+            raise OutboxError(f"claim limit must be positive, got {limit!r}")
         text = self._claims.get(limit)
         if text is None:
             text = self._claims[limit] = self._claim.replace("{limit}", str(int(limit)))
