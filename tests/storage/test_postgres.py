@@ -1067,3 +1067,24 @@ async def test_claim_plan_is_reused_with_a_large_backlog(
     )
     assert custom <= 5
     assert generic >= 3
+
+
+async def test_claim_with_holds_returns_claim_order_and_holds_by_name(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    """The claim's one statement hands out the entries oldest due first across the three kinds
+    and every hold in force sorted by name, however many of each it returns."""
+    await _fill_mixed_backlog(conn, pg_schema, 200)
+    pace = Hold(name="pace", until=1_000.0, reason="429")
+    auth = Hold(name="auth", until=1_000.0, reason="401")
+    for hold in (pace, Hold(name="gone", until=1.0, reason="expired"), auth):
+        await storage.set_hold(hold)
+    claimed, holds = await storage.claim_with_holds(owner="w", limit=5, lease_seconds=30, now=400.0)
+    assert [(c.key, c.mode) for c in claimed] == [
+        ("k-1", ClaimMode.RECONCILE),  # in_doubt, due 1
+        ("k-10", ClaimMode.SEND),  # pending, due 10
+        ("k-11", ClaimMode.SEND),
+        ("k-12", ClaimMode.SEND),
+        ("k-13", ClaimMode.SEND),
+    ]
+    assert holds == [auth, pace]
