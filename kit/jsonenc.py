@@ -81,6 +81,19 @@ def encode(obj: Any) -> str:
     return encode_fast(obj, _orjson_dumps)
 
 
+def encode_values(obj: Any) -> str:
+    """Compact JSON of plain values that a parser reads back (PostgreSQL's ``json``), never
+    compared as bytes: orjson as is when installed, several times faster than :func:`encode`
+    with its proof. Floats must be finite; JSON has no number for the others.
+    """
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(obj).decode()
+        except TypeError:  # integers beyond 64 bits, surrogates, other types: stdlib's call
+            pass
+    return _STDLIB.encode(obj)
+
+
 def decode(raw: bytes) -> Any:
     """``json.loads(raw)``, by orjson where it can: an answer is decoded on every POST.
 
@@ -116,4 +129,4 @@ def _has_float(value: Any) -> bool:
     return False
 
 
-__all__ = ["ENCODER", "decode", "encode", "encode_fast", "encode_stdlib"]
+__all__ = ["ENCODER", "decode", "encode", "encode_fast", "encode_stdlib", "encode_values"]

@@ -220,3 +220,18 @@ def test_decode_takes_and_refuses_what_the_stdlib_does(raw: bytes) -> None:
 def test_without_orjson_the_stdlib_decodes(stdlib_only: Any) -> None:
     assert stdlib_only._orjson_loads is None
     assert stdlib_only.decode(b'{"EventRef": "r"}') == {"EventRef": "r"}
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | _FLOATS.filter(math.isfinite) | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_VALUES)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_values_for_a_parser_read_back_equal(value: Any) -> None:
+    """What ``encode_values`` writes (orjson's spelling, not the stdlib's) parses back to the
+    same values, floats bit for bit."""
+    assert json.loads(jsonenc.encode_values(value)) == json.loads(jsonenc.encode_stdlib(value))

@@ -7,14 +7,11 @@ from typing import Any
 
 import attrs
 
+from kit.outbox._pg_flush_sql import FlushSql
 from kit.outbox.memory import initial_due_at, payload_sha256
-from kit.outbox.transitions import effect_of
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
-    Claimed,
-    ClaimMode,
-    Completion,
     Entry,
     NewEntry,
     OutboxStats,
@@ -130,110 +127,10 @@ class Sql:
             " WHERE key = $1 AND state = 'pending' RETURNING id"
         )
         self.exists = f"SELECT 1 FROM {t} WHERE key = $1"
-        # Three index scans, each stopping after $2 unlocked rows; the union is re-ordered and
-        # cut to $2 (rows locked but not picked are released when the statement commits).
-        self.claim = f"""
-            WITH p AS (
-                SELECT id, due_at AS k FROM {t}
-                WHERE state = 'pending' AND due_at <= $1
-                ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
-            ), s AS (
-                SELECT id, lease_expires_at AS k FROM {t}
-                WHERE state = 'sending' AND lease_expires_at <= $1
-                ORDER BY lease_expires_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
-            ), d AS (
-                SELECT id, due_at AS k FROM {t}
-                WHERE state = 'in_doubt' AND due_at <= $1
-                  AND (lease_expires_at IS NULL OR lease_expires_at <= $1)
-                ORDER BY due_at, id LIMIT $2 FOR UPDATE SKIP LOCKED
-            ), pick AS (
-                SELECT id, k FROM (SELECT * FROM p UNION ALL SELECT * FROM s
-                                   UNION ALL SELECT * FROM d) AS u
-                WHERE NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
-                ORDER BY k, id LIMIT $2
-            )
-            UPDATE {t} AS e SET
-                state = CASE WHEN e.state = 'pending' THEN 'sending' ELSE 'in_doubt' END,
-                attempt = e.attempt + 1,
-                lease_owner = $3,
-                lease_expires_at = $1 + $4::float8,
-                first_sent_at = CASE WHEN e.state = 'pending'
-                                     THEN coalesce(e.first_sent_at, $1) ELSE e.first_sent_at END,
-                in_doubt_since = CASE WHEN e.state = 'pending' THEN e.in_doubt_since
-                                      ELSE coalesce(e.in_doubt_since, $1) END,
-                due_at = CASE WHEN e.state = 'sending' THEN e.lease_expires_at ELSE e.due_at END,
-                updated_at = $1
-            FROM pick WHERE e.id = pick.id
-            RETURNING e.id, e.key, e.attempt, e.state, e.payload, e.event_type, e.channel_id,
-                      e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
-                      e.lease_expires_at, pick.k
-        """
-        # The claim, the holds in force and the moved mark in one statement (one round trip, one
-        # snapshot): a row per claimed entry ('c'), per hold ('h'), and for the mark ('m').
-        self.claim_with_holds = f"""
-            WITH claimed AS ({self.claim})
-            SELECT 'c' AS row_kind, id, key, attempt, state, payload, event_type, channel_id,
-                   transaction_reference, sends, first_sent_at, in_doubt_since,
-                   lease_expires_at, k, NULL AS name, NULL AS until, NULL AS reason
-            FROM claimed
-            UNION ALL
-            SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                   NULL, name, until, reason
-            FROM {h} WHERE until > $1
-            UNION ALL
-            SELECT 'm', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                   NULL, name, NULL, value
-            FROM {m} WHERE name = 'moved_to'
-        """
-        # One round of completions (keys unique within it), applied and logged in one statement.
-        # Each completion's changes are an Effect resolved from the transition table
-        # (kit/outbox/transitions.py): c.due_at, c.event_ref, c.delivered_at, c.adopted NULL
-        # keep the stored value; c.since and c.last_error name what to do with those fields.
-        self.finish = f"""
-            WITH c AS (
-                SELECT * FROM unnest($2::text[], $3::int[], $4::text[], $5::text[],
-                                     $6::float8[], $7::text[], $8::text[], $9::float8[],
-                                     $10::bool[], $11::int[], $12::int[], $13::text[],
-                                     $14::text[], $15::int[], $16::text[], $17::float8[],
-                                     $18::float8[], $19::text[], $20::int[], $21::text[])
-                    WITH ORDINALITY AS c(key, attempt, to_from_sending, to_from_in_doubt,
-                                         due_at, since, event_ref, delivered_at, adopted,
-                                         blind_resends, sends, last_error, error, r_attempt,
-                                         r_kind, r_started_at, r_duration_ms, r_outcome,
-                                         r_http_status, r_error, idx)
-            ), done AS (
-                UPDATE {t} AS e SET
-                    state = CASE WHEN e.state = 'sending' THEN c.to_from_sending
-                                 ELSE c.to_from_in_doubt END,
-                    due_at = coalesce(c.due_at, e.due_at),
-                    in_doubt_since = CASE c.since WHEN 'keep' THEN e.in_doubt_since
-                                     WHEN 'set_if_unset' THEN coalesce(e.in_doubt_since, $1)
-                                     ELSE NULL END,
-                    event_ref = coalesce(c.event_ref, e.event_ref),
-                    delivered_at = coalesce(c.delivered_at, e.delivered_at),
-                    adopted = coalesce(c.adopted, e.adopted),
-                    blind_resends = e.blind_resends + c.blind_resends,
-                    sends = e.sends + c.sends,
-                    last_error = CASE c.last_error WHEN 'keep' THEN e.last_error
-                                 ELSE c.error END,
-                    lease_owner = NULL,
-                    lease_expires_at = NULL,
-                    updated_at = $1
-                FROM c
-                WHERE e.key = c.key AND e.attempt = c.attempt
-                  AND e.state IN ('sending', 'in_doubt') AND e.lease_owner IS NOT NULL
-                RETURNING e.id, c.idx
-            ), logged AS (
-                INSERT INTO {a} (entry_id, attempt, kind, started_at, duration_ms, outcome,
-                                 http_status, error)
-                SELECT done.id, c.r_attempt, c.r_kind, c.r_started_at, c.r_duration_ms,
-                       c.r_outcome, c.r_http_status, c.r_error
-                FROM done JOIN c ON c.idx = done.idx
-                WHERE c.r_kind IS NOT NULL
-                ORDER BY done.idx
-            )
-            SELECT idx FROM done
-        """
+        # The flusher's two statements, claim (by limit) and finish, live in _pg_flush_sql.
+        flush = FlushSql(t, a, h, m)
+        self.claim_with_holds = flush.claim_with_holds
+        self.finish = flush.finish
         self.retry_dead = (
             f"UPDATE {t} SET state = 'pending', due_at = $2, sends = 0, in_doubt_since = NULL,"
             " updated_at = $2 WHERE state = 'dead' AND payload IS NOT NULL"
@@ -419,22 +316,6 @@ def enqueue_one_args(entry: NewEntry, now: float) -> list[Any]:
     ]
 
 
-def claimed_from_row(r: Any) -> Claimed:
-    return Claimed(
-        key=r["key"],
-        attempt=r["attempt"],
-        mode=ClaimMode.SEND if r["state"] == State.SENDING else ClaimMode.RECONCILE,
-        payload=r["payload"],
-        event_type=r["event_type"],
-        channel_id=r["channel_id"],
-        transaction_reference=r["transaction_reference"],
-        sends=r["sends"],
-        first_sent_at=r["first_sent_at"],
-        in_doubt_since=r["in_doubt_since"],
-        lease_expires_at=r["lease_expires_at"],
-    )
-
-
 def stats_from_row(row: Any) -> OutboxStats:
     counts = dict.fromkeys(State, 0)
     for state, n in zip(row["states"], row["counts"], strict=True):
@@ -447,56 +328,6 @@ def stats_from_row(row: Any) -> OutboxStats:
         blind_resends=row["blind_resends"],
         adopted=row["adopted"],
     )
-
-
-def finish_rounds(completions: Sequence[Completion]) -> list[list[int]]:
-    """Indices into ``completions``, split into rounds with unique keys (``finish`` needs that).
-
-    A key may end twice in one call (it should not, but then the second sees the first's effect,
-    as if applied one by one).
-    """
-    rounds: list[list[int]] = []
-    depth: dict[str, int] = {}
-    for i, c in enumerate(completions):
-        n = depth.get(c.key, 0)
-        depth[c.key] = n + 1
-        if n == len(rounds):
-            rounds.append([])
-        rounds[n].append(i)
-    return rounds
-
-
-def finish_args(batch: Sequence[Completion], now: float) -> list[list[Any]]:
-    """The column arrays of ``finish`` ($2 to $21)."""
-    cols: list[list[Any]] = [[] for _ in range(20)]
-    for c in batch:
-        e = effect_of(c.outcome, c.record, now)
-        r = c.record
-        values = [
-            c.key,
-            c.attempt,
-            e.to_from_sending,
-            e.to_from_in_doubt,
-            e.due_at,
-            e.in_doubt_since,
-            e.event_ref,
-            e.delivered_at,
-            e.adopted,
-            e.blind_resends,
-            e.sends,
-            e.last_error,
-            e.error,
-            None if r is None else r.attempt,
-            None if r is None else str(r.kind),
-            None if r is None else r.started_at,
-            None if r is None else r.duration_ms,
-            None if r is None else r.outcome,
-            None if r is None else r.http_status,
-            None if r is None else r.error,
-        ]
-        for col, value in zip(cols, values, strict=True):
-            col.append(value)
-    return cols
 
 
 def load_args(rows: Sequence[Entry]) -> list[list[Any]]:

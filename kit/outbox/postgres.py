@@ -25,13 +25,11 @@ from kit.errors import (
 )
 from kit.outbox._pg_base import _one
 from kit.outbox._pg_enqueue import PgEnqueue
+from kit.outbox._pg_flush_sql import claim_result, finish_args, finish_rounds
 from kit.outbox._pg_sql import (
     attempt_args,
     attempt_from_row,
-    claimed_from_row,
     entry_from_row,
-    finish_args,
-    finish_rounds,
     keys_arg,
     load_args,
     stats_from_row,
@@ -81,18 +79,12 @@ class PostgresStorage(PgEnqueue):
         with self._translate("claim"):
             async with self._lane_or_pool(self._claims) as conn:
                 rows = await conn.fetch(
-                    self._sql.claim_with_holds, now, max(0, limit), owner, lease_seconds
+                    self._sql.claim_with_holds(limit), now, owner, lease_seconds
                 )
-        claimed = sorted((r for r in rows if r["row_kind"] == "c"), key=lambda r: (r["k"], r["id"]))
-        holds = [
-            Hold(name=r["name"], until=r["until"], reason=r["reason"])
-            for r in rows
-            if r["row_kind"] == "h"
-        ]
-        moved = next((r["reason"] for r in rows if r["row_kind"] == "m"), None)
+        claimed, holds, moved = claim_result(rows)
         if moved is not None:
             raise OutboxMovedError(self._url, moved)
-        return [claimed_from_row(r) for r in claimed], sorted(holds, key=lambda h: h.name)
+        return claimed, holds
 
     async def finish(self, completions: Sequence[Completion], *, now: float) -> list[bool]:
         results = [False] * len(completions)

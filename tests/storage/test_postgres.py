@@ -948,6 +948,39 @@ async def test_finish_is_fenced_and_one_transaction(storage: PostgresStorage) ->
     assert (third.state, third.due_at, third.last_error) == (State.PENDING, 9.0, "HTTP 503")
 
 
+async def test_finish_keeps_times_and_texts_exactly(storage: PostgresStorage) -> None:
+    """What a result writes reads back exactly: every float bit for bit (tiny, huge and
+    infinite ones too) and texts with quotes, backslashes and non-ASCII characters."""
+    await storage.enqueue([new(i) for i in range(2)], now=1.0)
+    claimed = await storage.claim(owner="w", limit=2, lease_seconds=30, now=2.0)
+    error = 'HTTP 503: "busy" \\ \u00e9t\u00e9 \U0001f600 \n next line'
+    record = AttemptRecord(
+        attempt=claimed[0].attempt,
+        kind=AttemptKind.SEND,
+        started_at=0.1 + 0.2,
+        duration_ms=1e-7,
+        outcome="retry",
+        http_status=503,
+        error=error,
+    )
+    due = 1_764_900_000.123_456_7
+    results = await storage.finish(
+        [
+            Completion(claimed[0].key, claimed[0].attempt, Retry(due, error), record),
+            Completion(claimed[1].key, claimed[1].attempt, Retry(float("inf"), "never")),
+        ],
+        now=3.0,
+    )
+    assert results == [True, True]
+    first = await storage.get(claimed[0].key)
+    assert first is not None
+    assert (first.due_at, first.last_error, first.sends) == (due, error, 1)
+    assert await storage.attempts(claimed[0].key) == [record]
+    second = await storage.get(claimed[1].key)
+    assert second is not None
+    assert (second.due_at, second.sends) == (float("inf"), 0)
+
+
 # -- index-backed claims ----------------------------------------------------------------------
 
 
@@ -958,10 +991,8 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
-async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
-    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
-) -> None:
-    rows = 50_000
+async def _fill_mixed_backlog(conn: asyncpg.Connection[Any], pg_schema: str, rows: int) -> None:
+    """``rows`` entries, mostly pending, some sending, in doubt and delivered; analysed."""
     await conn.execute(
         f"""
         INSERT INTO "{pg_schema}".entries (key, state, event_type, channel_id,
@@ -979,11 +1010,18 @@ async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
         rows,
     )
     await conn.execute(f'ANALYZE "{pg_schema}".entries')
+
+
+async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    rows = 50_000
+    await _fill_mixed_backlog(conn, pg_schema, rows)
     limit, now = 50, float(rows * 2)  # everything is due, every lease has expired
     tx = conn.transaction()
     await tx.start()
     explained = await conn.fetchval(
-        f"EXPLAIN (ANALYZE, FORMAT JSON) {storage._sql.claim}", now, limit, "w2", 30.0
+        f"EXPLAIN (ANALYZE, FORMAT JSON) {storage._sql.claim_with_holds(limit)}", now, "w2", 30.0
     )
     await tx.rollback()  # EXPLAIN ANALYZE ran the UPDATE; undo it
     plan = json.loads(explained)[0]["Plan"]
@@ -993,7 +1031,9 @@ async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
         scans
     )
     full_reads = {"Seq Scan", "Bitmap Heap Scan"}
-    assert not [n for n in nodes if n["Node Type"] in full_reads]
+    # (the holds and the meta tables hold a row or two: reading them whole is their cheapest)
+    entries_read = [n for n in nodes if n.get("Relation Name") == "entries"]
+    assert not [n for n in entries_read if n["Node Type"] in full_reads]
     for name in ("entries_claim_pending", "entries_claim_sending", "entries_claim_in_doubt"):
         # Each branch stops after LIMIT rows: the work does not grow with the backlog.
         assert scans[name]["Actual Rows"] <= limit
@@ -1006,3 +1046,45 @@ async def test_claim_uses_the_partial_indexes_with_a_large_backlog(
         ("k-12", ClaimMode.SEND),
         ("k-13", ClaimMode.SEND),
     ]
+
+
+async def test_claim_plan_is_reused_with_a_large_backlog(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    """A claim is not planned anew each time however large the backlog: after PostgreSQL's
+    five trial runs the cached plan serves, so a claim's cost does not grow with the backlog."""
+    rows = 50_000
+    await _fill_mixed_backlog(conn, pg_schema, rows)
+    statement = await conn.prepare(storage._sql.claim_with_holds(16))
+    for _ in range(8):
+        tx = conn.transaction()
+        await tx.start()
+        assert len(await statement.fetch(float(rows * 2), "w", 30.0)) == 16
+        await tx.rollback()
+    generic, custom = await conn.fetchrow(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        storage._sql.claim_with_holds(16),
+    )
+    assert custom <= 5
+    assert generic >= 3
+
+
+async def test_claim_with_holds_returns_claim_order_and_holds_by_name(
+    storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
+) -> None:
+    """The claim's one statement hands out the entries oldest due first across the three kinds
+    and every hold in force sorted by name, however many of each it returns."""
+    await _fill_mixed_backlog(conn, pg_schema, 200)
+    pace = Hold(name="pace", until=1_000.0, reason="429")
+    auth = Hold(name="auth", until=1_000.0, reason="401")
+    for hold in (pace, Hold(name="gone", until=1.0, reason="expired"), auth):
+        await storage.set_hold(hold)
+    claimed, holds = await storage.claim_with_holds(owner="w", limit=5, lease_seconds=30, now=400.0)
+    assert [(c.key, c.mode) for c in claimed] == [
+        ("k-1", ClaimMode.RECONCILE),  # in_doubt, due 1
+        ("k-10", ClaimMode.SEND),  # pending, due 10
+        ("k-11", ClaimMode.SEND),
+        ("k-12", ClaimMode.SEND),
+        ("k-13", ClaimMode.SEND),
+    ]
+    assert holds == [auth, pace]
