@@ -139,6 +139,9 @@ class Phase(enum.Enum):
     CLOSED = "closed"
 
 
+MEMORY = ":memory:"
+
+
 class Plumbing:
     """How the storage reaches its worker: one statement or transaction at a time (the lock),
     hot-path operations grouped, every sqlite3 error translated. A base of the storage."""
@@ -148,6 +151,10 @@ class Plumbing:
     _worker: Worker | None
     _lock: asyncio.Lock  # one transaction at a time on the worker's connection
     _group: GroupCommit  # claims, results and holds, batched
+
+    @property
+    def is_memory(self) -> bool:
+        return self._path == MEMORY
 
     async def _close_connection(self) -> None:
         worker, self._worker = self._worker, None

@@ -1,0 +1,94 @@
+"""The SQLite outbox's operator commands: dead entries, purges and forgetting a customer.
+
+A base of :class:`kit.outbox.sqlite.SQLiteStorage`, apart because none of it is on the delivery
+path and all of it shares one concern: removed customer data must not stay readable in the WAL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from kit.outbox import _sqlite_sql as sql
+from kit.outbox._sqlite_conn import Plumbing
+from kit.outbox.types import ForgetResult
+
+logger = logging.getLogger("kit.outbox.sqlite")  # the storage's name, as operators filter logs
+
+# How long the WAL scrub after purge/forget may wait for readers (milliseconds).
+_SCRUB_WAIT_MS = 200
+
+
+class SQLiteOperators(Plumbing):
+    """Operator commands of the SQLite outbox (see :class:`kit.outbox.protocol.Storage`)."""
+
+    _busy_timeout: float
+
+    @staticmethod
+    def _key_filter(keys: Sequence[str] | None) -> tuple[str, tuple[Any, ...]]:
+        if keys is None:
+            return "", ()
+        return sql.AND_KEYS_IN, (json.dumps(list(keys)),)
+
+    async def retry_dead(self, keys: Sequence[str] | None, *, now: float) -> int:
+        if keys is not None and not keys:
+            return 0
+        where, params = self._key_filter(keys)
+        async with self._transaction("retry_dead") as conn:
+            cursor = await conn.execute(sql.RETRY_DEAD + where, (now, now, *params))
+            return cursor.rowcount
+
+    async def drop_dead(self, keys: Sequence[str] | None, *, now: float) -> int:
+        if keys is not None and not keys:
+            return 0
+        where, params = self._key_filter(keys)
+        async with self._transaction("drop_dead") as conn:
+            cursor = await conn.execute(sql.DROP_DEAD + where, (now, *params))
+            return cursor.rowcount
+
+    async def purge(self, *, before: float, now: float) -> int:
+        async with self._transaction("purge") as conn:
+            cursor = await conn.execute(sql.PURGE, (before,))
+            purged: int = cursor.rowcount
+        if purged:
+            await self._scrub_wal("purge")
+        return purged
+
+    async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        async with self._transaction("forget_customer") as conn:
+            rows = list(await conn.execute_fetchall(sql.FORGET_IN_FLIGHT, (email_hash,)))
+            cancelled = await conn.execute(sql.FORGET_CANCEL, (now, email_hash))
+            n_cancelled = cancelled.rowcount
+            scrubbed = await conn.execute(sql.FORGET_SCRUB, (email_hash,))
+            result = ForgetResult(
+                purged=n_cancelled + scrubbed.rowcount, skipped_in_flight=int(rows[0][0])
+            )
+        if result.purged:
+            await self._scrub_wal("forget_customer")
+        return result
+
+    async def _scrub_wal(self, operation: str) -> None:
+        """Move the scrubbed pages into the database file and empty the WAL, so that removed
+        customer data does not stay readable in old WAL frames (or in a backup of them) until
+        some later checkpoint. Freed space is zeroed by ``secure_delete`` (set on connect)."""
+        if self.is_memory:
+            return
+        async with self._locked(operation) as conn:
+            # TRUNCATE waits in the busy handler until every reader is on the newest snapshot;
+            # a reader (a backup, a shell, a report) must not stall this storage's lock for the
+            # whole busy timeout, so it gets a short one, and the rest waits for a checkpoint.
+            await conn.execute(f"PRAGMA busy_timeout = {_SCRUB_WAIT_MS}")
+            try:
+                ((busy, _, _),) = await conn.execute_fetchall("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                await conn.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+        if busy:
+            logger.warning(
+                "%s: another connection is reading the outbox, so the removed data stays in"
+                " the WAL file of %s until the next checkpoint",
+                operation,
+                self._path,
+                extra={"action": "outbox.scrub_deferred"},
+            )
