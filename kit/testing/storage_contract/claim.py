@@ -37,6 +37,8 @@ class ClaimContract(ContractBase):
     """Claiming in due order, leases, and two storages on one database."""
 
     async def test_claim_hands_out_a_lease(self, storage: Storage) -> None:
+        """A claim hands the entry out for ``lease_seconds`` under the claimant's name, with
+        everything needed to send it, and never hands it out again while that lease is live."""
         await enqueue(storage, "k1", payload='{"x":1}')
         (c,) = await claim(storage, now=T + 1, owner="flusher-a", lease=45.0)
         assert c == Claimed(
@@ -60,6 +62,8 @@ class ClaimContract(ContractBase):
         assert await claim(storage, now=T + 45.5) == []
 
     async def test_claim_oldest_due_first_and_limit(self, storage: Storage) -> None:
+        """Due entries are claimed earliest due first (ties in insertion order), never more than
+        ``limit``, and entries not due yet stay behind."""
         await enqueue(storage, "c", send_after=T + 30)
         await enqueue(storage, "a", send_after=T + 10)
         await enqueue(storage, "b1", "b2", send_after=T + 20)  # a tie: insertion order
@@ -73,6 +77,8 @@ class ClaimContract(ContractBase):
         assert await claim(storage, now=T + 100) == []
 
     async def test_expired_leases_are_due_when_they_ran_out(self, storage: Storage) -> None:
+        """An entry whose lease ran out takes its turn by the time the lease ended, among the
+        entries due by then, and comes back to be reconciled."""
         await enqueue(storage, "lost")
         await claim_one(storage, "lost", now=T)  # lease until T + 30
         await enqueue(storage, "early", send_after=T + 20)
@@ -88,6 +94,8 @@ class ClaimContract(ContractBase):
         self,
         storage: Storage,
     ) -> None:
+        """Every claim increments ``attempt`` (the fencing token); ``first_sent_at`` is the time of
+        the first claim and never moves."""
         await enqueue(storage, "k1")
         c1 = await claim_one(storage, "k1", now=T + 1)
         assert await finish(storage, c1, Release(), now=T + 2)
@@ -101,6 +109,8 @@ class ClaimContract(ContractBase):
     async def test_expired_sending_lease_becomes_in_doubt_and_is_reconciled(
         self, storage: Storage
     ) -> None:
+        """A ``sending`` entry whose claimant vanished may have reached eTrusted: once its lease
+        runs out it is ``in_doubt`` and handed out to be reconciled, never blindly resent."""
         await enqueue(storage, "k1")
         c1 = await claim_one(storage, "k1", now=T, owner="w1")
         assert await claim(storage, now=T + LEASE - 0.001) == []
@@ -116,6 +126,8 @@ class ClaimContract(ContractBase):
         assert e.in_doubt_since == T + LEASE + 5
 
     async def test_in_doubt_waits_for_due_time_and_for_live_leases(self, storage: Storage) -> None:
+        """An entry in doubt is reconciled when it is due and not while a reconciler's lease is
+        live; it stays in doubt since the first time, whoever takes it next."""
         await enqueue(storage, "k1")
         c1 = await claim_one(storage, "k1", now=T)
         assert await finish(storage, c1, InDoubt(due_at=T + 100, error="read timeout"), now=T + 1)
@@ -135,6 +147,7 @@ class ClaimContract(ContractBase):
     async def test_two_storages_never_claim_the_same_key(
         self, storage: Storage, storage_factory: StorageFactory
     ) -> None:
+        """Two storage objects on one database, claiming at once, hand out every entry once."""
         other = await storage_factory()
         keys = [f"k{i:03d}" for i in range(240)]
         for start in range(0, len(keys), 60):
@@ -159,6 +172,8 @@ class ClaimContract(ContractBase):
     async def test_a_zombie_cannot_finish_after_another_claim(
         self, storage: Storage, storage_factory: StorageFactory
     ) -> None:
+        """A claimant whose lease ran out and was taken over cannot complete the entry: its
+        completion changes nothing and logs nothing, and the new claimant's does."""
         other = await storage_factory()
         await enqueue(storage, "k1")
         zombie = await claim_one(storage, "k1", now=T, owner="zombie")

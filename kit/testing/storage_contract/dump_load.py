@@ -89,6 +89,8 @@ class DumpLoadContract(ContractBase):
     """Records dumped in batches load elsewhere with everything but their ids."""
 
     async def test_dump_in_batches_and_load_elsewhere(self, storage: Storage) -> None:
+        """``dump`` yields every entry with its attempt log in batches, in id order, and another
+        backend loads them unchanged but for their ids; loading again adds nothing."""
         await build_history(storage)
         chunks = [chunk async for chunk in storage.dump(batch=3)]
         assert [len(c) for c in chunks] == [3, 3, 3]
@@ -106,6 +108,8 @@ class DumpLoadContract(ContractBase):
             assert await target.load(records) == 0  # keys already present are skipped
 
     async def test_load_from_elsewhere_and_carry_on(self, storage: Storage) -> None:
+        """Entries loaded from another backend keep their state, leases and fencing tokens, so
+        delivery carries on where it stopped; keys already present are skipped."""
         async with InMemoryStorage() as source:
             await build_history(source)
             records = await dumped(source, batch=2)

@@ -41,6 +41,8 @@ class EnqueueContract(ContractBase):
     """Enqueueing, duplicates, hold-back and cancelling."""
 
     async def test_enqueue_stores_a_pending_entry(self, storage: Storage) -> None:
+        """A new entry is pending and due at once, with its payload, its hash and the fields the
+        outbox derived, and nothing of a send yet."""
         body = '{"type":"checkout","customer":{"email":"alice@example.com"}}'
         (result,) = await storage.enqueue([new("k1", payload=body)], now=T)
         assert result.key == "k1"
@@ -74,6 +76,8 @@ class EnqueueContract(ContractBase):
         assert await storage.get("nope") is None
 
     async def test_enqueue_results_follow_input_order(self, storage: Storage) -> None:
+        """``enqueue`` answers each entry of a batch in the order given, saying which were already
+        there."""
         await enqueue(storage, "b")
         results = await storage.enqueue([new(k) for k in ("c", "b", "a", "d")], now=T + 1)
         assert [(r.key, r.duplicate) for r in results] == [
@@ -85,6 +89,8 @@ class EnqueueContract(ContractBase):
         assert await storage.enqueue([], now=T) == []
 
     async def test_duplicate_key_is_a_no_op(self, storage: Storage) -> None:
+        """Enqueueing a key again changes nothing: the first payload stays and the entry is not
+        touched."""
         await enqueue(storage, "k1", payload='{"v":1}')
         (result,) = await storage.enqueue([new("k1", payload='{"v":2}')], now=T + 5)
         assert result.duplicate is True
@@ -94,6 +100,7 @@ class EnqueueContract(ContractBase):
         assert len(await storage.entries()) == 1
 
     async def test_duplicate_within_one_batch_counts_once(self, storage: Storage) -> None:
+        """A key repeated within one batch is stored once, with its first payload."""
         results = await storage.enqueue(
             [new("a", payload='{"v":1}'), new("b"), new("a", payload='{"v":2}'), new("a")], now=T
         )
@@ -102,6 +109,8 @@ class EnqueueContract(ContractBase):
         assert [e.key for e in await storage.entries()] == ["a", "b"]
 
     async def test_the_ledger_outlives_the_payload(self, storage: Storage) -> None:
+        """A key stays known after its payload is purged: enqueueing it again is a duplicate, never
+        a second delivery."""
         await make_state(storage, "k1", State.DELIVERED)
         assert await storage.purge(before=T + 1, now=T + 1) == 1
         (result,) = await storage.enqueue([new("k1")], now=T + 2)
@@ -111,6 +120,7 @@ class EnqueueContract(ContractBase):
         assert await claim(storage, now=T + 100) == []
 
     async def test_ids_grow_in_insertion_order(self, storage: Storage) -> None:
+        """Entry ids grow in the order entries were first stored, duplicates taking none."""
         await enqueue(storage, "z", "y")
         await storage.enqueue([new("y"), new("x")], now=T)
         await enqueue(storage, "a")
@@ -121,6 +131,8 @@ class EnqueueContract(ContractBase):
         assert len(set(ids)) == 4
 
     async def test_hold_back_is_respected_by_claim(self, storage: Storage) -> None:
+        """An entry held back by ``send_after`` is not claimed before then; a ``send_after`` in the
+        past means now."""
         await enqueue(storage, "later", send_after=T + 60)
         await enqueue(storage, "past", send_after=T - 60)
         assert (await entry(storage, "later")).due_at == T + 60
@@ -130,6 +142,8 @@ class EnqueueContract(ContractBase):
         assert [c.key for c in await claim(storage, now=T + 60)] == ["later"]
 
     async def test_cancel_only_pending_entries(self, storage: Storage) -> None:
+        """Only a pending entry can be cancelled (its payload kept); an entry in any other state is
+        left as it was."""
         await enqueue(storage, "p")
         assert await storage.cancel("p", now=T + 1) is True
         e = await entry(storage, "p")
@@ -146,6 +160,7 @@ class EnqueueContract(ContractBase):
             assert await entry(storage, key) == before
 
     async def test_cancel_unknown_key_raises(self, storage: Storage) -> None:
+        """Cancelling a key the outbox never had is an OutboxError naming it."""
         with pytest.raises(OutboxError, match="nope"):
             await storage.cancel("nope", now=T)
 

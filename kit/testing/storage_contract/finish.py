@@ -34,6 +34,8 @@ class FinishContract(ContractBase):
     """What each outcome leaves behind, and completions that must change nothing."""
 
     async def test_delivered(self, storage: Storage) -> None:
+        """``Delivered`` records the event's reference and time, ends the lease, clears the error of
+        earlier attempts, and the entry is never claimed again."""
         await enqueue(storage, "k1")
         c = await claim_one(storage, "k1", now=T)
         assert await finish(storage, c, Retry(due_at=T + 5, error="HTTP 503"), now=T + 1)
@@ -48,6 +50,8 @@ class FinishContract(ContractBase):
         assert await claim(storage, now=T + 1000) == []
 
     async def test_delivered_adopted_by_reconciliation(self, storage: Storage) -> None:
+        """An event found by reconciliation is delivered as adopted, with its reference; adoption
+        does not count as a send."""
         await make_state(storage, "k1", State.IN_DOUBT)
         c = await claim_one(storage, "k1", now=T + 1000)
         rec = record(c.attempt, kind=AttemptKind.RECONCILE, outcome="adopted", status=200)
@@ -63,6 +67,8 @@ class FinishContract(ContractBase):
         assert (await storage.stats()).adopted == 1
 
     async def test_retry(self, storage: Storage) -> None:
+        """``Retry`` puts the entry back to pending until its due time, ends the lease and keeps the
+        error; the next claim is a send."""
         await enqueue(storage, "k1")
         c = await claim_one(storage, "k1", now=T)
         rec = record(1, outcome="retry", status=503, error="HTTP 503")
@@ -75,6 +81,8 @@ class FinishContract(ContractBase):
         assert (c2.mode, c2.attempt, c2.sends) == (ClaimMode.SEND, 2, 1)
 
     async def test_in_doubt_keeps_the_first_in_doubt_since(self, storage: Storage) -> None:
+        """An entry found in doubt again keeps the time it first fell in doubt, takes the new due
+        time and error, and reconciling is not counted as a send."""
         await make_state(storage, "k1", State.IN_DOUBT, now=T)
         assert (await entry(storage, "k1")).in_doubt_since == T
         c = await claim_one(storage, "k1", now=T + 1000)
@@ -88,6 +96,7 @@ class FinishContract(ContractBase):
         assert e.sends == 1  # reconciliation is not a send
 
     async def test_dead(self, storage: Storage) -> None:
+        """``Dead`` parks the entry with its error and payload, and it is never claimed again."""
         await enqueue(storage, "k1")
         c = await claim_one(storage, "k1", now=T)
         assert await finish(storage, c, Dead("HTTP 400: channel unknown"), now=T + 1)
@@ -101,6 +110,8 @@ class FinishContract(ContractBase):
         assert await claim(storage, now=T + 10_000) == []
 
     async def test_resend_counts_a_blind_resend(self, storage: Storage) -> None:
+        """``Resend`` takes an entry in doubt back to pending, no longer in doubt, and counts a
+        blind resend."""
         await make_state(storage, "k1", State.IN_DOUBT)
         c = await claim_one(storage, "k1", now=T + 1000)
         assert await finish(
@@ -118,6 +129,8 @@ class FinishContract(ContractBase):
         assert (await storage.stats()).blind_resends == 1
 
     async def test_release_of_a_send_claim(self, storage: Storage) -> None:
+        """``Release`` gives a send claim back untried: pending and due now, not counted as a send,
+        the earlier error kept."""
         await enqueue(storage, "k1")
         c = await claim_one(storage, "k1", now=T)
         assert await finish(storage, c, Retry(due_at=T, error="boom"), now=T)
@@ -135,6 +148,8 @@ class FinishContract(ContractBase):
         assert (c3.mode, c3.attempt) == (ClaimMode.SEND, 3)
 
     async def test_release_of_a_reconcile_claim(self, storage: Storage) -> None:
+        """``Release`` gives a reconcile claim back still in doubt, due now, in doubt since the
+        first time."""
         await make_state(storage, "k1", State.IN_DOUBT)
         c = await claim_one(storage, "k1", now=T + 1000)
         assert await finish(storage, c, Release(), now=T + 1001)
@@ -149,6 +164,8 @@ class FinishContract(ContractBase):
         assert c2.mode is ClaimMode.RECONCILE
 
     async def test_fencing_stale_completions_change_nothing(self, storage: Storage) -> None:
+        """A completion for another attempt, an unknown key, an attempt already ended, or an entry
+        no longer sending or in doubt changes nothing and reports False."""
         await enqueue(storage, "k1")
         c = await claim_one(storage, "k1", now=T)
         before = await entry(storage, "k1")
@@ -173,6 +190,7 @@ class FinishContract(ContractBase):
         assert (await entry(storage, "k1")).state is State.PENDING
 
     async def test_finish_batch_reports_each_completion_in_order(self, storage: Storage) -> None:
+        """``finish`` applies each completion of a batch on its own and reports each in order."""
         await enqueue(storage, "a", "b", "c")
         ca, cb, cc = await claim(storage, now=T)
         results = await storage.finish(
@@ -199,6 +217,8 @@ class FinishContract(ContractBase):
         assert await storage.finish([], now=T) == []
 
     async def test_attempt_log_contents_and_order(self, storage: Storage) -> None:
+        """The attempt log holds exactly the records given with applied completions, per key and in
+        order."""
         await enqueue(storage, "k1", "other")
         log = [
             record(1, outcome="retry", status=503, error="HTTP 503", started=T),
@@ -228,6 +248,8 @@ class FinishContract(ContractBase):
         assert await storage.attempts("nope") == []
 
     async def test_sends_counts_send_records_only(self, storage: Storage) -> None:
+        """``sends`` counts the completions recorded as sends, not reconciliations nor completions
+        without a record."""
         await enqueue(storage, "k1")
         c = await claim_one(storage, "k1", now=T)
         assert c.sends == 0

@@ -28,6 +28,8 @@ class HoldContract(ContractBase):
     """Setting, expiring and clearing holds; a moved outbox refuses work."""
 
     async def test_holds(self, storage: Storage) -> None:
+        """A hold is in force until its ``until``; setting one again replaces it; clearing one, even
+        one never set, leaves the others."""
         assert await storage.holds(now=T) == []
         pace = Hold(name=HOLD_PACE, until=T + 30, reason="429 Retry-After: 30")
         await storage.set_hold(pace)

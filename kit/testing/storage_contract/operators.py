@@ -28,6 +28,8 @@ class OperatorContract(ContractBase):
     """What operators change, and what they must never touch."""
 
     async def test_retry_dead_selected_keys(self, storage: Storage) -> None:
+        """``retry_dead`` makes the named dead entries pending and due now, with their sends reset
+        and the fencing token kept; other states are untouched."""
         for key in ("d1", "d2", "d3"):
             await make_state(storage, key, State.DEAD)
         await make_state(storage, "p", State.PENDING)
@@ -43,6 +45,8 @@ class OperatorContract(ContractBase):
         assert await storage.retry_dead([], now=T + 51) == 0
 
     async def test_retry_dead_all_and_skip_purged(self, storage: Storage) -> None:
+        """``retry_dead`` of all dead entries skips those whose payload was purged: there is nothing
+        left to send."""
         for key in ("d1", "d2", "gone"):
             await make_state(storage, key, State.DEAD)
         assert await storage.purge(before=T + 1, now=T + 1) == 3
@@ -53,6 +57,8 @@ class OperatorContract(ContractBase):
         assert (await entry(storage, "gone")).state is State.DEAD
 
     async def test_drop_dead(self, storage: Storage) -> None:
+        """``drop_dead`` cancels dead entries and removes their payload and customer hash, keeping
+        the payload hash and error as the ledger."""
         for key in ("d1", "d2", "d3"):
             await make_state(storage, key, State.DEAD)
         await make_state(storage, "p", State.PENDING)
@@ -72,6 +78,8 @@ class OperatorContract(ContractBase):
     async def test_purge_keeps_the_ledger_and_refuses_non_terminal_entries(
         self, storage: Storage
     ) -> None:
+        """``purge`` removes payloads and customer hashes of finished entries older than the cutoff,
+        and nothing of entries that may still be sent nor their attempt logs."""
         await make_state(storage, "recent", State.DELIVERED, now=T + 100)
         for state in SAFE_ORDER:
             await make_state(storage, state.value, state, now=T)
@@ -91,6 +99,9 @@ class OperatorContract(ContractBase):
         assert await storage.purge(before=T + 50, now=T + 300) == 0
 
     async def test_forget_customer(self, storage: Storage) -> None:
+        """``forget_customer`` removes a customer's payloads and hash, cancels their entries not
+        delivered, skips an entry in flight (counted, for a later call), leaves other customers
+        alone, and finds nothing when asked again."""
         for state in (State.IN_DOUBT, State.DEAD, State.DELIVERED, State.SENDING, State.PENDING):
             await make_state(storage, f"alice-{state.value}", state)
         await enqueue(storage, "bob", email_hash=BOB)

@@ -22,6 +22,8 @@ class ReadingContract(ContractBase):
     """What ``stats`` and ``entries`` report."""
 
     async def test_stats(self, storage: Storage) -> None:
+        """``stats`` counts entries per state and reports the oldest pending entry, the earliest due
+        time and the latest error."""
         empty = await storage.stats()
         assert empty.counts == dict.fromkeys(State, 0)
         assert (empty.oldest_pending_created_at, empty.last_error) == (None, None)
@@ -54,6 +56,7 @@ class ReadingContract(ContractBase):
         assert (s.oldest_pending_created_at, s.earliest_due_at) == (T + 4, T + 5)
 
     async def test_entries_filter_and_pagination(self, storage: Storage) -> None:
+        """``entries`` lists in id order, filtered by state, a page at a time after a given id."""
         keys = [f"k{i:02d}" for i in range(25)]
         await enqueue(storage, *keys)
         for key in keys[::3]:
