@@ -1,5 +1,6 @@
 """What only the SQLite backend has: files, URLs, WAL, processes, migrations, driver errors and
-enqueueing inside the application's own transaction. The shared rules are in tests/contract."""
+enqueueing inside the application's own transaction. The rules shared by every backend are in
+kit.testing.storage_contract."""
 
 from __future__ import annotations
 
