@@ -14,6 +14,7 @@ A caller cancelled before its operation started is skipped; one cancelled while 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable
@@ -132,7 +133,10 @@ class GroupCommit:
                     job = worker.submit(functools.partial(_run_group, batch))
                     job.add_done_callback(lambda done: _settle(batch, done))
                     # Shielded: a cancelled leader must not cut the others' results off.
-                    await asyncio.shield(job)
+                    # A failed job is on every future (_settle), this one's too: the leader
+                    # raises it from there, so no future is left with an unretrieved error.
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(job)
             return await op.future
         except asyncio.CancelledError:
             op.abandoned = True

@@ -2,8 +2,8 @@
 
 Backends are dumb on purpose: they store rows and apply state changes atomically. Validation,
 dedupe-key derivation, clocks and wake-ups live in :class:`kit.outbox.Outbox` and the flusher, so
-the guarantees are argued once and the contract suite (``tests/contract``) checks every backend
-against the same rules:
+the guarantees are argued once and the contract suite (:mod:`kit.testing.storage_contract`)
+checks every backend against the same rules:
 
 * ``enqueue`` is idempotent per key; the key row (the ledger) is never deleted, only its payload.
 * ``claim`` is atomic: an entry is handed to at most one claimant per attempt number, and every

@@ -2,7 +2,8 @@
 
 A sandbox on loopback (:func:`running_sandbox`) for the whole path over HTTP, an in-memory
 outbox, and a scripted fake client (:class:`FakeDeliveryClient`) for flusher tests that must
-decide the order in which things happen.
+decide the order in which things happen. The storage contract for outbox backends is the pytest
+suite :mod:`kit.testing.storage_contract`, imported on its own: this module never imports pytest.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """What only the SQLite backend has: files, URLs, WAL, processes, migrations, driver errors and
-enqueueing inside the application's own transaction. The shared rules are in tests/contract."""
+enqueueing inside the application's own transaction. The rules shared by every backend are in
+kit.testing.storage_contract."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import glob
 import json
 import logging
@@ -662,6 +664,27 @@ async def test_a_failing_operation_fails_alone(tmp_path: Path) -> None:
         assert entry.state is State.SENDING
         assert entry.attempt == 1
         assert await s.holds(now=0) == []  # the failed operation left nothing behind
+
+
+async def test_a_lone_failure_reaches_its_caller_and_nobody_else(tmp_path: Path) -> None:
+    """An operation that fails alone raises in its caller and is reported nowhere else: the
+    event loop is never told of an error nobody retrieved (which strict test runs and error
+    monitoring would report as a second failure)."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        async with SQLiteStorage(tmp_path / "outbox.db") as s:
+
+            def broken(db: sqlite3.Connection) -> None:
+                db.execute("INSERT INTO no_such_table VALUES (1)")
+
+            with pytest.raises(StorageError):
+                await s._grouped("broken", broken)
+        gc.collect()  # an unretrieved future reports itself when it is collected
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
 
 
 async def test_a_failure_whose_caller_left_is_not_handed_to_another(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import aiosqlite
 
 
 class ExternalTransaction:
-    """An application's transaction on its own driver connection (aiosqlite or asyncpg)."""
+    """The application's connection (what it passes to ``enqueue_in``) and its transaction."""
 
     def __init__(
         self,
@@ -30,6 +30,7 @@ ExternalFactory = Callable[[], AbstractAsyncContextManager[ExternalTransaction]]
 
 @contextlib.asynccontextmanager
 async def sqlite_external(path: Path | str) -> AsyncIterator[ExternalTransaction]:
+    """An aiosqlite connection to the SQLite file ``path``."""
     async with aiosqlite.connect(path, isolation_level=None, timeout=10) as conn:
 
         async def begin() -> None:
@@ -40,7 +41,8 @@ async def sqlite_external(path: Path | str) -> AsyncIterator[ExternalTransaction
 
 @contextlib.asynccontextmanager
 async def postgres_external(dsn: str) -> AsyncIterator[ExternalTransaction]:
-    import asyncpg
+    """An asyncpg connection to the PostgreSQL database ``dsn``."""
+    import asyncpg  # the PostgreSQL extra: imported only by those who test on PostgreSQL
 
     conn = await asyncpg.connect(dsn)
     try:
