@@ -19,7 +19,6 @@ from kit.outbox import Outbox
 from kit.outbox.migrate import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import (
-    HOLD_AUTH,
     HOLD_MIGRATED,
     HOLD_PACE,
     AttemptKind,
@@ -250,23 +249,22 @@ async def test_rate_limit_hold_is_shared_through_the_database(world: World) -> N
     await task
 
 
-async def test_persistent_401_pauses_everything_and_resumes_by_itself(world: World) -> None:
+async def test_persistent_401_pauses_this_flusher_and_resumes_by_itself(world: World) -> None:
+    """Refused credentials pause the flusher they belong to (in memory, nothing stored for
+    the fleet); it probes instead of hammering eTrusted per entry, and resumes once they work."""
     await world.enqueue(20)
     world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
     flusher = world.flusher()
     task = asyncio.create_task(flusher.run(until_drained=True))
 
-    async def paused() -> bool:
-        holds = await world.outbox.storage.holds(now=time.time())
-        return any(h.name == HOLD_AUTH for h in holds)
-
-    await wait_until(paused)
+    await wait_until(lambda: _async(flusher.stats.auth_pauses >= 1))
     # Let several pause periods pass: the flusher must probe, not hammer eTrusted per entry.
     for _ in range(3):
         posts_before = world.sandbox.request_count("POST", "/events")
         await asyncio.sleep(FAST.auth_pause)
         assert world.sandbox.request_count("POST", "/events") - posts_before <= 2
     assert flusher.stats.posts <= 2 * FAST.concurrency
+    assert await world.outbox.storage.holds(now=time.time()) == []  # the fleet is not paused
     world.sandbox.clear_faults()
     await asyncio.wait_for(task, 30)
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 20
@@ -736,7 +734,7 @@ async def test_a_hold_committed_before_a_claim_is_seen_before_the_post(world: Wo
     """Even with a stale view of the holds, nothing claimed after a 'migrated' hold is sent."""
     flusher = world.flusher(attrs.evolve(FAST, hold_check_interval=3600.0, poll_interval=60.0))
     task = asyncio.create_task(flusher.run())
-    await wait_until(lambda: _async(flusher._holds_checked > 0))  # first (empty) read done
+    await wait_until(lambda: _async(flusher._holds.checked_at > 0))  # first (empty) read done
     # Entries the flusher is not told about (another Outbox object rings no bell of ours),
     # stored before the hold, which refuses new ones.
     async with Outbox(SQLiteStorage(world.db)) as other:

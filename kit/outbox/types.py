@@ -153,7 +153,7 @@ class AttemptRecord:
     kind: AttemptKind
     started_at: float
     duration_ms: float
-    outcome: str  # e.g. "delivered", "retry", "in_doubt", "dead", "adopted", "not_found"
+    outcome: str  # a kit.flusher.Label value: "delivered", "in_doubt", "not_found_yet", ...
     http_status: int | None = None
     error: str | None = None
 

@@ -1,4 +1,4 @@
-"""The flusher: delivers every outbox entry to eTrusted exactly once.
+"""The flusher's loop: delivers every outbox entry to eTrusted exactly once.
 
 How, in one paragraph (docs/guarantees.md has the full table): an entry is claimed under a lease
 and a fencing attempt number, and marked ``sending`` in the database *before* its POST leaves.
@@ -10,6 +10,10 @@ looked for it in eTrusted (:mod:`kit.reconcile`) for a whole window and found no
 result is written with ``WHERE attempt = <ours>``, so a flusher that lost its lease cannot
 overwrite a newer attempt.
 
+The feeder, the workers, the writer and the shutdown live together in this module because
+together they are that protocol. What to do with each result is decided by the pure functions
+of :mod:`kit.flusher.decisions`; which types eTrusted knows, by :mod:`kit.flusher.catalog`.
+
 Throughput comes from claiming in batches, bounded concurrency and writing results in batches
 from one writer task; wake-ups come from the in-process :class:`~kit.outbox.Wakeup`, from
 LISTEN/NOTIFY where the backend has it, and from a short poll otherwise.
@@ -19,63 +23,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import json
 import logging
-import os
 import random
-import socket
 import time
-import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import cast
 
-import attrs
-
-from kit.config import positive
 from kit.errors import (
     AuthenticationError,
-    ConnectError,
+    ConfigError,
     ETrustedError,
     FailureKind,
     KitError,
     OutboxError,
-    RateLimitedError,
     StorageError,
     StorageUnavailableError,
 )
+from kit.flusher import decisions
+from kit.flusher.catalog import EventTypeCatalog
+from kit.flusher.config import FlusherConfig, FlusherStats, default_owner
+from kit.flusher.decisions import Decision
+from kit.flusher.delivery import DeliveryClient
+from kit.flusher.holds import Holds
 from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
 from kit.outbox.types import (
-    HOLD_AUTH,
-    HOLD_MIGRATED,
-    HOLD_PACE,
     KEY_MARKER,
     AttemptKind,
     AttemptRecord,
     Claimed,
     ClaimMode,
     Completion,
-    Dead,
     Delivered,
-    Hold,
-    InDoubt,
-    Outcome,
-    Release,
-    Resend,
     Retry,
     State,
 )
-from kit.reconcile import InviteSource, find_event
-from kit.retry import Backoff
+from kit.reconcile import find_event
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("kit.flusher")
 
-
-_DEFERRED_LABELS = frozenset({"deferred", "unauthorized"})
 # How long a result may wait for more to share its write (a fraction of any real round trip).
 _RESULT_WAIT = 0.005
+# The longest wait between claims while the database is unreachable.
+_OUTAGE_WAIT_MAX = 30.0
 
 
 def _marker_of(payload: str | None) -> str | None:
@@ -88,95 +79,6 @@ def _marker_of(payload: str | None) -> str | None:
         return None
     value = metadata.get(KEY_MARKER) if isinstance(metadata, dict) else None
     return value if isinstance(value, str) else None
-
-
-class InDoubtPolicy(enum.StrEnum):
-    """What to do when reconciliation found nothing for a whole window."""
-
-    RESEND = "resend"  # send again (counted as a blind resend)
-    PARK = "park"  # move to ``dead`` for an operator to decide
-
-
-class _Accepted(Protocol):
-    @property
-    def event_ref(self) -> str: ...
-
-
-class DeliveryClient(InviteSource, Protocol):
-    """What the flusher needs from :class:`kit.client.ETrustedClient`."""
-
-    async def post_event_json(self, body: bytes | str) -> _Accepted: ...
-
-    async def list_event_types(self, name: str | None = None) -> list[Any]: ...
-
-
-@runtime_checkable
-class ReadsInviteSettings(Protocol):
-    """A client that can list invite settings: the flusher then warns about switched-off ones."""
-
-    async def list_invite_settings(self) -> list[Any]: ...
-
-
-def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-@attrs.frozen(kw_only=True)
-class FlusherConfig:
-    """Tuning of one flusher. Defaults suit production; tests shorten the windows."""
-
-    owner: str | None = None  # lease owner name; default host:pid:random
-    concurrency: int = attrs.field(default=8, validator=positive)
-    # A POST only starts while at least half of its lease is left, so the client's
-    # request_timeout must be below lease_seconds / 2: then every POST has ended (or been
-    # abandoned) before another flusher can take the entry over as in doubt.
-    lease_seconds: float = attrs.field(default=60.0, validator=positive)
-    poll_interval: float = attrs.field(default=1.0, validator=positive)
-    max_sends: int = attrs.field(default=10, validator=positive)  # attempt budget per entry
-    backoff: Backoff = attrs.field(factory=Backoff)
-    reconcile_delay: float = 2.0  # first look, this long after a send went in doubt
-    reconcile_interval: float = 15.0  # between looks
-    reconcile_window: float = 300.0  # how long to keep looking before resending / parking
-    clock_skew: float = 120.0  # tolerance comparing eTrusted's createdAt with our clock
-    in_doubt_policy: InDoubtPolicy = InDoubtPolicy.RESEND
-    auth_pause: float = 30.0  # pause of the whole fleet after a 401 that survived a refresh
-    pace_default: float = 1.0  # pause after a 429 without Retry-After; doubles while repeated
-    pace_max: float = 120.0
-    # A server's Retry-After is honoured up to this; a larger one (a misconfigured proxy, a
-    # daily quota) would otherwise pause the whole fleet through the stored hold for as long.
-    retry_after_max: float = attrs.field(default=3600.0, validator=positive)
-    hold_check_interval: float = 0.5  # how stale our view of fleet-wide holds may be
-    grace_period: float = 10.0  # on stop: how long in-flight POSTs may take to finish
-    check_event_types: bool = True  # park events whose type is unknown/inactive in eTrusted
-    event_types_ttl: float = 300.0
-
-
-@attrs.define
-class FlusherStats:
-    """Counters since this flusher started (the demo and ``status`` show them)."""
-
-    claimed: int = 0
-    posts: int = 0
-    delivered: int = 0
-    adopted: int = 0
-    retried: int = 0
-    in_doubt: int = 0
-    reconcile_checks: int = 0
-    blind_resends: int = 0
-    dead: int = 0
-    rate_limited: int = 0
-    auth_pauses: int = 0
-    fenced: int = 0
-    released: int = 0
-    post_ms: deque[float] = attrs.field(factory=lambda: deque(maxlen=100_000))
-
-    def as_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self, filter=lambda a, _: a.name != "post_ms")
-        ms = sorted(self.post_ms)
-        if ms:
-            data["post_ms_p50"] = round(ms[len(ms) // 2], 2)
-            data["post_ms_p99"] = round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 2)
-        return data
 
 
 class Flusher:
@@ -194,6 +96,7 @@ class Flusher:
         self.outbox = outbox
         self.client = client
         self.config = config or FlusherConfig()
+        self._warn_if_client_outlives_lease(client)
         self.owner = self.config.owner or default_owner()
         self.stats = FlusherStats()
         self._storage = outbox.storage
@@ -215,26 +118,34 @@ class Flusher:
         self._writer_deadline: float | None = None  # set when closing: then stop waiting
         self._writing = False  # a batch is taken from _done but not yet written
         self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
+        self._claim_failures = 0  # consecutive claims the database was unavailable for
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
         # Claims (key, attempt) whose POST has left (cancel => in doubt). By claim, not by key:
         # an older claim of the same key (a reconciliation that outlived its lease) must not
         # clear the mark of the POST now in flight.
         self._posting: set[tuple[str, int]] = set()
         self._bell = outbox.subscribe()
-        self._holds: list[Hold] = []
-        self._holds_checked = -1e18
-        self._auth_hold_seen = False
+        self._holds = Holds(self._storage)
         # Why run() must end in an error once it has shut down cleanly (see _fail).
         self._failure: KitError | None = None
         self._pace_streak = 0
-        self._types: dict[str, bool] | None = None
-        # (event type name, channel id) pairs whose invite settings are switched off, and the
-        # pairs already warned about: reconciliation cannot find their events.
-        self._invites_off: set[tuple[str, str]] = set()
-        self._invites_warned: set[tuple[str, str]] = set()
-        self._types_at = -1e18
-        self._types_lock = asyncio.Lock()
+        self._etrusted_failing = False  # retryable POST failures since the last 202
+        self._catalog = EventTypeCatalog(client, ttl=self.config.event_types_ttl, clock=clock)
         self._has_run = False
+
+    def _warn_if_client_outlives_lease(self, client: DeliveryClient) -> None:
+        """The lease rule (FlusherConfig.check_client) for a client that exposes its config.
+
+        Only a warning here: the flusher cuts a POST off at its lease budget all the same, so
+        such a setup is slow (in-doubt answers), not unsafe. ``etrusted-kit flush`` refuses it.
+        """
+        client_config = getattr(client, "config", None)
+        if client_config is None or not hasattr(client_config, "request_timeout"):
+            return
+        try:
+            self.config.check_client(client_config)
+        except ConfigError as exc:
+            logger.warning("%s", exc, extra={"action": "lease_too_short"})
 
     def _start_again(self) -> None:
         """Undo what the previous run's shutdown left set, so that run() may be called again
@@ -244,7 +155,6 @@ class Flusher:
         self._stop_requested = False
         self._writer_deadline = None
         self._failure = None
-        self._auth_hold_seen = False
         self._bell = self.outbox.subscribe()
 
     # -- control ----------------------------------------------------------------------------
@@ -269,9 +179,10 @@ class Flusher:
         ``until_drained``, until nothing is pending, sending or in doubt).
 
         May be called again once it has returned; ``stop()`` ends the run in progress only.
-        Raises what stopped it, after a clean shutdown: a one-shot run under refused
-        credentials (:class:`~kit.errors.AuthenticationError`), or an unexpected error outside
-        a POST (a broken setup or a bug, logged with its traceback).
+        Passing outages (the database or eTrusted unreachable, 5xx) are waited out. A broken
+        setup stops the flusher: after a clean shutdown run() raises what stopped it (a
+        missing schema, a moved outbox, a one-shot run under refused credentials, or an
+        unexpected error outside a POST).
         """
         if self._running:
             raise KitError("this flusher is already running")
@@ -292,8 +203,10 @@ class Flusher:
         )
         try:
             await self._feed(until_idle=until_idle, until_drained=until_drained)
+        except Exception as exc:  # noqa: BLE001 (a broken setup or a bug: stop, then raise it)
+            self._fail(exc, bug=not isinstance(exc, KitError))
         except BaseException:
-            # Cancelled (or a bug): stop gracefully all the same, then re-raise.
+            # Cancelled: stop gracefully all the same, then re-raise.
             self.stop()
             await self._shutdown(workers, writer, listener)
             raise
@@ -312,22 +225,8 @@ class Flusher:
         capacity = 2 * self.config.concurrency
         while not self._stopping.is_set():
             now = self._clock()
-            pause = await self._hold_remaining(now)
-            if pause > 0 and until_idle and self._auth_hold_seen:
-                # The hold may be older than a fix of the credentials (another run set it):
-                # one cheap call tells, and lifts it if they work now.
-                if await self._probe_credentials(now) == 0.0:
-                    continue
-                # A one-shot run cannot wait for someone to fix the credentials, and must not
-                # look like a success to whoever scheduled it.
-                logger.error(
-                    "eTrusted refuses the credentials; nothing more is sent in this run",
-                    extra={"action": "once_paused"},
-                )
-                self._failure = AuthenticationError(
-                    "eTrusted refuses the credentials (an auth hold is in force); this one-shot"
-                    " run stopped without sending what is due"
-                )
+            pause = await self._pause(now, until_idle=until_idle)
+            if pause is None:
                 return
             if pause > 0:
                 await self._bell.wait(min(pause, self.config.poll_interval))
@@ -342,10 +241,12 @@ class Flusher:
                     self._done_ready.set()  # results waiting: write them with this claim
                 try:
                     claimed, holds_read = await self._claim(capacity - self._outstanding, now)
-                except StorageError:
-                    logger.exception("claim failed", extra={"action": "claim_failed"})
-                    await self._bell.wait(self.config.poll_interval)
+                except StorageUnavailableError as exc:
+                    await self._bell.wait(self._claim_failed(exc))
                     continue
+                self._claim_worked()
+                if holds_read:
+                    self._refuse_if_moved(claimed)
                 if claimed and not holds_read and not await self._holds_after_claim(claimed):
                     # Read the holds again now that the claim has committed: a hold committed
                     # before it (a 429 pace, a 'migrated' outbox) is then seen before any of
@@ -367,6 +268,30 @@ class Flusher:
                     return
             await self._bell.wait(self.config.poll_interval)
 
+    def _claim_failed(self, exc: StorageUnavailableError) -> float:
+        """A passing outage of the database: say so, and how long until the next try."""
+        self._claim_failures += 1
+        wait = min(
+            _OUTAGE_WAIT_MAX, self.config.poll_interval * 2.0 ** min(self._claim_failures, 16)
+        )
+        logger.warning(
+            "the database is unavailable (%s); trying again in %.1f s (try %d)",
+            exc,
+            wait,
+            self._claim_failures,
+            extra={"action": "claim_failed"},
+        )
+        return wait
+
+    def _claim_worked(self) -> None:
+        if self._claim_failures:
+            logger.info(
+                "the database is available again after %d failed tries",
+                self._claim_failures,
+                extra={"action": "claim_recovered"},
+            )
+            self._claim_failures = 0
+
     async def _claim(self, limit: int, now: float) -> tuple[list[Claimed], bool]:
         """Claim; and whether the holds were read in the claim's own transaction, after it."""
         if self._claims_with_holds:
@@ -374,7 +299,7 @@ class Flusher:
             claimed, holds = await storage.claim_with_holds(
                 owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
             )
-            self._holds, self._holds_checked = holds, now
+            self._holds.seen(holds, now)
             return claimed, True
         claimed = await self._storage.claim(
             owner=self.owner, limit=limit, lease_seconds=self.config.lease_seconds, now=now
@@ -385,49 +310,54 @@ class Flusher:
         """Re-read the holds after a claim; the claims go back unsent if that fails or is cut
         off (cancelled here, run() shuts down and writes the releases)."""
         try:
-            readable = await self._refresh_holds(self._clock())
+            readable = await self._holds.refresh(self._clock())
         except BaseException:
             self._give_back(claimed)
             raise
         if not readable:
             self._give_back(claimed)
+        else:
+            self._refuse_if_moved(claimed)
         return readable
+
+    def _refuse_if_moved(self, claimed: list[Claimed]) -> None:
+        """A moved outbox (read with the claim) sends nothing: the claims go back."""
+        try:
+            self._holds.check_not_moved()
+        except OutboxError:
+            self._give_back(claimed)
+            raise
 
     def _give_back(self, claimed: Iterable[Claimed]) -> None:
         for item in claimed:
-            self._complete(Completion(item.key, item.attempt, Release()))
-            self.stats.released += 1
+            self._complete(self._apply(item, decisions.released()))
 
     async def _drained(self) -> bool:
         counts = (await self._storage.stats()).counts
         return not (counts[State.PENDING] or counts[State.SENDING] or counts[State.IN_DOUBT])
 
-    async def _hold_remaining(self, now: float) -> float:
-        """Seconds to wait because of a fleet-wide hold (429 pacing or a credential pause)."""
-        if now - self._holds_checked >= self.config.hold_check_interval:
-            await self._refresh_holds(now)
-        moved = next((h for h in self._holds if h.name == HOLD_MIGRATED), None)
-        if moved is not None:
-            raise OutboxError(f"this outbox must not be flushed any more: {moved.reason}")
-        remaining = max((h.until - now for h in self._holds), default=0.0)
-        if remaining > 0:
-            if any(h.name == HOLD_AUTH for h in self._holds if h.until > now):
-                self._auth_hold_seen = True
+    async def _pause(self, now: float, *, until_idle: bool) -> float | None:
+        """Seconds to wait before claiming (429 pacing, or this flusher's refused
+        credentials); None: a one-shot run must end here."""
+        if now - self._holds.checked_at >= self.config.hold_check_interval:
+            await self._holds.refresh(now)
+        self._holds.check_not_moved()
+        if self._holds.own_paused and until_idle:
+            # A one-shot run cannot wait for someone to fix the credentials, and must not
+            # look like a success to whoever scheduled it.
+            logger.error(
+                "eTrusted refuses the credentials; nothing more is sent in this run",
+                extra={"action": "once_paused"},
+            )
+            self._failure = AuthenticationError(
+                "eTrusted refuses the credentials; this one-shot run stopped without sending"
+                " what is due"
+            )
+            return None
+        remaining = self._holds.wait(now)
+        if remaining > 0 or not self._holds.own_paused:
             return remaining
-        if self._auth_hold_seen:
-            return await self._probe_credentials(now)
-        return 0.0
-
-    async def _refresh_holds(self, now: float) -> bool:
-        """Re-read the fleet's holds; False (and the old view kept) if they cannot be read."""
-        try:
-            self._holds = await self._storage.holds(now=now)
-        except StorageError:
-            logger.exception("reading holds failed", extra={"action": "holds_failed"})
-            return False
-        finally:
-            self._holds_checked = now
-        return True
+        return await self._probe_credentials(now)
 
     async def _probe_credentials(self, now: float) -> float:
         """After a credential pause, check with one cheap call before sending anything."""
@@ -435,27 +365,13 @@ class Flusher:
             await self.client.list_event_types()
         except ETrustedError as exc:
             if exc.kind is FailureKind.UNAUTHORIZED:
-                await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
-                return self.config.auth_pause
+                self._holds.pause_own(now + self.config.auth_pause, str(exc))
+                return self._holds.wait(now)
             # Anything else (eTrusted down, network) is not a credential problem: go on and
             # let the entries' own retry logic deal with it.
-        self._auth_hold_seen = False
-        self._holds = [h for h in self._holds if h.name != HOLD_AUTH]
-        with contextlib.suppress(StorageError):
-            await self._storage.clear_hold(HOLD_AUTH)
-        logger.warning("credentials work again; resuming", extra={"action": "auth_resumed"})
+        self._holds.clear_own()
+        self._holds.wait(now)  # logs that sends resume
         return 0.0
-
-    async def _set_hold(self, name: str, until: float, reason: str) -> None:
-        current = next((h for h in self._holds if h.name == name), None)
-        if current is not None and current.until >= until:
-            return
-        hold = Hold(name=name, until=until, reason=reason)
-        self._holds = [h for h in self._holds if h.name != name] + [hold]
-        try:
-            await self._storage.set_hold(hold)
-        except StorageError:
-            logger.exception("storing hold failed", extra={"action": "hold_failed"})
 
     async def _listen(self, storage: SupportsListen) -> None:
         while True:
@@ -466,8 +382,10 @@ class Flusher:
                     self._bell.ring()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.exception("listener failed; polling only", extra={"action": "listen_failed"})
+            except Exception as exc:  # noqa: BLE001 (polling still delivers everything)
+                logger.warning(
+                    "listener failed (%s); polling only", exc, extra={"action": "listen_failed"}
+                )
                 await asyncio.sleep(self.config.poll_interval)
             finally:
                 # A listener holds a connection of its own until closed; a run that ends (or
@@ -501,15 +419,22 @@ class Flusher:
                     self._all_finished.set()
             self._complete(completion)
 
-    def _fail(self, exc: Exception) -> None:
-        """Stop, and have run() raise ``exc`` (a KitError as is, anything else wrapped)."""
+    def _fail(self, exc: Exception, *, bug: bool = True) -> None:
+        """Stop, and have run() raise ``exc`` (a KitError as is, anything else wrapped).
+
+        Logged once: a broken setup (``bug=False``: a missing schema, a moved outbox, a bad
+        configuration) with its message; anything else with its traceback.
+        """
         if self._failure is None:
-            logger.error(
-                "the flusher stops after an unexpected error: %r",
-                exc,
-                exc_info=exc,
-                extra={"action": "flusher_failed"},
-            )
+            if bug:
+                logger.error(
+                    "the flusher stops after an unexpected error: %r",
+                    exc,
+                    exc_info=exc,
+                    extra={"action": "flusher_failed"},
+                )
+            else:
+                logger.error("the flusher stops: %s", exc, extra={"action": "flusher_failed"})
             if isinstance(exc, KitError):
                 self._failure = exc
             else:
@@ -523,160 +448,136 @@ class Flusher:
         self, item: Claimed, why: str = "flusher stopped while the POST was in flight"
     ) -> Completion:
         """A claim given up: in doubt if its POST had left, else released."""
-        now = self._clock()
-        outcome: Outcome
-        if (item.key, item.attempt) in self._posting:
-            outcome = InDoubt(due_at=now, error=why)
-            self.stats.in_doubt += 1
-        else:
-            outcome = Release()
-            self.stats.released += 1
-        return Completion(item.key, item.attempt, outcome)
+        posted = (item.key, item.attempt) in self._posting
+        return self._apply(item, decisions.abandoned(posted=posted, now=self._clock(), why=why))
+
+    def _apply(
+        self,
+        item: Claimed,
+        decision: Decision,
+        *,
+        kind: AttemptKind | None = None,
+        started_at: float = 0.0,
+        duration_ms: float = 0.0,
+    ) -> Completion:
+        """The one place a decision takes effect: counted, logged and turned into a result."""
+        self.stats.count(decision.counts)
+        outcome = decision.outcome
+        if decision.asked_wait is not None:
+            logger.warning(
+                "eTrusted asked to wait %g s; waiting %g s (retry_after_max) instead",
+                decision.asked_wait,
+                self.config.retry_after_max,
+                extra={"action": "retry_after_capped"},
+            )
+        if isinstance(outcome, Retry) and decision.label is decisions.Label.RETRY:
+            self._etrusted_failing = True
+            logger.warning(
+                "sending %s failed (%s); trying again in %.1f s",
+                item.key,
+                decision.error,
+                max(0.0, outcome.due_at - self._clock()),
+                extra={"action": "retry", "key": item.key},
+            )
+        elif isinstance(outcome, Delivered) and self._etrusted_failing:
+            self._etrusted_failing = False
+            logger.info("eTrusted accepts events again", extra={"action": "etrusted_recovered"})
+        if decision.label is decisions.Label.RESEND:
+            logger.warning(decision.error, extra={"action": "blind_resend", "key": item.key})
+        if decision.label is None or kind is None:
+            return Completion(item.key, item.attempt, outcome)
+        record = AttemptRecord(
+            attempt=item.attempt,
+            kind=AttemptKind.DEFERRED if decision.label.deferred else kind,
+            started_at=started_at,
+            duration_ms=round(duration_ms, 3),
+            outcome=decision.label.value,
+            http_status=decision.status,
+            error=decision.error,
+        )
+        return Completion(item.key, item.attempt, outcome, record)
 
     async def _process(self, item: Claimed) -> Completion:
         if self._stopping.is_set():
-            self.stats.released += 1
-            return Completion(item.key, item.attempt, Release())
+            return self._apply(item, decisions.released())
         if item.mode is ClaimMode.RECONCILE:
             return await self._reconcile(item)
         return await self._send(item)
 
     async def _send(self, item: Claimed) -> Completion:
         if item.payload is None:
-            self.stats.dead += 1
-            return Completion(item.key, item.attempt, Dead("payload was purged before delivery"))
+            purged = decisions.refused_before_sending("payload was purged before delivery")
+            return self._apply(item, purged)
         if self.config.check_event_types:
-            active = self._cached_type(item.event_type)  # the usual case: nothing to await
+            active = self._catalog.cached(item.event_type)  # the usual case: nothing to await
             if active is None:
-                active = await self._type_active(item.event_type)
-            if self._invites_off:
-                self._warn_if_invites_off(item)
-        else:
-            active = True
-        if active is False:
-            self.stats.dead += 1
-            reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
-            return Completion(item.key, item.attempt, Dead(reason))
+                active = await self._catalog.active(item.event_type)
+            self._catalog.warn_if_invites_off(item.event_type, item.channel_id)
+            if active is False:
+                reason = f"event type {item.event_type!r} is unknown or inactive in eTrusted"
+                return self._apply(item, decisions.refused_before_sending(reason))
 
         now = self._clock()  # after the type check, which may have taken a while
-        if any(h.until > now for h in self._holds):
-            # Paced (429) or paused (401) since this entry was claimed: hand it back untouched.
-            self.stats.released += 1
-            return Completion(item.key, item.attempt, Release())
+        if self._holds.blocks(now):
+            # Paced (429) or paused (credentials) since this entry was claimed: hand it back.
+            return self._apply(item, decisions.released())
         if now > item.lease_expires_at - self.config.lease_seconds / 2:
             # Too little lease left for a POST to finish inside it: another flusher could take
             # the entry over mid-POST. Give it back instead (fenced, so harmless if taken).
-            self.stats.released += 1
-            return Completion(item.key, item.attempt, Release())
+            return self._apply(item, decisions.released())
         # The whole POST (token refresh and a 401 retry included) must end while the lease is
         # ours, with a margin: past that, another flusher may already reconcile the entry.
         budget = item.lease_expires_at - now - self.config.lease_seconds * 0.1
         started = time.perf_counter()
         self._posting.add((item.key, item.attempt))
         self.stats.posts += 1
-        status: int | None = None
-        outcome: Outcome
-        error: str | None
+        result: str | BaseException
         try:
             async with asyncio.timeout(budget):
-                accepted = await self.client.post_event_json(item.payload)
-        except TimeoutError:
-            outcome = InDoubt(
-                due_at=now + self.config.reconcile_delay, error="POST outlived its lease budget"
-            )
-            label, error = "in_doubt", "POST outlived its lease budget"
-            self.stats.in_doubt += 1
-        except ETrustedError as exc:
-            status = exc.status
-            outcome, label = await self._classify(item, exc)
-            error = str(exc)
-        except Exception as exc:  # a bug or an untranslated error: assume the worst
+                result = (await self.client.post_event_json(item.payload)).event_ref
+        except (TimeoutError, ETrustedError) as exc:
+            result = exc
+        except Exception as exc:
             logger.exception("unexpected error during POST", extra={"action": "post_crashed"})
-            outcome = InDoubt(due_at=now + self.config.reconcile_delay, error=repr(exc))
-            label, error = "in_doubt", repr(exc)
-            self.stats.in_doubt += 1
-        else:
-            status, error, label = 202, None, "delivered"
-            outcome = Delivered(accepted.event_ref)
-            self.stats.delivered += 1
-            self._pace_streak = 0
+            result = exc
         elapsed = (time.perf_counter() - started) * 1000
         self.stats.post_ms.append(elapsed)
-        record = AttemptRecord(
-            attempt=item.attempt,
-            kind=AttemptKind.DEFERRED if label in _DEFERRED_LABELS else AttemptKind.SEND,
-            started_at=now,
-            duration_ms=round(elapsed, 3),
-            outcome=label,
-            http_status=status,
-            error=error,
+        decision = await self._decide_post(item, result, now)
+        return self._apply(
+            item, decision, kind=AttemptKind.SEND, started_at=now, duration_ms=elapsed
         )
-        return Completion(item.key, item.attempt, outcome, record)
 
-    async def _classify(self, item: Claimed, exc: ETrustedError) -> tuple[Outcome, str]:
-        now = self._clock()
-        if exc.kind is FailureKind.PERMANENT:
-            self.stats.dead += 1
-            return Dead(f"rejected by eTrusted: {exc}"), "dead"
-        if exc.kind is FailureKind.IN_DOUBT:
-            self.stats.in_doubt += 1
-            return InDoubt(due_at=now + self.config.reconcile_delay, error=str(exc)), "in_doubt"
-        if exc.kind is FailureKind.UNAUTHORIZED:
-            # Nothing was created; the whole fleet pauses instead of burning every entry.
-            self.stats.auth_pauses += 1
-            until = now + self.config.auth_pause
-            await self._set_hold(HOLD_AUTH, until, str(exc))
-            self._auth_hold_seen = True
-            logger.error(
-                "eTrusted refuses our credentials; pausing all sends for %.0f s",
-                self.config.auth_pause,
-                extra={"action": "auth_paused"},
+    async def _decide_post(
+        self, item: Claimed, result: str | BaseException, now: float
+    ) -> Decision:
+        decided_at = self._clock()
+        # A 429 of a burst the fleet is already paced for does not escalate the pace.
+        streak = self._pace_streak + (0 if self._holds.paced(decided_at) else 1)
+        decision = decisions.classify_post(
+            item, result, now=now, config=self.config, rng=self._rng, pace_streak=streak
+        )
+        if isinstance(decision.outcome, Delivered):
+            self._pace_streak = 0
+        if decision.pace is not None:
+            self._pace_streak = streak
+            await self._holds.pace(
+                decided_at + decision.pace, f"HTTP 429 from eTrusted: {decision.error}"
             )
-            return Retry(due_at=until, error=str(exc)), "unauthorized"
-        # Retryable: nothing was created. Turned away before anything could be created (429,
-        # refused connection, token endpoint down) is not the entry's fault: it does not use up
-        # the attempt budget, so an eTrusted outage never parks good events.
-        deferred = isinstance(exc, RateLimitedError | ConnectError | AuthenticationError)
-        sends = item.sends + (0 if deferred else 1)
-        retry_after = exc.retry_after
-        if retry_after is not None and retry_after > self.config.retry_after_max:
-            logger.warning(
-                "eTrusted asked to wait %g s; waiting %g s (retry_after_max) instead",
-                retry_after,
-                self.config.retry_after_max,
-                extra={"action": "retry_after_capped"},
-            )
-            retry_after = self.config.retry_after_max
-        if isinstance(exc, RateLimitedError):
-            self.stats.rate_limited += 1
-            if not any(h.name == HOLD_PACE and h.until > now for h in self._holds):
-                self._pace_streak += 1  # 429s of one burst (already paced) do not escalate
-            pace = retry_after
-            if pace is None:
-                pace = min(
-                    self.config.pace_max, self.config.pace_default * 2 ** (self._pace_streak - 1)
-                )
-            await self._set_hold(HOLD_PACE, now + pace, f"HTTP 429 from eTrusted: {exc}")
-        if not deferred and sends >= self.config.max_sends:
-            self.stats.dead += 1
-            return Dead(f"gave up after {sends} sends; last error: {exc}"), "dead"
-        failures = max(1, sends) if not deferred else self._deferrals(item)
-        delay = self.config.backoff.delay(failures, retry_after=retry_after, rng=self._rng)
-        self.stats.retried += 1
-        return Retry(due_at=now + delay, error=str(exc)), "deferred" if deferred else "retry"
+        self._credentials_refused(decision, decided_at)
+        return decision
 
-    def _deferrals(self, item: Claimed) -> int:
-        """Backoff step for deferred sends: grows with the entry's claims, not its budget."""
-        return max(1, item.attempt - item.sends)
+    def _credentials_refused(self, decision: Decision, now: float) -> None:
+        if decision.credentials_refused:
+            self._holds.pause_own(
+                now + self.config.auth_pause,
+                f"eTrusted refuses this flusher's credentials ({decision.error})",
+            )
 
     async def _reconcile(self, item: Claimed) -> Completion:
         now = self._clock()
         started = time.perf_counter()
         self.stats.reconcile_checks += 1
-        outcome: Outcome
-        status: int | None = None
-        error: str | None = None
-        since = item.in_doubt_since if item.in_doubt_since is not None else now
+        result: str | ETrustedError | None
         try:
             finding = await find_event(
                 self.client,
@@ -688,115 +589,15 @@ class Flusher:
                 marker=_marker_of(item.payload),
             )
         except ETrustedError as exc:
-            status, error, label = exc.status, str(exc), "reconcile_failed"
-            if exc.kind is FailureKind.UNAUTHORIZED:
-                await self._set_hold(HOLD_AUTH, now + self.config.auth_pause, str(exc))
-            if exc.kind is FailureKind.PERMANENT and now - since >= self.config.reconcile_window:
-                # eTrusted refuses the lookup itself (e.g. no access to this channel's invites):
-                # waiting longer cannot help, and not having looked is no licence to resend.
-                error = (
-                    f"in doubt: eTrusted refused the lookup for {now - since:.0f} s ({exc}); an "
-                    "operator must check eTrusted and then retry or drop it"
-                )
-                outcome, label = Dead(error), "parked"
-                self.stats.dead += 1
-            else:
-                outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=str(exc))
+            result = exc
         else:
-            if finding.event_ref is not None:
-                outcome, label = Delivered(finding.event_ref, adopted=True), "adopted"
-                self.stats.adopted += 1
-                self.stats.delivered += 1
-            elif now - since < self.config.reconcile_window:
-                label, error = "not_found_yet", "not found in eTrusted yet"
-                outcome = InDoubt(due_at=now + self.config.reconcile_interval, error=error)
-            else:
-                outcome, label, error = self._after_window(item, now - since)
-        record = AttemptRecord(
-            attempt=item.attempt,
-            kind=AttemptKind.RECONCILE,
-            started_at=now,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
-            outcome=label,
-            http_status=status,
-            error=error,
+            result = finding.event_ref
+        decision = decisions.classify_reconcile(item, result, now=now, config=self.config)
+        self._credentials_refused(decision, now)
+        elapsed = (time.perf_counter() - started) * 1000
+        return self._apply(
+            item, decision, kind=AttemptKind.RECONCILE, started_at=now, duration_ms=elapsed
         )
-        return Completion(item.key, item.attempt, outcome, record)
-
-    def _after_window(self, item: Claimed, waited: float) -> tuple[Outcome, str, str]:
-        """Looked for a whole window and found nothing: resend (counted) or park.
-
-        Resends stop at the attempt budget like any retry: an answer that keeps going in doubt
-        (say a 409 that always comes back) ends parked, not resent forever.
-        """
-        why = "not found in eTrusted"
-        if item.sends >= self.config.max_sends:
-            error = f"in doubt after {item.sends} sends: {why} after {waited:.0f} s"
-            self.stats.dead += 1
-            return Dead(error), "parked", error
-        if self.config.in_doubt_policy is InDoubtPolicy.RESEND:
-            error = f"{why} after {waited:.0f} s; sending again"
-            self.stats.blind_resends += 1
-            logger.warning(error, extra={"action": "blind_resend", "key": item.key})
-            return Resend(due_at=self._clock(), reason=error), "resend", error
-        error = (
-            f"in doubt: {why} after {waited:.0f} s; an operator must check eTrusted and then "
-            "retry or drop it"
-        )
-        self.stats.dead += 1
-        return Dead(error), "parked", error
-
-    def _cached_type(self, name: str) -> bool | None:
-        """Whether ``name`` is active per a fresh list of the types; None: not in one."""
-        if self._types is None or self._clock() - self._types_at >= self.config.event_types_ttl:
-            return None
-        return self._types.get(name)
-
-    async def _type_active(self, name: str) -> bool | None:
-        """Whether eTrusted knows ``name`` as an active event type (None: cannot tell)."""
-        cached = self._cached_type(name)
-        if cached is not None:
-            return cached
-        # Unknown name or stale list: refresh, but at most every few seconds.
-        async with self._types_lock:
-            if self._types is None or self._clock() - self._types_at >= 5.0:
-                try:
-                    types = await self.client.list_event_types()
-                except ETrustedError:
-                    return None if self._types is None else self._types.get(name)
-                self._types = {t.name: bool(t.active) for t in types}
-                self._types_at = self._clock()
-                await self._read_invite_settings(types)
-        return self._types.get(name, False)
-
-    async def _read_invite_settings(self, types: list[Any]) -> None:
-        """Note which (type, channel) pairs have invites switched off; advisory only."""
-        if not isinstance(self.client, ReadsInviteSettings):
-            return
-        try:
-            settings = await self.client.list_invite_settings()
-        except ETrustedError as exc:  # e.g. credentials without that scope: nothing to warn
-            logger.debug("cannot read invite settings: %s", exc, extra={"action": "settings"})
-            return
-        names = {t.id: t.name for t in types if getattr(t, "id", None)}
-        self._invites_off = {
-            (names[s.event_type_id], s.channel_id)
-            for s in settings
-            if s.enabled is False and s.event_type_id in names and s.channel_id
-        }
-
-    def _warn_if_invites_off(self, item: Claimed) -> None:
-        pair = (item.event_type, item.channel_id)
-        if pair in self._invites_off and pair not in self._invites_warned:
-            self._invites_warned.add(pair)
-            logger.warning(
-                "invites are switched off for event type %r in channel %s: eTrusted sends no"
-                " invite for these events, and an event whose POST ends in doubt cannot be"
-                " found again (it is resent blind or parked, see --in-doubt)",
-                item.event_type,
-                item.channel_id,
-                extra={"action": "invites_off", "event_type": item.event_type},
-            )
 
     # -- the writer: results in batches -------------------------------------------------------
 
