@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
@@ -37,7 +36,6 @@ from kit.errors import (
     FailureKind,
     KitError,
     OutboxError,
-    StorageError,
     StorageUnavailableError,
 )
 from kit.flusher import decisions
@@ -46,10 +44,10 @@ from kit.flusher.config import FlusherConfig, FlusherStats, default_owner
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
 from kit.flusher.holds import Holds
+from kit.flusher.writer import ResultWriter
 from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
 from kit.outbox.types import (
-    KEY_MARKER,
     AttemptKind,
     AttemptRecord,
     Claimed,
@@ -59,26 +57,12 @@ from kit.outbox.types import (
     Retry,
     State,
 )
-from kit.reconcile import find_event
+from kit.reconcile import find_event, marker_of
 
 logger = logging.getLogger("kit.flusher")
 
-# How long a result may wait for more to share its write (a fraction of any real round trip).
-_RESULT_WAIT = 0.005
 # The longest wait between claims while the database is unreachable.
 _OUTAGE_WAIT_MAX = 30.0
-
-
-def _marker_of(payload: str | None) -> str | None:
-    """The outbox key the payload carries in its metadata (None for unmarked events)."""
-    if payload is None:
-        return None
-    try:
-        metadata = json.loads(payload).get("metadata")
-    except (ValueError, AttributeError):
-        return None
-    value = metadata.get(KEY_MARKER) if isinstance(metadata, dict) else None
-    return value if isinstance(value, str) else None
 
 
 class Flusher:
@@ -112,12 +96,6 @@ class Flusher:
         self._running = False
         self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self._outstanding = 0  # claimed and not yet finished by a worker
-        self._done: list[Completion] = []
-        self._done_ready = asyncio.Event()
-        self._done_timer: asyncio.TimerHandle | None = None
-        self._writer_deadline: float | None = None  # set when closing: then stop waiting
-        self._writing = False  # a batch is taken from _done but not yet written
-        self._write_failures = 0  # consecutive failed result writes (backpressure on claims)
         self._claim_failures = 0  # consecutive claims the database was unavailable for
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
         # Claims (key, attempt) whose POST has left (cancel => in doubt). By claim, not by key:
@@ -125,6 +103,14 @@ class Flusher:
         # clear the mark of the POST now in flight.
         self._posting: set[tuple[str, int]] = set()
         self._bell = outbox.subscribe()
+        self._results = ResultWriter(
+            self._storage,
+            self.stats,
+            batch_size=self.config.concurrency,
+            clock=clock,
+            idle=lambda: self._outstanding == 0,
+            woke=lambda: self._bell.ring(),
+        )
         self._holds = Holds(self._storage)
         # Why run() must end in an error once it has shut down cleanly (see _fail).
         self._failure: KitError | None = None
@@ -153,7 +139,6 @@ class Flusher:
         self._stopping = asyncio.Event()
         self._aborting = asyncio.Event()
         self._stop_requested = False
-        self._writer_deadline = None
         self._failure = None
         self._bell = self.outbox.subscribe()
 
@@ -189,11 +174,12 @@ class Flusher:
         if self._has_run:
             self._start_again()
         self._running = self._has_run = True
+        self._results.start(self._aborting)
         workers = [
             asyncio.create_task(self._worker(), name=f"etk-worker-{i}")
             for i in range(self.config.concurrency)
         ]
-        writer = asyncio.create_task(self._writer(), name="etk-writer")
+        writer = asyncio.create_task(self._results.run(), name="etk-writer")
         listener = None
         if isinstance(self._storage, SupportsListen):
             listener = asyncio.create_task(self._listen(self._storage), name="etk-listener")
@@ -232,13 +218,12 @@ class Flusher:
                 await self._bell.wait(min(pause, self.config.poll_interval))
                 continue
             claimed: list[Claimed] = []
-            if self._write_failures:
+            if self._results.failures:
                 # Results cannot be written: claiming more would only pile up unrecorded 202s.
                 await self._bell.wait(self.config.poll_interval)
                 continue
             if self._outstanding <= self.config.concurrency:
-                if self._done:
-                    self._done_ready.set()  # results waiting: write them with this claim
+                self._results.write_soon()  # results waiting: write them with this claim
                 try:
                     claimed, holds_read = await self._claim(capacity - self._outstanding, now)
                 except StorageUnavailableError as exc:
@@ -261,7 +246,7 @@ class Flusher:
                 self.stats.claimed += len(claimed)
                 if claimed:
                     continue
-            if self._outstanding == 0 and not self._done and not self._writing:
+            if self._outstanding == 0 and not self._results.waiting and not self._results.writing:
                 if until_idle:
                     return
                 if until_drained and await self._drained():
@@ -330,7 +315,7 @@ class Flusher:
 
     def _give_back(self, claimed: Iterable[Claimed]) -> None:
         for item in claimed:
-            self._complete(self._apply(item, decisions.released()))
+            self._results.add(self._apply(item, decisions.released()))
 
     async def _drained(self) -> bool:
         counts = (await self._storage.stats()).counts
@@ -402,7 +387,7 @@ class Flusher:
             try:
                 completion = await self._process(item)
             except asyncio.CancelledError:
-                self._complete(self._abandoned(item))
+                self._results.add(self._abandoned(item))
                 raise
             except Exception as exc:  # noqa: BLE001 (outside the POST's own classification)
                 # A bug or a broken setup (the POST itself never gets here): give the entry
@@ -417,7 +402,7 @@ class Flusher:
                     self._bell.ring()
                 if self._outstanding == 0:
                     self._all_finished.set()
-            self._complete(completion)
+            self._results.add(completion)
 
     def _fail(self, exc: Exception, *, bug: bool = True) -> None:
         """Stop, and have run() raise ``exc`` (a KitError as is, anything else wrapped).
@@ -586,7 +571,7 @@ class Flusher:
                 transaction_reference=item.transaction_reference,
                 not_before=item.first_sent_at,
                 clock_skew=self.config.clock_skew,
-                marker=_marker_of(item.payload),
+                marker=marker_of(item.payload),
             )
         except ETrustedError as exc:
             result = exc
@@ -597,115 +582,6 @@ class Flusher:
         elapsed = (time.perf_counter() - started) * 1000
         return self._apply(
             item, decision, kind=AttemptKind.RECONCILE, started_at=now, duration_ms=elapsed
-        )
-
-    # -- the writer: results in batches -------------------------------------------------------
-
-    def _complete(self, completion: Completion) -> None:
-        self._done.append(completion)
-        if len(self._done) >= self.config.concurrency or self._outstanding == 0:
-            self._done_ready.set()
-        elif self._done_timer is None:
-            # A result waits a moment for others: every write is a transaction, and one per
-            # result would cost more than the POSTs. The feeder's next claim takes them along.
-            loop = asyncio.get_running_loop()
-            self._done_timer = loop.call_later(_RESULT_WAIT, self._done_ready.set)
-
-    async def _writer(self) -> None:
-        while True:
-            await self._done_ready.wait()
-            self._done_ready.clear()
-            if self._done_timer is not None:
-                self._done_timer.cancel()
-                self._done_timer = None
-            batch, self._done = self._done, []
-            if batch:
-                self._writing = True
-                try:
-                    await self._write(batch)
-                finally:
-                    self._writing = False
-                if self._outstanding == 0 and not self._done:
-                    # The feeder may have found everything finished but this batch unwritten,
-                    # and gone to sleep for a whole poll interval: it is idle now, tell it.
-                    self._bell.ring()
-            if self._writer_deadline is not None and not self._done:
-                return
-
-    async def _write(self, batch: list[Completion]) -> None:
-        """Write results; a received ``EventRef`` is only ever given up as a last resort.
-
-        An unreachable (or locked, or full) database is waited out for as long as the flusher
-        runs, and for ``grace_period`` more once it is closing; meanwhile the feeder claims
-        nothing. A batch the database refuses outright is split, so that one bad record cannot
-        take the others' refs with it.
-        """
-        failures = 0
-        while True:
-            try:
-                applied = await self._storage.finish(batch, now=self._clock())
-            except StorageUnavailableError:
-                failures += 1
-                self._write_failures = failures
-                logger.exception(
-                    "writing %d results failed (try %d); retrying",
-                    len(batch),
-                    failures,
-                    extra={"action": "finish_failed"},
-                )
-                if self._aborting.is_set() or self._past_closing_deadline():
-                    break
-            except StorageError:
-                logger.exception(
-                    "the database refused %d results",
-                    len(batch),
-                    extra={"action": "finish_refused"},
-                )
-                if len(batch) > 1:
-                    for completion in batch:
-                        await self._write([completion])
-                    return
-                failures += 1
-                if failures >= 3 or self._aborting.is_set():
-                    break
-            else:
-                self._write_failures = 0
-                self._report_fenced(batch, applied)
-                return
-            with contextlib.suppress(TimeoutError):  # a second stop() cuts the wait short
-                await asyncio.wait_for(self._aborting.wait(), min(5.0, 0.05 * 2**failures))
-        self._write_failures = 0
-        refs = [c.outcome.event_ref for c in batch if isinstance(c.outcome, Delivered)]
-        logger.error(
-            "giving up writing %d results (refs received: %s); their leases will expire and "
-            "reconciliation will look for them",
-            len(batch),
-            ", ".join(refs) or "none",
-            extra={"action": "finish_abandoned", "event_refs": refs},
-        )
-
-    def _past_closing_deadline(self) -> bool:
-        return self._writer_deadline is not None and time.monotonic() > self._writer_deadline
-
-    def _report_fenced(self, batch: list[Completion], applied: list[bool]) -> None:
-        fenced = [c for c, ok in zip(batch, applied, strict=True) if not ok]
-        if not fenced:
-            return
-        self.stats.fenced += len(fenced)
-        for completion in fenced:
-            if isinstance(completion.outcome, Delivered):
-                # eTrusted has this event, but a newer attempt owns the entry now: say so, with
-                # the ref, so an operator can match it if the newer attempt also sends.
-                logger.error(
-                    "a late 202 for %s (ref %s) was fenced off by a newer attempt",
-                    completion.key,
-                    completion.outcome.event_ref,
-                    extra={"action": "fenced_delivery", "event_ref": completion.outcome.event_ref},
-                )
-        logger.warning(
-            "%d results were fenced off (a newer attempt owns those entries)",
-            len(fenced),
-            extra={"action": "fenced"},
         )
 
     # -- shutdown ----------------------------------------------------------------------------
@@ -740,8 +616,7 @@ class Flusher:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         # The writer writes what is left, then ends; it is never cut off mid-write.
-        self._writer_deadline = time.monotonic() + self.config.grace_period
-        self._done_ready.set()
+        self._results.close(self.config.grace_period)
         await writer
         self.outbox.unsubscribe(self._bell)
         self._running = False
