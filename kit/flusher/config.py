@@ -131,8 +131,8 @@ class FlusherConfig:
         timeout = _number(client.request_timeout, "request_timeout")
         if timeout >= self.lease_seconds / 2:
             raise ConfigError(
-                f"lease_seconds ({self.lease_seconds:g}) must be more than twice the client's "
-                f"request_timeout ({timeout:g} s): a POST must end inside its lease"
+                f"lease_seconds ({self.lease_seconds:g}) must be more than twice the request "
+                f"timeout ({timeout:g} s): a POST must end inside its lease"
             )
 
 
