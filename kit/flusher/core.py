@@ -44,6 +44,7 @@ from kit.flusher.config import FlusherConfig, FlusherStats, default_owner
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
 from kit.flusher.holds import Holds
+from kit.flusher.supervise import RunningFlusher, running
 from kit.flusher.writer import ResultWriter
 from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
@@ -200,6 +201,19 @@ class Flusher:
         if self._failure is not None:
             raise self._failure
         return self.stats
+
+    def running(
+        self, *, until_idle: bool = False, until_drained: bool = False
+    ) -> contextlib.AbstractAsyncContextManager[RunningFlusher]:
+        """Run as a supervised task inside an application::
+
+            async with flusher.running() as handle:
+                ...  # serve; a health check reads handle.healthy / handle.failure
+
+        Leaving the block stops the flusher (graceful, as :meth:`stop`) and waits for it; then
+        raises what made it fail, if anything did (an error in the block itself wins).
+        """
+        return running(self, until_idle=until_idle, until_drained=until_drained)
 
     async def run_once(self) -> FlusherStats:
         """Deliver what is due now, then return (``etrusted-kit flush --once``)."""
