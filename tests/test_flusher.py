@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -751,3 +752,58 @@ async def test_a_hold_committed_before_a_claim_is_seen_before_the_post(world: Wo
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_wrong_credentials_of_one_flusher_do_not_stall_the_others(world: World) -> None:
+    """A flusher whose credentials are refused pauses alone and gives its claims back; a
+    flusher with working credentials on the same outbox delivers everything, unpaused."""
+    await world.enqueue(40)
+    wrong = world.server.client_config(client_secret="wrong-secret")
+    async with ETrustedClient(wrong) as refused_client:
+        refused = Flusher(world.outbox, refused_client, FAST)
+        refused_run = asyncio.create_task(refused.run())
+        await wait_until(lambda: _async(refused.stats.auth_pauses >= 1))
+        assert await world.outbox.storage.holds(now=time.time()) == []
+        good = world.flusher()
+        await drain(good)
+        refused.stop()
+        await asyncio.wait_for(refused_run, 10)  # a daemon with refused credentials just waits
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 40
+    assert good.stats.delivered == 40
+    assert refused.stats.delivered == 0
+    await world.assert_exactly_once()
+
+
+async def test_an_auth_hold_stored_by_an_older_version_is_ignored(world: World) -> None:
+    await world.enqueue(3)
+    old = Hold(name="auth", until=time.time() + 3600, reason="401 from token endpoint")
+    await world.outbox.storage.set_hold(old)
+    await drain(world.flusher())
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 3
+
+
+async def test_a_wait_on_a_hold_is_logged_once_with_its_reason(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator sees why nothing is sent, and when it goes on, without a line per poll."""
+    caplog.set_level(logging.INFO, logger="kit.flusher")
+    await world.enqueue(4)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=429, retry_after=0.3)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, concurrency=1))
+    task = asyncio.create_task(flusher.run(until_drained=True))
+
+    async def paused() -> bool:
+        return any(getattr(r, "action", None) == "paused" for r in caplog.records)
+
+    await wait_until(paused)
+    world.sandbox.clear_faults()
+    await asyncio.wait_for(task, 30)
+    pauses = [r for r in caplog.records if getattr(r, "action", None) == "paused"]
+    resumes = [r for r in caplog.records if getattr(r, "action", None) == "resumed"]
+    assert len(pauses) == 1, [r.getMessage() for r in pauses]
+    assert "pausing all sends for" in pauses[0].getMessage()
+    assert "HTTP 429 from eTrusted" in pauses[0].getMessage()
+    assert len(resumes) == 1
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 4
