@@ -16,6 +16,7 @@ import pytest
 from kit.client import ETrustedClient
 from kit.errors import AuthenticationError, OutboxError, StorageUnavailableError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
+from kit.flusher.catalog import REFRESH_MIN_INTERVAL
 from kit.outbox import Outbox
 from kit.outbox.migrate import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
@@ -807,3 +808,42 @@ async def test_a_wait_on_a_hold_is_logged_once_with_its_reason(
     assert "HTTP 429 from eTrusted" in pauses[0].getMessage()
     assert len(resumes) == 1
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 4
+
+
+@pytest.mark.parametrize("was", ["missing", "inactive"])
+async def test_a_type_created_after_parking_is_seen_by_a_running_flusher(
+    world: World, was: str
+) -> None:
+    """``dead retry`` after creating (or activating) the event type, here or in eTrusted's
+    UI, delivers: a running flusher asks eTrusted again before it parks on an old 'no'."""
+    if was == "inactive":
+        async with ETrustedClient(world.server.client_config()) as admin:
+            inactive = await admin.create_event_type("review_me", active=False)
+    offset = 0.0
+    flusher = world.flusher(clock=lambda: time.time() + offset)
+    task = asyncio.create_task(flusher.run())
+    try:
+        await world.enqueue(1, type_="review_me")
+
+        async def parked() -> bool:
+            return (await world.outbox.stats()).counts[State.DEAD] == 1
+
+        await wait_until(parked)
+        if was == "inactive":
+            async with ETrustedClient(world.server.client_config()) as admin:
+                await admin.set_event_type_active(inactive.id, True)
+        else:
+            await _create_type(world.server, "review_me")
+        offset = REFRESH_MIN_INTERVAL + 1  # the 'unknown' answer is now older than that
+        async with Outbox(SQLiteStorage(world.db)) as operator:  # another process
+            assert await operator.retry_dead() == 1
+        world.outbox.notify()
+
+        async def delivered() -> bool:
+            return (await world.outbox.stats()).counts[State.DELIVERED] == 1
+
+        await wait_until(delivered)
+    finally:
+        flusher.stop()
+        await asyncio.wait_for(task, 10)
+    await world.assert_exactly_once()
