@@ -847,3 +847,23 @@ async def test_a_type_created_after_parking_is_seen_by_a_running_flusher(
         flusher.stop()
         await asyncio.wait_for(task, 10)
     await world.assert_exactly_once()
+
+
+async def test_an_etrusted_outage_is_retried_with_a_warning_per_try_and_no_traceback(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """5xx and refused connections are passing outages: one warning per retry naming the
+    wait, one info line when eTrusted accepts again; tracebacks are kept for bugs."""
+    caplog.set_level(logging.INFO, logger="kit.flusher")
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=503, times=2)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, concurrency=1)))
+    retries = [r for r in caplog.records if getattr(r, "action", None) == "retry"]
+    assert len(retries) == 2
+    assert all("trying again in" in r.getMessage() and r.exc_info is None for r in retries)
+    over = [r for r in caplog.records if getattr(r, "action", None) == "etrusted_recovered"]
+    assert len(over) == 1
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("kit.")]
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 1

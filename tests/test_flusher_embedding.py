@@ -6,6 +6,7 @@ through ``Flusher.running()``; a database that is briefly unreachable is waited 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -15,6 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from cli_helpers import Run
+from flusher_doubles import CONFIG, wait_until
 
 from kit.client import ETrustedClient
 from kit.errors import MigrationError, StorageUnavailableError
@@ -23,7 +26,6 @@ from kit.outbox import Outbox, State
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import Claimed, Hold
 from kit.sandbox import SEEDED_CHANNEL_IDS, Sandbox, SandboxConfig, SandboxServer
-from tests.flusher_doubles import CONFIG, wait_until
 
 FLUSHER = web.AppKey("flusher", RunningFlusher)
 
@@ -192,3 +194,24 @@ async def test_a_briefly_unavailable_database_is_waited_out(
     assert all("trying again in" in r.getMessage() for r in tries)
     over = [r for r in caplog.records if getattr(r, "action", None) == "claim_recovered"]
     assert len(over) == 1
+
+
+async def test_the_flush_command_exits_1_with_the_setup_error(
+    sandbox: SandboxServer, tmp_path: Path, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "shop.db"
+    async with Outbox.from_url(f"sqlite:///{path}") as outbox:
+        await outbox.enqueue(event(1))
+    drop_tables(path)
+    for name, value in {
+        "ETRUSTED_API_URL": sandbox.url,
+        "ETRUSTED_TOKEN_URL": sandbox.token_url,
+        "ETRUSTED_CLIENT_ID": sandbox.sandbox.config.client_id,
+        "ETRUSTED_CLIENT_SECRET": sandbox.sandbox.config.client_secret,
+    }.items():
+        monkeypatch.setenv(name, value)
+    result = await asyncio.wait_for(run("flush", "--db", str(path)), 30)
+    assert result.code == 1
+    assert "etrusted-kit: error:" in result.err
+    assert "etk_" in result.err
+    assert "Traceback" not in result.err

@@ -469,7 +469,11 @@ class Flusher:
                 self.config.retry_after_max,
                 extra={"action": "retry_after_capped"},
             )
-        if isinstance(outcome, Retry) and decision.label is decisions.Label.RETRY:
+        if (
+            isinstance(outcome, Retry)
+            and decision.pace is None
+            and not decision.credentials_refused
+        ):
             self._etrusted_failing = True
             logger.warning(
                 "sending %s failed (%s); trying again in %.1f s",

@@ -32,6 +32,7 @@ class Holds:
         self.checked_at = -1e18
         self._own: Hold | None = None
         self._announced: Hold | None = None
+        self._unreadable = False
 
     def seen(self, holds: list[Hold], now: float) -> None:
         """The holds as read in a claim's own transaction."""
@@ -42,10 +43,14 @@ class Holds:
         try:
             self.fleet = await self._storage.holds(now=now)
         except StorageError as exc:
-            logger.warning("reading holds failed: %s", exc, extra={"action": "holds_failed"})
+            # Once per outage: the claims that fail meanwhile say how long it lasts.
+            log = logger.debug if self._unreadable else logger.warning
+            log("reading holds failed: %s", exc, extra={"action": "holds_failed"})
+            self._unreadable = True
             return False
         finally:
             self.checked_at = now
+        self._unreadable = False
         return True
 
     def check_not_moved(self) -> None:
