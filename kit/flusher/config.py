@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import os
 import socket
@@ -15,6 +16,8 @@ import attrs
 
 from kit.errors import ConfigError
 from kit.retry import Backoff
+
+logger = logging.getLogger("kit.flusher")
 
 
 class InDoubtPolicy(enum.StrEnum):
@@ -39,19 +42,18 @@ def _number(value: object, name: str) -> float:
     # bool is an int to Python, but never a sensible count or duration.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
 
 def _above_zero(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if _number(value, attribute.name) <= 0:
-        raise ConfigError(f"{attribute.name} must be > 0, got {value!r}")
+    # NaN compares false both ways, so only an explicit range test refuses it.
+    if not 0 < _number(value, attribute.name) < math.inf:
+        raise ConfigError(f"{attribute.name} must be a finite number > 0, got {value!r}")
 
 
 def _at_least_zero(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if _number(value, attribute.name) < 0:
-        raise ConfigError(f"{attribute.name} must be >= 0, got {value!r}")
+    if not 0 <= _number(value, attribute.name) < math.inf:
+        raise ConfigError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def _count(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -129,7 +131,7 @@ class FlusherConfig:
         rather than twice to eTrusted, but every slow answer then costs a reconciliation.)
         """
         timeout = _number(client.request_timeout, "request_timeout")
-        if timeout >= self.lease_seconds / 2:
+        if not timeout < self.lease_seconds / 2:  # NaN included
             raise ConfigError(
                 f"lease_seconds ({self.lease_seconds:g}) must be more than twice the request "
                 f"timeout ({timeout:g} s): a POST must end inside its lease"
@@ -148,6 +150,21 @@ class Count(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     AUTH_PAUSES = "auth_pauses"
     RELEASED = "released"
+
+
+def warn_if_lease_too_short(config: FlusherConfig, client: object) -> None:
+    """The lease rule (:meth:`FlusherConfig.check_client`) for a client exposing its config.
+
+    Only a warning: the flusher cuts a POST off at its lease budget all the same, so such a
+    setup is slow (in-doubt answers), not unsafe. ``etrusted-kit flush`` refuses it.
+    """
+    client_config = getattr(client, "config", None)
+    if client_config is None or not hasattr(client_config, "request_timeout"):
+        return
+    try:
+        config.check_client(client_config)
+    except ConfigError as exc:
+        logger.warning("%s", exc, extra={"action": "lease_too_short"})
 
 
 @attrs.define

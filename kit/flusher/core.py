@@ -26,36 +26,39 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from kit.errors import (
     AuthenticationError,
-    ConfigError,
     ETrustedError,
-    FailureKind,
     KitError,
     OutboxError,
     StorageUnavailableError,
 )
 from kit.flusher import decisions
 from kit.flusher.catalog import EventTypeCatalog
-from kit.flusher.config import FlusherConfig, FlusherStats, default_owner
+from kit.flusher.config import (
+    FlusherConfig,
+    FlusherStats,
+    default_owner,
+    warn_if_lease_too_short,
+)
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
 from kit.flusher.holds import Holds
+from kit.flusher.report import Reporter
 from kit.flusher.supervise import RunningFlusher, running
+from kit.flusher.wakeups import relay_notifications
 from kit.flusher.writer import ResultWriter
 from kit.outbox import Outbox
 from kit.outbox.protocol import SupportsClaimWithHolds, SupportsListen
 from kit.outbox.types import (
     AttemptKind,
-    AttemptRecord,
     Claimed,
     ClaimMode,
     Completion,
     Delivered,
-    Retry,
     State,
 )
 from kit.reconcile import find_event, marker_of
@@ -81,7 +84,7 @@ class Flusher:
         self.outbox = outbox
         self.client = client
         self.config = config or FlusherConfig()
-        self._warn_if_client_outlives_lease(client)
+        warn_if_lease_too_short(self.config, client)
         self.owner = self.config.owner or default_owner()
         self.stats = FlusherStats()
         self._storage = outbox.storage
@@ -97,7 +100,6 @@ class Flusher:
         self._running = False
         self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
         self._outstanding = 0  # claimed and not yet finished by a worker
-        self._claim_failures = 0  # consecutive claims the database was unavailable for
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
         # Claims (key, attempt) whose POST has left (cancel => in doubt). By claim, not by key:
         # an older claim of the same key (a reconciliation that outlived its lease) must not
@@ -113,26 +115,12 @@ class Flusher:
             woke=lambda: self._bell.ring(),
         )
         self._holds = Holds(self._storage)
+        self._report = Reporter(self.config)
         # Why run() must end in an error once it has shut down cleanly (see _fail).
         self._failure: KitError | None = None
         self._pace_streak = 0
-        self._etrusted_failing = False  # retryable POST failures since the last 202
         self._catalog = EventTypeCatalog(client, ttl=self.config.event_types_ttl, clock=clock)
         self._has_run = False
-
-    def _warn_if_client_outlives_lease(self, client: DeliveryClient) -> None:
-        """The lease rule (FlusherConfig.check_client) for a client that exposes its config.
-
-        Only a warning here: the flusher cuts a POST off at its lease budget all the same, so
-        such a setup is slow (in-doubt answers), not unsafe. ``etrusted-kit flush`` refuses it.
-        """
-        client_config = getattr(client, "config", None)
-        if client_config is None or not hasattr(client_config, "request_timeout"):
-            return
-        try:
-            self.config.check_client(client_config)
-        except ConfigError as exc:
-            logger.warning("%s", exc, extra={"action": "lease_too_short"})
 
     def _start_again(self) -> None:
         """Undo what the previous run's shutdown left set, so that run() may be called again
@@ -183,7 +171,10 @@ class Flusher:
         writer = asyncio.create_task(self._results.run(), name="etk-writer")
         listener = None
         if isinstance(self._storage, SupportsListen):
-            listener = asyncio.create_task(self._listen(self._storage), name="etk-listener")
+            relay = relay_notifications(
+                self._storage, lambda: self._bell.ring(), retry_after=self.config.poll_interval
+            )
+            listener = asyncio.create_task(relay, name="etk-listener")
         logger.info(
             "flusher started",
             extra={"action": "flusher_started", "owner": self.owner, "db": self._storage.url},
@@ -243,7 +234,7 @@ class Flusher:
                 except StorageUnavailableError as exc:
                     await self._bell.wait(self._claim_failed(exc))
                     continue
-                self._claim_worked()
+                self._report.database.ended()
                 if holds_read:
                     self._refuse_if_moved(claimed)
                 if claimed and not holds_read and not await self._holds_after_claim(claimed):
@@ -269,27 +260,10 @@ class Flusher:
 
     def _claim_failed(self, exc: StorageUnavailableError) -> float:
         """A passing outage of the database: say so, and how long until the next try."""
-        self._claim_failures += 1
-        wait = min(
-            _OUTAGE_WAIT_MAX, self.config.poll_interval * 2.0 ** min(self._claim_failures, 16)
-        )
-        logger.warning(
-            "the database is unavailable (%s); trying again in %.1f s (try %d)",
-            exc,
-            wait,
-            self._claim_failures,
-            extra={"action": "claim_failed"},
-        )
+        tries = min(self._report.database.failures + 1, 16)
+        wait = min(_OUTAGE_WAIT_MAX, self.config.poll_interval * 2.0**tries)
+        self._report.claim_failed(exc, wait)
         return wait
-
-    def _claim_worked(self) -> None:
-        if self._claim_failures:
-            logger.info(
-                "the database is available again after %d failed tries",
-                self._claim_failures,
-                extra={"action": "claim_recovered"},
-            )
-            self._claim_failures = 0
 
     async def _claim(self, limit: int, now: float) -> tuple[list[Claimed], bool]:
         """Claim; and whether the holds were read in the claim's own transaction, after it."""
@@ -356,42 +330,7 @@ class Flusher:
         remaining = self._holds.wait(now)
         if remaining > 0 or not self._holds.own_paused:
             return remaining
-        return await self._probe_credentials(now)
-
-    async def _probe_credentials(self, now: float) -> float:
-        """After a credential pause, check with one cheap call before sending anything."""
-        try:
-            await self.client.list_event_types()
-        except ETrustedError as exc:
-            if exc.kind is FailureKind.UNAUTHORIZED:
-                self._holds.pause_own(now + self.config.auth_pause, str(exc))
-                return self._holds.wait(now)
-            # Anything else (eTrusted down, network) is not a credential problem: go on and
-            # let the entries' own retry logic deal with it.
-        self._holds.clear_own()
-        self._holds.wait(now)  # logs that sends resume
-        return 0.0
-
-    async def _listen(self, storage: SupportsListen) -> None:
-        while True:
-            wakeups: AsyncIterator[None] | None = None
-            try:
-                wakeups = storage.listen()  # raises once the storage is closed, say
-                async for _ in wakeups:
-                    self._bell.ring()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 (polling still delivers everything)
-                logger.warning(
-                    "listener failed (%s); polling only", exc, extra={"action": "listen_failed"}
-                )
-                await asyncio.sleep(self.config.poll_interval)
-            finally:
-                # A listener holds a connection of its own until closed; a run that ends (or
-                # cancels its listening) must not leave it behind.
-                close = getattr(wakeups, "aclose", None)
-                if close is not None:
-                    await close()
+        return await self._holds.probe_credentials(self.client, now, self.config.auth_pause)
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -459,46 +398,12 @@ class Flusher:
         started_at: float = 0.0,
         duration_ms: float = 0.0,
     ) -> Completion:
-        """The one place a decision takes effect: counted, logged and turned into a result."""
+        """The one place a decision takes effect: counted, reported, turned into a result."""
         self.stats.count(decision.counts)
-        outcome = decision.outcome
-        if decision.asked_wait is not None:
-            logger.warning(
-                "eTrusted asked to wait %g s; waiting %g s (retry_after_max) instead",
-                decision.asked_wait,
-                self.config.retry_after_max,
-                extra={"action": "retry_after_capped"},
-            )
-        if (
-            isinstance(outcome, Retry)
-            and decision.pace is None
-            and not decision.credentials_refused
-        ):
-            self._etrusted_failing = True
-            logger.warning(
-                "sending %s failed (%s); trying again in %.1f s",
-                item.key,
-                decision.error,
-                max(0.0, outcome.due_at - self._clock()),
-                extra={"action": "retry", "key": item.key},
-            )
-        elif isinstance(outcome, Delivered) and self._etrusted_failing:
-            self._etrusted_failing = False
-            logger.info("eTrusted accepts events again", extra={"action": "etrusted_recovered"})
-        if decision.label is decisions.Label.RESEND:
-            logger.warning(decision.error, extra={"action": "blind_resend", "key": item.key})
-        if decision.label is None or kind is None:
-            return Completion(item.key, item.attempt, outcome)
-        record = AttemptRecord(
-            attempt=item.attempt,
-            kind=AttemptKind.DEFERRED if decision.label.deferred else kind,
-            started_at=started_at,
-            duration_ms=round(duration_ms, 3),
-            outcome=decision.label.value,
-            http_status=decision.status,
-            error=decision.error,
+        self._report.decision(item, decision, now=self._clock())
+        return decisions.completion(
+            item, decision, kind=kind, started_at=started_at, duration_ms=duration_ms
         )
-        return Completion(item.key, item.attempt, outcome, record)
 
     async def _process(self, item: Claimed) -> Completion:
         if self._stopping.is_set():

@@ -21,7 +21,19 @@ from kit.errors import (
     RateLimitedError,
 )
 from kit.flusher.config import Count, FlusherConfig, InDoubtPolicy
-from kit.outbox.types import Claimed, Dead, Delivered, InDoubt, Outcome, Release, Resend, Retry
+from kit.outbox.types import (
+    AttemptKind,
+    AttemptRecord,
+    Claimed,
+    Completion,
+    Dead,
+    Delivered,
+    InDoubt,
+    Outcome,
+    Release,
+    Resend,
+    Retry,
+)
 
 
 class Label(enum.StrEnum):
@@ -261,3 +273,27 @@ def after_window(item: Claimed, waited: float, *, now: float, config: FlusherCon
         "retry or drop it"
     )
     return Decision(outcome=Dead(error), label=Label.PARKED, counts=(Count.DEAD,), error=error)
+
+
+def completion(
+    item: Claimed,
+    decision: Decision,
+    *,
+    kind: AttemptKind | None = None,
+    started_at: float = 0.0,
+    duration_ms: float = 0.0,
+) -> Completion:
+    """The result to write; with an attempt-log line when the decision has a label and the
+    attempt a kind (a POST or a lookup)."""
+    if decision.label is None or kind is None:
+        return Completion(item.key, item.attempt, decision.outcome)
+    record = AttemptRecord(
+        attempt=item.attempt,
+        kind=AttemptKind.DEFERRED if decision.label.deferred else kind,
+        started_at=started_at,
+        duration_ms=round(duration_ms, 3),
+        outcome=decision.label.value,
+        http_status=decision.status,
+        error=decision.error,
+    )
+    return Completion(item.key, item.attempt, decision.outcome, record)

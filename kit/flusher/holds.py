@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from kit.errors import OutboxError, StorageError
+from kit.errors import ETrustedError, FailureKind, OutboxError, StorageError
+from kit.flusher.catalog import ListsEventTypes
 from kit.outbox.protocol import Storage
 from kit.outbox.types import HOLD_MIGRATED, HOLD_PACE, Hold
 
@@ -120,8 +121,20 @@ class Holds:
         """Whether a credential pause was set and not yet cleared by a working probe."""
         return self._own is not None
 
-    def clear_own(self) -> None:
+    async def probe_credentials(self, client: ListsEventTypes, now: float, pause: float) -> float:
+        """After a credential pause, check with one cheap call before sending anything; the
+        seconds to wait on (0: they work, or the failure is no credential problem)."""
+        try:
+            await client.list_event_types()
+        except ETrustedError as exc:
+            if exc.kind is FailureKind.UNAUTHORIZED:
+                self.pause_own(now + pause, str(exc))
+                return self.wait(now)
+            # Anything else (eTrusted down, network) is not a credential problem: go on and
+            # let the entries' own retry logic deal with it.
         self._own = None
+        self.wait(now)  # logs that sends resume
+        return 0.0
 
 
 def _describe(hold: Hold) -> str:
