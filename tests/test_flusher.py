@@ -867,3 +867,16 @@ async def test_an_etrusted_outage_is_retried_with_a_warning_per_try_and_no_trace
     assert len(over) == 1
     assert not [r for r in caplog.records if r.exc_info and r.name.startswith("kit.")]
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 1
+
+
+async def test_a_scheduled_one_shot_run_delivers_once_the_credentials_work(world: World) -> None:
+    """An application calling run_once() on a schedule: the run after a refused one checks the
+    credentials again instead of failing on the earlier pause."""
+    await world.enqueue(3)
+    world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
+    flusher = world.flusher()
+    with pytest.raises(AuthenticationError):
+        await asyncio.wait_for(flusher.run_once(), 10)
+    world.sandbox.clear_faults()
+    await asyncio.wait_for(flusher.run_once(), 10)
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 3

@@ -315,7 +315,7 @@ class Flusher:
         if now - self._holds.checked_at >= self.config.hold_check_interval:
             await self._holds.refresh(now)
         self._holds.check_not_moved()
-        if self._holds.own_paused and until_idle:
+        if self._holds.own_paused and until_idle and await self._credentials_refused_still(now):
             # A one-shot run cannot wait for someone to fix the credentials, and must not
             # look like a success to whoever scheduled it.
             logger.error(
@@ -331,6 +331,11 @@ class Flusher:
         if remaining > 0 or not self._holds.own_paused:
             return remaining
         return await self._holds.probe_credentials(self.client, now, self.config.auth_pause)
+
+    async def _credentials_refused_still(self, now: float) -> bool:
+        """One cheap call (the credentials may have been fixed since an earlier run)."""
+        pause = await self._holds.probe_credentials(self.client, now, self.config.auth_pause)
+        return pause > 0
 
     # -- workers -----------------------------------------------------------------------------
 
