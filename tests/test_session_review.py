@@ -8,6 +8,7 @@ a fixed number of bare event-loop turns (``sleep(0)``) where a step must have ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,7 +18,7 @@ from flusher_doubles import CHANNEL, T0, Clock, event, wait_until
 from flusher_doubles import CONFIG as BASE_CONFIG
 
 from kit.codec import from_wire
-from kit.errors import KitError, NotFoundError, ValidationError
+from kit.errors import KitError, NotFoundError, StorageError, ValidationError
 from kit.flusher import Flusher
 from kit.models import EventAccepted, EventDetails, EventType, Invite
 from kit.outbox import Outbox
@@ -142,7 +143,10 @@ async def test_shutdown_survives_a_listener_that_ended_with_the_storage(
         lambda: any(getattr(r, "action", None) == "listen_failed" for r in caplog.records)
     )
     flusher.stop()
-    await asyncio.wait_for(run, 10)
+    # A claim on the closed storage is a broken setup, which stops the flusher with that error
+    # (if the claim came before stop()); either way the shutdown completes.
+    with contextlib.suppress(StorageError):
+        await asyncio.wait_for(run, 10)
 
     leftovers = [
         t.get_name()
