@@ -58,7 +58,6 @@ from kit.outbox.types import (
     Claimed,
     ClaimMode,
     Completion,
-    Delivered,
     State,
 )
 from kit.reconcile import find_event, marker_of
@@ -405,7 +404,7 @@ class Flusher:
     ) -> Completion:
         """The one place a decision takes effect: counted, reported, turned into a result."""
         self.stats.count(decision.counts)
-        self._report.decision(item, decision, now=self._clock())
+        self._report.decision(item, decision, clock=self._clock)
         return decisions.completion(
             item, decision, kind=kind, started_at=started_at, duration_ms=duration_ms
         )
@@ -463,14 +462,15 @@ class Flusher:
     async def _decide_post(
         self, item: Claimed, result: str | BaseException, now: float
     ) -> Decision:
+        if isinstance(result, str):  # the usual case: a 202, no pause to consider
+            self._pace_streak = 0
+            return decisions.classify_post(item, result, now=now, config=self.config, rng=self._rng)
         decided_at = self._clock()
         # A 429 of a burst the fleet is already paced for does not escalate the pace.
         streak = self._pace_streak + (0 if self._holds.paced(decided_at) else 1)
         decision = decisions.classify_post(
             item, result, now=now, config=self.config, rng=self._rng, pace_streak=streak
         )
-        if isinstance(decision.outcome, Delivered):
-            self._pace_streak = 0
         if decision.pace is not None:
             self._pace_streak = streak
             await self._holds.pace(

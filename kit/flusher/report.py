@@ -8,6 +8,7 @@ those are for bugs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from kit.flusher.config import FlusherConfig
 from kit.flusher.decisions import Decision, Label
@@ -46,7 +47,7 @@ class Reporter:
             "eTrusted accepts events again after %d failed tries", "etrusted_recovered"
         )
 
-    def decision(self, item: Claimed, decision: Decision, *, now: float) -> None:
+    def decision(self, item: Claimed, decision: Decision, *, clock: Callable[[], float]) -> None:
         outcome = decision.outcome
         if decision.asked_wait is not None:
             logger.warning(
@@ -65,7 +66,7 @@ class Reporter:
                 "sending %s failed (%s); trying again in %.1f s",
                 item.key,
                 decision.error,
-                max(0.0, outcome.due_at - now),
+                max(0.0, outcome.due_at - clock()),
                 action="retry",
             )
         elif isinstance(outcome, Delivered):
