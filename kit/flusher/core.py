@@ -316,11 +316,7 @@ class Flusher:
         self._holds.check_not_moved()
         if self._holds.own_paused and until_idle and await self._credentials_refused_still(now):
             # A one-shot run cannot wait for someone to fix the credentials, and must not
-            # look like a success to whoever scheduled it.
-            logger.error(
-                "eTrusted refuses the credentials; nothing more is sent in this run",
-                extra={"action": "once_paused"},
-            )
+            # look like a success to whoever scheduled it. run() raises this: no log line.
             self._failure = AuthenticationError(
                 "eTrusted refuses the credentials; this one-shot run stopped without sending"
                 " what is due"
@@ -481,10 +477,7 @@ class Flusher:
 
     def _credentials_refused(self, decision: Decision, now: float) -> None:
         if decision.credentials_refused:
-            self._holds.pause_own(
-                now + self.config.auth_pause,
-                f"eTrusted refuses this flusher's credentials ({decision.error})",
-            )
+            self._holds.pause_own(now + self.config.auth_pause, decision.error or "")
 
     async def _reconcile(self, item: Claimed) -> Completion:
         now = self._clock()

@@ -88,14 +88,20 @@ class Holds:
         hold = max(active, key=lambda h: h.until)
         last = self._announced
         if last is None or last.name != hold.name or hold.until - last.until > _SAME_PAUSE:
-            whose = "this flusher's" if hold.name == HOLD_OWN_CREDENTIALS else "all"
-            logger.warning(
-                "pausing %s sends for %.1f s: %s",
-                whose,
-                hold.until - now,
-                hold.reason,
-                extra={"action": "paused", "hold": hold.name},
-            )
+            if hold.name == HOLD_OWN_CREDENTIALS:
+                logger.error(
+                    "pausing this flusher's sends for %.1f s: %s",
+                    hold.until - now,
+                    hold.reason,
+                    extra={"action": "auth_paused"},
+                )
+            else:
+                logger.warning(
+                    "pausing all sends for %.1f s: %s",
+                    hold.until - now,
+                    hold.reason,
+                    extra={"action": "paused", "hold": hold.name},
+                )
             self._announced = hold
         return hold.until - now
 
@@ -111,9 +117,10 @@ class Holds:
         except StorageError as exc:
             logger.warning("storing hold failed: %s", exc, extra={"action": "hold_failed"})
 
-    def pause_own(self, until: float, reason: str) -> None:
+    def pause_own(self, until: float, error: str) -> None:
         """Pause this flusher only (its credentials are refused): kept in memory."""
         if self._own is None or self._own.until < until:
+            reason = f"eTrusted refuses this flusher's credentials ({error})"
             self._own = Hold(name=HOLD_OWN_CREDENTIALS, until=until, reason=reason)
 
     @property
