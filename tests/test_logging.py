@@ -28,7 +28,7 @@ from kit.testing import running_sandbox
 TOKEN_PATH = "/oauth/token"
 CONFIG = FlusherConfig(
     concurrency=4,
-    lease_seconds=30.0,
+    lease_seconds=60.0,  # more than twice the client's request timeout (15 s)
     poll_interval=0.05,
     backoff=Backoff(base=0.01, cap=0.05),
     auth_pause=3600.0,
