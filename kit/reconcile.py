@@ -16,6 +16,7 @@ configured, and counts it as a blind resend.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -47,6 +48,18 @@ class Finding:
     event_ref: str | None
     matches: tuple[str, ...]
     candidates_checked: int
+
+
+def marker_of(payload: str | None) -> str | None:
+    """The outbox key a stored payload carries in its metadata (None for unmarked events)."""
+    if payload is None:
+        return None
+    try:
+        metadata = json.loads(payload).get("metadata")
+    except (ValueError, AttributeError):
+        return None
+    value = metadata.get(KEY_MARKER) if isinstance(metadata, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _epoch(value: datetime | str | None) -> float | None:

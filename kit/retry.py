@@ -8,6 +8,7 @@ upwards so that many entries paused by one 429 do not all return in the same mil
 
 from __future__ import annotations
 
+import math
 import random
 
 import attrs
@@ -22,6 +23,13 @@ class Backoff:
     retry_after_spread: float = 0.1  # up to +10 % on top of a server's Retry-After
 
     def __attrs_post_init__(self) -> None:
+        for name in ("base", "cap", "retry_after_spread"):
+            value = getattr(self, name)
+            # NaN compares false both ways: only isfinite tells it apart.
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"backoff {name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"backoff {name} must be a finite number >= 0, got {value!r}")
         if self.base <= 0 or self.cap < self.base:
             raise ConfigError(f"backoff needs 0 < base <= cap, got base={self.base} cap={self.cap}")
 

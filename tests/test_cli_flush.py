@@ -79,14 +79,15 @@ async def test_flush_once_exits_1_when_the_credentials_are_refused(
 async def test_flush_once_succeeds_once_the_credentials_are_fixed(
     run: Run, db: str, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After a run under refused credentials, the next one-shot run with the secret fixed checks
-    the credentials once, lifts the auth hold the failed run left, sends, and exits 0."""
+    """Refused credentials pause only the run they belong to: nothing is stored for the fleet
+    and the refused entry stays due, so the next run with the secret fixed sends everything
+    at once."""
     await enqueue(db, ["c-1"])
     point_at(monkeypatch, sandbox, ETRUSTED_CLIENT_SECRET="wrong-secret")
     assert (await run("flush", "--once", "--db", db)).code == 1
     point_at(monkeypatch, sandbox)  # the operator fixes the secret
-    await enqueue(db, ["c-2"])  # due now (c-1 was put back for the 30 s pause)
+    await enqueue(db, ["c-2"])
     fixed = await run("flush", "--once", "--db", db)
     assert fixed.code == 0, fixed.err
-    assert (await counts(db))[State.DELIVERED] == 1
+    assert (await counts(db))[State.DELIVERED] == 2
     assert json.loads((await run("status", "--db", db, "--json")).out)["holds"] == []

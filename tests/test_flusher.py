@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from builders import CHANNEL, OTHER_CHANNEL, order
 from kit.client import ETrustedClient
 from kit.errors import AuthenticationError, OutboxMovedError, StorageUnavailableError
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
+from kit.flusher.catalog import REFRESH_MIN_INTERVAL
 from kit.outbox import Outbox
 from kit.outbox.move import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
@@ -239,23 +241,22 @@ async def test_rate_limit_hold_is_shared_through_the_database(world: World) -> N
     await task
 
 
-async def test_persistent_401_pauses_everything_and_resumes_by_itself(world: World) -> None:
+async def test_persistent_401_pauses_this_flusher_and_resumes_by_itself(world: World) -> None:
+    """Refused credentials pause the flusher they belong to (in memory, nothing stored for
+    the fleet); it probes instead of hammering eTrusted per entry, and resumes once they work."""
     await world.enqueue(20)
     world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
     flusher = world.flusher()
     task = asyncio.create_task(flusher.run(until_drained=True))
 
-    async def paused() -> bool:
-        holds = await world.outbox.storage.holds(now=time.time())
-        return any(h.name == HOLD_AUTH for h in holds)
-
-    await wait_until(paused)
+    await wait_until(lambda: _async(flusher.stats.auth_pauses >= 1))
     # Let several pause periods pass: the flusher must probe, not hammer eTrusted per entry.
     for _ in range(3):
         posts_before = world.sandbox.request_count("POST", "/events")
         await asyncio.sleep(FAST.auth_pause)
         assert world.sandbox.request_count("POST", "/events") - posts_before <= 2
     assert flusher.stats.posts <= 2 * FAST.concurrency
+    assert await world.outbox.storage.holds(now=time.time()) == []  # the fleet is not paused
     world.sandbox.clear_faults()
     await asyncio.wait_for(task, 30)
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 20
@@ -745,7 +746,7 @@ async def test_a_move_committed_before_a_claim_stops_the_flusher(world: World) -
     moved: the flusher stops with the error naming where it went."""
     flusher = world.flusher(attrs.evolve(FAST, hold_check_interval=3600.0, poll_interval=60.0))
     task = asyncio.create_task(flusher.run())
-    await wait_until(lambda: _async(flusher._holds_checked > 0))  # first (empty) read done
+    await wait_until(lambda: _async(flusher._holds.checked_at > 0))  # first (empty) read done
     # Entries the flusher is not told about (another Outbox object rings no bell of ours),
     # stored before the hold, which refuses new ones.
     async with Outbox(SQLiteStorage(world.db)) as other:
@@ -760,3 +761,132 @@ async def test_a_move_committed_before_a_claim_stops_the_flusher(world: World) -
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_wrong_credentials_of_one_flusher_do_not_stall_the_others(world: World) -> None:
+    """A flusher whose credentials are refused pauses alone and gives its claims back; a
+    flusher with working credentials on the same outbox delivers everything, unpaused."""
+    await world.enqueue(40)
+    wrong = world.server.client_config(client_secret="wrong-secret")
+    async with ETrustedClient(wrong) as refused_client:
+        refused = Flusher(world.outbox, refused_client, FAST)
+        refused_run = asyncio.create_task(refused.run())
+        await wait_until(lambda: _async(refused.stats.auth_pauses >= 1))
+        assert await world.outbox.storage.holds(now=time.time()) == []
+        good = world.flusher()
+        await drain(good)
+        refused.stop()
+        await asyncio.wait_for(refused_run, 10)  # a daemon with refused credentials just waits
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 40
+    assert good.stats.delivered == 40
+    assert refused.stats.delivered == 0
+    await world.assert_exactly_once()
+
+
+async def test_an_auth_hold_stored_by_an_older_version_is_ignored(world: World) -> None:
+    """A database upgraded from a version that paused the whole fleet on refused credentials
+    may still hold such a pause: it stops nothing."""
+    await world.enqueue(3)
+    old = Hold(name=HOLD_AUTH, until=time.time() + 3600, reason="401 from token endpoint")
+    await world.outbox.storage.set_hold(old)
+    await drain(world.flusher())
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 3
+
+
+async def test_a_wait_on_a_hold_is_logged_once_with_its_reason(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator sees why nothing is sent, and when it goes on, without a line per poll."""
+    caplog.set_level(logging.INFO, logger="kit.flusher")
+    await world.enqueue(4)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=429, retry_after=0.3)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, concurrency=1))
+    task = asyncio.create_task(flusher.run(until_drained=True))
+
+    async def paused() -> bool:
+        return any(getattr(r, "action", None) == "paused" for r in caplog.records)
+
+    await wait_until(paused)
+    world.sandbox.clear_faults()
+    await asyncio.wait_for(task, 30)
+    pauses = [r for r in caplog.records if getattr(r, "action", None) == "paused"]
+    resumes = [r for r in caplog.records if getattr(r, "action", None) == "resumed"]
+    assert len(pauses) == 1, [r.getMessage() for r in pauses]
+    assert "pausing all sends for" in pauses[0].getMessage()
+    assert "HTTP 429 from eTrusted" in pauses[0].getMessage()
+    assert len(resumes) == 1
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 4
+
+
+@pytest.mark.parametrize("was", ["missing", "inactive"])
+async def test_a_type_created_after_parking_is_seen_by_a_running_flusher(
+    world: World, was: str
+) -> None:
+    """``dead retry`` after creating (or activating) the event type, here or in eTrusted's
+    UI, delivers: a running flusher asks eTrusted again before it parks on an old 'no'."""
+    if was == "inactive":
+        async with ETrustedClient(world.server.client_config()) as admin:
+            inactive = await admin.create_event_type("review_me", active=False)
+    offset = 0.0
+    flusher = world.flusher(clock=lambda: time.time() + offset)
+    task = asyncio.create_task(flusher.run())
+    try:
+        await world.enqueue(1, type_="review_me")
+
+        async def parked() -> bool:
+            return (await world.outbox.stats()).counts[State.DEAD] == 1
+
+        await wait_until(parked)
+        if was == "inactive":
+            async with ETrustedClient(world.server.client_config()) as admin:
+                await admin.set_event_type_active(inactive.id, True)
+        else:
+            await _create_type(world.server, "review_me")
+        offset = REFRESH_MIN_INTERVAL + 1  # the 'unknown' answer is now older than that
+        async with Outbox(SQLiteStorage(world.db)) as operator:  # another process
+            assert await operator.retry_dead() == 1
+        world.outbox.notify()
+
+        async def delivered() -> bool:
+            return (await world.outbox.stats()).counts[State.DELIVERED] == 1
+
+        await wait_until(delivered)
+    finally:
+        flusher.stop()
+        await asyncio.wait_for(task, 10)
+    await world.assert_exactly_once()
+
+
+async def test_an_etrusted_outage_is_retried_with_a_warning_per_try_and_no_traceback(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """5xx and refused connections are passing outages: one warning per retry naming the
+    wait, one info line when eTrusted accepts again; tracebacks are kept for bugs."""
+    caplog.set_level(logging.INFO, logger="kit.flusher")
+    await world.enqueue(1)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=503, times=2)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, concurrency=1)))
+    retries = [r for r in caplog.records if getattr(r, "action", None) == "retry"]
+    assert len(retries) == 2
+    assert all("trying again in" in r.getMessage() and r.exc_info is None for r in retries)
+    over = [r for r in caplog.records if getattr(r, "action", None) == "etrusted_recovered"]
+    assert len(over) == 1
+    assert not [r for r in caplog.records if r.exc_info and r.name.startswith("kit.")]
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 1
+
+
+async def test_a_scheduled_one_shot_run_delivers_once_the_credentials_work(world: World) -> None:
+    """An application calling run_once() on a schedule: the run after a refused one checks the
+    credentials again instead of failing on the earlier pause."""
+    await world.enqueue(3)
+    world.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=401))
+    flusher = world.flusher()
+    with pytest.raises(AuthenticationError):
+        await asyncio.wait_for(flusher.run_once(), 10)
+    world.sandbox.clear_faults()
+    await asyncio.wait_for(flusher.run_once(), 10)
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 3

@@ -10,6 +10,7 @@ and a fixed number of bare event-loop turns (``sleep(0)``) where a step must hav
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import attrs
@@ -17,7 +18,7 @@ import pytest
 from builders import T0, key, order
 from flusher_doubles import CONFIG, Clock, wait_until
 
-from kit.errors import KitError
+from kit.errors import KitError, StorageError
 from kit.flusher import Flusher
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
@@ -211,7 +212,10 @@ async def test_shutdown_survives_a_listener_that_ended_with_the_storage(
         lambda: any(getattr(r, "action", None) == "listen_failed" for r in caplog.records)
     )
     flusher.stop()
-    await asyncio.wait_for(run, 10)
+    # A claim on the closed storage is a broken setup, which stops the flusher with that error
+    # (if the claim came before stop()); either way the shutdown completes.
+    with contextlib.suppress(StorageError):
+        await asyncio.wait_for(run, 10)
 
     leftovers = [
         t.get_name()

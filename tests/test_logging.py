@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from flusher_doubles import wait_until
 
 from kit.client import ETrustedClient
 from kit.errors import AuthenticationError, TokenUnavailableError, UnauthorizedError
 from kit.flusher import Flusher, FlusherConfig
 from kit.outbox import Outbox
 from kit.outbox.sqlite import SQLiteStorage
-from kit.outbox.types import HOLD_AUTH, State
+from kit.outbox.types import State
 from kit.retry import Backoff
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
@@ -28,7 +28,7 @@ from kit.testing import running_sandbox
 TOKEN_PATH = "/oauth/token"
 CONFIG = FlusherConfig(
     concurrency=4,
-    lease_seconds=30.0,
+    lease_seconds=60.0,  # more than twice the client's request timeout (15 s)
     poll_interval=0.05,
     backoff=Backoff(base=0.01, cap=0.05),
     auth_pause=3600.0,
@@ -119,9 +119,7 @@ async def test_refused_credentials_under_a_flusher_are_logged_once_per_failure(
 
         flusher = Flusher(outbox, client, CONFIG)
         task = asyncio.create_task(flusher.run())
-        async with asyncio.timeout(10):
-            while not any(h.name == HOLD_AUTH for h in await outbox.storage.holds(now=time.time())):
-                await asyncio.sleep(0.01)
+        await wait_until(lambda: flusher.stats.auth_pauses >= 1)
         flusher.stop()
         await asyncio.wait_for(task, 30)
         refused = server.sandbox.request_count("POST", TOKEN_PATH) - before

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
+
+import attrs
 
 from kit.cli._env import (
     add_db_option,
@@ -24,7 +27,22 @@ from kit.signals import on_stop_signals
 logger = logging.getLogger(__name__)
 
 
+def _in_option_names(exc: ConfigError) -> ConfigError:
+    """The same complaint, naming the command-line options instead of the config fields."""
+    message = str(exc)
+    for field in attrs.fields(FlusherConfig):
+        message = re.sub(rf"\b{field.name}\b", "--" + field.name.replace("_", "-"), message)
+    return ConfigError(message)
+
+
 def flusher_config(args: argparse.Namespace) -> FlusherConfig:
+    try:
+        return _flusher_config(args)
+    except ConfigError as exc:
+        raise _in_option_names(exc) from None
+
+
+def _flusher_config(args: argparse.Namespace) -> FlusherConfig:
     return FlusherConfig(
         concurrency=args.concurrency,
         lease_seconds=args.lease_seconds,
@@ -44,11 +62,10 @@ async def cmd_flush(args: argparse.Namespace) -> int:
     url = db_url(args)
     storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
     client_cfg = client_config(args=args, flags={"request_timeout": args.request_timeout})
-    if client_cfg.request_timeout >= config.lease_seconds / 2:
-        raise ConfigError(
-            f"--lease-seconds ({config.lease_seconds:g}) must be more than twice the request "
-            f"timeout ({client_cfg.request_timeout:g} s): a POST must end inside its lease"
-        )
+    try:
+        config.check_client(client_cfg)
+    except ConfigError as exc:
+        raise _in_option_names(exc) from None
     async with (
         Outbox.from_url(url, **storage_opts) as outbox,
         ETrustedClient(client_cfg) as client,

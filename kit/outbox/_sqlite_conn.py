@@ -124,7 +124,7 @@ def translated(operation: str, exc: sqlite3.Error, where: str) -> StorageError:
         return MigrationError(
             f"SQLite {operation} failed: the outbox tables do not exist in {where}; open the"
             " outbox on this database once first, which creates them: `async with"
-            " Outbox.from_url(url)` or `await storage.open()` (docs/outbox.md) ({text})"
+            f" Outbox.from_url(url)` or `await storage.open()` (docs/outbox.md) ({text})"
         )
     message = f"SQLite {operation} failed on {where}: {text}"
     primary = "_".join(name.split("_")[:2])  # SQLITE_BUSY_SNAPSHOT -> SQLITE_BUSY

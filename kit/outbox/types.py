@@ -153,7 +153,7 @@ class AttemptRecord:
     kind: AttemptKind
     started_at: float
     duration_ms: float
-    outcome: str  # e.g. "delivered", "retry", "in_doubt", "dead", "adopted", "not_found"
+    outcome: str  # a kit.flusher.Label value: "delivered", "in_doubt", "not_found_yet", ...
     http_status: int | None = None
     error: str | None = None
 
@@ -266,7 +266,7 @@ class EntryRecord:
 class Hold:
     """A fleet-wide brake on sending, shared by every flusher through the database."""
 
-    name: str  # "pace" (429 / Retry-After) or "auth" (credentials do not work)
+    name: str  # "pace" (429 / Retry-After); "auth" only in databases of older versions
     until: float
     reason: str
 
@@ -291,4 +291,6 @@ class ForgetResult:
 
 
 HOLD_PACE = "pace"
+# Stored by older versions on refused credentials, which now pause only the flusher concerned
+# (in memory); such a hold may still be in an upgraded database, and is ignored.
 HOLD_AUTH = "auth"

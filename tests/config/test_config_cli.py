@@ -228,10 +228,10 @@ async def test_flush_takes_the_flag_and_the_variables_over_the_file(
     # The file's secret alone is refused, so what follows shows the variable's taking over.
     assert (await run("flush", "--once", "--config", config, "--db", in_flag)).code == 1
     point_at(monkeypatch, sandbox)
-    await enqueue(in_flag, ["g-2"])  # due now (g-1 was put back for the credentials pause)
+    await enqueue(in_flag, ["g-2"])
 
     result = await run("flush", "--once", "--config", config, "--db", in_flag)
 
     assert result.code == 0, result.err
-    assert (await counts(in_flag))[State.DELIVERED] == 1
+    assert (await counts(in_flag))[State.DELIVERED] == 2  # g-1 stayed due: no stored pause
     assert (await counts(in_file))[State.PENDING] == 1  # the file's outbox was never used

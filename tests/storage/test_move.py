@@ -147,7 +147,12 @@ async def populate(s: Storage) -> None:
     await end(s, "k-resend", a, InDoubt(t(6), "timeout"), record(a, send, t(5), "in_doubt"), t(5.5))
     a, _ = await claim_one(s, "k-resend", t(6))
     await end(
-        s, "k-resend", a, Resend(t(20_000), "not found"), record(a, rec, t(6), "not_found"), t(6.5)
+        s,
+        "k-resend",
+        a,
+        Resend(t(20_000), "not found"),
+        record(a, rec, t(6), "not_found_yet"),
+        t(6.5),
     )
     # dead
     await s.enqueue([new("dead")], now=t(7))

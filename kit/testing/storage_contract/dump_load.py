@@ -55,7 +55,7 @@ async def build_history(storage: Storage) -> None:
         c,
         Resend(due_at=T + 7, reason="absent"),
         now=T + 6,
-        rec=record(2, kind=AttemptKind.RECONCILE, outcome="not_found"),
+        rec=record(2, kind=AttemptKind.RECONCILE, outcome="not_found_yet"),
     )
     c = await claim_one(storage, "resent", now=T + 7)
     assert await finish(storage, c, Delivered("evt-r"), now=T + 8, rec=record(3))

@@ -86,7 +86,7 @@ class FinishContract(ContractBase):
         await make_state(storage, "k1", State.IN_DOUBT, now=T)
         assert (await entry(storage, "k1")).in_doubt_since == T
         c = await claim_one(storage, "k1", now=T + 1000)
-        rec = record(c.attempt, kind=AttemptKind.RECONCILE, outcome="not_found", status=200)
+        rec = record(c.attempt, kind=AttemptKind.RECONCILE, outcome="not_found_yet", status=200)
         assert await finish(
             storage, c, InDoubt(due_at=T + 2000, error="not found yet"), now=T + 1001, rec=rec
         )
@@ -257,7 +257,7 @@ class FinishContract(ContractBase):
             storage, c, InDoubt(due_at=T, error="timeout"), now=T, rec=record(1, outcome="in_doubt")
         )
         c = await claim_one(storage, "k1", now=T + 1)
-        rec = record(c.attempt, kind=AttemptKind.RECONCILE, outcome="not_found")
+        rec = record(c.attempt, kind=AttemptKind.RECONCILE, outcome="not_found_yet")
         assert await finish(storage, c, Resend(due_at=T + 2, reason="absent"), now=T + 1, rec=rec)
         c = await claim_one(storage, "k1", now=T + 2)
         assert c.sends == 1
