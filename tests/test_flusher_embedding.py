@@ -26,7 +26,7 @@ from kit.outbox import Outbox, State
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import Claimed, Hold
 from kit.sandbox import SandboxConfig, SandboxServer
-from kit.testing import running_sandbox
+from kit.testing import FakeDeliveryClient, running_sandbox
 
 FLUSHER = web.AppKey("flusher", RunningFlusher)
 
@@ -129,6 +129,22 @@ async def test_a_healthy_flusher_delivers_and_stops_cleanly(
             assert handle.failure is None
         assert not handle.healthy
         assert handle.failure is None
+
+
+async def test_leaving_the_block_at_once_stops_a_flusher_that_ran_before(tmp_path: Path) -> None:
+    """A flusher may be supervised again after an earlier run (a scheduled ``run_once()``, a
+    restart after a failure). Leaving the block stops it even when the block ended before the
+    flusher had begun: the application is never left waiting on a flusher nothing stops."""
+    async with Outbox(SQLiteStorage(tmp_path / "shop.db")) as outbox:
+        flusher = Flusher(outbox, FakeDeliveryClient(), CONFIG)
+        await flusher.run_once()
+
+        async def leave_at_once() -> None:
+            async with flusher.running():
+                pass
+
+        await asyncio.wait_for(leave_at_once(), 10)
+        await asyncio.wait_for(flusher.run_once(), 10)  # it has ended: it can run again
 
 
 async def test_a_missing_table_stops_run_once(
