@@ -24,7 +24,7 @@ from kit.errors import MigrationError, StorageUnavailableError
 from kit.flusher import Flusher, RunningFlusher
 from kit.outbox import Outbox, State
 from kit.outbox.sqlite import SQLiteStorage
-from kit.outbox.types import Claimed, Hold
+from kit.outbox.types import Claimed, Hold, OutboxStats
 from kit.sandbox import SandboxConfig, SandboxServer
 from kit.testing import FakeDeliveryClient, running_sandbox
 
@@ -198,6 +198,33 @@ async def test_a_briefly_unavailable_database_is_waited_out(
     assert all("trying again in" in r.getMessage() for r in tries)
     over = [r for r in caplog.records if getattr(r, "action", None) == "claim_recovered"]
     assert len(over) == 1
+
+
+class UnavailableWhenAsked(SQLiteStorage):
+    """A database that cannot be reached when asked what is left (a failover, a restart)."""
+
+    failures = 2
+
+    async def stats(self) -> OutboxStats:
+        if self.failures:
+            self.failures -= 1
+            raise StorageUnavailableError("connection refused")
+        return await super().stats()
+
+
+async def test_a_draining_run_waits_out_an_outage_when_it_asks_what_is_left(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """``run(until_drained=True)`` (``flush --drain``) asks the database whether anything is
+    left to send; an outage at that moment is waited out like any other, not the end of the
+    run with an error."""
+    async with UnavailableWhenAsked(tmp_path / "shop.db") as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        await outbox.enqueue_many([order(i) for i in range(3)])
+        async with ETrustedClient(sandbox.client_config()) as client:
+            await asyncio.wait_for(Flusher(outbox, client, CONFIG).run(until_drained=True), 30)
+        assert storage.failures == 0
+        assert (await outbox.stats()).counts[State.DELIVERED] == 3
 
 
 async def test_the_flush_command_exits_1_with_the_setup_error(

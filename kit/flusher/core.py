@@ -227,7 +227,7 @@ class Flusher:
                 try:
                     claimed = await self._claim(capacity - self._outstanding, now)
                 except StorageUnavailableError as exc:
-                    await self._bell.wait(self._claim_failed(exc))
+                    await self._bell.wait(self._database_unavailable(exc))
                     continue
                 self._report.database.ended()
                 for item in claimed:
@@ -240,11 +240,16 @@ class Flusher:
             if self._outstanding == 0 and not self._results.waiting and not self._results.writing:
                 if until_idle:
                     return
-                if until_drained and await self._drained():
-                    return
+                if until_drained:
+                    try:
+                        if await self._drained():
+                            return
+                    except StorageUnavailableError as exc:
+                        await self._bell.wait(self._database_unavailable(exc))
+                        continue
             await self._bell.wait(self.config.poll_interval)
 
-    def _claim_failed(self, exc: StorageUnavailableError) -> float:
+    def _database_unavailable(self, exc: StorageUnavailableError) -> float:
         """A passing outage of the database: say so, and how long until the next try."""
         tries = min(self._report.database.failures + 1, 16)
         wait = min(_OUTAGE_WAIT_MAX, self.config.poll_interval * 2.0**tries)
