@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,7 +21,7 @@ from cli_helpers import Run, point_at
 from flusher_doubles import CONFIG, wait_until
 
 from kit.client import ETrustedClient
-from kit.errors import MigrationError, StorageUnavailableError
+from kit.errors import KitError, MigrationError, StorageUnavailableError
 from kit.flusher import Flusher, RunningFlusher
 from kit.outbox import Outbox, State
 from kit.outbox.sqlite import SQLiteStorage
@@ -145,6 +146,26 @@ async def test_leaving_the_block_at_once_stops_a_flusher_that_ran_before(tmp_pat
 
         await asyncio.wait_for(leave_at_once(), 10)
         await asyncio.wait_for(flusher.run_once(), 10)  # it has ended: it can run again
+
+
+class BuggyFinish(SQLiteStorage):
+    """A backend whose result writes hit a bug (an error no database answers with)."""
+
+    async def finish(self, completions: Any, *, now: float) -> list[bool]:
+        raise RuntimeError("a bug in finish")
+
+
+async def test_a_flusher_that_can_record_no_result_is_seen_to_stop(tmp_path: Path) -> None:
+    """When results cannot be recorded because of a bug (not an outage), the flusher stops and
+    the application's handle shows it, instead of looking healthy while it sends on and
+    records nothing."""
+    async with BuggyFinish(tmp_path / "shop.db") as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        await outbox.enqueue_many([order(i) for i in range(3)])
+        flusher = Flusher(outbox, FakeDeliveryClient(), CONFIG)
+        with pytest.raises(KitError, match="a bug in finish"):
+            async with flusher.running() as handle:
+                await wait_until(lambda: not handle.healthy)
 
 
 async def test_a_missing_table_stops_run_once(

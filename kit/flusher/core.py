@@ -164,6 +164,7 @@ class Flusher:
             for i in range(self.config.concurrency)
         ]
         writer = asyncio.create_task(self._results.run(), name="etk-writer")
+        writer.add_done_callback(self._writer_ended)
         listener = None
         if isinstance(self._storage, SupportsListen):
             relay = relay_notifications(
@@ -321,6 +322,13 @@ class Flusher:
                 if self._outstanding == 0:
                     self._all_finished.set()
             self._results.add(completion)
+
+    def _writer_ended(self, writer: asyncio.Task[None]) -> None:
+        """The writer only ends when closed; one that failed (a bug) records no result any
+        more, so the flusher must stop, visibly, rather than go on sending."""
+        failure = None if writer.cancelled() else writer.exception()
+        if isinstance(failure, Exception):
+            self._fail(failure)
 
     def _fail(self, exc: Exception, *, bug: bool = True) -> None:
         """Stop, and have run() raise ``exc`` (a KitError as is, anything else wrapped).
@@ -503,7 +511,10 @@ class Flusher:
         await asyncio.gather(*workers, return_exceptions=True)
         # The writer writes what is left, then ends; it is never cut off mid-write.
         self._results.close(self.config.grace_period)
-        await writer
+        try:
+            await writer
+        except Exception as exc:  # noqa: BLE001 (a failed writer stops the flusher, see _fail)
+            self._fail(exc)
         self.outbox.unsubscribe(self._bell)
         self._running = False
         logger.info("flusher stopped", extra={"action": "flusher_stopped", **self.stats.as_dict()})
