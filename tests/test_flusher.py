@@ -16,7 +16,12 @@ import pytest
 from builders import CHANNEL, OTHER_CHANNEL, order
 
 from kit.client import ETrustedClient
-from kit.errors import AuthenticationError, OutboxMovedError, StorageUnavailableError
+from kit.errors import (
+    AuthenticationError,
+    OutboxMovedError,
+    PermanentAPIError,
+    StorageUnavailableError,
+)
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
 from kit.flusher.catalog import REFRESH_MIN_INTERVAL
 from kit.outbox import Outbox
@@ -33,6 +38,7 @@ from kit.outbox.types import (
 )
 from kit.retry import Backoff
 from kit.sandbox import Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
+from kit.testing import FakeDeliveryClient, Raise
 
 FAST = FlusherConfig(
     concurrency=4,
@@ -637,6 +643,21 @@ async def test_results_survive_a_database_outage_without_reconciliation(
     assert {e.event_ref for e in delivered} == {
         e.event_ref for e in world.sandbox.accepted_events()
     }
+
+
+async def test_a_result_the_database_cannot_store_does_not_hold_up_the_others(
+    tmp_path: Path,
+) -> None:
+    """eTrusted's error text is stored as it was sent. One that SQLite cannot encode (a lone
+    surrogate, as a truncated "\\ud83d" in an error body decodes) is set aside, and the results
+    of the other entries are still recorded: the run ends with them delivered."""
+    async with Outbox(SQLiteStorage(tmp_path / "shop.db")) as outbox:
+        await outbox.enqueue_many([order(i) for i in range(3)])
+        client = FakeDeliveryClient()
+        client.answer_posts(Raise(PermanentAPIError("invalid field: Zo\ud83d", status=400)))
+        await asyncio.wait_for(Flusher(outbox, client, FAST).run_once(), 30)
+        states = Counter(e.state for e in await outbox.entries())
+    assert states[State.DELIVERED] == 2
 
 
 async def test_a_post_never_outlives_its_lease(world: World) -> None:

@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,13 +21,13 @@ from cli_helpers import Run, point_at
 from flusher_doubles import CONFIG, wait_until
 
 from kit.client import ETrustedClient
-from kit.errors import MigrationError, StorageUnavailableError
+from kit.errors import KitError, MigrationError, StorageUnavailableError
 from kit.flusher import Flusher, RunningFlusher
 from kit.outbox import Outbox, State
 from kit.outbox.sqlite import SQLiteStorage
-from kit.outbox.types import Claimed, Hold
+from kit.outbox.types import Claimed, Hold, OutboxStats
 from kit.sandbox import SandboxConfig, SandboxServer
-from kit.testing import running_sandbox
+from kit.testing import FakeDeliveryClient, running_sandbox
 
 FLUSHER = web.AppKey("flusher", RunningFlusher)
 
@@ -131,6 +132,42 @@ async def test_a_healthy_flusher_delivers_and_stops_cleanly(
         assert handle.failure is None
 
 
+async def test_leaving_the_block_at_once_stops_a_flusher_that_ran_before(tmp_path: Path) -> None:
+    """A flusher may be supervised again after an earlier run (a scheduled ``run_once()``, a
+    restart after a failure). Leaving the block stops it even when the block ended before the
+    flusher had begun: the application is never left waiting on a flusher nothing stops."""
+    async with Outbox(SQLiteStorage(tmp_path / "shop.db")) as outbox:
+        flusher = Flusher(outbox, FakeDeliveryClient(), CONFIG)
+        await flusher.run_once()
+
+        async def leave_at_once() -> None:
+            async with flusher.running():
+                pass
+
+        await asyncio.wait_for(leave_at_once(), 10)
+        await asyncio.wait_for(flusher.run_once(), 10)  # it has ended: it can run again
+
+
+class BuggyFinish(SQLiteStorage):
+    """A backend whose result writes hit a bug (an error no database answers with)."""
+
+    async def finish(self, completions: Any, *, now: float) -> list[bool]:
+        raise RuntimeError("a bug in finish")
+
+
+async def test_a_flusher_that_can_record_no_result_is_seen_to_stop(tmp_path: Path) -> None:
+    """When results cannot be recorded because of a bug (not an outage), the flusher stops and
+    the application's handle shows it, instead of looking healthy while it sends on and
+    records nothing."""
+    async with BuggyFinish(tmp_path / "shop.db") as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        await outbox.enqueue_many([order(i) for i in range(3)])
+        flusher = Flusher(outbox, FakeDeliveryClient(), CONFIG)
+        with pytest.raises(KitError, match="a bug in finish"):
+            async with flusher.running() as handle:
+                await wait_until(lambda: not handle.healthy)
+
+
 async def test_a_missing_table_stops_run_once(
     sandbox: SandboxServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -182,6 +219,33 @@ async def test_a_briefly_unavailable_database_is_waited_out(
     assert all("trying again in" in r.getMessage() for r in tries)
     over = [r for r in caplog.records if getattr(r, "action", None) == "claim_recovered"]
     assert len(over) == 1
+
+
+class UnavailableWhenAsked(SQLiteStorage):
+    """A database that cannot be reached when asked what is left (a failover, a restart)."""
+
+    failures = 2
+
+    async def stats(self) -> OutboxStats:
+        if self.failures:
+            self.failures -= 1
+            raise StorageUnavailableError("connection refused")
+        return await super().stats()
+
+
+async def test_a_draining_run_waits_out_an_outage_when_it_asks_what_is_left(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """``run(until_drained=True)`` (``flush --drain``) asks the database whether anything is
+    left to send; an outage at that moment is waited out like any other, not the end of the
+    run with an error."""
+    async with UnavailableWhenAsked(tmp_path / "shop.db") as storage:
+        outbox = Outbox(storage, owns_storage=False)
+        await outbox.enqueue_many([order(i) for i in range(3)])
+        async with ETrustedClient(sandbox.client_config()) as client:
+            await asyncio.wait_for(Flusher(outbox, client, CONFIG).run(until_drained=True), 30)
+        assert storage.failures == 0
+        assert (await outbox.stats()).counts[State.DELIVERED] == 3
 
 
 async def test_the_flush_command_exits_1_with_the_setup_error(

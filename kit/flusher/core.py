@@ -164,6 +164,7 @@ class Flusher:
             for i in range(self.config.concurrency)
         ]
         writer = asyncio.create_task(self._results.run(), name="etk-writer")
+        writer.add_done_callback(self._writer_ended)
         listener = None
         if isinstance(self._storage, SupportsListen):
             relay = relay_notifications(
@@ -227,7 +228,7 @@ class Flusher:
                 try:
                     claimed = await self._claim(capacity - self._outstanding, now)
                 except StorageUnavailableError as exc:
-                    await self._bell.wait(self._claim_failed(exc))
+                    await self._bell.wait(self._database_unavailable(exc))
                     continue
                 self._report.database.ended()
                 for item in claimed:
@@ -240,11 +241,16 @@ class Flusher:
             if self._outstanding == 0 and not self._results.waiting and not self._results.writing:
                 if until_idle:
                     return
-                if until_drained and await self._drained():
-                    return
+                if until_drained:
+                    try:
+                        if await self._drained():
+                            return
+                    except StorageUnavailableError as exc:
+                        await self._bell.wait(self._database_unavailable(exc))
+                        continue
             await self._bell.wait(self.config.poll_interval)
 
-    def _claim_failed(self, exc: StorageUnavailableError) -> float:
+    def _database_unavailable(self, exc: StorageUnavailableError) -> float:
         """A passing outage of the database: say so, and how long until the next try."""
         tries = min(self._report.database.failures + 1, 16)
         wait = min(_OUTAGE_WAIT_MAX, self.config.poll_interval * 2.0**tries)
@@ -316,6 +322,13 @@ class Flusher:
                 if self._outstanding == 0:
                     self._all_finished.set()
             self._results.add(completion)
+
+    def _writer_ended(self, writer: asyncio.Task[None]) -> None:
+        """The writer only ends when closed; one that failed (a bug) records no result any
+        more, so the flusher must stop, visibly, rather than go on sending."""
+        failure = None if writer.cancelled() else writer.exception()
+        if isinstance(failure, Exception):
+            self._fail(failure)
 
     def _fail(self, exc: Exception, *, bug: bool = True) -> None:
         """Stop, and have run() raise ``exc`` (a KitError as is, anything else wrapped).
@@ -498,7 +511,10 @@ class Flusher:
         await asyncio.gather(*workers, return_exceptions=True)
         # The writer writes what is left, then ends; it is never cut off mid-write.
         self._results.close(self.config.grace_period)
-        await writer
+        try:
+            await writer
+        except Exception as exc:  # noqa: BLE001 (a failed writer stops the flusher, see _fail)
+            self._fail(exc)
         self.outbox.unsubscribe(self._bell)
         self._running = False
         logger.info("flusher stopped", extra={"action": "flusher_stopped", **self.stats.as_dict()})

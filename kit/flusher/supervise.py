@@ -61,6 +61,10 @@ async def running(
     )
     handle = RunningFlusher(flusher, task)
     try:
+        # Let run() begin before the block can end: a stop() that came before it would be
+        # undone by a flusher that ran before (each run starts afresh), and leaving would then
+        # wait for a flusher that nothing stops.
+        await asyncio.sleep(0)
         yield handle
     except BaseException:
         # The application's own error wins; the flusher's (logged when it happened) must not

@@ -44,7 +44,9 @@ _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,57}$")
 # Server answers that mean "the database is not reachable right now" rather than "bad query".
 # Connection, resources, operator/timeout; serialization failure and deadlock (40001, 40P01)
 # and lock not available (55P03) pass too: retrying later is the right answer to all of them.
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40001", "40P01", "55P03")
+# So do a read-only server (25006: a primary demoted to standby, the DNS of a failover not yet
+# turned) and an I/O error (58030), as SQLite's READONLY and IOERR do on that backend.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "40001", "40P01", "55P03", "25006", "58030")
 
 
 class PgBase:

@@ -176,6 +176,11 @@ class Plumbing:
             yield
         except sqlite3.Error as exc:
             raise translated(operation, exc, where or self._path) from exc
+        except UnicodeError as exc:
+            # A value sqlite3 cannot encode (a lone surrogate in an error text eTrusted sent):
+            # refused like any value the database refuses, so callers isolate that one record.
+            where = where or self._path
+            raise StorageError(f"SQLite {operation} failed on {where}: {exc}") from exc
         except ValueError as exc:
             # aiosqlite's way of saying a caller's connection is gone (enqueue_in)
             if str(exc) not in ("Connection closed", "no active connection"):

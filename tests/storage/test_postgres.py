@@ -186,6 +186,27 @@ async def test_lock_wait_timeout_is_unavailable(
         assert await s.cancel("k-1", now=3.0) is True
 
 
+async def test_a_read_only_server_is_unavailable(pg_dsn: str, pg_schema: str) -> None:
+    """A server that takes no writes (a primary demoted to standby while a failover turns its
+    DNS) is a passing outage, as a read-only SQLite file is: a flusher waits it out instead of
+    stopping as if its setup were broken."""
+    async with PostgresStorage(pg_dsn, schema=pg_schema) as s:
+        await s.enqueue([new(1)], now=1.0)
+    pool = await asyncpg.create_pool(
+        pg_dsn, min_size=1, max_size=2, server_settings={"default_transaction_read_only": "on"}
+    )
+    read_only = PostgresStorage(pg_dsn, schema=pg_schema, pool=pool)
+    try:
+        await read_only.open(migrate=False)
+        with pytest.raises(StorageUnavailableError, match="read-only"):
+            await read_only.claim_with_holds(owner="o", limit=1, lease_seconds=10, now=2.0)
+        with pytest.raises(StorageUnavailableError, match="read-only"):
+            await read_only.enqueue([new(2)], now=2.0)
+    finally:
+        await read_only.aclose()
+        await pool.close()
+
+
 async def test_query_errors_are_storage_errors(
     storage: PostgresStorage, conn: asyncpg.Connection[Any], pg_schema: str
 ) -> None:

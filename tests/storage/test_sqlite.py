@@ -37,7 +37,7 @@ from kit.outbox import sqlite as sqlite_backend
 from kit.outbox.migrations import Migration, load_migrations
 from kit.outbox.protocol import Storage, SupportsExternalTransaction
 from kit.outbox.sqlite import SQLiteStorage, sqlite_path_from_url
-from kit.outbox.types import ClaimMode, NewEntry, State
+from kit.outbox.types import ClaimMode, Completion, Dead, NewEntry, State
 
 T = 1_700_000_000.0
 LATEST = load_migrations("sqlite")[-1].version
@@ -300,6 +300,23 @@ async def test_statement_errors_name_the_operation_and_database(tmp_path: Path) 
         assert "locked" in str(info.value)
         assert isinstance(info.value.__cause__, sqlite3.OperationalError)
         await s.enqueue([new("a")], now=T)  # the lock is gone: fine again
+
+
+async def test_a_text_sqlite_cannot_encode_is_refused_as_a_storage_error(tmp_path: Path) -> None:
+    """A result whose error text holds a lone surrogate (half an emoji, as json.loads reads a
+    truncated "\\ud83d" in an error body) cannot be written: ``finish`` raises a StorageError
+    naming the operation, as for any value the database refuses, and writes nothing of it.
+    (The flusher's writer sets such a result aside and records the others.)"""
+    async with SQLiteStorage(tmp_path / "outbox.db") as s:
+        await s.enqueue([new("a")], now=T)
+        (claimed,) = await s.claim(owner="w", limit=1, lease_seconds=30, now=T)
+        refused = Completion(claimed.key, claimed.attempt, Dead("rejected by eTrusted: Zo\ud83d"))
+        with pytest.raises(StorageError, match="finish") as info:
+            await s.finish([refused], now=T + 1)
+        assert isinstance(info.value.__cause__, UnicodeEncodeError)
+        entry = await s.get("a")
+        assert entry is not None
+        assert (entry.state, entry.attempt) == (State.SENDING, claimed.attempt)
 
 
 async def test_unmigrated_database_asks_for_migrate(tmp_path: Path) -> None:
