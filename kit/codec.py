@@ -290,7 +290,20 @@ class ErrorBody:
 
 
 def _as_text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
+    return _storable(value).strip() or None if isinstance(value, str) else None
+
+
+def _storable(text: str) -> str:
+    """A server's text as every outbox backend can store it. JSON may carry a NUL (PostgreSQL's
+    text refuses it) or half a UTF-16 pair from a truncated escape (no UTF-8 encoder takes it);
+    either would make the error of an attempt unrecordable, and the entry retried for ever."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "replace").decode()
+    return text
 
 
 def parse_error_body(raw: bytes | str | None) -> ErrorBody:
@@ -302,7 +315,7 @@ def parse_error_body(raw: bytes | str | None) -> ErrorBody:
     try:
         data = json.loads(text)
     except ValueError:
-        snippet = " ".join(text.split())
+        snippet = " ".join(_storable(text).split())
         if len(snippet) > _MAX_ERROR_TEXT:
             snippet = snippet[:_MAX_ERROR_TEXT] + "..."
         return ErrorBody(message=f"(non-JSON body) {mask_emails(snippet)}")
@@ -322,7 +335,7 @@ def parse_error_body(raw: bytes | str | None) -> ErrorBody:
                 description=mask_emails(description) if description else None,
                 is_json=True,
             )
-    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    compact = _storable(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
     if len(compact) > _MAX_ERROR_TEXT:
         compact = compact[:_MAX_ERROR_TEXT] + "..."
     return ErrorBody(message=f"(unrecognised JSON body) {mask_emails(compact)}", is_json=True)

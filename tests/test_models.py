@@ -562,3 +562,24 @@ def test_a_missing_openapi_copy_fails_in_ci_and_skips_elsewhere(
     outcome = pytest.fail.Exception if ci else pytest.skip.Exception
     with pytest.raises(outcome, match=r"the OpenAPI copy .*events\.public\.yaml is missing"):
         _spec("events.public.yaml")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"Message": "invalid field: Zo\\ud83d"}',
+        b'{"Message": "invalid\\u0000 field"}',
+        b'{"error": "bad\\u0000", "error_description": "half \\udc00 pair"}',
+        b'{"unexpected": "shape \\ud83d \\u0000"}',
+        b"plain text with a NUL \x00 inside",
+    ],
+)
+def test_error_texts_can_be_stored_by_every_backend(raw: bytes) -> None:
+    """A server's error text reaches the outbox's ``last_error`` as text every backend stores:
+    no NUL (PostgreSQL refuses it) and no half UTF-16 pair (no UTF-8 encoder takes it), so an
+    attempt's error can always be recorded and the entry parked instead of retried for ever."""
+    body = parse_error_body(raw)
+    for text in (body.message, body.error, body.description):
+        if text is not None:
+            assert "\x00" not in text
+            text.encode()  # raises for a lone surrogate
