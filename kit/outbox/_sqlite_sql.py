@@ -165,6 +165,12 @@ AND_KEYS_IN = f" AND {_KEYS_IN}"
 
 STATE_OF = "SELECT state FROM etk_entries WHERE key = ?"
 CANCEL = "UPDATE etk_entries SET state = 'cancelled', updated_at = ? WHERE key = ?"
+# The rule of amend_entry (memory.py): only a pending entry; the due time is computed by
+# initial_due_at in Python, as for a new entry.
+AMEND = (
+    "UPDATE etk_entries SET payload = ?, payload_sha256 = ?, email_hash = ?, due_at = ?,"
+    " updated_at = ? WHERE key = ? AND state = 'pending'"
+)
 # RETRY_DEAD and DROP_DEAD end in their WHERE clause, so AND_KEYS_IN may be appended.
 RETRY_DEAD = (
     "UPDATE etk_entries SET state = 'pending', due_at = ?, sends = 0,"
@@ -280,6 +286,18 @@ def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
         now if new.send_after is None else initial_due_at(new, now),
         now,
         now,
+    )
+
+
+def amend_params(new: NewEntry, now: float) -> tuple[Any, ...]:
+    """The parameters of AMEND."""
+    return (
+        new.payload,
+        payload_sha256(new.payload),
+        new.email_hash,
+        initial_due_at(new, now),
+        now,
+        new.key,
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import attrs
 
@@ -179,6 +179,24 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
     )
 
 
+def amend_entry(entry: Entry, new: NewEntry, now: float) -> Entry | None:
+    """The waiting entry with ``new``'s payload, e-mail hash and hold-back; None unless it is
+    ``pending`` (once claimed, what was sent is not changed).
+
+    The due time follows the new hold-back as a new entry's would (never before ``now``).
+    """
+    if entry.state is not State.PENDING:
+        return None
+    return attrs.evolve(
+        entry,
+        payload=new.payload,
+        payload_sha256=payload_sha256(new.payload),
+        email_hash=new.email_hash,
+        due_at=initial_due_at(new, now),
+        updated_at=now,
+    )
+
+
 def retry_dead_entry(entry: Entry, now: float) -> Entry | None:
     """``dead`` -> ``pending``; None when not dead or its payload is gone (nothing to send)."""
     if entry.state is not State.DEAD or entry.payload is None:
@@ -195,6 +213,14 @@ def empty_stats_counts() -> dict[State, int]:
 # -- the backend ----------------------------------------------------------------------------
 
 
+class Companion(Protocol):
+    """Customer data kept beside an in-memory outbox, cleared by its purge and forget."""
+
+    def purge_now(self, *, before: float) -> None: ...
+
+    def forget_now(self, email_hash: str) -> None: ...
+
+
 class InMemoryStorage:
     """A :class:`kit.outbox.protocol.Storage` held in dictionaries, for tests."""
 
@@ -207,6 +233,8 @@ class InMemoryStorage:
         self._holds: dict[str, Hold] = {}
         self._moved_to: str | None = None
         self._next_id = 1
+        # Data kept beside the outbox (the journal) that purge and forget must clear too.
+        self.companions: list[Companion] = []
 
     @property
     def url(self) -> str:
@@ -265,12 +293,30 @@ class InMemoryStorage:
         return results
 
     async def cancel(self, key: str, *, now: float) -> bool:
+        return self.cancel_now(key, now)
+
+    def cancel_now(self, key: str, now: float) -> bool:
+        """:meth:`cancel` without an await, for callers that must stay atomic (the journal)."""
         entry = self._entries.get(key)
         if entry is None:
             raise OutboxError(f"unknown outbox key {key!r}")
         if entry.state is not State.PENDING:
             return False
         self._put(attrs.evolve(entry, state=State.CANCELLED, updated_at=now))
+        return True
+
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        return self.amend_now(entry, now)
+
+    def amend_now(self, new: NewEntry, now: float) -> bool:
+        """:meth:`amend` without an await, for callers that must stay atomic (the journal)."""
+        entry = self._entries.get(new.key)
+        if entry is None:
+            raise OutboxError(f"unknown outbox key {new.key!r}")
+        after = amend_entry(entry, new, now)
+        if after is None:
+            return False
+        self._put(after)
         return True
 
     async def claim(
@@ -342,6 +388,8 @@ class InMemoryStorage:
         return len(dead)
 
     async def purge(self, *, before: float, now: float) -> int:
+        for companion in self.companions:
+            companion.purge_now(before=before)
         count = 0
         for entry in list(self._entries.values()):
             if (
@@ -354,6 +402,12 @@ class InMemoryStorage:
         return count
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        for companion in self.companions:
+            companion.forget_now(email_hash)
+        return self.forget_now(email_hash, now)
+
+    def forget_now(self, email_hash: str, now: float) -> ForgetResult:
+        """The outbox part of :meth:`forget_customer`, without an await."""
         purged = skipped = 0
         for entry in list(self._entries.values()):
             if entry.email_hash != email_hash:
@@ -471,4 +525,4 @@ class InMemoryStorage:
         return inserted
 
 
-__all__ = ["InMemoryStorage", "apply_completion", "claim_due", "claim_entry"]
+__all__ = ["InMemoryStorage", "amend_entry", "apply_completion", "claim_due", "claim_entry"]

@@ -16,6 +16,7 @@ then raises :class:`~kit.errors.ConfigError` naming the extra to install.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from kit.outbox._pg_base import _one
 from kit.outbox._pg_enqueue import PgEnqueue
 from kit.outbox._pg_flush_sql import claim_result, finish_args, finish_rounds
 from kit.outbox._pg_sql import (
+    amend_args,
     attempt_args,
     attempt_from_row,
     entry_from_row,
@@ -42,6 +44,7 @@ from kit.outbox.types import (
     EntryRecord,
     ForgetResult,
     Hold,
+    NewEntry,
     OutboxStats,
     State,
 )
@@ -59,11 +62,36 @@ class PostgresStorage(PgEnqueue):
     async def cancel(self, key: str, *, now: float) -> bool:
         with self._translate("cancel"):
             async with self._conn() as conn:
-                if await conn.fetchval(self._sql.cancel, key, now) is not None:
-                    return True
-                if await conn.fetchval(self._sql.exists, key) is None:
-                    raise OutboxError(f"unknown outbox key {key!r}")
-                return False
+                return await self.cancel_on(conn, key, now)
+
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        with self._translate("amend"):
+            async with self._conn() as conn:
+                return await self.amend_on(conn, entry, now)
+
+    async def cancel_on(self, conn: Any, key: str, now: float) -> bool:
+        """``cancel`` on a connection the caller holds (inside its transaction, if any)."""
+        if await conn.fetchval(self._sql.cancel, key, now) is not None:
+            return True
+        if await conn.fetchval(self._sql.exists, key) is None:
+            raise OutboxError(f"unknown outbox key {key!r}")
+        return False
+
+    async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool:
+        """``amend`` on a connection the caller holds (inside its transaction, if any)."""
+        if await conn.fetchval(self._sql.amend, *amend_args(entry, now)) is not None:
+            return True
+        if await conn.fetchval(self._sql.exists, entry.key) is None:
+            raise OutboxError(f"unknown outbox key {entry.key!r}")
+        return False
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[Any]:
+        """A pooled connection inside one transaction, driver errors translated. For the kit's
+        own modules that keep tables beside the outbox (the journal)."""
+        with self._translate(operation):
+            async with self._conn() as conn, conn.transaction():
+                yield conn
 
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float

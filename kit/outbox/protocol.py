@@ -77,6 +77,15 @@ class Storage(Protocol):
         """
         ...
 
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        """Replace a ``pending`` entry's payload, e-mail hash and hold-back with ``entry``'s
+        (same key); its due time becomes ``max(now, send_after)``. False if the entry is in any
+        other state: once claimed, what may have been sent is never changed.
+
+        Raises :class:`kit.errors.OutboxError` for an unknown key.
+        """
+        ...
+
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
