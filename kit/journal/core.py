@@ -108,6 +108,8 @@ def ingest_steps(plan: Plan) -> Steps:
             status=IngestStatus.SKIPPED, delivery_id=delivery.identity.delivery_id, skip=skip
         )
     assert not isinstance(plan.parsed, Skip)
+    # PostgreSQL: one stream's deliveries queue here, so each decides on the other's result.
+    yield _op("lock_streams", sorted({(e.source, e.stream) for e in plan.parsed}))
     out: list[JournaledDecision] = []
     for event in plan.parsed:
         seq = yield _op("append_event", row, event)
@@ -234,6 +236,24 @@ def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
     yield _op("erase_streams", unique)
 
 
+# -- the journal's single operations, each a transaction of its own --------------------------
+
+
+def append_steps(delivery: Delivery, events: Sequence[DomainEvent]) -> Generator[Op, Any, bool]:
+    """Journal a delivery's events once; False (nothing written) for a known delivery."""
+    row = yield _op("record_delivery", delivery, None)
+    if row is None:
+        return False
+    for event in events:
+        yield _op("append_event", row, event)
+    return True
+
+
+def one_step(name: str, *args: Any) -> Generator[Op, Any, Any]:
+    """A single operation as steps (reading a stream, the last invite, recording a decision)."""
+    return (yield _op(name, *args))
+
+
 # -- running the steps -------------------------------------------------------------------------
 
 
@@ -330,10 +350,12 @@ __all__ = [
     "PrepareEntry",
     "Steps",
     "Stream",
+    "append_steps",
     "decision_columns",
     "erase_steps",
     "event_columns",
     "ingest_steps",
+    "one_step",
     "read_decision",
     "read_event",
     "run_async",

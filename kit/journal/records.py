@@ -68,9 +68,9 @@ class IngestResult:
     def enqueued(self) -> tuple[str, ...]:
         """Keys of the outbox entries this delivery created."""
         return tuple(
-            d.decision.key
+            str(getattr(d.decision, "key", ""))
             for d in self.decisions
-            if d.outcome is Outcome.ENQUEUED and hasattr(d.decision, "key")
+            if d.outcome is Outcome.ENQUEUED
         )
 
 

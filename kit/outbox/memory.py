@@ -279,7 +279,16 @@ class InMemoryStorage:
 
     # -- writing ----------------------------------------------------------------------------
 
+    def insert_now(self, new: NewEntry, now: float) -> bool:
+        """One entry without an await, for callers that must stay atomic (the journal); False
+        for a known key."""
+        (result,) = self._enqueue([new], now)
+        return not result.duplicate
+
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
+        return self._enqueue(entries, now)
+
+    def _enqueue(self, entries: Sequence[NewEntry], now: float) -> list[EnqueueResult]:
         if self._moved_to is not None and entries:
             raise OutboxMovedError(self.url, self._moved_to)
         results: list[EnqueueResult] = []
@@ -456,6 +465,10 @@ class InMemoryStorage:
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    def get_now(self, key: str) -> Entry | None:
+        """:meth:`get` without an await (the journal reads inside its transaction)."""
         return self._entries.get(key)
 
     async def entries(

@@ -17,6 +17,7 @@ then raises :class:`~kit.errors.ConfigError` naming the extra to install.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -24,6 +25,7 @@ from kit.errors import (
     OutboxError,
     OutboxMovedError,
 )
+from kit.journal._pg_tx import JournalSql, forget_journal, purge_journal
 from kit.outbox._pg_base import _one
 from kit.outbox._pg_enqueue import PgEnqueue
 from kit.outbox._pg_flush_sql import claim_result, finish_args, finish_rounds
@@ -151,13 +153,26 @@ class PostgresStorage(PgEnqueue):
         return await self._count("drop_dead", self._sql.drop_dead, keys_arg(keys), now)
 
     async def purge(self, *, before: float, now: float) -> int:
-        return await self._count("purge", self._sql.purge, before)
+        async with self.transaction("purge") as conn:
+            status: str = await conn.execute(self._sql.purge, before)
+            await purge_journal(conn, self._journal_sql, before)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
-        with self._translate("forget_customer"):
-            async with self._conn() as conn:
-                row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
+        async with self.transaction("forget_customer") as conn:
+            row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
+            await forget_journal(conn, self._journal_sql, email_hash)
         return ForgetResult(purged=row["purged"], skipped_in_flight=row["skipped"])
+
+    async def forget_on(self, conn: Any, email_hash: str, now: float) -> int:
+        """The outbox part of ``forget_customer`` on a connection the caller holds; how many
+        entries lost their payload."""
+        purged: int = _one(await conn.fetchrow(self._sql.forget, email_hash, now))["purged"]
+        return purged
+
+    @functools.cached_property
+    def _journal_sql(self) -> JournalSql:
+        return JournalSql(self._schema)
 
     # -- holds ----------------------------------------------------------------------------
 
