@@ -197,6 +197,8 @@ def _carry_out(
         if (yield _op("amend_entry", entry)):
             return JournaledDecision(decision=decision, outcome=Outcome.AMENDED)
         return _already_sent(decision.key, "products or timing changed")
+    if isinstance(decision, Recorded) and decision.note is Note.ALREADY_SENT:
+        return JournaledDecision(decision=decision, outcome=Outcome.ALREADY_SENT)
     return JournaledDecision(decision=decision, outcome=Outcome.RECORDED)
 
 

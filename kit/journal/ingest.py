@@ -48,25 +48,26 @@ class IntakeSource:
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
 
 
-def journal_for(outbox: Outbox) -> Journal:
-    """The journal that shares ``outbox``'s database and transactions."""
+def journal_for(outbox: Outbox, *, clock: Callable[[], float] = time.time) -> Journal:
+    """The journal that shares ``outbox``'s database and transactions; ``clock`` stamps its
+    rows (use the outbox's, so that its ``purge`` ages both alike)."""
     storage = outbox.storage
     if isinstance(storage, InMemoryStorage):
         from kit.journal.memory import MemoryJournal
 
-        return MemoryJournal(storage)
+        return MemoryJournal(storage, clock=clock)
     from kit.outbox.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):
         from kit.journal.sqlite import SQLiteJournal
 
-        return SQLiteJournal(storage)
+        return SQLiteJournal(storage, clock=clock)
     from kit.outbox.postgres import PostgresStorage  # imports without asyncpg
 
     if isinstance(storage, PostgresStorage):
         from kit.journal.postgres import PostgresJournal
 
-        return PostgresJournal(storage)
+        return PostgresJournal(storage, clock=clock)
     raise ConfigError(f"{type(storage).__name__} has no journal: use SQLite or PostgreSQL")
 
 
@@ -83,7 +84,7 @@ class Intake:
         system_version: str = kit.__version__,
     ) -> None:
         self._outbox = outbox
-        self._journal = journal if journal is not None else journal_for(outbox)
+        self._journal = journal if journal is not None else journal_for(outbox, clock=clock)
         self._clock = clock
         self._system = system
         self._system_version = system_version
