@@ -2,13 +2,14 @@
 double that keeps the journal's contract.
 
 Its operations run without an await, so an ingest is as atomic as the SQL backends' single
-transaction. (It is not rolled back if a step raises halfway: the test double trades that for
-simplicity.) It registers with the storage as a companion, so the storage's ``purge`` and
-``forget_customer`` clear its customer data as the SQL backends do.
+transaction, and a step that raises undoes the whole of it, rows and outbox alike. It registers
+with the storage as a companion, so the storage's ``purge`` and ``forget_customer`` clear its
+customer data as the SQL backends do.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -242,7 +243,13 @@ class MemoryJournal(JournalStore):
         storage.companions.append(self)
 
     async def _run(self, operation: str, steps: StepsFactory) -> Any:
-        return run_sync(steps(), MemoryTx(self._rows, self._storage, now=self._clock()))
+        rows, restore = copy.deepcopy(self._rows), self._storage.savepoint()
+        try:
+            return run_sync(steps(), MemoryTx(self._rows, self._storage, now=self._clock()))
+        except BaseException:
+            self._rows = rows
+            restore()
+            raise
 
     # -- the storage's companion: purge and forget ------------------------------------------
 

@@ -11,8 +11,9 @@ by several "flushers" in a test and its data lives as long as the object.
 from __future__ import annotations
 
 import bisect
+import copy
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, Protocol, Self
 
 import attrs
@@ -278,6 +279,17 @@ class InMemoryStorage:
         return [e for e in found if e is not None and e.state is state]
 
     # -- writing ----------------------------------------------------------------------------
+
+    def savepoint(self) -> Callable[[], None]:
+        """A function that undoes every change made after this call: the rollback of a caller
+        that writes through the ``*_now`` methods in one go (the journal's ingest)."""
+        saved = {name: copy.copy(value) for name, value in vars(self).items()}
+        saved["_attempts"] = {key: list(log) for key, log in self._attempts.items()}
+
+        def restore() -> None:
+            vars(self).update(saved)
+
+        return restore
 
     def insert_now(self, new: NewEntry, now: float) -> bool:
         """One entry without an await, for callers that must stay atomic (the journal); False

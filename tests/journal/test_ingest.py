@@ -8,8 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kit.journal.records import IngestResult, IngestStatus, StreamHistory
+import pytest
+
+from kit.adapters import DeliveryIdentity
+from kit.domain import OrderFacts, OrderFulfilled, SkipReason
+from kit.errors import OutboxMovedError
+from kit.journal.records import IngestResult, IngestStatus, Outcome, StreamHistory
 from kit.outbox.types import KEY_MARKER, State
+from kit.policy import Skipped
 
 from .conftest import Kit, source
 from .deliveries import (
@@ -218,3 +224,45 @@ async def test_a_delivery_the_adapter_skips_is_journaled_once_with_its_reason(ki
     assert result.skip is not None
     assert result.skip.reason.value == "data_request"
     assert again.status is IngestStatus.DUPLICATE
+
+
+async def test_a_delivery_that_cannot_be_stored_leaves_nothing_behind(kit: Kit) -> None:
+    """A failed transaction records neither the delivery nor its events, so the platform's
+    retry (it got no 2xx) is taken in as new, not turned away as a duplicate."""
+    await kit.storage.set_moved("postgresql://elsewhere/shop")
+    with pytest.raises(OutboxMovedError):
+        await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    assert await history(kit) == StreamHistory()
+    await kit.storage.set_moved(None)
+
+    retry = await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+
+    assert retry.status is IngestStatus.ACCEPTED
+    assert retry.enqueued == (KEY,)
+
+
+async def test_an_invite_whose_body_breaks_the_etrusted_rules_is_skipped_and_journaled(
+    kit: Kit,
+) -> None:
+    """The delivery is still accepted (a retry would fail the same way); the journal names the
+    fields, never their values."""
+    order = OrderFacts(reference="   ", placed_at=SHIPPED_AT, email=EMAIL)
+    shipped = OrderFulfilled(
+        source="my-shop",
+        platform="shopify",
+        account=SHOP,
+        stream=ORDER_ID,
+        occurred_at=SHIPPED_AT,
+        delivery_id="w-1",
+        order=order,
+    )
+
+    result = await kit.intake.ingest(source(), DeliveryIdentity("w-1"), [shipped])
+
+    (journaled,) = result.decisions
+    assert journaled.outcome is Outcome.INVALID
+    assert journaled.decision == Skipped(
+        key=KEY, reason=SkipReason.INVALID_EVENT, detail="fields: transaction.reference"
+    )
+    assert await kit.storage.get(KEY) is None
+    assert outcomes(await history(kit)) == [("skipped", "invalid")]
