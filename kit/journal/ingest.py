@@ -55,7 +55,9 @@ def journal_for(outbox: Outbox, *, clock: Callable[[], float] = time.time) -> Jo
     if isinstance(storage, InMemoryStorage):
         from kit.journal.memory import MemoryJournal
 
-        return MemoryJournal(storage, clock=clock)
+        # One journal per storage: its rows live in the journal object, not in a database.
+        known = [c for c in storage.companions if isinstance(c, MemoryJournal)]
+        return known[0] if known else MemoryJournal(storage, clock=clock)
     from kit.outbox.sqlite import SQLiteStorage
 
     if isinstance(storage, SQLiteStorage):

@@ -142,12 +142,16 @@ class Storage(Protocol):
 
         The key, state, refs, transaction reference, payload hash and attempt log stay. The
         e-mail hash goes too: an unsalted hash of an address is still personal data.
+
+        The journal's customer data goes with it (:mod:`kit.journal`): event and invite bodies
+        and e-mail hashes of every stream idle since ``before`` whose entries all ended.
         """
         ...
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
         """Remove every payload of one customer; ``pending``/``in_doubt``/``dead`` become
-        ``cancelled``. Entries in ``sending`` are skipped and counted."""
+        ``cancelled``. Entries in ``sending`` are skipped and counted. The journal's customer
+        data of every stream that recorded this e-mail hash goes in the same transaction."""
         ...
 
     # -- fleet-wide holds (429 pacing, credential pause) ---------------------------------
