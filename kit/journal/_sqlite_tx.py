@@ -91,7 +91,12 @@ def purge_journal(db: sqlite3.Connection, before: float) -> int:
 
 def forget_journal(db: sqlite3.Connection, email_hash: str) -> int:
     """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
-    return erase_streams(db, SQLiteTx(db, now=0.0, where="").customer_streams(email_hash))
+    return erase_streams(db, customer_streams(db, email_hash))
+
+
+def customer_streams(db: sqlite3.Connection, email_hash: str) -> list[Stream]:
+    """Every stream that journaled an event with this e-mail hash."""
+    return [(r[0], r[1]) for r in db.execute(CUSTOMER_STREAMS, (email_hash,))]
 
 
 class SQLiteTx:
@@ -205,7 +210,7 @@ class SQLiteTx:
         )
 
     def customer_streams(self, email_hash: str) -> list[Stream]:
-        return [(r[0], r[1]) for r in self._db.execute(CUSTOMER_STREAMS, (email_hash,))]
+        return customer_streams(self._db, email_hash)
 
     def source_streams(self, source: str) -> list[Stream]:
         return [(r[0], r[1]) for r in self._db.execute(SOURCE_STREAMS, (source,))]
