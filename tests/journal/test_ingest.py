@@ -266,3 +266,24 @@ async def test_an_invite_whose_body_breaks_the_etrusted_rules_is_skipped_and_jou
     )
     assert await kit.storage.get(KEY) is None
     assert outcomes(await history(kit)) == [("skipped", "invalid")]
+
+
+async def test_a_delivery_with_several_events_journals_each_and_decides_in_order(
+    kit: Kit,
+) -> None:
+    """An order listing two shipments is one delivery and two events: the first shipment
+    enqueues the invite, the second sees that decision and adds nothing."""
+    order = fulfilled_order()
+    second = dict(order["fulfillments"][0], id=6200002, created_at="2025-03-04T15:00:00+01:00")
+    order["fulfillments"].append(second)
+
+    result = await deliver(kit, order, "orders/fulfilled", "w-1")
+
+    assert [(d.decision.kind, d.outcome.value) for d in result.decisions] == [
+        ("enqueue", "enqueued"),
+        ("recorded", "recorded"),
+    ]
+    found = await history(kit)
+    assert [e.kind for e in found.events] == ["order_fulfilled", "order_fulfilled"]
+    assert [d.event_seq for d in found.decisions] == [e.seq for e in found.events]
+    assert (await kit.outbox.stats()).counts[State.PENDING] == 1
