@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from kit.outbox._pg_flush_sql import FlushSql
-from kit.outbox.memory import initial_due_at, payload_sha256
+from kit.outbox.lifecycle import initial_due_at, payload_sha256
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
@@ -126,7 +126,7 @@ class Sql:
             f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
             " WHERE key = $1 AND state = 'pending' RETURNING id"
         )
-        # The rule of amend_entry (memory.py); $5 is initial_due_at(), computed in Python.
+        # The rule of amend_entry (lifecycle.py); $5 is initial_due_at(), computed in Python.
         self.amend = (
             f"UPDATE {t} SET payload = $2, payload_sha256 = $3, email_hash = $4, due_at = $5,"
             " updated_at = $6 WHERE key = $1 AND state = 'pending' RETURNING id"

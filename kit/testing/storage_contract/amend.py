@@ -1,6 +1,6 @@
 """The contract of ``amend``: a waiting entry may change, one that was claimed never does.
 
-The rule lives in one place, ``amend_entry`` in :mod:`kit.outbox.memory`, and each SQL backend
+The rule lives in one place, ``amend_entry`` in :mod:`kit.outbox.lifecycle`, and each SQL backend
 mirrors it: only a ``pending`` entry changes; it takes the new payload, payload hash, e-mail
 hash and a due time of ``max(now, send_after)``; its key, type, channel, reference and counters
 stay.
