@@ -21,7 +21,14 @@ from datetime import UTC, datetime
 import attrs
 
 import kit
-from kit.adapters import DeliveryIdentity, ParseResult, PushAdapter, normalise_headers
+from kit.adapters import (
+    DeliveryIdentity,
+    ParseResult,
+    PushAdapter,
+    load_adapter,
+    normalise_headers,
+)
+from kit.configfile.model import SourceConfig
 from kit.domain import Skip
 from kit.errors import ConfigError
 from kit.journal.core import Plan
@@ -46,6 +53,17 @@ class IntakeSource:
     adapter: PushAdapter
     policy: PolicyConfig
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
+
+    @classmethod
+    def from_config(cls, config: SourceConfig) -> IntakeSource:
+        """The source a ``[[sources]]`` table describes, its adapter looked up by name."""
+        plugin = load_adapter(config.adapter)
+        return cls(
+            name=config.name,
+            adapter=plugin.create(source=config.name, config=config.adapter_config),
+            policy=config.policy,
+            secrets=tuple(secret.value for secret in config.webhook_secrets),
+        )
 
 
 def journal_for(outbox: Outbox, *, clock: Callable[[], float] = time.time) -> Journal:
