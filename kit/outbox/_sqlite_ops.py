@@ -73,6 +73,11 @@ class SQLiteOperators(Plumbing):
             await self._scrub_wal("forget_customer")
         return result
 
+    async def scrub_wal(self, operation: str) -> None:
+        """After customer data was removed by another path (the journal's erasure requests):
+        see :meth:`_scrub_wal`."""
+        await self._scrub_wal(operation)
+
     async def _scrub_wal(self, operation: str) -> None:
         """Move the scrubbed pages into the database file and empty the WAL, so that removed
         customer data does not stay readable in old WAL frames (or in a backup of them) until

@@ -14,7 +14,7 @@ from kit.outbox import _sqlite_group as group_module
 from kit.outbox.sqlite import SQLiteStorage
 
 from .conftest import Clock, source
-from .deliveries import fulfilled_order, signed
+from .deliveries import EMAIL, fulfilled_order, payload, signed
 
 
 async def test_an_ingest_is_one_transaction_on_the_worker_thread(
@@ -53,3 +53,20 @@ async def test_an_ingest_is_one_transaction_on_the_worker_thread(
         "etk_journal_decisions",
         "etk_entries",
     }
+
+
+async def test_a_redact_request_leaves_the_address_nowhere_in_the_files(tmp_path: Path) -> None:
+    """Not in the database file, not in an old WAL frame: the erasure is checkpointed."""
+    clock = Clock()
+    path = tmp_path / "outbox.db"
+    async with Outbox(SQLiteStorage(path), clock=clock) as outbox:
+        intake = Intake(outbox, clock=clock)
+        order = signed(fulfilled_order(), "orders/fulfilled", webhook_id="w-1")
+        await intake.ingest_raw(source(), *order)
+        redact = signed(payload("customers_redact"), "customers/redact", webhook_id="w-2")
+        await intake.ingest_raw(source(), *redact)
+
+        files = [p for p in tmp_path.iterdir() if p.name.startswith("outbox.db")]
+        assert files
+        for file in files:
+            assert EMAIL.encode() not in file.read_bytes(), file.name
