@@ -41,16 +41,22 @@ class JournalSql:
             INSERT INTO {je} (delivery, source, stream, kind, occurred_at, recorded_at,
                               email_hash, body)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"""
-        self.stream_events = f"""
-            SELECT id, source, stream, kind, occurred_at, recorded_at, body FROM {je}
-            WHERE source = $1 AND stream = $2 AND id < $3 ORDER BY id"""
-        self.stream_decisions = f"""
-            SELECT id, event, kind, key, outcome, decided_at, body FROM {jd}
-            WHERE source = $1 AND stream = $2 ORDER BY id"""
-        self.stream_waiting = f"""
-            SELECT DISTINCT d.key FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
-            WHERE d.source = $1 AND d.stream = $2 AND d.kind = 'enqueue'
-              AND e.state = 'pending'"""
+        # A stream's events, its decisions and its waiting keys (enqueued, not claimed) in one
+        # round trip: three parts, each in journal order.
+        self.read_stream = f"""
+            SELECT 'd' AS part, id, event, kind, key, outcome, decided_at AS at,
+                   NULL::float8 AS recorded_at, body
+            FROM {jd} WHERE source = $1 AND stream = $2
+            UNION ALL
+            SELECT 'e', id, NULL, kind, NULL, NULL, occurred_at, recorded_at, body
+            FROM {je} WHERE source = $1 AND stream = $2 AND id < $3
+            UNION ALL
+            (SELECT DISTINCT 'w', NULL::bigint, NULL::bigint, NULL, d.key, NULL, NULL::float8,
+                    NULL::float8, NULL
+             FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+             WHERE d.source = $1 AND d.stream = $2 AND d.kind = 'enqueue'
+               AND e.state = 'pending')
+            ORDER BY 1, 2"""
         self.record_decision = f"""
             INSERT INTO {jd} (event, source, stream, kind, key, outcome, decided_at,
                               email_hash, invite_at, body)
@@ -167,21 +173,20 @@ class PgTx:
 
     async def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         limit = before if before is not None else 2**63 - 1
-        events = await self._conn.fetch(self._sql.stream_events, source, stream, limit)
-        decisions = await self._conn.fetch(self._sql.stream_decisions, source, stream)
-        waiting = await self._conn.fetch(self._sql.stream_waiting, source, stream)
+        rows = await self._conn.fetch(self._sql.read_stream, source, stream, limit)
         return StreamHistory(
             events=tuple(
                 EventRow(
                     seq=r["id"],
-                    source=r["source"],
-                    stream=r["stream"],
+                    source=source,
+                    stream=stream,
                     kind=r["kind"],
-                    occurred_at=r["occurred_at"],
+                    occurred_at=r["at"],
                     recorded_at=r["recorded_at"],
                     event=read_event(r["body"]),
                 )
-                for r in events
+                for r in rows
+                if r["part"] == "e"
             ),
             decisions=tuple(
                 DecisionRow(
@@ -190,12 +195,13 @@ class PgTx:
                     kind=r["kind"],
                     key=r["key"],
                     outcome=Outcome(r["outcome"]),
-                    decided_at=r["decided_at"],
+                    decided_at=r["at"],
                     decision=read_decision(r["body"]),
                 )
-                for r in decisions
+                for r in rows
+                if r["part"] == "d"
             ),
-            waiting=frozenset(r["key"] for r in waiting),
+            waiting=frozenset(r["key"] for r in rows if r["part"] == "w"),
         )
 
     async def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
