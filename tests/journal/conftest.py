@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -59,9 +60,9 @@ class Kit:
         await self.outbox.aclose()
 
 
-def source(**policy: object) -> IntakeSource:
+def source(**policy: Any) -> IntakeSource:
     """The Shopify source of these tests; ``policy`` overrides the one trigger's settings."""
-    trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d", **policy)  # type: ignore[arg-type]
+    trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d", **policy)
     return IntakeSource(
         name="my-shop",
         adapter=ShopifyAdapter(
