@@ -37,6 +37,7 @@ class SkipReason(enum.StrEnum):
     NO_CONSENT = "no_consent"  # consent mode opted_in_only
     NO_CHANNEL = "no_channel"  # no channel configured for the order's locale
     NO_ORDER_FACTS = "no_order_facts"  # a trigger fired before any delivery described the order
+    INVALID_EVENT = "invalid_event"  # the body built for the invite breaks eTrusted's rules
 
     # -- the order's state rules the trigger out
     CANCELLED = "cancelled"

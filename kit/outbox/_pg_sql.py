@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from kit.outbox._pg_flush_sql import FlushSql
-from kit.outbox.memory import initial_due_at, payload_sha256
+from kit.outbox.lifecycle import initial_due_at, payload_sha256
 from kit.outbox.types import (
     AttemptKind,
     AttemptRecord,
@@ -125,6 +125,11 @@ class Sql:
         self.cancel = (
             f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
             " WHERE key = $1 AND state = 'pending' RETURNING id"
+        )
+        # The rule of amend_entry (lifecycle.py); $5 is initial_due_at(), computed in Python.
+        self.amend = (
+            f"UPDATE {t} SET payload = $2, payload_sha256 = $3, email_hash = $4, due_at = $5,"
+            " updated_at = $6 WHERE key = $1 AND state = 'pending' RETURNING id"
         )
         self.exists = f"SELECT 1 FROM {t} WHERE key = $1"
         # The flusher's two statements, claim (by limit) and finish, live in _pg_flush_sql.
@@ -313,6 +318,18 @@ def enqueue_one_args(entry: NewEntry, now: float) -> list[Any]:
         payload_sha256(entry.payload),
         entry.email_hash,
         initial_due_at(entry, now),
+    ]
+
+
+def amend_args(entry: NewEntry, now: float) -> list[Any]:
+    """The parameters $1 to $6 of ``amend``."""
+    return [
+        entry.key,
+        entry.payload,
+        payload_sha256(entry.payload),
+        entry.email_hash,
+        initial_due_at(entry, now),
+        now,
     ]
 
 

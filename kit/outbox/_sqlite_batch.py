@@ -13,7 +13,7 @@ from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params
 from kit.outbox._sqlite_worker import Worker
-from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry
+from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry, State
 
 # The storage's own worker, or a caller's aiosqlite connection (enqueue_in): the same calls.
 Connection = aiosqlite.Connection | Worker
@@ -75,6 +75,36 @@ async def insert_entries(
         results.append(EnqueueResult(new.key, duplicate=new.key not in inserted))
         inserted.discard(new.key)  # later copies inside the batch are duplicates
     return results
+
+
+def cancel_one(db: sqlite3.Connection, key: str, now: float) -> bool:
+    """The work of ``cancel`` on the worker thread, inside the caller's transaction."""
+    row = db.execute(sql.STATE_OF, (key,)).fetchone()
+    if row is None:
+        raise OutboxError(f"unknown outbox key {key!r}")
+    if row[0] != State.PENDING.value:
+        return False
+    db.execute(sql.CANCEL, (now, key))
+    return True
+
+
+def amend_one(db: sqlite3.Connection, new: NewEntry, now: float) -> bool:
+    """The work of ``amend`` on the worker thread, inside the caller's transaction."""
+    if db.execute(sql.AMEND, sql.amend_params(new, now)).rowcount == 1:
+        return True
+    if db.execute(sql.STATE_OF, (new.key,)).fetchone() is None:
+        raise OutboxError(f"unknown outbox key {new.key!r}")
+    return False
+
+
+def insert_now(db: sqlite3.Connection, new: NewEntry, now: float, *, where: str) -> bool:
+    """:func:`insert_one` on the worker thread, inside the caller's transaction."""
+    if db.execute(sql.INSERT_NEW_OR_SKIP, sql.new_entry_params(new, now)).rowcount == 1:
+        return True
+    moved = db.execute(sql.MOVED).fetchone()
+    if moved is not None:
+        raise OutboxMovedError(where, moved[0])
+    return False
 
 
 def finish_entries(

@@ -2,6 +2,7 @@
 
 A base of :class:`kit.outbox.sqlite.SQLiteStorage`, apart because none of it is on the delivery
 path and all of it shares one concern: removed customer data must not stay readable in the WAL.
+Purge and forget clear the journal's customer data (:mod:`kit.journal`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from kit.journal._sqlite_tx import forget_journal, purge_journal
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_conn import Plumbing
 from kit.outbox.types import ForgetResult
@@ -52,7 +54,8 @@ class SQLiteOperators(Plumbing):
         async with self._transaction("purge") as conn:
             cursor = await conn.execute(sql.PURGE, (before,))
             purged: int = cursor.rowcount
-        if purged:
+            journal = await conn.run(lambda db: purge_journal(db, before))
+        if purged or journal:
             await self._scrub_wal("purge")
         return purged
 
@@ -65,9 +68,15 @@ class SQLiteOperators(Plumbing):
             result = ForgetResult(
                 purged=n_cancelled + scrubbed.rowcount, skipped_in_flight=int(rows[0][0])
             )
-        if result.purged:
+            journal = await conn.run(lambda db: forget_journal(db, email_hash))
+        if result.purged or journal:
             await self._scrub_wal("forget_customer")
         return result
+
+    async def scrub_wal(self, operation: str) -> None:
+        """After customer data was removed by another path (the journal's erasure requests):
+        see :meth:`_scrub_wal`."""
+        await self._scrub_wal(operation)
 
     async def _scrub_wal(self, operation: str) -> None:
         """Move the scrubbed pages into the database file and empty the WAL, so that removed

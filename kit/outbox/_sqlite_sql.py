@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from kit.errors import MigrationError
-from kit.outbox.memory import empty_stats_counts, initial_due_at, payload_sha256
+from kit.outbox.lifecycle import empty_stats_counts, initial_due_at, payload_sha256
 from kit.outbox.transitions import effect_of
 from kit.outbox.types import (
     AttemptKind,
@@ -116,7 +116,7 @@ WHERE id IN (
 RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_reference,
           sends, first_sent_at, in_doubt_since, due_at"""
 
-# One completion, fenced as apply_completion (memory.py) fences it: only the attempt in force,
+# One completion, fenced as apply_completion (lifecycle.py) fences it: only the attempt in force,
 # while sending or in doubt and still leased. Its changes are an Effect resolved from the
 # transition table (kit/outbox/transitions.py), computed in SQL from the row as it is, so the
 # result path never reads rows into Python. Run once per completion, in order, so a second
@@ -165,6 +165,12 @@ AND_KEYS_IN = f" AND {_KEYS_IN}"
 
 STATE_OF = "SELECT state FROM etk_entries WHERE key = ?"
 CANCEL = "UPDATE etk_entries SET state = 'cancelled', updated_at = ? WHERE key = ?"
+# The rule of amend_entry (lifecycle.py): only a pending entry; the due time is computed by
+# initial_due_at in Python, as for a new entry.
+AMEND = (
+    "UPDATE etk_entries SET payload = ?, payload_sha256 = ?, email_hash = ?, due_at = ?,"
+    " updated_at = ? WHERE key = ? AND state = 'pending'"
+)
 # RETRY_DEAD and DROP_DEAD end in their WHERE clause, so AND_KEYS_IN may be appended.
 RETRY_DEAD = (
     "UPDATE etk_entries SET state = 'pending', due_at = ?, sends = 0,"
@@ -280,6 +286,18 @@ def new_entry_params(new: NewEntry, now: float) -> tuple[Any, ...]:
         now if new.send_after is None else initial_due_at(new, now),
         now,
         now,
+    )
+
+
+def amend_params(new: NewEntry, now: float) -> tuple[Any, ...]:
+    """The parameters of AMEND."""
+    return (
+        new.payload,
+        payload_sha256(new.payload),
+        new.email_hash,
+        initial_due_at(new, now),
+        now,
+        new.key,
     )
 
 

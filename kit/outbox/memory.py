@@ -1,8 +1,7 @@
 """The outbox in plain Python: a test double that keeps the whole storage contract.
 
-The pure functions at the top of this module (:func:`claim_entry`, :func:`apply_completion`,
-...) are the state machine in Python. What a completion does is not written here but in
-:mod:`kit.outbox.transitions`, which the SQL backends read too.
+The state machine itself is pure functions in :mod:`kit.outbox.lifecycle` (re-exported here
+under their old names); this module keeps entries in dictionaries and applies them.
 
 Nothing is persisted; ``open``/``aclose`` only satisfy the protocol, so one object can be shared
 by several "flushers" in a test and its data lives as long as the object.
@@ -11,19 +10,29 @@ by several "flushers" in a test and its data lives as long as the object.
 from __future__ import annotations
 
 import bisect
-import hashlib
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, Self
+import copy
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Protocol, Self
 
 import attrs
 
 from kit.errors import OutboxError, OutboxMovedError
-from kit.outbox.transitions import FINISHABLE_STATES, ErrorText, Since, effect_of
+from kit.outbox.lifecycle import (
+    ACTIVE_STATES,
+    FORGET_CANCELS,
+    amend_entry,
+    apply_completion,
+    claim_due,
+    claim_entry,
+    empty_stats_counts,
+    new_entry,
+    retry_dead_entry,
+    to_claimed,
+)
 from kit.outbox.types import (
     TERMINAL_STATES,
     AttemptRecord,
     Claimed,
-    ClaimMode,
     Completion,
     EnqueueResult,
     Entry,
@@ -35,164 +44,15 @@ from kit.outbox.types import (
     State,
 )
 
-#: States that ``claim`` may look at; every other state is final until an operator acts.
-ACTIVE_STATES = frozenset({State.PENDING, State.SENDING, State.IN_DOUBT})
-#: States that ``forget_customer`` turns into ``cancelled`` (besides removing the payload).
-FORGET_CANCELS = frozenset({State.PENDING, State.IN_DOUBT, State.DEAD})
-
-
-# -- the state machine as pure functions --------------------------------------------------
-
-
-def payload_sha256(payload: str) -> str:
-    """The hash stored at enqueue; it stays after the payload is purged."""
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def initial_due_at(entry: NewEntry, now: float) -> float:
-    """A hold-back never makes an entry due earlier than its enqueue time."""
-    return now if entry.send_after is None else max(now, entry.send_after)
-
-
-def new_entry(entry_id: int, new: NewEntry, now: float) -> Entry:
-    return Entry(
-        id=entry_id,
-        key=new.key,
-        state=State.PENDING,
-        event_type=new.event_type,
-        channel_id=new.channel_id,
-        transaction_reference=new.transaction_reference,
-        payload=new.payload,
-        payload_sha256=payload_sha256(new.payload),
-        email_hash=new.email_hash,
-        attempt=0,
-        sends=0,
-        due_at=initial_due_at(new, now),
-        created_at=now,
-        updated_at=now,
-        first_sent_at=None,
-        in_doubt_since=None,
-        event_ref=None,
-        delivered_at=None,
-        adopted=False,
-        blind_resends=0,
-        last_error=None,
-        lease_owner=None,
-        lease_expires_at=None,
-    )
-
-
-def claim_due(entry: Entry, now: float) -> float | None:
-    """When ``entry`` became claimable, or None if ``claim`` must not hand it out at ``now``.
-
-    Claims go oldest due first; an expired ``sending`` lease counts as due when it ran out.
-    """
-    if entry.state is State.PENDING:
-        return entry.due_at if entry.due_at <= now else None
-    if entry.state is State.IN_DOUBT:
-        lease_live = entry.lease_expires_at is not None and entry.lease_expires_at > now
-        return entry.due_at if entry.due_at <= now and not lease_live else None
-    if entry.state is State.SENDING:
-        expires = entry.lease_expires_at
-        return expires if expires is not None and expires <= now else None
-    return None
-
-
-def claim_entry(entry: Entry, *, owner: str, lease_seconds: float, now: float) -> Entry:
-    """The entry after it was claimed at ``now`` (see :meth:`Storage.claim`)."""
-    common: dict[str, Any] = {
-        "attempt": entry.attempt + 1,
-        "lease_owner": owner,
-        "lease_expires_at": now + lease_seconds,
-        "updated_at": now,
-    }
-    if entry.state is State.PENDING:
-        first_sent = now if entry.first_sent_at is None else entry.first_sent_at
-        return attrs.evolve(entry, state=State.SENDING, first_sent_at=first_sent, **common)
-    since = now if entry.in_doubt_since is None else entry.in_doubt_since
-    if entry.state is State.SENDING:
-        # The POST of the lost claim may have reached eTrusted: never send it again blindly.
-        assert entry.lease_expires_at is not None
-        return attrs.evolve(
-            entry,
-            state=State.IN_DOUBT,
-            in_doubt_since=since,
-            due_at=entry.lease_expires_at,
-            **common,
-        )
-    return attrs.evolve(entry, state=State.IN_DOUBT, in_doubt_since=since, **common)
-
-
-def to_claimed(entry: Entry) -> Claimed:
-    """The lease handed out for an entry that :func:`claim_entry` just produced."""
-    assert entry.lease_expires_at is not None
-    return Claimed(
-        key=entry.key,
-        attempt=entry.attempt,
-        mode=ClaimMode.SEND if entry.state is State.SENDING else ClaimMode.RECONCILE,
-        payload=entry.payload,
-        event_type=entry.event_type,
-        channel_id=entry.channel_id,
-        transaction_reference=entry.transaction_reference,
-        sends=entry.sends,
-        first_sent_at=entry.first_sent_at,
-        in_doubt_since=entry.in_doubt_since,
-        lease_expires_at=entry.lease_expires_at,
-    )
-
-
-def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry | None:
-    """The entry after ``completion``, or None when the completion is fenced off.
-
-    A completion applies only to the attempt in force (``attempt`` matches), while the entry is
-    ``sending`` or ``in_doubt`` and the claim has not ended yet (its lease is still recorded).
-    The last rule makes a repeated completion of the same attempt a no-op too. What it changes
-    is :data:`kit.outbox.transitions.TRANSITIONS`, resolved as the SQL backends resolve it.
-    """
-    if (
-        entry.state not in FINISHABLE_STATES
-        or entry.attempt != completion.attempt
-        or entry.lease_owner is None
-    ):
-        return None
-    effect = effect_of(completion.outcome, completion.record, now)
-    since = {
-        Since.KEEP: entry.in_doubt_since,
-        Since.SET_IF_UNSET: now if entry.in_doubt_since is None else entry.in_doubt_since,
-        Since.CLEAR: None,
-    }[Since(effect.in_doubt_since)]
-    to = effect.to_from_sending if entry.state is State.SENDING else effect.to_from_in_doubt
-    return attrs.evolve(
-        entry,
-        state=State(to),
-        due_at=entry.due_at if effect.due_at is None else effect.due_at,
-        in_doubt_since=since,
-        event_ref=entry.event_ref if effect.event_ref is None else effect.event_ref,
-        delivered_at=entry.delivered_at if effect.delivered_at is None else effect.delivered_at,
-        adopted=entry.adopted if effect.adopted is None else effect.adopted,
-        blind_resends=entry.blind_resends + effect.blind_resends,
-        sends=entry.sends + effect.sends,
-        last_error=entry.last_error if effect.last_error == ErrorText.KEEP else effect.error,
-        lease_owner=None,
-        lease_expires_at=None,
-        updated_at=now,
-    )
-
-
-def retry_dead_entry(entry: Entry, now: float) -> Entry | None:
-    """``dead`` -> ``pending``; None when not dead or its payload is gone (nothing to send)."""
-    if entry.state is not State.DEAD or entry.payload is None:
-        return None
-    return attrs.evolve(
-        entry, state=State.PENDING, due_at=now, sends=0, in_doubt_since=None, updated_at=now
-    )
-
-
-def empty_stats_counts() -> dict[State, int]:
-    return dict.fromkeys(State, 0)
-
-
 # -- the backend ----------------------------------------------------------------------------
+
+
+class Companion(Protocol):
+    """Customer data kept beside an in-memory outbox, cleared by its purge and forget."""
+
+    def purge_now(self, *, before: float) -> None: ...
+
+    def forget_now(self, email_hash: str) -> None: ...
 
 
 class InMemoryStorage:
@@ -207,6 +67,8 @@ class InMemoryStorage:
         self._holds: dict[str, Hold] = {}
         self._moved_to: str | None = None
         self._next_id = 1
+        # Data kept beside the outbox (the journal) that purge and forget must clear too.
+        self.companions: list[Companion] = []
 
     @property
     def url(self) -> str:
@@ -251,7 +113,27 @@ class InMemoryStorage:
 
     # -- writing ----------------------------------------------------------------------------
 
+    def savepoint(self) -> Callable[[], None]:
+        """A function that undoes every change made after this call: the rollback of a caller
+        that writes through the ``*_now`` methods in one go (the journal's ingest)."""
+        saved = {name: copy.copy(value) for name, value in vars(self).items()}
+        saved["_attempts"] = {key: list(log) for key, log in self._attempts.items()}
+
+        def restore() -> None:
+            vars(self).update(saved)
+
+        return restore
+
+    def insert_now(self, new: NewEntry, now: float) -> bool:
+        """One entry without an await, for callers that must stay atomic (the journal); False
+        for a known key."""
+        (result,) = self._enqueue([new], now)
+        return not result.duplicate
+
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
+        return self._enqueue(entries, now)
+
+    def _enqueue(self, entries: Sequence[NewEntry], now: float) -> list[EnqueueResult]:
         if self._moved_to is not None and entries:
             raise OutboxMovedError(self.url, self._moved_to)
         results: list[EnqueueResult] = []
@@ -265,12 +147,30 @@ class InMemoryStorage:
         return results
 
     async def cancel(self, key: str, *, now: float) -> bool:
+        return self.cancel_now(key, now)
+
+    def cancel_now(self, key: str, now: float) -> bool:
+        """:meth:`cancel` without an await, for callers that must stay atomic (the journal)."""
         entry = self._entries.get(key)
         if entry is None:
             raise OutboxError(f"unknown outbox key {key!r}")
         if entry.state is not State.PENDING:
             return False
         self._put(attrs.evolve(entry, state=State.CANCELLED, updated_at=now))
+        return True
+
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        return self.amend_now(entry, now)
+
+    def amend_now(self, new: NewEntry, now: float) -> bool:
+        """:meth:`amend` without an await, for callers that must stay atomic (the journal)."""
+        entry = self._entries.get(new.key)
+        if entry is None:
+            raise OutboxError(f"unknown outbox key {new.key!r}")
+        after = amend_entry(entry, new, now)
+        if after is None:
+            return False
+        self._put(after)
         return True
 
     async def claim(
@@ -342,6 +242,8 @@ class InMemoryStorage:
         return len(dead)
 
     async def purge(self, *, before: float, now: float) -> int:
+        for companion in self.companions:
+            companion.purge_now(before=before)
         count = 0
         for entry in list(self._entries.values()):
             if (
@@ -354,6 +256,12 @@ class InMemoryStorage:
         return count
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        for companion in self.companions:
+            companion.forget_now(email_hash)
+        return self.forget_now(email_hash, now)
+
+    def forget_now(self, email_hash: str, now: float) -> ForgetResult:
+        """The outbox part of :meth:`forget_customer`, without an await."""
         purged = skipped = 0
         for entry in list(self._entries.values()):
             if entry.email_hash != email_hash:
@@ -402,6 +310,10 @@ class InMemoryStorage:
     # -- reading ----------------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None:
+        return self._entries.get(key)
+
+    def get_now(self, key: str) -> Entry | None:
+        """:meth:`get` without an await (the journal reads inside its transaction)."""
         return self._entries.get(key)
 
     async def entries(
@@ -471,4 +383,4 @@ class InMemoryStorage:
         return inserted
 
 
-__all__ = ["InMemoryStorage", "apply_completion", "claim_due", "claim_entry"]
+__all__ = ["InMemoryStorage", "amend_entry", "apply_completion", "claim_due", "claim_entry"]

@@ -16,6 +16,8 @@ then raises :class:`~kit.errors.ConfigError` naming the extra to install.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -23,10 +25,12 @@ from kit.errors import (
     OutboxError,
     OutboxMovedError,
 )
+from kit.journal._pg_tx import JournalSql, forget_journal, purge_journal
 from kit.outbox._pg_base import _one
 from kit.outbox._pg_enqueue import PgEnqueue
 from kit.outbox._pg_flush_sql import claim_result, finish_args, finish_rounds
 from kit.outbox._pg_sql import (
+    amend_args,
     attempt_args,
     attempt_from_row,
     entry_from_row,
@@ -42,6 +46,7 @@ from kit.outbox.types import (
     EntryRecord,
     ForgetResult,
     Hold,
+    NewEntry,
     OutboxStats,
     State,
 )
@@ -59,11 +64,36 @@ class PostgresStorage(PgEnqueue):
     async def cancel(self, key: str, *, now: float) -> bool:
         with self._translate("cancel"):
             async with self._conn() as conn:
-                if await conn.fetchval(self._sql.cancel, key, now) is not None:
-                    return True
-                if await conn.fetchval(self._sql.exists, key) is None:
-                    raise OutboxError(f"unknown outbox key {key!r}")
-                return False
+                return await self.cancel_on(conn, key, now)
+
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        with self._translate("amend"):
+            async with self._conn() as conn:
+                return await self.amend_on(conn, entry, now)
+
+    async def cancel_on(self, conn: Any, key: str, now: float) -> bool:
+        """``cancel`` on a connection the caller holds (inside its transaction, if any)."""
+        if await conn.fetchval(self._sql.cancel, key, now) is not None:
+            return True
+        if await conn.fetchval(self._sql.exists, key) is None:
+            raise OutboxError(f"unknown outbox key {key!r}")
+        return False
+
+    async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool:
+        """``amend`` on a connection the caller holds (inside its transaction, if any)."""
+        if await conn.fetchval(self._sql.amend, *amend_args(entry, now)) is not None:
+            return True
+        if await conn.fetchval(self._sql.exists, entry.key) is None:
+            raise OutboxError(f"unknown outbox key {entry.key!r}")
+        return False
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, operation: str) -> AsyncIterator[Any]:
+        """A pooled connection inside one transaction, driver errors translated. For the kit's
+        own modules that keep tables beside the outbox (the journal)."""
+        with self._translate(operation):
+            async with self._conn() as conn, conn.transaction():
+                yield conn
 
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
@@ -123,13 +153,26 @@ class PostgresStorage(PgEnqueue):
         return await self._count("drop_dead", self._sql.drop_dead, keys_arg(keys), now)
 
     async def purge(self, *, before: float, now: float) -> int:
-        return await self._count("purge", self._sql.purge, before)
+        async with self.transaction("purge") as conn:
+            status: str = await conn.execute(self._sql.purge, before)
+            await purge_journal(conn, self._journal_sql, before)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
-        with self._translate("forget_customer"):
-            async with self._conn() as conn:
-                row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
+        async with self.transaction("forget_customer") as conn:
+            row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
+            await forget_journal(conn, self._journal_sql, email_hash)
         return ForgetResult(purged=row["purged"], skipped_in_flight=row["skipped"])
+
+    async def forget_on(self, conn: Any, email_hash: str, now: float) -> int:
+        """The outbox part of ``forget_customer`` on a connection the caller holds; how many
+        entries lost their payload."""
+        purged: int = _one(await conn.fetchrow(self._sql.forget, email_hash, now))["purged"]
+        return purged
+
+    @functools.cached_property
+    def _journal_sql(self) -> JournalSql:
+        return JournalSql(self._schema)
 
     # -- holds ----------------------------------------------------------------------------
 

@@ -77,6 +77,15 @@ class Storage(Protocol):
         """
         ...
 
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        """Replace a ``pending`` entry's payload, e-mail hash and hold-back with ``entry``'s
+        (same key); its due time becomes ``max(now, send_after)``. False if the entry is in any
+        other state: once claimed, what may have been sent is never changed.
+
+        Raises :class:`kit.errors.OutboxError` for an unknown key.
+        """
+        ...
+
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float
     ) -> list[Claimed]:
@@ -133,12 +142,16 @@ class Storage(Protocol):
 
         The key, state, refs, transaction reference, payload hash and attempt log stay. The
         e-mail hash goes too: an unsalted hash of an address is still personal data.
+
+        The journal's customer data goes with it (:mod:`kit.journal`): event and invite bodies
+        and e-mail hashes of every stream idle since ``before`` whose entries all ended.
         """
         ...
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
         """Remove every payload of one customer; ``pending``/``in_doubt``/``dead`` become
-        ``cancelled``. Entries in ``sending`` are skipped and counted."""
+        ``cancelled``. Entries in ``sending`` are skipped and counted. The journal's customer
+        data of every stream that recorded this e-mail hash goes in the same transaction."""
         ...
 
     # -- fleet-wide holds (429 pacing, credential pause) ---------------------------------

@@ -21,8 +21,8 @@ import os
 import sqlite3
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal, Self
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Literal, Self, TypeVar
 
 import aiosqlite
 
@@ -35,7 +35,14 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.outbox import _sqlite_sql as sql
-from kit.outbox._sqlite_batch import finish_entries, insert_entries, insert_one, load_records
+from kit.outbox._sqlite_batch import (
+    amend_one,
+    cancel_one,
+    finish_entries,
+    insert_entries,
+    insert_one,
+    load_records,
+)
 from kit.outbox._sqlite_conn import MEMORY, Phase, connect
 from kit.outbox._sqlite_group import GroupCommit
 from kit.outbox._sqlite_ops import SQLiteOperators
@@ -57,6 +64,8 @@ from kit.outbox.types import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: ``RETURNING`` arrived in 3.35; ``json_each`` is built in from 3.38 and in most older builds.
 MIN_SQLITE_VERSION = (3, 35, 0)
@@ -332,14 +341,18 @@ class SQLiteStorage(SQLiteOperators):
         self._own_file.add(connection)
 
     async def cancel(self, key: str, *, now: float) -> bool:
-        async with self._transaction("cancel") as conn:
-            rows = list(await conn.execute_fetchall(sql.STATE_OF, (key,)))
-            if not rows:
-                raise OutboxError(f"unknown outbox key {key!r}")
-            if rows[0][0] != State.PENDING.value:
-                return False
-            await conn.execute(sql.CANCEL, (now, key))
-            return True
+        return await self._grouped("cancel", lambda db: cancel_one(db, key, now))
+
+    async def amend(self, entry: NewEntry, *, now: float) -> bool:
+        return await self._grouped("amend", lambda db: amend_one(db, entry, now))
+
+    async def run_transaction(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``fn(connection)`` on the storage's worker thread inside one write transaction
+        (``BEGIN IMMEDIATE ... COMMIT``, shared with other operations queued meanwhile; a
+        failing ``fn`` is rolled back alone). For the kit's own modules that keep tables beside
+        the outbox (the journal); sqlite3 errors come out translated.
+        """
+        return await self._grouped(operation, fn)
 
     async def claim(
         self, *, owner: str, limit: int, lease_seconds: float, now: float

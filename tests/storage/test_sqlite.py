@@ -42,7 +42,16 @@ from kit.outbox.types import ClaimMode, Completion, Dead, NewEntry, State
 T = 1_700_000_000.0
 LATEST = load_migrations("sqlite")[-1].version
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"etk_entries", "etk_attempts", "etk_holds", "etk_meta", "etk_schema_version"}
+TABLES = {
+    "etk_entries",
+    "etk_attempts",
+    "etk_holds",
+    "etk_meta",
+    "etk_schema_version",
+    "etk_deliveries",
+    "etk_journal_events",
+    "etk_journal_decisions",
+}
 
 
 def new(key: str) -> NewEntry:
@@ -337,7 +346,11 @@ async def test_unmigrated_database_asks_for_migrate(tmp_path: Path) -> None:
 
 def test_migration_files_load_in_order() -> None:
     migrations = load_migrations("sqlite")
-    assert [(m.version, m.name) for m in migrations] == [(1, "initial"), (2, "outbox_meta")]
+    assert [(m.version, m.name) for m in migrations] == [
+        (1, "initial"),
+        (2, "outbox_meta"),
+        (3, "journal"),
+    ]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
         load_migrations("oracle")
@@ -356,6 +369,7 @@ async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
         assert db.execute("SELECT version, name FROM etk_schema_version").fetchall() == [
             (1, "initial"),
             (2, "outbox_meta"),
+            (3, "journal"),
         ]
     db.close()
 

@@ -21,12 +21,14 @@ backend makes:
   changes do. ``forget_customer`` also clears ``email_hash``, so asking again finds nothing.
 * ``stats().last_error`` is the error of the most recently updated entry that has one.
 * ``load`` gives entries new ids in the order of the records; everything else is kept.
+* ``amend`` changes only a ``pending`` entry, whose due time becomes ``max(now, send_after)``.
 
 This package imports pytest and pytest-asyncio; :mod:`kit.testing` does not import it.
 """
 
 from __future__ import annotations
 
+from kit.testing.storage_contract.amend import AmendContract
 from kit.testing.storage_contract.backend import Backend, StorageFactory
 from kit.testing.storage_contract.claim import ClaimContract
 from kit.testing.storage_contract.dump_load import DumpLoadContract
@@ -47,6 +49,7 @@ from kit.testing.storage_contract.transitions import TransitionContract
 
 class StorageContract(
     EnqueueContract,
+    AmendContract,
     ClaimContract,
     FinishContract,
     TransitionContract,
@@ -64,6 +67,7 @@ class StorageContract(
 
 
 __all__ = [
+    "AmendContract",
     "Backend",
     "ClaimContract",
     "DumpLoadContract",

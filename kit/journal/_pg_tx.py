@@ -1,0 +1,263 @@
+"""The journal's operations on PostgreSQL: coroutines on one asyncpg connection inside a
+transaction the caller holds.
+
+:class:`PgTx` offers the operations :mod:`kit.journal.core` yields (as coroutines);
+:func:`purge_journal` and :func:`forget_journal` are what the outbox's own ``purge`` and
+``forget_customer`` add. Deliveries of one stream are serialised by a transaction-scoped
+advisory lock per stream (:meth:`PgTx.lock_streams`), so under READ COMMITTED the second
+reads the first's decisions before it decides. This module imports no storage class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from kit.domain import DomainEvent, Skip
+from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
+from kit.journal.records import DecisionRow, Delivery, EventRow, Outcome, StreamHistory
+from kit.outbox.types import NewEntry
+from kit.policy import Decision
+
+
+class JournalSql:
+    """The journal's statements for one schema (the outbox's)."""
+
+    def __init__(self, schema: str) -> None:
+        s = f'"{schema}"'
+        d, je, jd, t = (
+            f"{s}.deliveries",
+            f"{s}.journal_events",
+            f"{s}.journal_decisions",
+            f"{s}.entries",
+        )
+        self.lock_prefix = f"{schema}.journal:"
+        self.lock = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+        self.record_delivery = f"""
+            INSERT INTO {d} (source, delivery_id, event_id, topic, received_at, skip_reason,
+                             skip_detail)
+            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id"""
+        self.append_event = f"""
+            INSERT INTO {je} (delivery, source, stream, kind, occurred_at, recorded_at,
+                              email_hash, body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"""
+        # A stream's events, its decisions and its waiting keys (enqueued, not claimed) in one
+        # round trip: three parts, each in journal order.
+        self.read_stream = f"""
+            SELECT 'd' AS part, id, event, kind, key, outcome, decided_at AS at,
+                   NULL::float8 AS recorded_at, body
+            FROM {jd} WHERE source = $1 AND stream = $2
+            UNION ALL
+            SELECT 'e', id, NULL, kind, NULL, NULL, occurred_at, recorded_at, body
+            FROM {je} WHERE source = $1 AND stream = $2 AND id < $3
+            UNION ALL
+            (SELECT DISTINCT 'w', NULL::bigint, NULL::bigint, NULL, d.key, NULL, NULL::float8,
+                    NULL::float8, NULL
+             FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+             WHERE d.source = $1 AND d.stream = $2 AND d.kind = 'enqueue'
+               AND e.state = 'pending')
+            ORDER BY 1, 2"""
+        self.record_decision = f"""
+            INSERT INTO {jd} (event, source, stream, kind, key, outcome, decided_at,
+                              email_hash, invite_at, body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
+        self.last_invite = f"""
+            SELECT max(d.invite_at) FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+            WHERE d.email_hash = $1 AND d.invite_at IS NOT NULL
+              AND NOT (d.source = $2 AND d.stream = $3) AND e.state <> 'cancelled'"""
+        self.customer_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE email_hash = $1"
+        self.source_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE source = $1"
+        self.stream_hashes = f"""
+            SELECT DISTINCT e.email_hash FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+            WHERE d.source = $1 AND d.stream = $2 AND d.kind = 'enqueue'
+              AND e.email_hash IS NOT NULL"""
+        self.purgeable_streams = f"""
+            SELECT source, stream FROM {je} AS j GROUP BY source, stream
+            HAVING max(recorded_at) < $1 AND bool_or(body IS NOT NULL OR email_hash IS NOT NULL)
+               AND NOT EXISTS (
+                   SELECT 1 FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+                   WHERE d.source = j.source AND d.stream = j.stream
+                     AND e.state IN ('pending', 'sending', 'in_doubt'))"""
+        self.erase_events = f"""
+            UPDATE {je} SET body = NULL, email_hash = NULL
+            WHERE source = $1 AND stream = $2 AND (body IS NOT NULL OR email_hash IS NOT NULL)"""
+        self.erase_decisions = f"""
+            UPDATE {jd}
+            SET body = CASE WHEN kind = 'enqueue' THEN NULL ELSE body END, email_hash = NULL
+            WHERE source = $1 AND stream = $2
+              AND (email_hash IS NOT NULL OR (kind = 'enqueue' AND body IS NOT NULL))"""
+
+
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def erase_streams(conn: Any, sql: JournalSql, streams: Sequence[Stream]) -> int:
+    """Remove the customer data of ``streams``; how many rows changed."""
+    changed = 0
+    for source, stream in streams:
+        changed += _count(await conn.execute(sql.erase_events, source, stream))
+        changed += _count(await conn.execute(sql.erase_decisions, source, stream))
+    return changed
+
+
+async def purge_journal(conn: Any, sql: JournalSql, before: float) -> int:
+    """The journal's part of the outbox ``purge``."""
+    rows = await conn.fetch(sql.purgeable_streams, before)
+    return await erase_streams(conn, sql, [(r[0], r[1]) for r in rows])
+
+
+async def forget_journal(conn: Any, sql: JournalSql, email_hash: str) -> int:
+    """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
+    rows = await conn.fetch(sql.customer_streams, email_hash)
+    return await erase_streams(conn, sql, [(r[0], r[1]) for r in rows])
+
+
+class OutboxOnConnection(Protocol):
+    """What the journal needs of the PostgreSQL outbox, on the journal's connection."""
+
+    async def enqueue_in(
+        self, connection: Any, entries: Sequence[NewEntry], *, now: float
+    ) -> Any: ...
+
+    async def cancel_on(self, conn: Any, key: str, now: float) -> bool: ...
+
+    async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool: ...
+
+    async def forget_on(self, conn: Any, email_hash: str, now: float) -> int: ...
+
+
+class PgTx:
+    """The operations of :mod:`kit.journal.core` on one connection, in the caller's transaction."""
+
+    def __init__(
+        self, conn: Any, outbox: OutboxOnConnection, sql: JournalSql, *, now: float
+    ) -> None:
+        self._conn = conn
+        self._outbox = outbox
+        self._sql = sql
+        self._now = now
+
+    async def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+        row_id: int | None = await self._conn.fetchval(
+            self._sql.record_delivery,
+            delivery.source,
+            delivery.identity.delivery_id,
+            delivery.identity.event_id,
+            delivery.topic,
+            delivery.received_at,
+            None if skip is None else skip.reason.value,
+            None if skip is None else skip.detail,
+        )
+        return row_id
+
+    async def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Taken in sorted order, so two deliveries of several streams cannot deadlock."""
+        for source, stream in sorted(streams):
+            await self._conn.execute(self._sql.lock, f"{self._sql.lock_prefix}{source}\x1f{stream}")
+
+    async def append_event(self, delivery_row: int, event: DomainEvent) -> int:
+        c = event_columns(event)
+        seq: int = await self._conn.fetchval(
+            self._sql.append_event,
+            delivery_row,
+            event.source,
+            event.stream,
+            c.kind,
+            c.occurred_at,
+            self._now,
+            c.email_hash,
+            c.body,
+        )
+        return seq
+
+    async def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
+        limit = before if before is not None else 2**63 - 1
+        rows = await self._conn.fetch(self._sql.read_stream, source, stream, limit)
+        return StreamHistory(
+            events=tuple(
+                EventRow(
+                    seq=r["id"],
+                    source=source,
+                    stream=stream,
+                    kind=r["kind"],
+                    occurred_at=r["at"],
+                    recorded_at=r["recorded_at"],
+                    event=read_event(r["body"]),
+                )
+                for r in rows
+                if r["part"] == "e"
+            ),
+            decisions=tuple(
+                DecisionRow(
+                    seq=r["id"],
+                    event_seq=r["event"],
+                    kind=r["kind"],
+                    key=r["key"],
+                    outcome=Outcome(r["outcome"]),
+                    decided_at=r["at"],
+                    decision=read_decision(r["body"]),
+                )
+                for r in rows
+                if r["part"] == "d"
+            ),
+            waiting=frozenset(r["key"] for r in rows if r["part"] == "w"),
+        )
+
+    async def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+        found: float | None = await self._conn.fetchval(
+            self._sql.last_invite, email_hash, source, stream
+        )
+        return found
+
+    async def insert_entry(self, entry: NewEntry) -> bool:
+        (result,) = await self._outbox.enqueue_in(self._conn, [entry], now=self._now)
+        return not result.duplicate
+
+    async def cancel_entry(self, key: str) -> bool:
+        return await self._outbox.cancel_on(self._conn, key, self._now)
+
+    async def amend_entry(self, entry: NewEntry) -> bool:
+        return await self._outbox.amend_on(self._conn, entry, self._now)
+
+    async def record_decision(
+        self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
+    ) -> None:
+        c = decision_columns(decision, outcome)
+        await self._conn.execute(
+            self._sql.record_decision,
+            event_seq,
+            source,
+            stream,
+            c.kind,
+            c.key,
+            outcome.value,
+            self._now,
+            c.email_hash,
+            c.invite_at,
+            c.body,
+        )
+
+    async def customer_streams(self, email_hash: str) -> list[Stream]:
+        rows = await self._conn.fetch(self._sql.customer_streams, email_hash)
+        return [(r[0], r[1]) for r in rows]
+
+    async def source_streams(self, source: str) -> list[Stream]:
+        rows = await self._conn.fetch(self._sql.source_streams, source)
+        return [(r[0], r[1]) for r in rows]
+
+    async def entry_hashes(self, streams: Sequence[Stream]) -> set[str]:
+        found: set[str] = set()
+        for source, stream in streams:
+            rows = await self._conn.fetch(self._sql.stream_hashes, source, stream)
+            found.update(r[0] for r in rows)
+        return found
+
+    async def forget_entries(self, email_hash: str) -> int:
+        return await self._outbox.forget_on(self._conn, email_hash, self._now)
+
+    async def erase_streams(self, streams: Sequence[Stream]) -> int:
+        return await erase_streams(self._conn, self._sql, streams)
+
+
+__all__ = ["JournalSql", "PgTx", "erase_streams", "forget_journal", "purge_journal"]

@@ -1,0 +1,233 @@
+"""The journal's operations on SQLite: plain functions of the ``sqlite3`` connection, run on
+the outbox storage's worker thread inside a transaction the caller holds.
+
+:class:`SQLiteTx` offers the operations :mod:`kit.journal.core` yields; :func:`purge_journal`
+and :func:`forget_journal` are what the outbox's own ``purge`` and ``forget_customer`` add, so
+the journal's customer data goes with the outbox's. This module imports no storage class, so
+the storage can import it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from kit.domain import DomainEvent, Skip
+from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
+from kit.journal.records import DecisionRow, Delivery, EventRow, Outcome, StreamHistory
+from kit.outbox import _sqlite_sql as outbox_sql
+from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now
+from kit.outbox.types import NewEntry
+from kit.policy import Decision
+
+RECORD_DELIVERY = """
+INSERT INTO etk_deliveries (source, delivery_id, event_id, topic, received_at, skip_reason,
+                            skip_detail)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING"""
+APPEND_EVENT = """
+INSERT INTO etk_journal_events (delivery, source, stream, kind, occurred_at, recorded_at,
+                                email_hash, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+STREAM_EVENTS = """
+SELECT id, source, stream, kind, occurred_at, recorded_at, body FROM etk_journal_events
+WHERE source = ? AND stream = ? AND id < ? ORDER BY id"""
+STREAM_DECISIONS = """
+SELECT id, event, kind, key, outcome, decided_at, body FROM etk_journal_decisions
+WHERE source = ? AND stream = ? ORDER BY id"""
+# Keys this stream enqueued whose entries no flusher has claimed: a Cancel or Amend can still
+# take effect (read in the transaction that decides, so the answer holds until it commits).
+STREAM_WAITING = """
+SELECT DISTINCT d.key FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
+WHERE d.source = ? AND d.stream = ? AND d.kind = 'enqueue' AND e.state = 'pending'"""
+RECORD_DECISION = """
+INSERT INTO etk_journal_decisions (event, source, stream, kind, key, outcome, decided_at,
+                                   email_hash, invite_at, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+# The newest invite to an e-mail from another stream that was not withdrawn.
+LAST_INVITE = """
+SELECT max(d.invite_at) FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
+WHERE d.email_hash = ? AND d.invite_at IS NOT NULL AND NOT (d.source = ? AND d.stream = ?)
+  AND e.state <> 'cancelled'"""
+CUSTOMER_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE email_hash = ?"
+SOURCE_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE source = ?"
+STREAM_KEYS_HASHES = """
+SELECT DISTINCT e.email_hash FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
+WHERE d.source = ? AND d.stream = ? AND d.kind = 'enqueue' AND e.email_hash IS NOT NULL"""
+# Streams idle since ``before`` that still hold customer data and whose entries all ended.
+PURGEABLE_STREAMS = """
+SELECT source, stream FROM etk_journal_events AS j GROUP BY source, stream
+HAVING max(recorded_at) < ? AND max(body IS NOT NULL OR email_hash IS NOT NULL) = 1
+   AND NOT EXISTS (
+       SELECT 1 FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
+       WHERE d.source = j.source AND d.stream = j.stream
+         AND e.state IN ('pending', 'sending', 'in_doubt'))"""
+# Erasing a stream: every event's body and hash, and the invites' bodies (the only decisions
+# that carry customer data); the rows, kinds, keys and outcomes stay for explain.
+ERASE_EVENTS = """
+UPDATE etk_journal_events SET body = NULL, email_hash = NULL
+WHERE source = ? AND stream = ? AND (body IS NOT NULL OR email_hash IS NOT NULL)"""
+ERASE_DECISIONS = """
+UPDATE etk_journal_decisions
+SET body = CASE WHEN kind = 'enqueue' THEN NULL ELSE body END, email_hash = NULL
+WHERE source = ? AND stream = ? AND (email_hash IS NOT NULL OR (kind = 'enqueue'
+                                                                AND body IS NOT NULL))"""
+
+
+def erase_streams(db: sqlite3.Connection, streams: Sequence[Stream]) -> int:
+    """Remove the customer data of ``streams``; how many rows changed."""
+    changed = 0
+    for stream in streams:
+        changed += db.execute(ERASE_EVENTS, stream).rowcount
+        changed += db.execute(ERASE_DECISIONS, stream).rowcount
+    return changed
+
+
+def purge_journal(db: sqlite3.Connection, before: float) -> int:
+    """The journal's part of the outbox ``purge``."""
+    streams = [(r[0], r[1]) for r in db.execute(PURGEABLE_STREAMS, (before,))]
+    return erase_streams(db, streams)
+
+
+def forget_journal(db: sqlite3.Connection, email_hash: str) -> int:
+    """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
+    return erase_streams(db, customer_streams(db, email_hash))
+
+
+def customer_streams(db: sqlite3.Connection, email_hash: str) -> list[Stream]:
+    """Every stream that journaled an event with this e-mail hash."""
+    return [(r[0], r[1]) for r in db.execute(CUSTOMER_STREAMS, (email_hash,))]
+
+
+class SQLiteTx:
+    """The operations of :mod:`kit.journal.core` on one connection, in the caller's transaction."""
+
+    def __init__(self, db: sqlite3.Connection, *, now: float, where: str) -> None:
+        self._db = db
+        self._now = now
+        self._where = where  # the outbox's URL, for OutboxMovedError
+
+    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+        cursor = self._db.execute(
+            RECORD_DELIVERY,
+            (
+                delivery.source,
+                delivery.identity.delivery_id,
+                delivery.identity.event_id,
+                delivery.topic,
+                delivery.received_at,
+                None if skip is None else skip.reason.value,
+                None if skip is None else skip.detail,
+            ),
+        )
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Nothing to do: the transaction holds SQLite's one write lock."""
+
+    def append_event(self, delivery_row: int, event: DomainEvent) -> int:
+        c = event_columns(event)
+        cursor = self._db.execute(
+            APPEND_EVENT,
+            (
+                delivery_row,
+                event.source,
+                event.stream,
+                c.kind,
+                c.occurred_at,
+                self._now,
+                c.email_hash,
+                c.body,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
+        limit = before if before is not None else 2**63 - 1
+        events = self._db.execute(STREAM_EVENTS, (source, stream, limit)).fetchall()
+        decisions = self._db.execute(STREAM_DECISIONS, (source, stream)).fetchall()
+        waiting = self._db.execute(STREAM_WAITING, (source, stream)).fetchall()
+        return StreamHistory(
+            events=tuple(
+                EventRow(
+                    seq=r[0],
+                    source=r[1],
+                    stream=r[2],
+                    kind=r[3],
+                    occurred_at=r[4],
+                    recorded_at=r[5],
+                    event=read_event(r[6]),
+                )
+                for r in events
+            ),
+            decisions=tuple(
+                DecisionRow(
+                    seq=r[0],
+                    event_seq=r[1],
+                    kind=r[2],
+                    key=r[3],
+                    outcome=Outcome(r[4]),
+                    decided_at=r[5],
+                    decision=read_decision(r[6]),
+                )
+                for r in decisions
+            ),
+            waiting=frozenset(r[0] for r in waiting),
+        )
+
+    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+        row = self._db.execute(LAST_INVITE, (email_hash, source, stream)).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def insert_entry(self, entry: NewEntry) -> bool:
+        return insert_now(self._db, entry, self._now, where=self._where)
+
+    def cancel_entry(self, key: str) -> bool:
+        return cancel_one(self._db, key, self._now)
+
+    def amend_entry(self, entry: NewEntry) -> bool:
+        return amend_one(self._db, entry, self._now)
+
+    def record_decision(
+        self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
+    ) -> None:
+        c = decision_columns(decision, outcome)
+        self._db.execute(
+            RECORD_DECISION,
+            (
+                event_seq,
+                source,
+                stream,
+                c.kind,
+                c.key,
+                outcome.value,
+                self._now,
+                c.email_hash,
+                c.invite_at,
+                c.body,
+            ),
+        )
+
+    def customer_streams(self, email_hash: str) -> list[Stream]:
+        return customer_streams(self._db, email_hash)
+
+    def source_streams(self, source: str) -> list[Stream]:
+        return [(r[0], r[1]) for r in self._db.execute(SOURCE_STREAMS, (source,))]
+
+    def entry_hashes(self, streams: Sequence[Stream]) -> set[str]:
+        found: set[str] = set()
+        for stream in streams:
+            found.update(r[0] for r in self._db.execute(STREAM_KEYS_HASHES, stream))
+        return found
+
+    def forget_entries(self, email_hash: str) -> int:
+        """The outbox's forget rule (FORGET_CANCEL, FORGET_SCRUB) for one e-mail hash."""
+        cancelled = self._db.execute(outbox_sql.FORGET_CANCEL, (self._now, email_hash)).rowcount
+        return cancelled + self._db.execute(outbox_sql.FORGET_SCRUB, (email_hash,)).rowcount
+
+    def erase_streams(self, streams: Sequence[Stream]) -> int:
+        return erase_streams(self._db, streams)
+
+
+__all__ = ["SQLiteTx", "erase_streams", "forget_journal", "purge_journal"]

@@ -1,0 +1,365 @@
+"""The ingest of one delivery as a sans-IO sequence of steps, written once for every backend.
+
+:func:`ingest_steps` is a generator: it yields each database operation it needs as
+``(name, args)`` and is sent back the answer. A backend runs it inside ONE transaction with
+:func:`run_sync` (SQLite, on its worker thread; the in-memory journal) or :func:`run_async`
+(PostgreSQL), against a transaction object offering the operations of
+:class:`kit.journal.protocol.JournalTx` (or its async twin). So the order of the steps, and
+what each decision does to the outbox, is stated here alone:
+
+1. record the delivery, unique on its transport ids: a duplicate stops here;
+2. per domain event: append it, read its stream's history (and which keys still wait, in the
+   same transaction), look up the customer's last invite for the throttle, ``decide``;
+3. carry out each decision against the outbox (enqueue; cancel or amend only a pending entry)
+   and journal it with what happened.
+
+The row encodings (JSON bodies, e-mail hashes, invite times) are here too, so every backend
+stores the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import attrs
+
+from kit.domain import (
+    CustomerErasureRequested,
+    DomainEvent,
+    ErasureScope,
+    Skip,
+    SkipReason,
+    dump_event,
+    load_event,
+    order_of,
+)
+from kit.errors import ValidationError
+from kit.journal.records import (
+    Delivery,
+    IngestResult,
+    IngestStatus,
+    JournaledDecision,
+    Outcome,
+    StreamHistory,
+)
+from kit.mapping import BodyFacts
+from kit.outbox import email_hash
+from kit.outbox.types import NewEntry
+from kit.policy import (
+    Amend,
+    Cancel,
+    Decision,
+    Enqueue,
+    History,
+    Note,
+    PolicyConfig,
+    Recorded,
+    Skipped,
+    decide,
+    dump_decision,
+    load_decision,
+    order_email,
+)
+
+Op = tuple[str, tuple[Any, ...]]
+Steps = Generator[Op, Any, IngestResult]
+Stream = tuple[str, str]  # (source, stream)
+
+
+class PrepareEntry(Protocol):
+    """Build the outbox entry for an invite; raises :class:`~kit.errors.ValidationError`."""
+
+    def __call__(
+        self, facts: BodyFacts, *, event_type: str, channel_id: str, key: str, send_after: float
+    ) -> NewEntry: ...
+
+
+@attrs.frozen(kw_only=True)
+class Plan:
+    """Everything one ingest needs, settled before its transaction begins."""
+
+    delivery: Delivery
+    parsed: Sequence[DomainEvent] | Skip
+    policy: PolicyConfig
+    prepare: PrepareEntry
+
+
+def _op(name: str, *args: Any) -> Op:
+    return name, args
+
+
+# -- the steps -------------------------------------------------------------------------------
+
+
+def ingest_steps(plan: Plan) -> Steps:
+    """The whole ingest (see the module docstring); its return value is the result."""
+    delivery = plan.delivery
+    skip = plan.parsed if isinstance(plan.parsed, Skip) else None
+    row = yield _op("record_delivery", delivery, skip)
+    if row is None:
+        return IngestResult(
+            status=IngestStatus.DUPLICATE, delivery_id=delivery.identity.delivery_id
+        )
+    if skip is not None:
+        return IngestResult(
+            status=IngestStatus.SKIPPED, delivery_id=delivery.identity.delivery_id, skip=skip
+        )
+    assert not isinstance(plan.parsed, Skip)
+    # PostgreSQL: one stream's deliveries queue here, so each decides on the other's result.
+    yield _op("lock_streams", sorted({(e.source, e.stream) for e in plan.parsed}))
+    out: list[JournaledDecision] = []
+    for event in plan.parsed:
+        seq = yield _op("append_event", row, event)
+        history = yield _op("read_stream", event.source, event.stream, seq)
+        out.extend((yield from _event_steps(plan, event, seq, history)))
+    return IngestResult(
+        status=IngestStatus.ACCEPTED,
+        delivery_id=delivery.identity.delivery_id,
+        decisions=tuple(out),
+    )
+
+
+def _event_steps(
+    plan: Plan, event: DomainEvent, seq: int, history: StreamHistory
+) -> Generator[Op, Any, list[JournaledDecision]]:
+    decisions = [r.decision for r in history.decisions if r.decision is not None]
+    known = History(
+        events=tuple(r.event for r in history.events if r.event is not None),
+        decisions=tuple(decisions),
+        waiting=history.waiting,
+    )
+    if any(t.per_customer is not None for t in plan.policy.triggers):
+        email = order_email(known, event)
+        if email:
+            last = yield _op("last_invite", email_hash(email), event.source, event.stream)
+            if last is not None:
+                known = attrs.evolve(known, last_invite_at=datetime.fromtimestamp(last, UTC))
+    if isinstance(event, CustomerErasureRequested):
+        yield from erase_steps(event)
+    done: list[JournaledDecision] = []
+    for decision in decide(plan.policy, known, event):
+        journaled = yield from _carry_out(plan, event, decision, decisions)
+        decisions.append(journaled.decision)
+        yield _op(
+            "record_decision",
+            seq,
+            event.source,
+            event.stream,
+            journaled.decision,
+            journaled.outcome,
+        )
+        done.append(journaled)
+    return done
+
+
+def _carry_out(
+    plan: Plan, event: DomainEvent, decision: Decision, earlier: Sequence[Decision]
+) -> Generator[Op, Any, JournaledDecision]:
+    if isinstance(event, CustomerErasureRequested):
+        return JournaledDecision(decision=decision, outcome=Outcome.ERASED)
+    if isinstance(decision, Enqueue):
+        try:
+            entry = plan.prepare(
+                decision.facts,
+                event_type=decision.event_type,
+                channel_id=decision.channel_id,
+                key=decision.key,
+                send_after=decision.send_after.timestamp(),
+            )
+        except ValidationError as exc:
+            return _invalid(decision.key, exc)
+        inserted = yield _op("insert_entry", entry)
+        return JournaledDecision(
+            decision=decision, outcome=Outcome.ENQUEUED if inserted else Outcome.DUPLICATE
+        )
+    if isinstance(decision, Cancel):
+        if (yield _op("cancel_entry", decision.key)):
+            return JournaledDecision(decision=decision, outcome=Outcome.CANCELLED)
+        return _already_sent(decision.key, decision.reason.value)
+    if isinstance(decision, Amend):
+        enqueued = [d for d in earlier if isinstance(d, Enqueue) and d.key == decision.key]
+        if not enqueued:  # its enqueue was erased: nothing to build the new body from
+            return _already_sent(decision.key, "products or timing changed")
+        first = enqueued[-1]
+        try:
+            entry = plan.prepare(
+                attrs.evolve(first.facts, products=decision.products),
+                event_type=first.event_type,
+                channel_id=first.channel_id,
+                key=decision.key,
+                send_after=decision.send_after.timestamp(),
+            )
+        except ValidationError as exc:
+            return _invalid(decision.key, exc)
+        if (yield _op("amend_entry", entry)):
+            return JournaledDecision(decision=decision, outcome=Outcome.AMENDED)
+        return _already_sent(decision.key, "products or timing changed")
+    if isinstance(decision, Recorded) and decision.note is Note.ALREADY_SENT:
+        return JournaledDecision(decision=decision, outcome=Outcome.ALREADY_SENT)
+    return JournaledDecision(decision=decision, outcome=Outcome.RECORDED)
+
+
+def _already_sent(key: str, detail: str) -> JournaledDecision:
+    """The entry was claimed between the policy's view and now (PostgreSQL) or before: what
+    may have reached eTrusted is left alone, and the journal says so."""
+    note = Recorded(note=Note.ALREADY_SENT, key=key, detail=detail)
+    return JournaledDecision(decision=note, outcome=Outcome.ALREADY_SENT)
+
+
+def _invalid(key: str, exc: ValidationError) -> JournaledDecision:
+    # Field paths only: the messages may quote customer data.
+    paths = ", ".join(sorted({e.path for e in exc.errors})) or "(root)"
+    skipped = Skipped(key=key, reason=SkipReason.INVALID_EVENT, detail=f"fields: {paths}")
+    return JournaledDecision(decision=skipped, outcome=Outcome.INVALID)
+
+
+def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
+    """Erase a customer's (or the whole account's) data from the journal and the outbox.
+
+    The streams are the orders the request names, every stream that journaled the customer's
+    e-mail, or (account scope) every stream of the source; their outbox entries are forgotten
+    by the e-mail hashes they carry, with the outbox's own forget rule.
+    """
+    hashes: set[str] = set()
+    if event.scope is ErasureScope.ACCOUNT:
+        streams: list[Stream] = yield _op("source_streams", event.source)
+    else:
+        streams = [(event.source, stream) for stream in event.order_streams]
+        if event.email:
+            hashes.add(email_hash(event.email))
+            streams.extend((yield _op("customer_streams", email_hash(event.email))))
+    unique = sorted(set(streams))
+    hashes |= yield _op("entry_hashes", unique)
+    for each in sorted(hashes):
+        yield _op("forget_entries", each)
+    yield _op("erase_streams", unique)
+
+
+# -- the journal's single operations, each a transaction of its own --------------------------
+
+
+def append_steps(delivery: Delivery, events: Sequence[DomainEvent]) -> Generator[Op, Any, bool]:
+    """Journal a delivery's events once; False (nothing written) for a known delivery."""
+    row = yield _op("record_delivery", delivery, None)
+    if row is None:
+        return False
+    for event in events:
+        yield _op("append_event", row, event)
+    return True
+
+
+def one_step(name: str, *args: Any) -> Generator[Op, Any, Any]:
+    """A single operation as steps (reading a stream, the last invite, recording a decision)."""
+    return (yield _op(name, *args))
+
+
+# -- running the steps -------------------------------------------------------------------------
+
+
+def run_sync(steps: Generator[Op, Any, Any], tx: object) -> Any:
+    """Drive ``steps`` against a synchronous transaction object; return their result."""
+    answer: Any = None
+    while True:
+        try:
+            name, args = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        answer = getattr(tx, name)(*args)
+
+
+async def run_async(steps: Generator[Op, Any, Any], tx: object) -> Any:
+    """Drive ``steps`` against an asynchronous transaction object; return their result."""
+    answer: Any = None
+    while True:
+        try:
+            name, args = steps.send(answer)
+        except StopIteration as done:
+            return done.value
+        method: Callable[..., Awaitable[Any]] = getattr(tx, name)
+        answer = await method(*args)
+
+
+# -- how rows are stored ---------------------------------------------------------------------
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@attrs.frozen(kw_only=True)
+class EventColumns:
+    kind: str
+    occurred_at: float
+    email_hash: str | None
+    body: str
+
+
+def event_columns(event: DomainEvent) -> EventColumns:
+    """An erasure request is stored without the e-mail it names (it is there to erase it)."""
+    if isinstance(event, CustomerErasureRequested):
+        event = attrs.evolve(event, email=None)
+    order = order_of(event)
+    return EventColumns(
+        kind=event.kind,
+        occurred_at=event.occurred_at.timestamp(),
+        email_hash=email_hash(order.email) if order is not None and order.email else None,
+        body=_json(dump_event(event)),
+    )
+
+
+@attrs.frozen(kw_only=True)
+class DecisionColumns:
+    kind: str
+    key: str | None
+    email_hash: str | None
+    invite_at: float | None  # an invite that went into the outbox: for the throttle
+    body: str
+
+
+def decision_columns(decision: Decision, outcome: Outcome) -> DecisionColumns:
+    hashed = None
+    invite_at = None
+    if isinstance(decision, Enqueue):
+        email = decision.facts.order.email
+        hashed = email_hash(email) if email else None
+        if outcome is Outcome.ENQUEUED:
+            invite_at = decision.send_after.timestamp()
+    return DecisionColumns(
+        kind=decision.kind,
+        key=getattr(decision, "key", None),
+        email_hash=hashed,
+        invite_at=invite_at,
+        body=_json(dump_decision(decision)),
+    )
+
+
+def read_event(body: str | None) -> DomainEvent | None:
+    return None if body is None else load_event(json.loads(body))
+
+
+def read_decision(body: str | None) -> Decision | None:
+    return None if body is None else load_decision(json.loads(body))
+
+
+__all__ = [
+    "DecisionColumns",
+    "EventColumns",
+    "Op",
+    "Plan",
+    "PrepareEntry",
+    "Steps",
+    "Stream",
+    "append_steps",
+    "decision_columns",
+    "erase_steps",
+    "event_columns",
+    "ingest_steps",
+    "one_step",
+    "read_decision",
+    "read_event",
+    "run_async",
+    "run_sync",
+]

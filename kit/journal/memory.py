@@ -1,0 +1,278 @@
+"""The journal in plain Python, beside an :class:`~kit.outbox.memory.InMemoryStorage`: a test
+double that keeps the journal's contract.
+
+Its operations run without an await, so an ingest is as atomic as the SQL backends' single
+transaction, and a step that raises undoes the whole of it, rows and outbox alike. It registers
+with the storage as a companion, so the storage's ``purge`` and ``forget_customer`` clear its
+customer data as the SQL backends do.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from kit.domain import DomainEvent, Skip
+from kit.journal.core import (
+    Stream,
+    decision_columns,
+    event_columns,
+    read_decision,
+    read_event,
+    run_sync,
+)
+from kit.journal.records import DecisionRow, Delivery, EventRow, Outcome, StreamHistory
+from kit.journal.store import JournalStore, StepsFactory
+from kit.outbox.memory import InMemoryStorage
+from kit.outbox.types import TERMINAL_STATES, NewEntry, State
+from kit.policy import Decision
+
+
+@attrs.define
+class _Event:
+    seq: int
+    source: str
+    stream: str
+    kind: str
+    occurred_at: float
+    recorded_at: float
+    email_hash: str | None
+    body: str | None
+
+
+@attrs.define
+class _Decision:
+    seq: int
+    event_seq: int
+    source: str
+    stream: str
+    kind: str
+    key: str | None
+    outcome: Outcome
+    decided_at: float
+    email_hash: str | None
+    invite_at: float | None
+    body: str | None
+
+
+@attrs.define
+class _Rows:
+    deliveries: set[tuple[str, str]] = attrs.Factory(set)
+    event_ids: set[tuple[str, str]] = attrs.Factory(set)
+    events: list[_Event] = attrs.Factory(list)
+    decisions: list[_Decision] = attrs.Factory(list)
+    next_delivery: int = 1
+
+
+class MemoryTx:
+    """The operations of :mod:`kit.journal.core` on the rows and the in-memory outbox."""
+
+    def __init__(self, rows: _Rows, storage: InMemoryStorage, *, now: float) -> None:
+        self._rows = rows
+        self._storage = storage
+        self._now = now
+
+    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+        rows, ident = self._rows, delivery.identity
+        by_delivery = (delivery.source, ident.delivery_id)
+        by_event = None if ident.event_id is None else (delivery.source, ident.event_id)
+        if by_delivery in rows.deliveries or (by_event is not None and by_event in rows.event_ids):
+            return None
+        rows.deliveries.add(by_delivery)
+        if by_event is not None:
+            rows.event_ids.add(by_event)
+        rows.next_delivery += 1
+        return rows.next_delivery - 1
+
+    def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Nothing to do: no await happens inside a transaction."""
+
+    def append_event(self, delivery_row: int, event: DomainEvent) -> int:
+        c = event_columns(event)
+        seq = len(self._rows.events) + 1
+        self._rows.events.append(
+            _Event(
+                seq,
+                event.source,
+                event.stream,
+                c.kind,
+                c.occurred_at,
+                self._now,
+                c.email_hash,
+                c.body,
+            )
+        )
+        return seq
+
+    def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
+        rows = self._rows
+        events = [
+            e
+            for e in rows.events
+            if (e.source, e.stream) == (source, stream) and (before is None or e.seq < before)
+        ]
+        decisions = [d for d in rows.decisions if (d.source, d.stream) == (source, stream)]
+        waiting = set()
+        for d in decisions:
+            entry = self._storage.get_now(d.key or "")
+            if d.kind == "enqueue" and entry is not None and entry.state is State.PENDING:
+                waiting.add(entry.key)
+        return StreamHistory(
+            events=tuple(
+                EventRow(
+                    seq=e.seq,
+                    source=e.source,
+                    stream=e.stream,
+                    kind=e.kind,
+                    occurred_at=e.occurred_at,
+                    recorded_at=e.recorded_at,
+                    event=read_event(e.body),
+                )
+                for e in events
+            ),
+            decisions=tuple(
+                DecisionRow(
+                    seq=d.seq,
+                    event_seq=d.event_seq,
+                    kind=d.kind,
+                    key=d.key,
+                    outcome=d.outcome,
+                    decided_at=d.decided_at,
+                    decision=read_decision(d.body),
+                )
+                for d in decisions
+            ),
+            waiting=frozenset(waiting),
+        )
+
+    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+        found = [
+            d.invite_at
+            for d in self._rows.decisions
+            if d.email_hash == email_hash
+            and d.invite_at is not None
+            and (d.source, d.stream) != (source, stream)
+            and self._state(d.key) not in (None, State.CANCELLED)
+        ]
+        return max(found, default=None)
+
+    def _state(self, key: str | None) -> State | None:
+        entry = self._storage.get_now(key or "")
+        return None if entry is None else entry.state
+
+    def insert_entry(self, entry: NewEntry) -> bool:
+        return self._storage.insert_now(entry, self._now)
+
+    def cancel_entry(self, key: str) -> bool:
+        return self._storage.cancel_now(key, self._now)
+
+    def amend_entry(self, entry: NewEntry) -> bool:
+        return self._storage.amend_now(entry, self._now)
+
+    def record_decision(
+        self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
+    ) -> None:
+        c = decision_columns(decision, outcome)
+        self._rows.decisions.append(
+            _Decision(
+                seq=len(self._rows.decisions) + 1,
+                event_seq=event_seq,
+                source=source,
+                stream=stream,
+                kind=c.kind,
+                key=c.key,
+                outcome=outcome,
+                decided_at=self._now,
+                email_hash=c.email_hash,
+                invite_at=c.invite_at,
+                body=c.body,
+            )
+        )
+
+    def customer_streams(self, email_hash: str) -> list[Stream]:
+        return sorted(
+            {(e.source, e.stream) for e in self._rows.events if e.email_hash == email_hash}
+        )
+
+    def source_streams(self, source: str) -> list[Stream]:
+        return sorted({(e.source, e.stream) for e in self._rows.events if e.source == source})
+
+    def entry_hashes(self, streams: Sequence[Stream]) -> set[str]:
+        wanted = set(streams)
+        found: set[str] = set()
+        for d in self._rows.decisions:
+            if d.kind != "enqueue" or (d.source, d.stream) not in wanted:
+                continue
+            entry = self._storage.get_now(d.key or "")
+            if entry is not None and entry.email_hash is not None:
+                found.add(entry.email_hash)
+        return found
+
+    def forget_entries(self, email_hash: str) -> int:
+        return self._storage.forget_now(email_hash, self._now).purged
+
+    def erase_streams(self, streams: Sequence[Stream]) -> int:
+        wanted = set(streams)
+        changed = 0
+        for e in self._rows.events:
+            if (e.source, e.stream) in wanted and (e.body or e.email_hash):
+                e.body = e.email_hash = None
+                changed += 1
+        for d in self._rows.decisions:
+            if (d.source, d.stream) in wanted and (
+                d.email_hash or (d.kind == "enqueue" and d.body)
+            ):
+                d.email_hash = None
+                if d.kind == "enqueue":
+                    d.body = None
+                changed += 1
+        return changed
+
+
+class MemoryJournal(JournalStore):
+    """The journal of one :class:`InMemoryStorage` (one journal per storage)."""
+
+    def __init__(self, storage: InMemoryStorage, *, clock: Callable[[], float] = time.time) -> None:
+        self._storage = storage
+        self._rows = _Rows()
+        self._clock = clock
+        storage.companions.append(self)
+
+    async def _run(self, operation: str, steps: StepsFactory) -> Any:
+        rows, restore = copy.deepcopy(self._rows), self._storage.savepoint()
+        try:
+            return run_sync(steps(), MemoryTx(self._rows, self._storage, now=self._clock()))
+        except BaseException:
+            self._rows = rows
+            restore()
+            raise
+
+    # -- the storage's companion: purge and forget ------------------------------------------
+
+    def purge_now(self, *, before: float) -> None:
+        tx = MemoryTx(self._rows, self._storage, now=self._clock())
+        latest: dict[Stream, float] = {}
+        for e in self._rows.events:
+            stream = (e.source, e.stream)
+            latest[stream] = max(latest.get(stream, e.recorded_at), e.recorded_at)
+        active = {
+            (d.source, d.stream)
+            for d in self._rows.decisions
+            if d.kind == "enqueue" and self._state(d.key) not in (None, *TERMINAL_STATES)
+        }
+        tx.erase_streams([s for s, at in latest.items() if at < before and s not in active])
+
+    def forget_now(self, email_hash: str) -> None:
+        tx = MemoryTx(self._rows, self._storage, now=self._clock())
+        tx.erase_streams(tx.customer_streams(email_hash))
+
+    def _state(self, key: str | None) -> State | None:
+        entry = self._storage.get_now(key or "")
+        return None if entry is None else entry.state
+
+
+__all__ = ["MemoryJournal", "MemoryTx"]

@@ -1,0 +1,99 @@
+"""The journal's contracts: the store every backend offers, and the transaction operations
+that :mod:`kit.journal.core` drives inside one database transaction.
+
+A journal shares its database, and its transactions, with one outbox storage: SQLite
+(:class:`~kit.journal.sqlite.SQLiteJournal`), PostgreSQL
+(:class:`~kit.journal.postgres.PostgresJournal`) or the in-memory test double
+(:class:`~kit.journal.memory.MemoryJournal`). Rules every backend keeps (``tests/journal``):
+
+* a delivery is journaled once per ``(source, delivery_id)`` and once per
+  ``(source, event_id)`` when the platform gives an event id;
+* a stream's events and decisions read back in the order they were journaled;
+* the waiting keys, the last invite and the decision are read and written in one transaction;
+* the outbox's ``purge`` and ``forget_customer`` clear the journal's customer data too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from kit.domain import CustomerErasureRequested, DomainEvent, Skip
+from kit.journal.core import Plan, Stream
+from kit.journal.records import Delivery, IngestResult, Outcome, StreamHistory
+from kit.outbox.types import NewEntry
+from kit.policy import Decision
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """A journal store; every method is one transaction."""
+
+    async def ingest(self, plan: Plan) -> IngestResult:
+        """Dedupe, journal, decide and carry out one delivery (see :mod:`kit.journal.core`)."""
+        ...
+
+    async def append(self, delivery: Delivery, events: Sequence[DomainEvent]) -> bool:
+        """Journal ``events`` under ``delivery``; False, writing nothing, if it is known."""
+        ...
+
+    async def history(self, source: str, stream: str) -> StreamHistory:
+        """The stream's events and decisions in journal order, and its waiting keys."""
+        ...
+
+    async def record_decision(
+        self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
+    ) -> None: ...
+
+    async def last_invite(self, email_hash: str, *, source: str, stream: str) -> float | None:
+        """``send_after`` of the newest invite enqueued for ``email_hash`` by any other stream
+        and not withdrawn since (epoch seconds), for the per-customer throttle."""
+        ...
+
+    async def erase(self, request: CustomerErasureRequested) -> None:
+        """Carry out an erasure request (a customer, or the whole source) on journal and outbox."""
+        ...
+
+
+class JournalTx(Protocol):
+    """The operations :mod:`kit.journal.core` yields, on a transaction that is already open.
+
+    PostgreSQL offers the same names as coroutines (:class:`kit.journal._pg_tx.PgTx`).
+    """
+
+    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+        """The delivery's new row id, or None when its delivery or event id is known."""
+        ...
+
+    def lock_streams(self, streams: Sequence[Stream]) -> None: ...
+
+    def append_event(self, delivery_row: int, event: DomainEvent) -> int: ...
+
+    def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
+        """Events journaled before the event ``before`` (all when None), every decision."""
+        ...
+
+    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None: ...
+
+    def insert_entry(self, entry: NewEntry) -> bool: ...
+
+    def cancel_entry(self, key: str) -> bool: ...
+
+    def amend_entry(self, entry: NewEntry) -> bool: ...
+
+    def record_decision(
+        self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
+    ) -> None: ...
+
+    def customer_streams(self, email_hash: str) -> list[Stream]: ...
+
+    def source_streams(self, source: str) -> list[Stream]: ...
+
+    def entry_hashes(self, streams: Sequence[Stream]) -> set[str]: ...
+
+    def forget_entries(self, email_hash: str) -> int: ...
+
+    def erase_streams(self, streams: Sequence[Stream]) -> int: ...
+
+
+__all__ = ["Journal", "JournalTx"]

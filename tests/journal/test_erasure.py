@@ -1,0 +1,88 @@
+"""Customer data leaves the journal with the outbox's: redact requests, forget, purge.
+
+The journal keeps each row's skeleton (kind, stream, key, outcome) for explain; the bodies and
+e-mail hashes, which hold or identify the customer, go.
+"""
+
+from __future__ import annotations
+
+from kit.journal.records import IngestStatus, StreamHistory
+from kit.outbox.types import State
+
+from .conftest import Kit
+from .deliveries import EMAIL, KEY, ORDER_ID, cancelled_order, fulfilled_order, payload
+from .test_ingest import deliver, history
+
+OTHER = "5560001000777"
+OTHER_KEY = KEY.replace(ORDER_ID, OTHER)
+
+
+def erased(found: StreamHistory) -> bool:
+    """No event body, no invite body left; the rows themselves stay."""
+    return (
+        bool(found.events)
+        and all(e.event is None for e in found.events)
+        and all(d.decision is None for d in found.decisions if d.kind == "enqueue")
+    )
+
+
+async def test_customers_redact_erases_the_customer_from_journal_and_outbox(kit: Kit) -> None:
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    unrelated = "5560001000999"
+    await deliver(
+        kit, fulfilled_order(unrelated, email="max@example.org"), "orders/fulfilled", "w-2"
+    )
+
+    result = await deliver(kit, payload("customers_redact"), "customers/redact", "w-3")
+
+    assert result.status is IngestStatus.ACCEPTED
+    assert [d.outcome.value for d in result.decisions] == ["erased"]
+    entry = await kit.outbox.get(KEY)
+    assert entry.state is State.CANCELLED
+    assert entry.payload is None
+    assert entry.email_hash is None
+    found = await history(kit)
+    assert erased(found)
+    assert [(d.kind, d.outcome.value) for d in found.decisions] == [("enqueue", "enqueued")]
+    kept = await history(kit, unrelated)
+    assert all(e.event is not None for e in kept.events)
+    assert (await kit.outbox.get(KEY.replace(ORDER_ID, unrelated))).payload is not None
+
+
+async def test_shop_redact_erases_every_order_of_the_source(kit: Kit) -> None:
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    await deliver(kit, fulfilled_order(OTHER, email="max@example.org"), "orders/fulfilled", "w-2")
+
+    await deliver(kit, payload("shop_redact"), "shop/redact", "w-3")
+
+    for stream, key in ((ORDER_ID, KEY), (OTHER, OTHER_KEY)):
+        assert erased(await history(kit, stream))
+        entry = await kit.outbox.get(key)
+        assert (entry.state, entry.payload) == (State.CANCELLED, None)
+
+
+async def test_forget_customer_clears_the_journal_too(kit: Kit) -> None:
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+
+    forgotten = await kit.outbox.forget_customer(EMAIL)
+
+    assert forgotten.purged == 1
+    assert erased(await history(kit))
+    assert (await kit.outbox.get(KEY)).payload is None
+
+
+async def test_purge_clears_the_journal_of_finished_orders_only(kit: Kit) -> None:
+    """An order whose invites all ended loses its journal data with the outbox's purge; an
+    order with a waiting invite keeps what the policy still needs."""
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    await deliver(kit, cancelled_order(), "orders/cancelled", "w-2")
+    await deliver(kit, fulfilled_order(OTHER, email="max@example.org"), "orders/fulfilled", "w-3")
+    kit.clock.now += 86_400 * 30
+
+    purged = await kit.outbox.purge(older_than=86_400)
+
+    assert purged == 1  # the cancelled entry's payload
+    assert erased(await history(kit))
+    waiting = await history(kit, OTHER)
+    assert all(e.event is not None for e in waiting.events)
+    assert waiting.waiting == frozenset({OTHER_KEY})
