@@ -239,11 +239,17 @@ def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
     )
 
 
+# Read once per claimed row or written result: module constants, as on Python 3.11 an enum
+# member (or its value) read through its class is a call of Python code.
+_SENDING, _SEND_MODE, _RECONCILE_MODE = State.SENDING.value, ClaimMode.SEND, ClaimMode.RECONCILE
+_KIND_TEXT: dict[AttemptKind, str] = {kind: kind.value for kind in AttemptKind}
+
+
 def attempt_params(entry_id: int, record: AttemptRecord) -> tuple[Any, ...]:
     return (
         entry_id,
         record.attempt,
-        record.kind.value,
+        _KIND_TEXT[record.kind],
         record.started_at,
         record.duration_ms,
         record.outcome,
@@ -288,7 +294,7 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
     return Claimed(
         key=r[1],
         attempt=r[2],
-        mode=ClaimMode.SEND if r[3] == State.SENDING.value else ClaimMode.RECONCILE,
+        mode=_SEND_MODE if r[3] == _SENDING else _RECONCILE_MODE,
         payload=r[4],
         event_type=r[5],
         channel_id=r[6],
