@@ -299,7 +299,7 @@ def completion(
         return Completion(item.key, item.attempt, decision.outcome)
     record = AttemptRecord(
         attempt=item.attempt,
-        kind=_DEFERRED_KIND if decision.label.deferred else kind,
+        kind=_DEFERRED_KIND if decision.label in _DEFERRED_LABELS else kind,  # label.deferred
         started_at=started_at,
         duration_ms=round(duration_ms, 3),
         outcome=_LABEL_TEXT[decision.label],
