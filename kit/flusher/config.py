@@ -188,8 +188,8 @@ class FlusherStats:
 
     def count(self, counts: Iterable[Count]) -> None:
         """Add one to each named counter (each decision names its own)."""
-        for name in counts:
-            setattr(self, name.value, getattr(self, name.value) + 1)
+        for name in counts:  # a Count is its field's name (``.value`` is slow on Python 3.11)
+            setattr(self, name, getattr(self, name) + 1)
 
     def as_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self, filter=lambda a, _: a.name != "post_ms")

@@ -64,6 +64,9 @@ logger = logging.getLogger("kit.flusher")
 
 # The longest wait between claims while the database is unreachable.
 _OUTAGE_WAIT_MAX = 30.0
+# Read once per entry: module constants (on Python 3.11 an enum member read through its class
+# is a call of Python code).
+_RECONCILE, _SEND = ClaimMode.RECONCILE, AttemptKind.SEND
 
 
 class Flusher:
@@ -381,7 +384,7 @@ class Flusher:
     async def _process(self, item: Claimed) -> Completion:
         if self._stopping.is_set():
             return self._apply(item, decisions.released())
-        if item.mode is ClaimMode.RECONCILE:
+        if item.mode is _RECONCILE:
             return await self._reconcile(item)
         return await self._send(item)
 
@@ -423,17 +426,18 @@ class Flusher:
             result = exc
         elapsed = (time.perf_counter() - started) * 1000
         self.stats.post_ms.append(elapsed)
-        decision = await self._decide_post(item, result, now)
-        return self._apply(
-            item, decision, kind=AttemptKind.SEND, started_at=now, duration_ms=elapsed
-        )
-
-    async def _decide_post(
-        self, item: Claimed, result: str | BaseException, now: float
-    ) -> Decision:
-        if isinstance(result, str):  # the usual case: a 202, no pause to consider
+        if isinstance(result, str):  # the usual case: a 202, no pause to consider (nor await)
             self._pace_streak = 0
-            return decisions.classify_post(item, result, now=now, config=self.config, rng=self._rng)
+            decision = decisions.classify_post(
+                item, result, now=now, config=self.config, rng=self._rng
+            )
+        else:
+            decision = await self._decide_failed_post(item, result, now)
+        return self._apply(item, decision, kind=_SEND, started_at=now, duration_ms=elapsed)
+
+    async def _decide_failed_post(
+        self, item: Claimed, result: BaseException, now: float
+    ) -> Decision:
         decided_at = self._clock()
         # A 429 of a burst the fleet is already paced for does not escalate the pace.
         streak = self._pace_streak + (0 if self._holds.paced(decided_at) else 1)

@@ -53,7 +53,18 @@ class Label(enum.StrEnum):
     @property
     def deferred(self) -> bool:
         """Logged as a ``deferred`` attempt: it did not use up the attempt budget."""
-        return self in (Label.DEFERRED, Label.UNAUTHORIZED)
+        return self in _DEFERRED_LABELS
+
+
+_DEFERRED_LABELS = frozenset({Label.DEFERRED, Label.UNAUTHORIZED})
+# Module constants for what every delivered result reads: on Python 3.11 reading an enum member
+# (or its value) through its class is a call of Python code, and these run once per result.
+_DELIVERED, _DELIVERED_COUNTS, _DEFERRED_KIND = (
+    Label.DELIVERED,
+    (Count.DELIVERED,),
+    AttemptKind.DEFERRED,
+)
+_LABEL_TEXT: dict[Label, str] = {label: label.value for label in Label}
 
 
 LEASE_BUDGET_SPENT = "POST outlived its lease budget"
@@ -134,7 +145,7 @@ def classify_post(
     """
     if isinstance(result, str):
         return Decision(
-            outcome=Delivered(result), label=Label.DELIVERED, counts=(Count.DELIVERED,), status=202
+            outcome=Delivered(result), label=_DELIVERED, counts=_DELIVERED_COUNTS, status=202
         )
     if isinstance(result, TimeoutError):  # cut off at its lease budget: it may have arrived
         return _in_doubt(now + config.reconcile_delay, LEASE_BUDGET_SPENT)
@@ -288,10 +299,10 @@ def completion(
         return Completion(item.key, item.attempt, decision.outcome)
     record = AttemptRecord(
         attempt=item.attempt,
-        kind=AttemptKind.DEFERRED if decision.label.deferred else kind,
+        kind=_DEFERRED_KIND if decision.label in _DEFERRED_LABELS else kind,  # label.deferred
         started_at=started_at,
         duration_ms=round(duration_ms, 3),
-        outcome=decision.label.value,
+        outcome=_LABEL_TEXT[decision.label],
         http_status=decision.status,
         error=decision.error,
     )

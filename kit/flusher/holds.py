@@ -65,8 +65,15 @@ class Holds:
         return any(h.name == HOLD_PACE and h.until > now for h in self.fleet)
 
     def blocks(self, now: float) -> bool:
-        """Whether nothing may be sent now (no logging: the workers ask this per entry)."""
-        return bool(self._active(now))
+        """Whether nothing may be sent now (no logging: the workers ask this per entry, so it
+        is :meth:`_active` without building the list)."""
+        own = self._own
+        if own is not None and own.until > now:
+            return True
+        for hold in self.fleet:  # noqa: SIM110 (no generator per entry sent)
+            if hold.name in _OBEYED and hold.until > now:
+                return True
+        return False
 
     def wait(self, now: float) -> float:
         """Seconds to wait before claiming; logs once when a pause begins, and when it ends."""

@@ -169,13 +169,18 @@ def claim_result(rows: Sequence[Any]) -> tuple[list[Claimed], list[Hold], str | 
     return claimed, holds, moved
 
 
+# Read once per claimed row: module constants, as on Python 3.11 an enum member read through its
+# class is a call of Python code.
+_SENDING, _SEND_MODE, _RECONCILE_MODE = State.SENDING, ClaimMode.SEND, ClaimMode.RECONCILE
+
+
 def claimed_from_row(r: Any) -> Claimed:
     """A claimed row of ``claim_with_holds``, read by position (cheaper than by name)."""
     _, key, attempt, state, payload, event_type, channel_id, reference, sends, first, doubt = r[:11]
     return Claimed(
         key=key,
         attempt=attempt,
-        mode=ClaimMode.SEND if state == State.SENDING else ClaimMode.RECONCILE,
+        mode=_SEND_MODE if state == _SENDING else _RECONCILE_MODE,
         payload=payload,
         event_type=event_type,
         channel_id=channel_id,

@@ -121,22 +121,25 @@ RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_
 # transition table (kit/outbox/transitions.py), computed in SQL from the row as it is, so the
 # result path never reads rows into Python. Run once per completion, in order, so a second
 # completion of the same attempt in one batch finds the lease cleared and changes nothing.
+# Numbered parameters: ?1-?11 are the Effect's fields in their order, then now, key, attempt
+# (finish_one_params). Not named: binding by name costs the worker thread a string per
+# parameter per result.
 FINISH_ONE = """
 UPDATE etk_entries SET
-    state = CASE state WHEN 'sending' THEN :to_from_sending ELSE :to_from_in_doubt END,
-    due_at = coalesce(:due_at, due_at),
-    in_doubt_since = CASE :since WHEN 'keep' THEN in_doubt_since
-                     WHEN 'set_if_unset' THEN coalesce(in_doubt_since, :now) ELSE NULL END,
-    event_ref = coalesce(:event_ref, event_ref),
-    delivered_at = coalesce(:delivered_at, delivered_at),
-    adopted = coalesce(:adopted, adopted),
-    blind_resends = blind_resends + :blind_resends,
-    sends = sends + :sends,
-    last_error = CASE :last_error WHEN 'keep' THEN last_error ELSE :error END,
+    state = CASE state WHEN 'sending' THEN ?1 ELSE ?2 END,
+    due_at = coalesce(?3, due_at),
+    in_doubt_since = CASE ?4 WHEN 'keep' THEN in_doubt_since
+                     WHEN 'set_if_unset' THEN coalesce(in_doubt_since, ?12) ELSE NULL END,
+    event_ref = coalesce(?5, event_ref),
+    delivered_at = coalesce(?6, delivered_at),
+    adopted = coalesce(?7, adopted),
+    blind_resends = blind_resends + ?8,
+    sends = sends + ?9,
+    last_error = CASE ?10 WHEN 'keep' THEN last_error ELSE ?11 END,
     lease_owner = NULL,
     lease_expires_at = NULL,
-    updated_at = :now
-WHERE key = :key AND attempt = :attempt AND (state = 'sending' OR state = 'in_doubt')
+    updated_at = ?12
+WHERE key = ?13 AND attempt = ?14 AND (state = 'sending' OR state = 'in_doubt')
   AND lease_owner IS NOT NULL
 RETURNING id"""
 
@@ -245,11 +248,17 @@ def attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
     )
 
 
+# Read once per claimed row or written result: module constants, as on Python 3.11 an enum
+# member (or its value) read through its class is a call of Python code.
+_SENDING, _SEND_MODE, _RECONCILE_MODE = State.SENDING.value, ClaimMode.SEND, ClaimMode.RECONCILE
+_KIND_TEXT: dict[AttemptKind, str] = {kind: kind.value for kind in AttemptKind}
+
+
 def attempt_params(entry_id: int, record: AttemptRecord) -> tuple[Any, ...]:
     return (
         entry_id,
         record.attempt,
-        record.kind.value,
+        _KIND_TEXT[record.kind],
         record.started_at,
         record.duration_ms,
         record.outcome,
@@ -306,7 +315,7 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
     return Claimed(
         key=r[1],
         attempt=r[2],
-        mode=ClaimMode.SEND if r[3] == State.SENDING.value else ClaimMode.RECONCILE,
+        mode=_SEND_MODE if r[3] == _SENDING else _RECONCILE_MODE,
         payload=r[4],
         event_type=r[5],
         channel_id=r[6],
@@ -318,25 +327,25 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
     )
 
 
-def finish_one_params(c: Completion, now: float) -> dict[str, Any]:
-    """The named parameters of FINISH_ONE for a completion."""
+def finish_one_params(c: Completion, now: float) -> tuple[Any, ...]:
+    """The parameters of FINISH_ONE for a completion, in its numbering."""
     e = effect_of(c.outcome, c.record, now)
-    return {
-        "to_from_sending": e.to_from_sending,
-        "to_from_in_doubt": e.to_from_in_doubt,
-        "due_at": e.due_at,
-        "since": e.in_doubt_since,
-        "event_ref": e.event_ref,
-        "delivered_at": e.delivered_at,
-        "adopted": None if e.adopted is None else int(e.adopted),
-        "blind_resends": e.blind_resends,
-        "sends": e.sends,
-        "last_error": e.last_error,
-        "error": e.error,
-        "now": now,
-        "key": c.key,
-        "attempt": c.attempt,
-    }
+    return (
+        e.to_from_sending,
+        e.to_from_in_doubt,
+        e.due_at,
+        e.in_doubt_since,
+        e.event_ref,
+        e.delivered_at,
+        None if e.adopted is None else int(e.adopted),
+        e.blind_resends,
+        e.sends,
+        e.last_error,
+        e.error,
+        now,
+        c.key,
+        c.attempt,
+    )
 
 
 def loaded_params(entry: Entry) -> tuple[Any, ...]:
