@@ -18,8 +18,9 @@ from kit.cli._env import (
     storage_options,
 )
 from kit.client import ETrustedClient
+from kit.config import ClientConfig
 from kit.errors import ConfigError
-from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
+from kit.flusher import Flusher, FlusherConfig, FlusherStats, InDoubtPolicy
 from kit.outbox import Outbox
 from kit.retry import Backoff
 from kit.signals import on_stop_signals
@@ -57,15 +58,26 @@ def _flusher_config(args: argparse.Namespace) -> FlusherConfig:
     )
 
 
-async def cmd_flush(args: argparse.Namespace) -> int:
-    config = flusher_config(args)
-    url = db_url(args)
-    storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
+def flusher_client_config(args: argparse.Namespace, config: FlusherConfig) -> ClientConfig:
+    """The eTrusted client of a command that runs a flusher, checked against its tuning."""
     client_cfg = client_config(args=args, flags={"request_timeout": args.request_timeout})
     try:
         config.check_client(client_cfg)
     except ConfigError as exc:
         raise _in_option_names(exc) from None
+    return client_cfg
+
+
+def print_stats(flusher: str, stats: FlusherStats) -> None:
+    """The flusher's counters as one JSON line on stderr, as a run ends."""
+    print(json.dumps({"flusher": flusher, **stats.as_dict()}), file=sys.stderr)
+
+
+async def cmd_flush(args: argparse.Namespace) -> int:
+    config = flusher_config(args)
+    url = db_url(args)
+    storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
+    client_cfg = flusher_client_config(args, config)
     async with (
         Outbox.from_url(url, **storage_opts) as outbox,
         ETrustedClient(client_cfg) as client,
@@ -78,8 +90,7 @@ async def cmd_flush(args: argparse.Namespace) -> int:
                 else:
                     await flusher.run(until_drained=args.drain)
         finally:  # the counters also when the run ends in an error (exit code 1)
-            stats = {"flusher": flusher.owner, **flusher.stats.as_dict()}
-            print(json.dumps(stats), file=sys.stderr)
+            print_stats(flusher.owner, flusher.stats)
     return 0
 
 
