@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
-from aiohttp import web
 
 from kit.client import ETrustedClient
 from kit.config import ClientConfig
@@ -186,14 +185,12 @@ class Service:
         webhooks = Webhooks.from_config(
             Intake(outbox), self._config, settings=self._settings.webhooks
         )
-        app = web.Application()
-        webhooks.install(app)
         listener = Listener(
-            app,
             host=self._settings.host,
             port=self._settings.port,
             grace=self._settings.shutdown_grace,
         )
+        webhooks.install(listener.app)
         try:
             async with outbox, ETrustedClient(self._client_config) as client:
                 flusher = self._built = Flusher(outbox, client, self._flusher_config)
