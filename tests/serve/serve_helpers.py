@@ -184,11 +184,13 @@ async def post(
         return resp.status, await resp.json(content_type=None)
 
 
-async def histories(db: str, order_ids: Sequence[str]) -> dict[str, StreamHistory]:
+async def histories(
+    db: str, order_ids: Sequence[str], *, source: str = SOURCE
+) -> dict[str, StreamHistory]:
     """Each order's journal stream, read through a connection of the test's own."""
     async with Outbox.from_url(db) as outbox:
         journal = journal_for(outbox)
-        return {oid: await journal.history(SOURCE, oid) for oid in order_ids}
+        return {oid: await journal.history(source, oid) for oid in order_ids}
 
 
 async def wait_until(
