@@ -352,14 +352,15 @@ async def test_postgres_queries_run(block: Block, pg_dsn: str, pg_schema: str) -
 
 # -- the configuration examples ------------------------------------------------------------------
 
-SOURCE_HEAD = """\
-[[sources]]
-name = "my-shop"
-adapter = "shopify"
-shop_domain = "my-shop.myshopify.com"
-webhook_secrets = [{ env = "SHOPIFY_WEBHOOK_SECRET" }]
-"""
-SETS_CHANNEL = re.compile(r"^(channel_id|channels_by_locale)\s*=", re.MULTILINE)
+# What a ``# test: source`` block is completed with, each key only where the block does not set
+# it (a channel: unless the block sets ``channel_id`` or ``channels_by_locale``).
+SOURCE_KEYS = {
+    "name": '"my-shop"',
+    "adapter": '"shopify"',
+    "shop_domain": '"my-shop.myshopify.com"',
+    "webhook_secrets": '[{ env = "SHOPIFY_WEBHOOK_SECRET" }]',
+    "channel_id": '"chl-docs"',
+}
 ENV_NAME = re.compile(r'env\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)"')
 
 
@@ -371,8 +372,11 @@ def _load_toml(block: Block) -> None:
         return
     text = block.code
     if block.mode == "source":
-        channel = "" if SETS_CHANNEL.search(text) else 'channel_id = "chl-docs"\n'
-        text = SOURCE_HEAD + channel + text
+        sets = set(re.findall(r"^(\w+)\s*=", text, re.MULTILINE))
+        if "channels_by_locale" in sets:
+            sets.add("channel_id")
+        head = [f"{key} = {value}" for key, value in SOURCE_KEYS.items() if key not in sets]
+        text = "\n".join(["[[sources]]", *head, text])
     environ = {name: f"value-of-{name}" for name in ENV_NAME.findall(text)}
     parse_config(text, environ=environ, origin=block.id)
 
