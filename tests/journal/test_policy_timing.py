@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from kit.domain import SkipReason
 from kit.outbox.types import State
 from kit.policy import Amend, Enqueue, Trigger
 
@@ -142,3 +143,26 @@ async def test_a_delivery_reported_while_the_fallback_waits_brings_the_invite_fo
     assert body["estimatedDeliveryDate"] == date(2025, 3, 6).isoformat()
     assert (await kit.outbox.stats()).counts[State.PENDING] == 1
     assert outcomes(await history(kit)) == [("enqueue", "enqueued"), ("amend", "amended")]
+
+
+async def test_a_delivery_report_before_any_order_snapshot_waits_for_one(kit: Kit) -> None:
+    """fulfillments/update carries no order: the trigger fires, is skipped for want of the
+    order's facts, and the first delivery that describes the order enqueues the invite, still
+    timed from the delivery."""
+    arrived = await deliver(
+        kit, delivered_fulfilment(), "fulfillments/update", "w-1", policy=on_delivery()
+    )
+
+    assert [(d.decision.kind, getattr(d.decision, "reason", None)) for d in arrived.decisions] == [
+        ("skipped", SkipReason.NO_ORDER_FACTS)
+    ]
+    assert await kit.storage.get(DELIVERY_KEY) is None
+
+    described = await deliver(
+        kit, fulfilled_order(), "orders/fulfilled", "w-2", policy=on_delivery()
+    )
+
+    assert decided(described) == [("enqueue", "enqueued")]
+    entry = await kit.outbox.get(DELIVERY_KEY)
+    assert entry.due_at == (DELIVERED_AT + timedelta(days=2)).timestamp()
+    assert outcomes(await history(kit)) == [("skipped", "recorded"), ("enqueue", "enqueued")]
