@@ -48,8 +48,8 @@ async def test_a_shipment_reported_by_every_topic_makes_one_invite(kit: Kit) -> 
 
 
 async def test_an_order_paid_twice_makes_one_invite(kit: Kit) -> None:
-    """With ``on = "order_paid"``: a second orders/paid (a payment captured again after an
-    edit) finds the key enqueued and adds nothing."""
+    """With ``on = "order_paid"``: a second orders/paid for the same order finds the key
+    enqueued and adds nothing; the invite stays timed from the first payment."""
     trigger = Trigger(on="order_paid", event_type="order_paid", delay="3d")
     policy = {"triggers": (trigger,)}
     key = KEY.replace("order_shipped", "order_paid")
