@@ -3,7 +3,11 @@ sandbox and outbox around it."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import pytest
@@ -23,6 +27,33 @@ class Result:
 
 
 Run = Callable[..., Awaitable[Result]]
+
+PROCESS_DEADLINE = 30.0  # generous: only a hung process gets anywhere near it
+
+
+async def run_kit(*argv: str, cwd: Path) -> Result:
+    """``python -m kit ARGV`` as a real process with its output piped, as a service manager
+    or a container runs it."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kit",
+        *argv,
+        cwd=cwd,
+        env=dict(os.environ),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(PROCESS_DEADLINE):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())
 
 
 def capture_runs(capsys: pytest.CaptureFixture[str]) -> Run:

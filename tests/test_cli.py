@@ -27,7 +27,7 @@ import builders
 import pytest
 from builders import EVENT_TYPE
 from builders import key as key_of
-from cli_helpers import Result, Run
+from cli_helpers import PROCESS_DEADLINE, Run, run_kit
 
 from kit.outbox import Outbox, storage_from_url
 from kit.outbox.sqlite import SQLiteStorage
@@ -44,7 +44,6 @@ from kit.outbox.types import (
 from kit.sandbox import SEEDED_CHANNEL_IDS, Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
-PROCESS_DEADLINE = 30.0  # generous: only a hung process gets anywhere near it
 TEA = {"name": "Tea", "sku": "T-1", "url": "https://shop.example/tea"}
 FAST_FLUSH = ["--poll-interval", "0.05", "--backoff-base", "0.01", "--backoff-cap", "0.05"]
 
@@ -886,39 +885,16 @@ async def test_migrate_outbox(run: Run, tmp_path: Path, monkeypatch: pytest.Monk
 # -- errors and -v -----------------------------------------------------------------------------
 
 
-async def _kit(*argv: str, cwd: Path) -> Result:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "kit",
-        *argv,
-        cwd=cwd,
-        env=dict(os.environ),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(PROCESS_DEADLINE):
-            out, err = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
-
-
 async def test_traceback_only_with_verbose(tmp_path: Path) -> None:
     db = str(tmp_path / "x.db")
     unopenable = str(tmp_path / "no-such-dir" / "x.db")
     events = tmp_path / "events.jsonl"
     events.write_text("", encoding="utf-8")
     plain, verbose, chained, chained_verbose = await asyncio.gather(
-        _kit("flush", "--once", "--db", db, cwd=tmp_path),
-        _kit("-v", "flush", "--once", "--db", db, cwd=tmp_path),
-        _kit("enqueue", str(events), "--db", unopenable, cwd=tmp_path),
-        _kit("-v", "enqueue", str(events), "--db", unopenable, cwd=tmp_path),
+        run_kit("flush", "--once", "--db", db, cwd=tmp_path),
+        run_kit("-v", "flush", "--once", "--db", db, cwd=tmp_path),
+        run_kit("enqueue", str(events), "--db", unopenable, cwd=tmp_path),
+        run_kit("-v", "enqueue", str(events), "--db", unopenable, cwd=tmp_path),
     )
     error = "etrusted-kit: error: missing ETRUSTED_CLIENT_ID and ETRUSTED_CLIENT_SECRET: "
     assert plain.code == 1

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from kit.cli import _commands
 from kit.errors import KitError
+from kit.logformat import LogFormat
+from kit.logformat import configure as configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -28,29 +30,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=[f.value for f in LogFormat],
+        default=LogFormat.AUTO.value,
+        help="text for people, JSON lines for collectors; auto: text on a terminal, else JSON",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in _commands.REGISTRY:
         register(subparsers)
     return parser
 
 
-def _configure_logging(verbosity: int) -> None:
-    """``-v``/``-vv`` raise the kit's own loggers only. Libraries stay at WARNING: aiosqlite
-    logs every statement with its parameters at DEBUG (customer e-mails, whole payloads), and
-    HTTP libraries may log headers (tokens)."""
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if verbosity:  # otherwise the kit's loggers follow the root's level, as without -v
-        logging.getLogger("kit").setLevel(logging.WARNING - 10 * min(verbosity, 2))
-
-
 async def cli(argv: Sequence[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    _configure_logging(args.verbose)
+    configure_logging(args.verbose, LogFormat(args.log_format))
     try:
         code: int = await args.func(args)
     except KitError as exc:

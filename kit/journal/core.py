@@ -186,7 +186,11 @@ def _carry_out(
         first = enqueued[-1]
         try:
             entry = plan.prepare(
-                attrs.evolve(first.facts, products=decision.products),
+                attrs.evolve(
+                    first.facts,
+                    products=decision.products,
+                    estimated_delivery_date=decision.estimated_delivery_date,
+                ),
                 event_type=first.event_type,
                 channel_id=first.channel_id,
                 key=decision.key,
