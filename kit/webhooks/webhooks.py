@@ -18,7 +18,13 @@ from aiohttp import web
 
 from kit.adapters import normalise_headers
 from kit.configfile.model import KitConfig
-from kit.errors import OutboxMovedError, PayloadError, StorageError, VerificationError
+from kit.errors import (
+    ConfigError,
+    OutboxMovedError,
+    PayloadError,
+    StorageError,
+    VerificationError,
+)
 from kit.journal.ingest import Intake, IntakeSource
 from kit.webhooks import refusals
 from kit.webhooks.answer import WebhookAnswer, stored
@@ -50,7 +56,7 @@ class Webhooks:
         self._sources: dict[str, IntakeSource] = {}
         for source in sources:
             if source.name in self._sources:
-                raise ValueError(f"two sources are called {source.name!r}")
+                raise ConfigError(f"two sources are called {source.name!r}")
             self._sources[source.name] = source
 
     @classmethod
