@@ -110,7 +110,9 @@ class Webhooks:
         """Add ``POST {path_prefix}/{name}`` for each source to ``app``."""
         for name in self._sources:
             path = f"{self._settings.path_prefix}/{{source:{re.escape(name)}}}"
-            app.router.add_post(path, self.handle, name=f"webhooks:{name}")
+            # Unnamed: aiohttp wants route names of identifiers, and "2nd-shop" or "class" are
+            # good source names.
+            app.router.add_post(path, self.handle)
 
     # -- the one path every delivery takes --------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from journal.conftest import Kit
 from journal.conftest import source as shop_source
-from journal.deliveries import EMAIL, KEY, ORDER_ID, SECRET, fulfilled_order
+from journal.deliveries import EMAIL, KEY, ORDER_ID, SECRET, SHOP, fulfilled_order
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.ingest import Intake, IntakeSource
@@ -237,3 +237,25 @@ async def test_refusals_are_logged_once_each_without_secrets_signatures_or_email
     ):
         assert secret not in logged
     assert EMAIL not in logged
+
+
+@pytest.mark.parametrize("name", ["2nd-shop", "class", "shop_1"])
+async def test_every_valid_source_name_gets_its_route(
+    served: Served, serve: Serve, name: str
+) -> None:
+    """Source names may start with a digit or be a Python keyword; the route works all the
+    same (aiohttp's route *names* could not be either)."""
+    mine = shop_source()
+    renamed = IntakeSource(
+        name=name,
+        adapter=ShopifyAdapter(source=name, config=ShopifyConfig(shop_domain=SHOP)),
+        policy=mine.policy,
+        secrets=mine.secrets,
+    )
+    app = await serve(served.kit, sources=[renamed])
+    headers, raw = delivery(fulfilled_order(), "orders/fulfilled", "w-1")
+
+    reply = await app.post(headers, raw, path=f"/webhooks/{name}")
+
+    assert (reply.status, reply.body["status"]) == (200, "accepted")
+    assert outcomes(await app.history(ORDER_ID, source=name)) == [("enqueue", "enqueued")]
