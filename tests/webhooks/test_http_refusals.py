@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from journal.conftest import Kit
 from journal.conftest import source as shop_source
@@ -21,6 +23,7 @@ from journal.deliveries import EMAIL, KEY, ORDER_ID, SECRET, SHOP, fulfilled_ord
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.ingest import Intake, IntakeSource
 from kit.outbox import State
+from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import NewEntry
 from kit.webhooks import WebhookSettings
@@ -107,21 +110,69 @@ async def test_the_default_cap_is_two_mebibytes(served: Served) -> None:
     assert await served.counts() == {State.PENDING: 1}
 
 
-async def test_a_locked_database_answers_503_stores_nothing_and_the_retry_succeeds(
-    serve: Serve, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The platform got no 2xx, so it retries; the failed attempt left no delivery row that
-    would turn the retry away as a duplicate."""
-    path = tmp_path / "outbox.db"
-    kit = await open_kit("sqlite", SQLiteStorage(path, busy_timeout=0), None)
-    served = await serve(kit)
+@asynccontextmanager
+async def locked_sqlite(path: Path) -> AsyncIterator[None]:
+    """Another process holds SQLite's one write lock."""
     blocker = sqlite3.connect(path, isolation_level=None)
     try:
-        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        reply = await served.deliver(fulfilled_order(), "orders/fulfilled", "w-1")
+        blocker.execute("BEGIN IMMEDIATE")
+        yield
         blocker.execute("ROLLBACK")
     finally:
         blocker.close()
+
+
+@asynccontextmanager
+async def locked_postgres(dsn: str, schema: str) -> AsyncIterator[None]:
+    """Another session holds the deliveries table (a long migration, a stuck job)."""
+    import asyncpg
+
+    blocker = await asyncpg.connect(dsn)
+    try:
+        async with blocker.transaction():
+            await blocker.execute(f'LOCK TABLE "{schema}".deliveries IN ACCESS EXCLUSIVE MODE')
+            yield
+    finally:
+        await blocker.close()
+
+
+@attrs.frozen
+class Lockable:
+    """A storage that gives up waiting for a lock quickly, and a way to hold that lock."""
+
+    name: str
+    storage: Callable[[], Storage]
+    lock: Callable[[], AbstractAsyncContextManager[None]]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def lockable(request: pytest.FixtureRequest, tmp_path: Path) -> Lockable:
+    if request.param == "sqlite":
+        path = tmp_path / "outbox.db"
+        return Lockable(
+            "sqlite", lambda: SQLiteStorage(path, busy_timeout=0), lambda: locked_sqlite(path)
+        )
+    from kit.outbox.postgres import PostgresStorage
+
+    dsn, schema = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_schema")
+    return Lockable(
+        "postgres",
+        lambda: PostgresStorage(dsn, schema=schema, command_timeout=0.5),
+        lambda: locked_postgres(dsn, schema),
+    )
+
+
+async def test_a_locked_database_answers_503_stores_nothing_and_the_retry_succeeds(
+    lockable: Lockable, serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The platform got no 2xx, so it retries; the failed attempt left no delivery row that
+    would turn the retry away as a duplicate. The storage gives up waiting for the lock at
+    once (SQLite) or after half a second (PostgreSQL)."""
+    kit = await open_kit(lockable.name, lockable.storage(), None)
+    lock = lockable.lock()
+    served = await serve(kit)
+    async with lock:
+        reply = await served.deliver(fulfilled_order(), "orders/fulfilled", "w-1")
 
     assert (reply.status, reply.body) == (503, {"error": "storage_unavailable"})
     assert reply.headers["Retry-After"] == "10"
