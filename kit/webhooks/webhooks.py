@@ -70,6 +70,10 @@ class Webhooks:
         return cls(intake, [IntakeSource.from_config(s) for s in config.sources], settings)
 
     @property
+    def intake(self) -> Intake:
+        return self._intake
+
+    @property
     def settings(self) -> WebhookSettings:
         return self._settings
 

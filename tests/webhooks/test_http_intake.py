@@ -78,6 +78,17 @@ async def test_a_delivery_without_a_signature_is_refused(served: Served) -> None
     await assert_nothing_stored(served)
 
 
+async def test_a_delivery_signed_for_another_shop_is_refused(served: Served) -> None:
+    """The right secret is not enough: the shop domain must be this source's."""
+    headers, raw = delivery(fulfilled_order(), "orders/fulfilled", "w-1")
+    headers["X-Shopify-Shop-Domain"] = "someone-else.myshopify.com"
+
+    reply = await served.post(headers, raw)
+
+    assert (reply.status, reply.body) == (401, {"error": "wrong_shop"})
+    await assert_nothing_stored(served)
+
+
 async def test_a_signed_body_that_is_not_json_is_refused_with_400(served: Served) -> None:
     """The signature is checked first and passes; the body then fails to parse."""
     reply = await served.deliver(b"<order>1042</order>", "orders/fulfilled", "w-1")

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ from journal.conftest import Kit
 from journal.conftest import source as shop_source
 from journal.deliveries import CHANNEL, KEY, ORDER_ID, SECRET, SHOP, fulfilled_order
 
+from kit.adapters import DeliveryIdentity
 from kit.configfile import parse_config
-from kit.errors import ConfigError
+from kit.domain import Skip
+from kit.errors import ConfigError, VerificationError
+from kit.journal.ingest import IntakeSource
 from kit.journal.records import StreamHistory
 from kit.outbox import State
 from kit.outbox.sqlite import SQLiteStorage
@@ -180,3 +184,28 @@ async def test_a_refusal_is_logged_at_warning(kit: Kit, caplog: pytest.LogCaptur
     assert [r.levelno for r in caplog.records if getattr(r, "action", "") == "webhook.refused"] == [
         logging.WARNING
     ]
+
+
+class _Grumpy:
+    """A third-party adapter whose verification reason is a sentence, not a word."""
+
+    platform = "grumpy"
+    account = "grumpy-account"
+
+    def verify(self, headers: Mapping[str, str], raw_body: bytes, secrets: Sequence[str]) -> None:
+        raise VerificationError("Signature mismatch for key sk_live_123!", "no match")
+
+    def identify(self, headers: Mapping[str, str], raw_body: bytes) -> DeliveryIdentity:
+        raise AssertionError("not verified")
+
+    def parse(self, headers: Mapping[str, str], raw_body: bytes, *, received_at: datetime) -> Skip:
+        raise AssertionError("not verified")
+
+
+async def test_a_verification_reason_that_is_not_a_word_is_not_shown(kit: Kit) -> None:
+    """The sender sees a fixed word; whatever an adapter put in its reason stays in the log."""
+    grumpy = IntakeSource(name="grumpy", adapter=_Grumpy(), policy=shop_source().policy)
+
+    answer = await Webhooks(kit.intake, [grumpy]).ingest("grumpy", {}, b"{}")
+
+    assert (answer.status, answer.body) == (401, {"error": "verification_failed"})
