@@ -167,3 +167,12 @@ async def test_soak_sigkilled_serve_many_times(
 ) -> None:
     """The same promise under sixteen senders and twenty-five kills."""
     await run_serve_crash(tmp_path, sandbox, db, senders=16, per_sender=150, kills=25, seed=2)
+
+
+@pytest.mark.postgres
+async def test_sigkilled_serve_on_postgres(
+    tmp_path: Path, sandbox: SandboxServer, pg_dsn: str, pg_schema: str
+) -> None:
+    """The same promise with the outbox and journal on PostgreSQL."""
+    db = f"{pg_dsn}?schema={pg_schema}"
+    await run_serve_crash(tmp_path, sandbox, db, senders=4, per_sender=20, kills=2, seed=3)
