@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+from typing import Any
 
 import attrs
 
@@ -28,10 +29,11 @@ from kit.signals import on_stop_signals
 logger = logging.getLogger(__name__)
 
 
-def _in_option_names(exc: ConfigError) -> ConfigError:
-    """The same complaint, naming the command-line options instead of the config fields."""
+def in_option_names(exc: ConfigError, config_type: type[Any] = FlusherConfig) -> ConfigError:
+    """The same complaint, naming the command-line options instead of ``config_type``'s
+    fields (an attrs class whose fields the command's options mirror)."""
     message = str(exc)
-    for field in attrs.fields(FlusherConfig):
+    for field in attrs.fields(config_type):
         message = re.sub(rf"\b{field.name}\b", "--" + field.name.replace("_", "-"), message)
     return ConfigError(message)
 
@@ -40,7 +42,7 @@ def flusher_config(args: argparse.Namespace) -> FlusherConfig:
     try:
         return _flusher_config(args)
     except ConfigError as exc:
-        raise _in_option_names(exc) from None
+        raise in_option_names(exc) from None
 
 
 def _flusher_config(args: argparse.Namespace) -> FlusherConfig:
@@ -64,7 +66,7 @@ def flusher_client_config(args: argparse.Namespace, config: FlusherConfig) -> Cl
     try:
         config.check_client(client_cfg)
     except ConfigError as exc:
-        raise _in_option_names(exc) from None
+        raise in_option_names(exc) from None
     return client_cfg
 
 

@@ -20,7 +20,13 @@ from kit.cli._env import (
     file_config,
     storage_options,
 )
-from kit.cli.flush import add_flusher_options, flusher_client_config, flusher_config, print_stats
+from kit.cli.flush import (
+    add_flusher_options,
+    flusher_client_config,
+    flusher_config,
+    in_option_names,
+    print_stats,
+)
 from kit.configfile import OutboxSettings, Secret
 from kit.errors import ConfigError
 from kit.serve import Listening, ServeSettings, Service
@@ -50,7 +56,10 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     url = db_url(args)
     storage_opts = storage_options(args, url)
     client_cfg = flusher_client_config(args, flusher_cfg)
-    settings = ServeSettings(host=args.host, port=args.port, shutdown_grace=args.shutdown_grace)
+    try:
+        settings = ServeSettings(host=args.host, port=args.port, shutdown_grace=args.shutdown_grace)
+    except ConfigError as exc:
+        raise in_option_names(exc, ServeSettings) from None
     # The outbox the flags and variables chose, over the file's.
     config = attrs.evolve(file, outbox=OutboxSettings(url=Secret(url)))
     service = Service(

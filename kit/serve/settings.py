@@ -22,7 +22,7 @@ def _port(instance: object, attribute: attrs.Attribute[Any], value: int) -> None
 
 def _host(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{attribute.name} must be a host name or address, got {value!r}")
+        raise ConfigError(f"{attribute.name} must name an address to listen on, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)

@@ -6,13 +6,16 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 from cli_helpers import Run
+from journal.deliveries import SECRET
 
 from kit.outbox import Outbox, State
 from kit.sandbox import SandboxServer
 
 from .serve_helpers import (
     ROUTE,
+    SECRET_VARIABLE,
     SOURCE,
     fulfilment,
     histories,
@@ -104,3 +107,22 @@ async def test_an_unknown_adapter_is_refused_before_anything_opens(
     assert result.code == 1
     assert "unknown adapter 'shopfy'" in result.err
     assert not Path(db.removeprefix("sqlite:///")).exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--port", "70000"), ("--shutdown-grace", "0"), ("--host", " ")]
+)
+async def test_a_bad_listener_setting_names_its_option(
+    run: Run,
+    tmp_path: Path,
+    sandbox: SandboxServer,
+    db: str,
+    monkeypatch: pytest.MonkeyPatch,
+    option: str,
+    value: str,
+) -> None:
+    monkeypatch.setenv(SECRET_VARIABLE, SECRET)
+    config = write_config(tmp_path / "shop.toml", db=db, sandbox=sandbox)
+    result = await run("serve", "--config", str(config), option, value)
+    assert result.code == 1
+    assert f"etrusted-kit: error: {option} must" in result.err
