@@ -124,7 +124,9 @@ def decision_facts(row: DecisionRow) -> DecisionFacts:
             detail=f"{len(d.products)} products left", send_after=d.send_after.timestamp()
         )
     if isinstance(d, Throttled):
-        return DecisionFacts(detail=f"last invite {utc_text(d.last_invite_at.timestamp())}")
+        return DecisionFacts(
+            detail=f"the customer's last invite: {utc_text(d.last_invite_at.timestamp())}"
+        )
     if isinstance(d, Stale):
         return DecisionFacts(
             detail=f"the journal holds news of {utc_text(d.newest_at.timestamp())}"

@@ -11,6 +11,7 @@ import attrs
 import pytest
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
+from kit.journal.explain import explain, timeline_items
 from kit.journal.records import Outcome, StreamTimeline
 from kit.outbox.migrations import load_migrations
 
@@ -173,3 +174,19 @@ async def test_migration_0004_fills_in_the_references_on_postgresql(
     finally:
         await conn.close()
     assert [r[0] for r in rows] == [REFERENCE]
+
+
+async def test_explain_pairs_the_timeline_with_the_entries_it_decided_about(kit: Kit) -> None:
+    """The story explain prints, read the same way from every backend."""
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    await deliver(kit, cancelled_order(), "orders/cancelled", "w-2")
+
+    (story,) = await explain(kit.outbox, kit.intake.journal, REFERENCE)
+
+    assert story.timeline == await timeline(kit)
+    assert [(e.entry.key, e.entry.state.value, e.attempts) for e in story.entries] == [
+        (KEY, "cancelled", ())
+    ]
+    items = [type(i).__name__ for i in timeline_items(story.timeline)]
+    assert items == ["DeliveryRow", "EventRow", "DecisionRow"] * 2
+    assert await explain(kit.outbox, kit.intake.journal, "#9999") == []
