@@ -50,23 +50,25 @@ event_type = "order_shipped"
 
 
 def write_config(
-    path: Path, *, db: str, sandbox: SandboxServer, sources: str = SHOPIFY_SOURCE
+    path: Path,
+    *,
+    db: str,
+    sandbox: SandboxServer | None,
+    sources: str = SHOPIFY_SOURCE,
 ) -> Path:
-    """A configuration file for serve: the outbox, the sandbox's credentials, the sources."""
-    config = sandbox.sandbox.config
-    path.write_text(
-        f"""
-[outbox]
-url = {json.dumps(db)}
-
+    """A configuration file for serve: the outbox, the sandbox's credentials (none without a
+    sandbox: the environment gives them), the sources."""
+    etrusted = ""
+    if sandbox is not None:
+        config = sandbox.sandbox.config
+        etrusted = f"""
 [etrusted]
 client_id = {json.dumps(config.client_id)}
 client_secret = {json.dumps(config.client_secret)}
 api_url = {json.dumps(sandbox.url)}
 token_url = {json.dumps(sandbox.token_url)}
-{sources}""",
-        encoding="utf-8",
-    )
+"""
+    path.write_text(f"[outbox]\nurl = {json.dumps(db)}\n{etrusted}{sources}", encoding="utf-8")
     return path
 
 

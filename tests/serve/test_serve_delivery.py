@@ -68,6 +68,33 @@ async def test_a_signed_fulfilment_reaches_the_sandbox_exactly_once(
     ]
 
 
+async def test_serve_runs_on_the_sandboxs_export_line(
+    tmp_path: Path, sandbox: SandboxServer, db: str
+) -> None:
+    """A file without [etrusted], and the variables the sandbox's ``export`` line sets: serve
+    takes the sandbox's URLs and credentials from the environment and delivers to it."""
+    config = write_config(tmp_path / "shop.toml", db=db, sandbox=None)
+    env = serve_env(
+        ETRUSTED_API_URL=sandbox.url,
+        ETRUSTED_TOKEN_URL=sandbox.token_url,
+        ETRUSTED_CLIENT_ID=sandbox.sandbox.config.client_id,
+        ETRUSTED_CLIENT_SECRET=sandbox.sandbox.config.client_secret,
+    )
+    async with (
+        serving(config, env=env, stderr_path=tmp_path / "serve.err") as served,
+        aiohttp.ClientSession() as session,
+    ):
+        assert (await post(session, served.url, fulfilment("1002")))[0] == 200
+
+        async def delivered() -> bool:
+            return len(sandbox.sandbox.accepted_events()) == 1
+
+        await wait_until(delivered)
+        assert await stop(served) == 0
+    (accepted,) = sandbox.sandbox.accepted_events()
+    assert accepted.transaction_reference == "#1002"
+
+
 async def test_serve_stops_on_sigint_as_on_sigterm(
     tmp_path: Path, sandbox: SandboxServer, db: str
 ) -> None:
