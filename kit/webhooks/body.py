@@ -2,7 +2,8 @@
 
 The cap is checked twice: against ``Content-Length`` before a byte is read, and while the chunks
 arrive, since a chunked body declares no length and a sender may send more than it declared.
-Nothing beyond the cap is ever held in memory.
+Nothing beyond the cap is ever held in memory. The two exceptions here never leave
+:mod:`kit.webhooks`: the handler turns them into answers.
 """
 
 from __future__ import annotations

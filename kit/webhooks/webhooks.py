@@ -18,7 +18,13 @@ from aiohttp import web
 
 from kit.adapters import normalise_headers
 from kit.configfile.model import KitConfig
-from kit.errors import OutboxMovedError, PayloadError, StorageError, VerificationError
+from kit.errors import (
+    ConfigError,
+    OutboxMovedError,
+    PayloadError,
+    StorageError,
+    VerificationError,
+)
 from kit.journal.ingest import Intake, IntakeSource
 from kit.webhooks import refusals
 from kit.webhooks.answer import WebhookAnswer, stored
@@ -50,7 +56,7 @@ class Webhooks:
         self._sources: dict[str, IntakeSource] = {}
         for source in sources:
             if source.name in self._sources:
-                raise ValueError(f"two sources are called {source.name!r}")
+                raise ConfigError(f"two sources are called {source.name!r}")
             self._sources[source.name] = source
 
     @classmethod
@@ -62,6 +68,10 @@ class Webhooks:
     ) -> Webhooks:
         """Every ``[[sources]]`` table of the file, each with its adapter looked up by name."""
         return cls(intake, [IntakeSource.from_config(s) for s in config.sources], settings)
+
+    @property
+    def intake(self) -> Intake:
+        return self._intake
 
     @property
     def settings(self) -> WebhookSettings:
@@ -104,7 +114,9 @@ class Webhooks:
         """Add ``POST {path_prefix}/{name}`` for each source to ``app``."""
         for name in self._sources:
             path = f"{self._settings.path_prefix}/{{source:{re.escape(name)}}}"
-            app.router.add_post(path, self.handle, name=f"webhooks:{name}")
+            # Unnamed: aiohttp wants route names of identifiers, and "2nd-shop" or "class" are
+            # good source names.
+            app.router.add_post(path, self.handle)
 
     # -- the one path every delivery takes --------------------------------------------------
 

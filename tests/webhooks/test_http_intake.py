@@ -7,6 +7,7 @@ a day after the order's fulfilment, inside the 3-day hold-back.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from journal.deliveries import KEY, ORDER_ID, cancelled_order, fulfilled_order, payload
@@ -42,6 +43,9 @@ async def test_a_signed_delivery_is_stored_before_the_200(served: Served) -> Non
     assert [e.kind for e in found.events] == ["order_fulfilled"]
     assert outcomes(found) == [("enqueue", "enqueued")]
     assert found.waiting == frozenset({KEY})
+    # Committed, not only seen by the connection that wrote it: another one reads it all.
+    other = await served.kit.another_intake()
+    assert await other.journal.history("my-shop", ORDER_ID) == found
 
 
 async def test_a_tampered_body_is_refused_with_401_and_nothing_stored(served: Served) -> None:
@@ -74,6 +78,17 @@ async def test_a_delivery_without_a_signature_is_refused(served: Served) -> None
     await assert_nothing_stored(served)
 
 
+async def test_a_delivery_signed_for_another_shop_is_refused(served: Served) -> None:
+    """The right secret is not enough: the shop domain must be this source's."""
+    headers, raw = delivery(fulfilled_order(), "orders/fulfilled", "w-1")
+    headers["X-Shopify-Shop-Domain"] = "someone-else.myshopify.com"
+
+    reply = await served.post(headers, raw)
+
+    assert (reply.status, reply.body) == (401, {"error": "wrong_shop"})
+    await assert_nothing_stored(served)
+
+
 async def test_a_signed_body_that_is_not_json_is_refused_with_400(served: Served) -> None:
     """The signature is checked first and passes; the body then fails to parse."""
     reply = await served.deliver(b"<order>1042</order>", "orders/fulfilled", "w-1")
@@ -90,6 +105,21 @@ async def test_a_replayed_webhook_id_is_a_200_duplicate_stored_once(served: Serv
 
     assert first.body["status"] == "accepted"
     assert (again.status, again.body) == (200, {"status": "duplicate", "delivery_id": "w-1"})
+    found = await served.history(ORDER_ID)
+    assert len(found.events) == 1
+    assert outcomes(found) == [("enqueue", "enqueued")]
+    assert await served.counts() == {State.PENDING: 1}
+
+
+async def test_concurrent_retries_of_one_webhook_are_stored_once(served: Served) -> None:
+    """Shopify may retry while the first attempt is still being answered: every attempt gets
+    a 200, exactly one of them is the one that stored it."""
+    headers, raw = delivery(fulfilled_order(), "orders/fulfilled", "w-1")
+
+    replies = await asyncio.gather(*(served.post(headers, raw) for _ in range(8)))
+
+    assert {r.status for r in replies} == {200}
+    assert sorted(r.body["status"] for r in replies) == ["accepted"] + ["duplicate"] * 7
     found = await served.history(ORDER_ID)
     assert len(found.events) == 1
     assert outcomes(found) == [("enqueue", "enqueued")]
