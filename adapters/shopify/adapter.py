@@ -23,7 +23,6 @@ from typing import Any
 
 import attrs
 
-from adapters.shopify._json import Node
 from adapters.shopify._order import order_facts, refund, shipment
 from adapters.shopify.config import ShopifyConfig
 from kit.adapters import (
@@ -49,6 +48,7 @@ from kit.domain import (
     SkipReason,
 )
 from kit.errors import PayloadError, VerificationError
+from kit.payload import Node
 
 PLATFORM = "shopify"
 SHIPPED = "success"  # a fulfilment's status once the parcel is on its way

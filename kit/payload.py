@@ -1,9 +1,10 @@
 """Typed reads from an untrusted JSON payload, each failure a PayloadError with its path.
 
-A signed body can still be of a shape no rule expects (an API version change, a trimmed
-``include_fields`` subscription). Every read here either returns the documented type, ``None``
-for an absent or ``null`` optional, or raises :class:`~kit.errors.PayloadError` naming the
-field, so the intake answers 400 instead of crashing with a ``TypeError``.
+Every push adapter reads its platform's JSON through these. A signed body can still be of a
+shape no rule expects (an API version change, a trimmed ``include_fields`` subscription).
+Every read here either returns the documented type, ``None`` for an absent or ``null``
+optional, or raises :class:`~kit.errors.PayloadError` naming the field, so the intake answers
+400 instead of crashing with a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Node:
         return value.strip() or None
 
     def ident(self, key: str) -> str | None:
-        """An id, which Shopify sends as a number (or a string in newer payloads)."""
+        """An id, which platforms send as a number or a string (Shopify: both, by API version)."""
         value = self._data.get(key)
         if value is None:
             return None
@@ -81,7 +82,7 @@ class Node:
         return value
 
     def decimal(self, key: str) -> Decimal | None:
-        """Money, which Shopify sends as a string (``"59.80"``)."""
+        """Money, which platforms send as a string (``"59.80"``) or a whole number."""
         value = self._data.get(key)
         if value is None:
             return None
