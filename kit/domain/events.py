@@ -29,7 +29,7 @@ class _Envelope:
     kind: ClassVar[str]
 
     source: str  # the merchant's configured source name
-    platform: str  # the adapter's name, e.g. ``shopify``
+    platform: str  # the stream's platform: the adapter's name, e.g. ``shopify``
     account: str  # the platform tenant, e.g. ``kit-demo.myshopify.com``
     stream: str  # the platform's order, subscription or customer id
     occurred_at: datetime = attrs.field(converter=utc)
@@ -96,10 +96,15 @@ class OrderRefunded(_Envelope):
 
 @attrs.frozen(kw_only=True)
 class SubscriptionRenewed(_Envelope):
-    """A subscription charged again; ``order`` describes what was renewed."""
+    """A subscription charged again; ``order`` describes what was renewed.
+
+    ``order`` is ``None`` when the platform reports the renewal without it (a Shopify billing
+    attempt names only the order it created); the order's own webhooks fill it in. A renewal
+    that created a shop order is named by that order (see :mod:`kit.renewals`).
+    """
 
     kind: ClassVar[str] = "subscription_renewed"
-    order: OrderFacts
+    order: OrderFacts | None = None
     renewal: int | None = None  # 1 for the first renewal, when the platform counts
     order_stream: str | None = None  # the order the renewal created, if any
 

@@ -19,6 +19,8 @@ class SkipReason(enum.StrEnum):
     DATA_REQUEST = "data_request"  # a compliance request to acknowledge; nothing to store
     UNSUPPORTED_TOPIC = "unsupported_topic"  # the platform sent something no rule reads
     NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
+    NOT_RENEWAL = "not_renewal"  # a subscription charge that is not a renewal (the first one)
+    NO_ORDER = "no_order"  # a renewal that names no order to key the invite on
 
     # -- exclusions of the trigger policy
     TEST_ORDER = "test_order"
