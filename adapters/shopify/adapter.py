@@ -196,10 +196,11 @@ class ShopifyAdapter:
         stream = order.required_ident("id")
         facts = order_facts(order, self.config)
         shipped = [f for f in order.nodes("fulfillments") if f.text("status") == SHIPPED]
-        events: list[DomainEvent] = list(self._renewal(delivery, stream, facts))
+        renewal = self._renewal(delivery, stream, facts)
         if not shipped:
             envelope = self._envelope(delivery, stream, order.when("updated_at"))
-            return [OrderFulfilled(**envelope, order=facts), *events]
+            return [OrderFulfilled(**envelope, order=facts), *renewal]
+        events: list[DomainEvent] = []
         for fulfilment in shipped:
             envelope = self._envelope(
                 delivery, stream, fulfilment.when("created_at"), order.when("updated_at")
@@ -207,7 +208,7 @@ class ShopifyAdapter:
             events.append(
                 OrderFulfilled(**envelope, order=facts, shipment=shipment(fulfilment, self.config))
             )
-        return events
+        return [*events, *renewal]
 
     def _renewal(
         self, delivery: _Delivery, stream: str, facts: OrderFacts
