@@ -162,7 +162,7 @@ class ShopifyAdapter:
         stream = order.required_ident("id")
         facts = order_facts(order, self.config)
         envelope = self._envelope(delivery, stream, order.when("created_at"))
-        return [OrderPlaced(**envelope, order=facts), *self._renewal(delivery, stream, facts)]
+        return [*self._renewal(delivery, stream, facts), OrderPlaced(**envelope, order=facts)]
 
     def _order_paid(self, delivery: _Delivery) -> ParseResult:
         # No payment time in the payload: the trigger time is the best there is.
@@ -170,14 +170,14 @@ class ShopifyAdapter:
         stream = order.required_ident("id")
         facts = order_facts(order, self.config)
         envelope = self._envelope(delivery, stream, delivery.triggered_at, order.when("updated_at"))
-        return [OrderPaid(**envelope, order=facts), *self._renewal(delivery, stream, facts)]
+        return [*self._renewal(delivery, stream, facts), OrderPaid(**envelope, order=facts)]
 
     def _order_updated(self, delivery: _Delivery) -> ParseResult:
         order = delivery.body
         stream = order.required_ident("id")
         facts = order_facts(order, self.config)
         envelope = self._envelope(delivery, stream, order.when("updated_at"))
-        return [OrderUpdated(**envelope, order=facts), *self._renewal(delivery, stream, facts)]
+        return [*self._renewal(delivery, stream, facts), OrderUpdated(**envelope, order=facts)]
 
     def _order_cancelled(self, delivery: _Delivery) -> ParseResult:
         order = delivery.body
@@ -199,8 +199,8 @@ class ShopifyAdapter:
         renewal = self._renewal(delivery, stream, facts)
         if not shipped:
             envelope = self._envelope(delivery, stream, order.when("updated_at"))
-            return [OrderFulfilled(**envelope, order=facts), *renewal]
-        events: list[DomainEvent] = []
+            return [*renewal, OrderFulfilled(**envelope, order=facts)]
+        events: list[DomainEvent] = list(renewal)
         for fulfilment in shipped:
             envelope = self._envelope(
                 delivery, stream, fulfilment.when("created_at"), order.when("updated_at")
@@ -208,13 +208,15 @@ class ShopifyAdapter:
             events.append(
                 OrderFulfilled(**envelope, order=facts, shipment=shipment(fulfilment, self.config))
             )
-        return [*events, *renewal]
+        return events
 
     def _renewal(
         self, delivery: _Delivery, stream: str, facts: OrderFacts
     ) -> list[SubscriptionRenewed]:
         """The renewal an order payload reports when it is a subscription renewal's order:
-        it happened when the order was placed, whichever topic carries it."""
+        it happened when the order was placed, whichever topic carries it. It goes before the
+        order's own event, so the policy decides on the renewal's time, not on the status
+        change's, and a later renewal report never has to move the invite."""
         config = self.config
         if not is_renewal_order(
             facts.tags,

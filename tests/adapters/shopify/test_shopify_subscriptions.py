@@ -96,8 +96,8 @@ def test_a_renewal_order_is_reported_as_a_renewal_too(
         **envelope("orders/create", ERIKA.placed_at), order=facts, order_stream=ORDER_ID
     )
     assert events(body, "orders/create") == [
-        OrderPlaced(**envelope("orders/create", ERIKA.placed_at), order=facts),
         renewal,
+        OrderPlaced(**envelope("orders/create", ERIKA.placed_at), order=facts),
     ]
     for topic, kind in (
         ("orders/paid", OrderPaid),
@@ -105,8 +105,8 @@ def test_a_renewal_order_is_reported_as_a_renewal_too(
         ("orders/fulfilled", OrderFulfilled),
     ):
         found = events(body, topic)
-        assert [type(e) for e in found] == [kind, SubscriptionRenewed]
-        assert found[1] == SubscriptionRenewed(
+        assert [type(e) for e in found] == [SubscriptionRenewed, kind]
+        assert found[0] == SubscriptionRenewed(
             **envelope(topic, ERIKA.placed_at), order=facts, order_stream=ORDER_ID
         )
 
@@ -127,8 +127,8 @@ def test_the_renewal_markers_are_configurable() -> None:
     body = renewal_order(tags="abo-renewal", source_name="my_subscription_app")
     config = {"renewal_tags": ["ABO-Renewal"], "renewal_source_names": []}
     assert [type(e) for e in events(body, "orders/create", config=config)] == [
-        OrderPlaced,
         SubscriptionRenewed,
+        OrderPlaced,
     ]
     config = {"renewal_tags": [], "renewal_source_names": ["my_subscription_app"]}
     assert len(events(body, "orders/create", config=config)) == 2
