@@ -39,6 +39,10 @@ class SkipReason(enum.StrEnum):
     NO_ORDER_FACTS = "no_order_facts"  # a trigger fired before any delivery described the order
     INVALID_EVENT = "invalid_event"  # the body built for the invite breaks eTrusted's rules
 
+    # -- the renewal policy leaves this charge out
+    RENEWAL_NOT_SELECTED = "renewal_not_selected"  # not the first / not an Nth renewal
+    SUBSCRIPTION_TOO_YOUNG = "subscription_too_young"  # below min_subscription_age
+
     # -- the order's state rules the trigger out
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
