@@ -19,6 +19,9 @@ class SkipReason(enum.StrEnum):
     DATA_REQUEST = "data_request"  # a compliance request to acknowledge; nothing to store
     UNSUPPORTED_TOPIC = "unsupported_topic"  # the platform sent something no rule reads
     NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
+    NOT_A_SUBSCRIPTION_CHARGE = "not_a_subscription_charge"  # e.g. a manual or one-off invoice
+    NOTHING_PAID = "nothing_paid"  # a charge of zero (a trial, a 100 % coupon)
+    UNLINKED = "unlinked"  # a refund or dispute that names no charge the kit can find
 
     # -- exclusions of the trigger policy
     TEST_ORDER = "test_order"
