@@ -78,6 +78,22 @@ def shopify_order_id(charge: Node) -> str | None:
     return charge.ident("shopify_order_id")
 
 
+def subscription_id(charge: Node) -> str | None:
+    """What the charges of one subscription share: the lowest subscription id among the
+    charge's subscription lines. Recharge bundles an address's subscriptions into one charge;
+    the oldest one stays while others join or leave, so the count of renewals goes on."""
+    if version(charge) is Version.V2021_11:
+        ids = [
+            line.ident("purchase_item_id")
+            for line in charge.nodes("line_items")
+            if (line.text("purchase_item_type") or "subscription").lower() == "subscription"
+        ]
+    else:
+        ids = [line.ident("subscription_id") for line in charge.nodes("line_items")]
+    known = sorted((i for i in ids if i is not None), key=lambda i: (len(i), i))
+    return known[0] if known else None
+
+
 def order_facts(charge: Node, config: RechargeConfig) -> OrderFacts:
     """The facts of one paid charge; the reference is the Shopify order it created, else the
     charge id."""
@@ -163,4 +179,4 @@ def _tags(charge: Node) -> tuple[str, ...]:
     return tuple(tag for tag in (part.strip() for part in parts) if tag)
 
 
-__all__ = ["Version", "order_facts", "shopify_order_id", "version", "when"]
+__all__ = ["Version", "order_facts", "shopify_order_id", "subscription_id", "version", "when"]

@@ -7,10 +7,13 @@ delivery cannot be replayed later. Recharge sends no delivery id, so a delivery 
 the hash of its topic and raw body (a retry repeats both), and the charge it reports is the
 platform event (``{topic}:{charge id}``).
 
-Only ``charge/paid`` (legacy name ``charge/success``) of a recurring charge is a renewal;
-a ``checkout`` charge is the subscription's first purchase and every other topic is skipped
-with its reason. The renewal is named by the Shopify order the charge created
-(:mod:`kit.renewals`), so the shop's own order webhooks land on the same invite.
+Only ``charge/paid`` (legacy name ``charge/success``) is read: a ``recurring`` charge is a
+renewal, a ``checkout`` charge the subscription's first purchase (``renewal`` 0, which only an
+``on = "subscription_created"`` trigger fires on); every other topic and charge type is skipped
+with its reason. Recharge does not number renewals: the journal counts the earlier charges of
+the same subscription (:func:`adapters.recharge._charge.subscription_id`). The renewal is
+named by the Shopify order the charge created (:mod:`kit.renewals`), so the shop's own order
+webhooks land on the same invite.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from adapters.recharge._charge import order_facts, shopify_order_id, when
+from adapters.recharge._charge import order_facts, shopify_order_id, subscription_id, when
 from adapters.recharge.config import RechargeConfig, SignatureScheme
 from adapters.recharge.signing import legacy_matches, parse_timestamped, timestamped_matches
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
@@ -35,7 +38,8 @@ from kit.renewals import SHOPIFY
 PLATFORM = "recharge"
 PAID = "charge/paid"
 TOPIC_ALIASES = {"charge/success": PAID}  # Recharge's older name of the same topic
-RECURRING = "recurring"
+RECURRING = "recurring"  # a renewal
+CHECKOUT = "checkout"  # the charge that started the subscription
 FUTURE_SKEW = timedelta(minutes=5)
 """How far ahead of this machine's clock a signature's time may be (clocks drift)."""
 
@@ -127,9 +131,8 @@ class RechargeAdapter:
         if charge is None:
             raise PayloadError("a charge/paid body must have a charge object")
         kind = (charge.text("type") or "").lower()
-        if kind != RECURRING:
-            detail = "the subscription's first purchase" if kind == "checkout" else "no renewal"
-            return Skip(SkipReason.NOT_RENEWAL, f"charge type {kind or None!r}: {detail}")
+        if kind not in (RECURRING, CHECKOUT):
+            return Skip(SkipReason.NOT_RENEWAL, f"charge type {kind or None!r}")
         identity = self.identify(headers, raw_body)
         order_id = shopify_order_id(charge)
         if order_id is not None:
@@ -148,6 +151,8 @@ class RechargeAdapter:
                 topic=topic,
                 order=order_facts(charge, self.config),
                 order_stream=order_id,
+                renewal=0 if kind == CHECKOUT else None,
+                subscription=subscription_id(charge),
             )
         ]
 

@@ -242,7 +242,8 @@ class ShopifyAdapter:
         if stream is None:
             return Skip(SkipReason.NO_ORDER, "the billing attempt names no order yet")
         envelope = self._envelope(delivery, stream)
-        return [SubscriptionRenewed(**envelope, order_stream=stream)]
+        contract = body.ident("subscription_contract_id")
+        return [SubscriptionRenewed(**envelope, order_stream=stream, subscription=contract)]
 
     def _fulfilment(self, delivery: _Delivery) -> ParseResult:
         """``fulfillments/create`` and ``/update``: shipped, delivered, or nothing to act on."""

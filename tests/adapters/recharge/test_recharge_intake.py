@@ -88,9 +88,21 @@ async def test_a_redelivery_is_a_duplicate_and_enqueues_nothing_more(shop: Serve
     assert len(history.decisions) == 1
 
 
-async def test_the_first_charge_is_skipped_with_its_reason(shop: Served) -> None:
+async def test_the_first_charge_is_journaled_but_no_renewal_invite(shop: Served) -> None:
+    """A ``subscription_renewed`` trigger does not fire on the first purchase."""
     body = charge()
     body["charge"]["type"] = "checkout"
+    status, answer = await post(shop, body)
+    assert (status, answer["status"]) == (200, "accepted")
+    assert await shop.counts() == {}
+    history = await shop.history(ORDER_ID, SOURCE)
+    assert [e.kind for e in history.events] == ["subscription_renewed"]
+    assert [d.kind for d in history.decisions] == ["recorded"]
+
+
+async def test_a_charge_of_another_type_is_skipped_with_its_reason(shop: Served) -> None:
+    body = charge()
+    body["charge"]["type"] = "manual"
     status, answer = await post(shop, body)
     assert (status, answer["status"], answer["reason"]) == (200, "skipped", "not_renewal")
     await assert_nothing_stored(shop)

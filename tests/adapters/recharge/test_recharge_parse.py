@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from recharge_deliveries import (
     CHARGE_ID,
@@ -72,6 +73,7 @@ def expected(version: str) -> SubscriptionRenewed:
         order=order,
         renewal=None,
         order_stream=ORDER_ID,
+        subscription="43000001",
     )
 
 
@@ -90,14 +92,37 @@ def test_both_versions_name_the_same_invite_as_the_shopify_order() -> None:
 
 
 @pytest.mark.parametrize("version", ["2021-11", "2021-01"])
-def test_the_first_charge_is_not_a_renewal(version: str) -> None:
+def test_the_first_charge_is_the_first_purchase_not_a_renewal(version: str) -> None:
+    """Renewal 0: only an ``on = "subscription_created"`` trigger fires on it."""
     body = charge(version)
     body["charge"]["type"] = "checkout" if version == "2021-11" else "CHECKOUT"
-    assert parse(body) == Skip(
-        SkipReason.NOT_RENEWAL, "charge type 'checkout': the subscription's first purchase"
+    [event] = parse(body)  # type: ignore[misc]
+    assert event == attrs.evolve(
+        expected(version), renewal=0, delivery_id=adapter().identify(*delivery(body)).delivery_id
     )
+
+
+def test_a_charge_of_another_type_is_skipped() -> None:
+    body = charge()
+    body["charge"]["type"] = "manual"
+    assert parse(body) == Skip(SkipReason.NOT_RENEWAL, "charge type 'manual'")
     del body["charge"]["type"]
-    assert parse(body) == Skip(SkipReason.NOT_RENEWAL, "charge type None: no renewal")
+    assert parse(body) == Skip(SkipReason.NOT_RENEWAL, "charge type None")
+
+
+def test_the_subscription_is_the_oldest_subscription_line_of_the_charge() -> None:
+    """Charges of one subscription share it, so the journal can count the renewals."""
+    body = charge()
+    lines = body["charge"]["line_items"]
+    lines.append({**lines[0], "purchase_item_id": 9000001})
+    lines.append({**lines[0], "purchase_item_id": 1, "purchase_item_type": "onetime"})
+    [event] = parse(body)  # type: ignore[misc]
+    assert event.subscription == "9000001"
+    legacy = charge("2021-01")
+    legacy["charge"]["line_items"].insert(0, {**legacy["charge"]["line_items"][0]})
+    legacy["charge"]["line_items"][0]["subscription_id"] = 43000002
+    [event] = parse(legacy)  # type: ignore[misc]
+    assert event.subscription == "43000001"
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,12 @@ def attempt(**changes: Any) -> dict[str, Any]:
 
 def test_a_successful_billing_attempt_is_a_renewal_of_the_order_it_created() -> None:
     assert events(attempt(), BILLING) == [
-        SubscriptionRenewed(**envelope(BILLING, TRIGGERED), order=None, order_stream=ORDER_ID)
+        SubscriptionRenewed(
+            **envelope(BILLING, TRIGGERED),
+            order=None,
+            order_stream=ORDER_ID,
+            subscription="7700001",
+        )
     ]
 
 
