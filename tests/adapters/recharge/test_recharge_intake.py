@@ -106,3 +106,34 @@ async def test_a_charge_of_another_type_is_skipped_with_its_reason(shop: Served)
     status, answer = await post(shop, body)
     assert (status, answer["status"], answer["reason"]) == (200, "skipped", "not_renewal")
     await assert_nothing_stored(shop)
+
+
+async def test_the_renewals_of_one_subscription_are_counted_across_its_charges(
+    shop: Served,
+) -> None:
+    """Recharge does not number renewals; the journal counts the subscription's earlier charges,
+    so with the default ``renewals = "first"`` only the first renewal is enqueued (and the
+    first purchase is not counted as one)."""
+    orders = []
+    for n, (kind, processed) in enumerate(
+        [("checkout", "2025-01-10"), ("recurring", "2025-02-10"), ("recurring", "2025-03-10")]
+    ):
+        body = charge()
+        body["charge"].update(
+            id=88000100 + n, type=kind, processed_at=f"{processed}T08:00:05+00:00"
+        )
+        body["charge"]["external_order_id"]["ecommerce"] = order = str(5560002000100 + n)
+        orders.append(order)
+        status, answer = await post(shop, body)
+        assert (status, answer["status"]) == (200, "accepted")
+    decided = []
+    for order in orders:
+        history = await shop.history(order, SOURCE)
+        decided.append([(d.kind, d.outcome.value) for d in history.decisions])
+    assert decided == [
+        [("recorded", "recorded")],  # the first purchase: no renewal trigger fires
+        [("enqueue", "enqueued")],  # renewal 1
+        [("skipped", "recorded")],  # renewal 2: renewals = "first"
+    ]
+    third = await shop.history(orders[2], SOURCE)
+    assert third.decisions[0].decision.reason.value == "renewal_not_selected"  # type: ignore[union-attr]
