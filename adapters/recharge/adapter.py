@@ -5,13 +5,14 @@ one and the source allows it, else the legacy digest; a timestamped signature ol
 ``tolerance`` or more than :data:`FUTURE_SKEW` ahead of the clock is refused, so a captured
 delivery cannot be replayed later. Recharge sends no delivery id, so a delivery is known by
 the hash of its topic and raw body (a retry repeats both), and the charge it reports is the
-platform event (``{topic}:{charge id}``).
+platform event (``charge/paid:{charge id}``: a charge is paid once).
 
-Only ``charge/paid`` (legacy name ``charge/success``) is read: a ``recurring`` charge is a
+``charge/paid`` (legacy name ``charge/success``) is read: a ``recurring`` charge is a
 renewal, a ``checkout`` charge the subscription's first purchase (``renewal`` 0, which only an
-``on = "subscription_created"`` trigger fires on); every other topic and charge type is skipped
-with its reason. Recharge does not number renewals: the journal counts the earlier charges of
-the same subscription (:func:`adapters.recharge._charge.subscription_id`). The renewal is
+``on = "subscription_created"`` trigger fires on). ``charge/refunded`` is a refund of that
+charge on the same stream. Every other topic and charge type is skipped with its reason.
+Recharge does not number renewals: the journal counts the earlier charges of the same
+subscription (:func:`adapters.recharge._charge.subscription_id`). The renewal is
 named by the Shopify order the charge created (:mod:`kit.renewals`), so the shop's own order
 webhooks land on the same invite.
 """
@@ -23,6 +24,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -30,13 +32,15 @@ from adapters.recharge._charge import order_facts, shopify_order_id, subscriptio
 from adapters.recharge.config import RechargeConfig, SignatureScheme
 from adapters.recharge.signing import legacy_matches, parse_timestamped, timestamped_matches
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
-from kit.domain import Skip, SkipReason, SubscriptionRenewed
+from kit.domain import OrderRefunded, Refund, Skip, SkipReason, SubscriptionRenewed
 from kit.errors import PayloadError, VerificationError
 from kit.payload import Node
 from kit.renewals import SHOPIFY
 
 PLATFORM = "recharge"
 PAID = "charge/paid"
+REFUNDED = "charge/refunded"
+FULLY_REFUNDED = "refunded"  # a charge's status once all of it went back
 TOPIC_ALIASES = {"charge/success": PAID}  # Recharge's older name of the same topic
 RECURRING = "recurring"  # a renewal
 CHECKOUT = "checkout"  # the charge that started the subscription
@@ -117,7 +121,8 @@ class RechargeAdapter:
         topic = self._topic(headers, body) or ""
         digest = hashlib.sha256(topic.encode("utf-8") + b"\n" + raw_body).hexdigest()
         charge_id = _charge_id(body)
-        event_id = f"{topic}:{charge_id}" if topic and charge_id else None
+        # A charge is paid once; it may be refunded in parts, each its own event.
+        event_id = f"{topic}:{charge_id}" if topic == PAID and charge_id else None
         return DeliveryIdentity(f"sha256:{digest}", event_id)
 
     def parse(self, headers: Headers, raw_body: bytes, *, received_at: datetime) -> ParseResult:
@@ -125,30 +130,35 @@ class RechargeAdapter:
         topic = self._topic(headers, body)
         if topic is None:
             return Skip(SkipReason.UNSUPPORTED_TOPIC, "no X-Recharge-Topic and no topic configured")
-        if topic != PAID:
+        if topic not in (PAID, REFUNDED):
             return Skip(SkipReason.UNSUPPORTED_TOPIC, f"topic {topic!r}")
         charge = body.node("charge")
         if charge is None:
-            raise PayloadError("a charge/paid body must have a charge object")
+            raise PayloadError(f"a {topic} body must have a charge object")
         kind = (charge.text("type") or "").lower()
         if kind not in (RECURRING, CHECKOUT):
             return Skip(SkipReason.NOT_RENEWAL, f"charge type {kind or None!r}")
-        identity = self.identify(headers, raw_body)
         order_id = shopify_order_id(charge)
         if order_id is not None:
             platform, stream = SHOPIFY, order_id
         else:  # no Shopify order (yet): the charge is the stream
             platform, stream = PLATFORM, f"charge:{charge.required_ident('id')}"
+        identity = self.identify(headers, raw_body)
+        envelope: dict[str, Any] = {
+            "source": self.source,
+            "platform": platform,
+            "account": self.config.shop_domain,
+            "stream": stream,
+            "delivery_id": identity.delivery_id,
+            "event_id": identity.event_id,
+            "topic": topic,
+        }
+        if topic == REFUNDED:
+            return [self._refund(charge, envelope, received_at)]
         return [
             SubscriptionRenewed(
-                source=self.source,
-                platform=platform,
-                account=self.config.shop_domain,
-                stream=stream,
+                **envelope,
                 occurred_at=when(charge, "processed_at", self.config) or received_at,
-                delivery_id=identity.delivery_id,
-                event_id=identity.event_id,
-                topic=topic,
                 order=order_facts(charge, self.config),
                 order_stream=order_id,
                 renewal=0 if kind == CHECKOUT else None,
@@ -156,14 +166,38 @@ class RechargeAdapter:
             )
         ]
 
+    def _refund(
+        self, charge: Node, envelope: dict[str, Any], received_at: datetime
+    ) -> OrderRefunded:
+        """A refund of the charge, on the renewal's stream, so it withdraws a waiting invite.
+
+        Only ``status = "refunded"`` is a full refund; a partial one names no lines and leaves
+        the invite alone, as a partial order refund does. Each refunded total is a refund of
+        its own, so a partial refund followed by the rest counts twice, not once.
+        """
+        status = (charge.text("status") or "").lower()
+        refunded = charge.decimal("total_refunds")
+        refund_id = (
+            f"charge:{charge.required_ident('id')}:{refunded if refunded is not None else status}"
+        )
+        return OrderRefunded(
+            **envelope,
+            occurred_at=when(charge, "updated_at", self.config) or received_at,
+            refund=Refund(refund_id=refund_id),
+            full=status == FULLY_REFUNDED,
+        )
+
     def _topic(self, headers: Headers, body: Node | None) -> str | None:
-        """The header, else the source's configured topic, else a paid charge's body."""
+        """The header, else the source's configured topic, else the charge's status."""
         sent = (headers.get(TOPIC_HEADER) or "").strip().lower() or self.config.topic
         if sent is None and body is not None:
             charge = body.raw("charge")
-            if isinstance(charge, dict) and str(charge.get("status", "")).lower() == "success":
-                sent = PAID
+            status = str(charge.get("status", "")).lower() if isinstance(charge, dict) else ""
+            sent = _BY_STATUS.get(status)
         return TOPIC_ALIASES.get(sent, sent) if sent is not None else None
+
+
+_BY_STATUS = {"success": PAID, "refunded": REFUNDED, "partially_refunded": REFUNDED}
 
 
 def _json_object(raw_body: bytes) -> Node:

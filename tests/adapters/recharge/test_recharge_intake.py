@@ -137,3 +137,18 @@ async def test_the_renewals_of_one_subscription_are_counted_across_its_charges(
     ]
     third = await shop.history(orders[2], SOURCE)
     assert third.decisions[0].decision.reason.value == "renewal_not_selected"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("status", "state"), [("refunded", State.CANCELLED), ("partially_refunded", State.PENDING)]
+)
+async def test_a_refund_inside_the_hold_back_withdraws_the_invite(
+    shop: Served, status: str, state: State
+) -> None:
+    await post(shop, charge())
+    assert (await shop.outbox.get(KEY)).state is State.PENDING
+    refunded = charge()
+    refunded["charge"].update(status=status, total_refunds="29.80")
+    status_code, answer = await post(shop, refunded, topic="charge/refunded")
+    assert (status_code, answer["status"]) == (200, "accepted")
+    assert (await shop.outbox.get(KEY)).state is state

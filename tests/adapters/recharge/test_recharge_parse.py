@@ -22,7 +22,15 @@ from recharge_deliveries import (
     parse,
 )
 
-from kit.domain import LineItem, OrderFacts, Skip, SkipReason, SubscriptionRenewed
+from kit.domain import (
+    LineItem,
+    OrderFacts,
+    OrderRefunded,
+    Refund,
+    Skip,
+    SkipReason,
+    SubscriptionRenewed,
+)
 from kit.errors import PayloadError
 from kit.policy import dedupe_key
 
@@ -126,7 +134,7 @@ def test_the_subscription_is_the_oldest_subscription_line_of_the_charge() -> Non
 
 
 @pytest.mark.parametrize(
-    "topic", ["charge/created", "charge/failed", "charge/refunded", "subscription/created"]
+    "topic", ["charge/created", "charge/failed", "charge/upcoming", "subscription/created"]
 )
 def test_other_topics_are_skipped_with_their_name(topic: str) -> None:
     assert parse(charge(), topic) == Skip(SkipReason.UNSUPPORTED_TOPIC, f"topic {topic!r}")
@@ -191,7 +199,7 @@ def test_a_redelivery_is_the_same_delivery_and_the_charge_the_same_event() -> No
     other = recharge.identify(*delivery(charge(), "charge/created"))
     assert first == retry
     assert first.delivery_id != other.delivery_id
-    assert (first.event_id, other.event_id) == ("charge/paid:88000001", "charge/created:88000001")
+    assert (first.event_id, other.event_id) == ("charge/paid:88000001", None)
 
 
 def test_parsing_is_deterministic() -> None:
@@ -217,3 +225,29 @@ def test_a_verified_body_of_the_wrong_shape_is_a_payload_error(
 ) -> None:
     with pytest.raises(PayloadError, match=message):
         parse(body)
+
+
+@pytest.mark.parametrize(("status", "full"), [("refunded", True), ("partially_refunded", False)])
+def test_a_refunded_charge_is_a_refund_on_the_renewals_stream(status: str, full: bool) -> None:
+    """Full only when Recharge says the whole charge went back; a partial refund names no
+    lines, so it leaves the invite alone, as a partial order refund does."""
+    body = charge()
+    body["charge"].update(
+        status=status, total_refunds="29.80", updated_at="2025-03-11T09:30:00+00:00"
+    )
+    headers, data = delivery(body, "charge/refunded")
+    identity = adapter().identify(headers, data)
+    assert parse(body, "charge/refunded") == [
+        OrderRefunded(
+            source=SOURCE,
+            platform="shopify",
+            account=SHOP,
+            stream=ORDER_ID,
+            occurred_at=datetime(2025, 3, 11, 9, 30, tzinfo=UTC),
+            delivery_id=identity.delivery_id,
+            event_id=None,
+            topic="charge/refunded",
+            refund=Refund(refund_id=f"charge:{CHARGE_ID}:29.80"),
+            full=full,
+        )
+    ]
