@@ -15,6 +15,7 @@ from webhooks.conftest import Reply, Served
 
 from adapters.shopify import samples
 from kit.client import ETrustedClient
+from kit.domain import SkipReason
 from kit.flusher import Flusher
 from kit.journal.records import Outcome
 from kit.outbox import State
@@ -178,3 +179,49 @@ async def test_a_shopify_billing_attempt_and_its_order_make_one_decision(shop: S
         ("skipped", Outcome.RECORDED),  # no_order_facts: nothing described the order yet
         ("enqueue", Outcome.ENQUEUED),
     ]
+
+
+async def test_shopify_contract_renewals_are_counted_by_their_billing_attempts(
+    shop: Served,
+) -> None:
+    """Shopify's own subscriptions: the order names no contract, its billing attempt does, and
+    the stream's charge takes the contract from it, so with ``renewals = "first"`` the
+    contract's second renewal is not asked again."""
+    decided = []
+    for n, day in enumerate(("2025-02-10", "2025-03-10"), start=1):
+        order_id = str(5560003000000 + n)
+        order = renewal_order()
+        order.update(
+            id=int(order_id),
+            name=f"#20{n}",
+            tags="",
+            created_at=f"{day}T09:00:07+01:00",
+            processed_at=f"{day}T09:00:07+01:00",
+            updated_at=f"{day}T09:00:08+01:00",
+        )
+        attempt = {"id": 9100000 + n, "order_id": int(order_id), "subscription_contract_id": 77}
+        for topic, body in (
+            ("subscription_billing_attempts/success", attempt),
+            ("orders/paid", order),
+        ):
+            headers, raw = samples.signed_delivery(
+                body,
+                topic,
+                secret=SHOPIFY_SECRET,
+                shop_domain=SHOP,
+                webhook_id=f"webhook-{n}-{topic}",
+                event_id=f"event-{n}-{topic}",
+                triggered_at=f"{day}T08:00:09Z",
+            )
+            reply = await shop.post(headers, raw, path=f"/webhooks/{SHOP_SOURCE}")
+            assert reply.status == 200
+        history = await shop.history(order_id, SHOP_SOURCE)
+        key = f"shopify:{SHOP}:{order_id}:{EVENT_TYPE}"
+        decided.append(
+            [getattr(d.decision, "reason", d.kind) for d in history.decisions if d.key == key]
+        )
+    assert decided == [
+        [SkipReason.NO_ORDER_FACTS, "enqueue"],  # the attempt came before the order
+        [SkipReason.NO_ORDER_FACTS, SkipReason.RENEWAL_NOT_SELECTED],  # renewal 2
+    ]
+    assert await shop.counts() == {State.PENDING: 1}
