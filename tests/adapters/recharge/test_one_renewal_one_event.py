@@ -90,6 +90,9 @@ async def test_one_renewal_through_both_adapters_makes_one_accepted_event(
     ]
     first_source = recharge if recharge_first else shopify
     assert [d.outcome for d in first_source.decisions if d.key == KEY] == [Outcome.ENQUEUED]
+    # ``etrusted-kit explain KEY`` finds both streams through the key.
+    found = await shop.kit.intake.journal.find_streams(KEY)
+    assert found == sorted([(SHOP_SOURCE, ORDER_ID), (SOURCE, ORDER_ID)])
 
     # The flusher delivers exactly one event, and the sandbox accepts it.
     config = SandboxConfig(event_types=(EVENT_TYPE,))
