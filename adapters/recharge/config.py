@@ -46,13 +46,14 @@ def _topic(value: str | None) -> str | None:
     return None if value is None else value.strip().lower() or None
 
 
-def _timezone(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+def _timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
             f"timezone must be an IANA time zone such as 'UTC', got {value!r}"
         ) from None
+    return value
 
 
 def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
@@ -75,7 +76,7 @@ class RechargeConfig:
     signature: SignatureScheme = attrs.field(default=SignatureScheme.AUTO, converter=_scheme)
     tolerance: timedelta = attrs.field(default=DEFAULT_TOLERANCE, converter=duration)
     topic: str | None = attrs.field(default=None, converter=_topic)
-    timezone: str = attrs.field(default="UTC", validator=_timezone)
+    timezone: str = attrs.field(default="UTC", converter=_timezone)
     product_url: str | None = attrs.field(default=None, validator=_url_template)
 
     def __attrs_post_init__(self) -> None:
