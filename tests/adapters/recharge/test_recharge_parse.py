@@ -227,13 +227,18 @@ def test_a_verified_body_of_the_wrong_shape_is_a_payload_error(
         parse(body)
 
 
+@pytest.mark.parametrize("version", ["2021-11", "2021-01"])
 @pytest.mark.parametrize(("status", "full"), [("refunded", True), ("partially_refunded", False)])
-def test_a_refunded_charge_is_a_refund_on_the_renewals_stream(status: str, full: bool) -> None:
+def test_a_refunded_charge_is_a_refund_on_the_renewals_stream(
+    status: str, full: bool, version: str
+) -> None:
     """Full only when Recharge says the whole charge went back; a partial refund names no
     lines, so it leaves the invite alone, as a partial order refund does."""
-    body = charge()
+    body = charge(version)
     body["charge"].update(
-        status=status, total_refunds="29.80", updated_at="2025-03-11T09:30:00+00:00"
+        status=status if version == "2021-11" else status.upper(),
+        total_refunds="29.80",
+        updated_at="2025-03-11T09:30:00+00:00",
     )
     headers, data = delivery(body, "charge/refunded")
     identity = adapter().identify(headers, data)
