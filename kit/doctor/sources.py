@@ -1,0 +1,68 @@
+"""The configuration file itself and each source's secrets."""
+
+from __future__ import annotations
+
+from kit.doctor.context import Context
+from kit.doctor.result import CheckResult, Problem
+
+
+async def check_configuration(ctx: Context) -> CheckResult:
+    """A file is given and loads; the checks of sources, channels and triggers need it."""
+    name = "configuration"
+    loaded = ctx.setup.file
+    if loaded.origin is None:
+        return CheckResult.problem(
+            name,
+            "no configuration file",
+            [
+                Problem(
+                    message="without a file there are no sources to serve, and no triggers or"
+                    " channels to check",
+                    hint="pass --config FILE or set ETRUSTED_KIT_CONFIG (docs/configuration.md)",
+                )
+            ],
+        )
+    if loaded.config is None:
+        return CheckResult.problem(
+            name,
+            f"{loaded.origin} cannot be used",
+            [
+                Problem(message=problem, hint="`etrusted-kit config check` shows the same")
+                for problem in loaded.problems
+            ],
+        )
+    count = len(loaded.config.sources)
+    return CheckResult.ok(name, f"{loaded.origin}: {count} source(s)")
+
+
+async def check_webhook_secrets(ctx: Context) -> CheckResult:
+    """Every source's webhook secrets are set: without them no delivery can be verified, and
+    serve refuses to start."""
+    name = "webhook secrets"
+    loaded = ctx.setup.file
+    config = loaded.config
+    if config is None:
+        return CheckResult.skipped(name, "no usable configuration file (see configuration)")
+    problems: list[Problem] = []
+    for index, source in enumerate(config.sources):
+        for number, secret in enumerate(source.webhook_secrets):
+            if loaded.is_unset(secret):
+                problems.append(
+                    Problem(
+                        message=f"source {source.name}: webhook secret {number + 1} comes from"
+                        f" ${secret.env}, which is not set (or empty); no delivery can be"
+                        " verified and serve refuses to start",
+                        hint=f"set {secret.env} to the platform's signing secret"
+                        f" (sources[{index}].webhook_secrets[{number}])",
+                    )
+                )
+    if problems:
+        return CheckResult.problem(name, f"{len(problems)} webhook secret(s) missing", problems)
+    if not config.sources:
+        return CheckResult.skipped(name, "no sources configured")
+    return CheckResult.ok(
+        name, f"set for {len(config.sources)} source(s); no feed is configured (push only)"
+    )
+
+
+__all__ = ["check_configuration", "check_webhook_secrets"]
