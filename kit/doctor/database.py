@@ -80,31 +80,36 @@ async def check_database(ctx: Context) -> CheckResult:
         )
     try:
         return await _examine(name, storage, url, shown)
-    except MigrationError as exc:
+    except KitError as exc:
+        return _unwritable(name, shown, exc)
+    finally:
+        await storage.aclose()
+
+
+def _unwritable(name: str, shown: str, exc: KitError) -> CheckResult:
+    return CheckResult.problem(
+        name,
+        f"the outbox at {shown} cannot be opened for writing",
+        [
+            Problem(
+                message=str(exc),
+                hint="check that the user running etrusted-kit may write the database"
+                " (and, for SQLite, its directory), that the disk is not full or read-only"
+                " and that the server is up",
+            )
+        ],
+    )
+
+
+async def _examine(name: str, storage: Storage, url: str, shown: str) -> CheckResult:
+    try:
+        await storage.open(migrate=False)
+    except MigrationError as exc:  # written by a newer kit: opening without migrating says so
         return CheckResult.problem(
             name,
             f"the outbox at {shown} cannot be used by this etrusted-kit",
             [Problem(message=str(exc), hint="upgrade etrusted-kit to the version that wrote it")],
         )
-    except KitError as exc:
-        return CheckResult.problem(
-            name,
-            f"the outbox at {shown} cannot be opened for writing",
-            [
-                Problem(
-                    message=str(exc),
-                    hint="check that the user running etrusted-kit may write the database"
-                    " (and, for SQLite, its directory), that the disk is not full or read-only"
-                    " and that the server is up",
-                )
-            ],
-        )
-    finally:
-        await storage.aclose()
-
-
-async def _examine(name: str, storage: Storage, url: str, shown: str) -> CheckResult:
-    await storage.open(migrate=False)
     latest = _latest(storage)
     version = await storage.schema_version() if isinstance(storage, _Versioned) else latest
     if version == 0:
