@@ -3,12 +3,16 @@ broken part is named in plain words, and ``--fix`` repairs what the API allows."
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import pty
 import re
+import sys
 from pathlib import Path
 
 import pytest
-from cli_helpers import Run, run_kit
+from cli_helpers import PROCESS_DEADLINE, Run, run_kit
 
 from kit.sandbox import SandboxServer
 
@@ -246,3 +250,58 @@ async def test_a_process_without_utf8_output_gets_ascii_marks(
     assert result.code == 0, result.out + result.err
     assert "ok credentials: " in result.out
     assert "✓" not in result.out
+
+
+async def _answer_prompt(config: Path, cwd: Path, answer: str) -> tuple[int, str]:
+    """``doctor --fix`` as a real process whose stdin is a terminal; ``answer`` is typed once
+    the question is on screen."""
+    controller, terminal = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kit",
+        "doctor",
+        "--config",
+        str(config),
+        "--fix",
+        cwd=cwd,
+        env=dict(os.environ),
+        stdin=terminal,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    os.close(terminal)
+    seen = b""
+    try:
+        async with asyncio.timeout(PROCESS_DEADLINE):
+            assert proc.stdout is not None
+            while b"apply these fixes? [y/N]" not in seen:
+                chunk = await proc.stdout.read(4096)
+                assert chunk, seen.decode()
+                seen += chunk
+            os.write(controller, answer.encode() + b"\n")
+            seen += await proc.stdout.read()
+            code = await proc.wait()
+    finally:
+        os.close(controller)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return code, seen.decode()
+
+
+async def test_fix_on_a_terminal_asks_before_changing_anything(
+    tmp_path: Path, config: Path, sandbox: SandboxServer
+) -> None:
+    """On a terminal --fix shows the plan and asks: no leaves the account as it was, yes
+    applies the plan and the run ends with every check passing."""
+    deactivate(sandbox, TYPES[0])
+    code, out = await _answer_prompt(config, tmp_path, "n")
+    assert code == 1, out
+    assert f"activate event type '{TYPES[0]}'" in out
+    assert not is_active(sandbox, TYPES[0])
+
+    code, out = await _answer_prompt(config, tmp_path, "y")
+    assert code == 0, out
+    assert is_active(sandbox, TYPES[0])
+    assert "everything is set up" in out
