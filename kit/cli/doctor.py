@@ -93,6 +93,8 @@ async def cmd_doctor(args: argparse.Namespace) -> int:
         if not fixes:
             if args.json:
                 _show(args, document(results, plan=[]), [])
+            elif not all_ok(results):
+                print("--fix: none of these problems can be repaired here; see each fix: line")
             return 0 if all_ok(results) else 1
         if not args.json:
             print("\n".join(render_plan(fixes)))

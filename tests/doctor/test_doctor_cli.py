@@ -305,3 +305,19 @@ async def test_fix_on_a_terminal_asks_before_changing_anything(
     assert code == 0, out
     assert is_active(sandbox, TYPES[0])
     assert "everything is set up" in out
+
+
+async def test_fix_leaves_what_it_cannot_repair_to_the_operator(
+    run: Run, tmp_path: Path, sandbox: SandboxServer, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A channel the account does not have cannot be created through the API: --fix says
+    nothing here can be repaired, changes nothing, and exits 1."""
+    monkeypatch.setenv(SECRET_VARIABLE, WEBHOOK_SECRET)
+    config = write_config(
+        tmp_path / "shop.toml", sandbox, db=db, channels='channels_by_locale = { fr = "chl-gone" }'
+    )
+    result = await run("doctor", "--config", str(config), "--fix", "--yes")
+    assert result.code == 1
+    assert "none of these problems can be repaired here" in result.out
+    assert sandbox.sandbox.request_count("*", "/event-types") == 1  # the one list, no change
+    assert sandbox.sandbox.request_count("PATCH", "/") == 0
