@@ -17,7 +17,7 @@ from kit.doctor.clock import check_clock
 from kit.doctor.context import Context
 from kit.doctor.database import check_database
 from kit.doctor.result import Check, CheckResult
-from kit.doctor.sources import check_configuration, check_webhook_secrets
+from kit.doctor.sources import check_configuration, check_source_secrets
 
 CHECKS: tuple[Check, ...] = (
     Check("configuration", check_configuration),
@@ -26,7 +26,7 @@ CHECKS: tuple[Check, ...] = (
     Check("event types", check_event_types),
     Check("invite settings", check_invite_settings),
     Check("database", check_database),
-    Check("webhook secrets", check_webhook_secrets),
+    Check("source secrets", check_source_secrets),
     Check("clock", check_clock),
 )
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
+
+from kit.configfile import Secret
 from kit.doctor.context import Context
 from kit.doctor.result import CheckResult, Problem
 
@@ -35,10 +40,21 @@ async def check_configuration(ctx: Context) -> CheckResult:
     return CheckResult.ok(name, f"{loaded.origin}: {count} source(s)")
 
 
-async def check_webhook_secrets(ctx: Context) -> CheckResult:
-    """Every source's webhook secrets are set: without them no delivery can be verified, and
-    serve refuses to start."""
-    name = "webhook secrets"
+def _adapter_secrets(config: Any) -> list[tuple[str, Secret]]:
+    """The adapter's own keys that hold a secret (an API token, say), by key name."""
+    if not attrs.has(type(config)):
+        return []
+    return [
+        (a.name, value)
+        for a in attrs.fields(type(config))
+        if isinstance(value := getattr(config, a.name), Secret)
+    ]
+
+
+async def check_source_secrets(ctx: Context) -> CheckResult:
+    """Every source's webhook secrets, and every secret among its adapter's keys, are set:
+    without a webhook secret no delivery can be verified and serve refuses to start."""
+    name = "source secrets"
     loaded = ctx.setup.file
     config = loaded.config
     if config is None:
@@ -56,13 +72,20 @@ async def check_webhook_secrets(ctx: Context) -> CheckResult:
                         f" (sources[{index}].webhook_secrets[{number}])",
                     )
                 )
+        for key, secret in _adapter_secrets(source.adapter_config):
+            if loaded.is_unset(secret):
+                problems.append(
+                    Problem(
+                        message=f"source {source.name}: {key} comes from ${secret.env}, which"
+                        " is not set (or empty)",
+                        hint=f"set {secret.env} (sources[{index}].{key})",
+                    )
+                )
     if problems:
-        return CheckResult.problem(name, f"{len(problems)} webhook secret(s) missing", problems)
+        return CheckResult.problem(name, f"{len(problems)} secret(s) missing", problems)
     if not config.sources:
         return CheckResult.skipped(name, "no sources configured")
-    return CheckResult.ok(
-        name, f"set for {len(config.sources)} source(s); no feed is configured (push only)"
-    )
+    return CheckResult.ok(name, f"set for {len(config.sources)} source(s)")
 
 
-__all__ = ["check_configuration", "check_webhook_secrets"]
+__all__ = ["check_configuration", "check_source_secrets"]

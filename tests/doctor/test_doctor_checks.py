@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import Run
 
+from kit.adapters import ENTRY_POINT_GROUP
 from kit.doctor import (
     CHECKS,
     TOLERANCE,
@@ -25,7 +26,7 @@ from kit.doctor import (
 from kit.doctor.report import marks_for
 from kit.sandbox import Fault, FaultKind, SandboxServer
 
-from .conftest import SECRET_VARIABLE, WEBHOOK_SECRET, write_config
+from .conftest import CHANNEL, SECRET_VARIABLE, WEBHOOK_SECRET, write_config
 
 
 def by_name(results: list[CheckResult]) -> dict[str, CheckResult]:
@@ -176,3 +177,67 @@ def test_marks_fall_back_to_ascii() -> None:
     assert marks_for("utf-8")[Status.OK] == "✓"
     assert marks_for("ascii")[Status.PROBLEM] == "XX"
     assert marks_for(None)[Status.OK] == "ok"
+
+
+VAULT_MODULE = """
+from __future__ import annotations
+
+import attrs
+
+from kit.configfile import Secret
+
+
+@attrs.frozen(kw_only=True)
+class VaultConfig:
+    api_token: Secret | None = None
+
+
+class VaultPlugin:
+    name = "vault"
+    config_type = VaultConfig
+
+    def create(self, *, source, config):
+        raise AssertionError("the doctor never builds an adapter")
+
+
+plugin = VaultPlugin()
+"""
+
+
+def install_vault(site: Path) -> None:
+    """An installed adapter (module plus dist-info) whose own keys hold a secret."""
+    (site / "vault_adapter.py").write_text(VAULT_MODULE)
+    info = site / "vault_adapter-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: vault-adapter\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nvault = vault_adapter:plugin\n")
+
+
+async def test_an_adapter_key_secret_from_an_unset_variable_is_named(
+    tmp_path: Path, sandbox: SandboxServer, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret among an adapter's own keys (an API token) from an unset variable is named
+    with its key and variable, like a webhook secret."""
+    site = tmp_path / "site"
+    site.mkdir()
+    install_vault(site)
+    monkeypatch.syspath_prepend(str(site))
+    config = tmp_path / "vault.toml"
+    config.write_text(
+        f"""
+[[sources]]
+name = "vault-store"
+adapter = "vault"
+api_token = {{ env = "VAULT_TOKEN" }}
+webhook_secrets = ["{WEBHOOK_SECRET}"]
+channel_id = "{CHANNEL}"
+""",
+        encoding="utf-8",
+    )
+    setup = Setup(file=load_file(config, {}), client=sandbox.client_config(), db_url=db)
+    secrets = (await run_with(setup))["source secrets"]
+    assert secrets.status is Status.PROBLEM
+    (problem,) = secrets.problems
+    assert "source vault-store: api_token comes from $VAULT_TOKEN, which is not set" in (
+        problem.message
+    )

@@ -50,7 +50,7 @@ async def test_a_good_setup_passes_every_check(run: Run, config: Path) -> None:
         "event types",
         "invite settings",
         "database",
-        "webhook secrets",
+        "source secrets",
         "clock",
     }
     assert set(marks.values()) == {"✓"}
@@ -77,7 +77,7 @@ async def test_each_broken_part_of_the_account_is_named(
     assert result.code == 1
     out = result.out
     marks = check_lines(out)
-    for check in ("channels", "event types", "invite settings", "webhook secrets"):
+    for check in ("channels", "event types", "invite settings", "source secrets"):
         assert marks[check] == "✗", check
     for check in ("configuration", "credentials", "database", "clock"):
         assert marks[check] == "✓", check
