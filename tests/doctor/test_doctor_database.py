@@ -144,3 +144,39 @@ async def test_a_read_only_postgres_role_is_named(
         await conn.execute(f'DROP OWNED BY "{role}"')
         await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
         await conn.close()
+
+
+def older_outbox(path: Path, version: int) -> None:
+    """An outbox as an older etrusted-kit left it: the first ``version`` migrations only."""
+    from kit.outbox import _sqlite_sql as sql
+    from kit.outbox.migrations import load_migrations
+
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("BEGIN")
+        conn.execute(sql.SCHEMA_TABLE)
+        for migration in load_migrations("sqlite")[:version]:
+            for statement in sql.statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(sql.RECORD_VERSION, (migration.version, migration.name, 0.0))
+        conn.execute("COMMIT")
+
+
+async def test_an_outbox_behind_on_migrations_is_named_and_fix_migrates_it(
+    run: Run, tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outbox an older kit wrote: the check names the versions missing; --fix applies
+    them, and the second run passes."""
+    from kit.outbox.migrations import load_migrations
+
+    monkeypatch.setenv(SECRET_VARIABLE, WEBHOOK_SECRET)
+    latest = load_migrations("sqlite")[-1].version
+    path = tmp_path / "old.db"
+    older_outbox(path, latest - 1)
+    config = write_config(tmp_path / "shop.toml", sandbox, db=f"sqlite:///{path}")
+    result = await run("doctor", "--config", str(config))
+    assert result.code == 1
+    assert f"is at schema version {latest - 1}, not {latest}" in result.out
+
+    fixed = await run("doctor", "--config", str(config), "--fix", "--yes")
+    assert fixed.code == 0, fixed.out
+    assert f"schema version {latest}" in fixed.out
