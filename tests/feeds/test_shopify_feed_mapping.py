@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import pytest
+from journal.deliveries import SHOP, payload, signed
 
 from adapters.shopify import ShopifyAdapter
 from adapters.shopify._graphql import (
@@ -19,7 +20,6 @@ from adapters.shopify._graphql import (
     page_size,
 )
 from adapters.shopify.feed import ShopifyFeed
-from journal.deliveries import SHOP, payload, signed
 from kit.adapters import normalise_headers
 from kit.domain import DomainEvent, OrderCancelled, OrderFulfilled, OrderPaid, OrderPlaced
 from kit.errors import ConfigError, PayloadError
