@@ -16,9 +16,10 @@ is :class:`~kit.errors.FeedThrottledError` with the time the bucket needs to res
 
 Each order becomes the events its webhooks would have made, through the webhook adapter's own
 topic handlers on the order translated to the webhook shape (:mod:`adapters.shopify._graphql`):
-``orders/create`` always, ``orders/paid`` once paid (at ``processedAt``), ``orders/fulfilled``
-per shipped fulfilment, ``fulfillments/update`` per delivered one, ``orders/cancelled`` and
-``refunds/create`` per refund. Its delivery id is the order's version
+``orders/cancelled`` and ``refunds/create`` per refund first (so a trigger the snapshot already
+rules out is skipped, not enqueued and withdrawn), then ``orders/create``, ``orders/paid`` once
+paid (at ``processedAt``), ``orders/fulfilled`` per shipped fulfilment and
+``fulfillments/update`` per delivered one. Its delivery id is the order's version
 (``poll:{order id}@{updatedAt}``), so an unchanged order read again is a duplicate.
 """
 
@@ -210,7 +211,14 @@ class ShopifyFeed:
             parsed = handler(adapter, delivery)
             return [] if isinstance(parsed, Skip) else list(parsed)
 
-        events = run(ShopifyAdapter._order_created, "orders/create")
+        # What rules an invite out comes first: the snapshot knows it already, so the trigger
+        # below is skipped at once instead of enqueued and withdrawn in the same transaction.
+        events: list[DomainEvent] = []
+        if order.has("cancelled_at"):
+            events += run(ShopifyAdapter._order_cancelled, "orders/cancelled")
+        for refunded in order.nodes("refunds"):
+            events += run(ShopifyAdapter._refund, "refunds/create", refunded)
+        events += run(ShopifyAdapter._order_created, "orders/create")
         if order.text("financial_status") in PAID:
             paid_at = order.when("processed_at")
             events += run(ShopifyAdapter._order_paid, "orders/paid", triggered_at=paid_at)
@@ -221,10 +229,6 @@ class ShopifyFeed:
         for parcel in shipped:
             if parcel.text("shipment_status") == "delivered":
                 events += run(ShopifyAdapter._fulfilment, "fulfillments/update", parcel)
-        if order.has("cancelled_at"):
-            events += run(ShopifyAdapter._order_cancelled, "orders/cancelled")
-        for refunded in order.nodes("refunds"):
-            events += run(ShopifyAdapter._refund, "refunds/create", refunded)
         return events
 
 

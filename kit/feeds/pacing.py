@@ -25,6 +25,7 @@ from kit.retry import Backoff
 logger = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+MARGIN = 1.0  # budget units kept in hand beyond a page's cost
 
 
 @attrs.define
@@ -50,12 +51,14 @@ class Pacer:
         return min(b.maximum, b.available + b.restore_rate * elapsed)
 
     def wait_needed(self) -> float:
-        """Seconds until the budget covers the next page (estimated as the last page's cost)."""
+        """Seconds until the budget covers the next page (estimated as the last page's cost),
+        with one unit to spare for the platform's rounding of what it reports."""
         b = self.budget
         now = self.available()
-        if b is None or now is None or b.restore_rate <= 0 or now >= b.cost:
+        if b is None or now is None or b.restore_rate <= 0:
             return 0.0
-        return (b.cost - now) / b.restore_rate
+        need = min(b.maximum, b.cost + MARGIN)
+        return max(0.0, need - now) / b.restore_rate
 
 
 @attrs.frozen(kw_only=True)

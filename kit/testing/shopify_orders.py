@@ -16,7 +16,7 @@ limits from the query text and the fields it returns are the stored order nodes,
 those limits.
 
 Counters for tests: :attr:`ShopifyOrdersStandIn.served` (how often each order was served),
-``pages``, ``requests``, ``throttled``, and :meth:`ShopifyOrdersStandIn.wait_pages`.
+``pages``, ``requests``, ``throttled``, ``spent`` (points charged), and :meth:`ShopifyOrdersStandIn.wait_pages`.
 Scripted failures: :meth:`ShopifyOrdersStandIn.fail_next`.
 """
 
@@ -184,6 +184,7 @@ class ShopifyOrdersStandIn:
         self.pages = 0
         self.requests = 0
         self.throttled = 0
+        self.spent = 0.0  # actual query cost charged, in points
         self.versions: list[str] = []  # the API versions requests named
         self._faults: collections.deque[_Fault] = collections.deque()
         self._served_page = asyncio.Condition()
@@ -258,6 +259,7 @@ class ShopifyOrdersStandIn:
         returned = [_trim(node, limits, version) for node in nodes]
         actual = 2 + sum(_actual(node) for node in returned)
         self.bucket.available -= actual
+        self.spent += actual
         for node in nodes:
             self.served[node["id"]] += 1
         end = _cursor(nodes[-1]) if nodes else None
