@@ -16,7 +16,8 @@ limits from the query text and the fields it returns are the stored order nodes,
 those limits.
 
 Counters for tests: :attr:`ShopifyOrdersStandIn.served` (how often each order was served),
-``pages``, ``requests``, ``throttled``, ``spent`` (points charged), and :meth:`ShopifyOrdersStandIn.wait_pages`.
+``pages``, ``requests``, ``throttled``, ``spent`` (points charged), and
+:meth:`ShopifyOrdersStandIn.wait_pages`.
 Scripted failures: :meth:`ShopifyOrdersStandIn.fail_next`.
 """
 
