@@ -71,7 +71,7 @@ class _Bar:
                 total=100.0,
                 file=stream,
                 unit="%",
-                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}",
+                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
                 desc="backfill",
                 leave=True,
             )
@@ -79,7 +79,9 @@ class _Bar:
     def __call__(self, tally: Tally) -> None:
         if self._bar is None:
             return
-        if tally.high_water is not None:
+        if tally.done:
+            self._bar.n = 100.0
+        elif tally.high_water is not None:
             done = (tally.high_water - self._since).total_seconds() / self._span * 100.0
             self._bar.n = max(0.0, min(100.0, done))
         elapsed = max(self._bar.format_dict.get("elapsed", 0.0), 1e-6)

@@ -73,6 +73,7 @@ class Tally:
     run: Run
     dry_run: bool = False
     resumed: bool = False
+    done: bool = False  # the window's last page was read
     since: datetime | None = None  # where reading started (checkpoint minus overlap)
     pages: int = 0
     orders: int = 0
@@ -90,6 +91,7 @@ class Tally:
             "run": self.run.value,
             "dry_run": self.dry_run,
             "resumed": self.resumed,
+            "done": self.done,
             "since": self.since.isoformat() if self.since else None,
             "pages": self.pages,
             "orders": self.orders,
@@ -246,7 +248,7 @@ class FeedRunner:
             tally.high_water = None if high is None else _dt(high)
             tally.budget = page.budget or tally.budget
             tally.waited = pacer.waited
-            done = page.next_page is None
+            done = tally.done = page.next_page is None
             if not dry_run:
                 await self._checkpoints.save(
                     attrs.evolve(
