@@ -117,7 +117,7 @@ def summary_lines(source: str, window: FeedWindow, tally: Tally) -> list[str]:
     for reason, count in sorted(tally.skipped.items()):
         lines.append(f"  {count} skipped: {reason}")
     for kind, count in sorted(tally.other.items()):
-        lines.append(f"  {count} decided: {kind}")
+        lines.append(f"  {count} {kind.replace('_', ' ')}")
     if tally.dry_run:
         lines.append("  nothing was written")
     return lines

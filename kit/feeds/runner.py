@@ -40,7 +40,7 @@ from kit.feeds.pacing import Pacer, RequestStats, RetryPolicy, Sleep, read_with_
 from kit.feeds.preview import preview
 from kit.journal import Intake, IntakeSource, Outcome
 from kit.journal.records import IngestStatus
-from kit.policy import Enqueue, Skipped
+from kit.policy import Decision, Enqueue, Skipped
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +79,10 @@ class Tally:
     orders: int = 0
     enqueued: int = 0  # entries written (a dry run: entries that would be written)
     duplicates: int = 0  # order versions the journal already held
-    skipped: collections.Counter[str] = attrs.Factory(collections.Counter)  # reason -> orders
-    other: collections.Counter[str] = attrs.Factory(collections.Counter)  # decision kind -> n
+    skipped: collections.Counter[str] = attrs.Factory(collections.Counter)  # reason -> count
+    # decision kind (cancel, amend, throttled) -> count; nothing_to_do: orders that changed
+    # nothing (no trigger fired yet, or it fired before)
+    other: collections.Counter[str] = attrs.Factory(collections.Counter)
     high_water: datetime | None = None
     budget: Budget | None = None
     stats: RequestStats = attrs.Factory(RequestStats)
@@ -289,8 +291,8 @@ class FeedRunner:
                 tally.duplicates += 1
             elif seen.skip is not None:
                 tally.skipped[seen.skip.reason.value] += 1
-            for decision in seen.decisions:
-                _count_decision(tally, decision, enqueued=isinstance(decision, Enqueue))
+            else:
+                _count_order(tally, [(d, isinstance(d, Enqueue)) for d in seen.decisions])
             return
         result = await self._intake.ingest(
             self._source.intake, order.identity, parsed, received_at=now
@@ -299,19 +301,31 @@ class FeedRunner:
             tally.duplicates += 1
         elif result.status is IngestStatus.SKIPPED and result.skip is not None:
             tally.skipped[result.skip.reason.value] += 1
-        for journaled in result.decisions:
-            _count_decision(
-                tally, journaled.decision, enqueued=journaled.outcome is Outcome.ENQUEUED
+        else:
+            _count_order(
+                tally, [(j.decision, j.outcome is Outcome.ENQUEUED) for j in result.decisions]
             )
 
 
-def _count_decision(tally: Tally, decision: object, *, enqueued: bool) -> None:
-    if enqueued:
-        tally.enqueued += 1
-    elif isinstance(decision, Skipped):
-        tally.skipped[decision.reason.value] += 1
-    else:
-        tally.other[str(getattr(decision, "kind", "?"))] += 1
+_QUIET = frozenset({"recorded", "stale"})  # decisions that change nothing
+
+
+def _count_order(tally: Tally, decisions: list[tuple[Decision, bool]]) -> None:
+    """One order's decisions into the tally: its entries, its skips with their reasons, what
+    else it changed, or ``nothing_to_do`` when it changed nothing."""
+    changed = False
+    for decision, enqueued in decisions:
+        if enqueued:
+            tally.enqueued += 1
+        elif isinstance(decision, Skipped):
+            tally.skipped[decision.reason.value] += 1
+        elif decision.kind in _QUIET:
+            continue
+        else:
+            tally.other[decision.kind] += 1
+        changed = True
+    if not changed:
+        tally.other["nothing_to_do"] += 1
 
 
 def _log_run(source: str, tally: Tally) -> None:

@@ -60,6 +60,7 @@ async def test_a_backfill_enqueues_each_eligible_order_once(feed_kit: FeedKit) -
     assert tally.orders == 24
     assert tally.enqueued == 20
     assert tally.skipped == {"test_order": 1, "cancelled": 1, "too_old": 1}
+    assert tally.other == {"nothing_to_do": 1}
     assert set(feed_kit.stand_in.served.values()) == {1}
     saved = await feed_kit.checkpoints.load(SOURCE, Run.BACKFILL)
     assert saved is not None
@@ -153,9 +154,14 @@ async def test_a_poll_reads_from_its_checkpoint_minus_the_overlap(feed_kit: Feed
 
 
 async def test_a_dry_run_writes_nothing(feed_kit: FeedKit) -> None:
-    """A dry run decides every order as the real run would, and leaves the journal, the
+    """A dry run decides every order as the real run then does, and leaves the journal, the
     outbox and the checkpoints as they were."""
-    feed_kit.stand_in.put(*_orders(12))
+    at = T0 + timedelta(hours=2)
+    feed_kit.stand_in.put(
+        *_orders(12),
+        synthetic_order(21, updated_at=at),
+        synthetic_order(22, updated_at=at, fulfilled_at=at, test=True),
+    )
     tally = await feed_kit.runner().backfill(WINDOW, dry_run=True)
     assert tally.enqueued == 12
     assert await feed_kit.entries() == []
@@ -163,9 +169,9 @@ async def test_a_dry_run_writes_nothing(feed_kit: FeedKit) -> None:
     history = await feed_kit.intake.journal.history(SOURCE, "5560000000001")
     assert history.events == ()
     real = await feed_kit.runner().backfill(WINDOW)
-    assert real.enqueued == 12
+    assert (real.enqueued, real.skipped, real.other) == (tally.enqueued, tally.skipped, tally.other)
     after = await feed_kit.runner().backfill(WINDOW, dry_run=True)
-    assert after.duplicates == 12
+    assert after.duplicates == 14
     assert after.enqueued == 0
 
 
