@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import enum
 import weakref
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from kit.errors import ConfigError
 from kit.outbox import Outbox
+
+if TYPE_CHECKING:  # the backends import their drivers; the store imports them when chosen
+    from kit.outbox.postgres import PostgresStorage
+    from kit.outbox.sqlite import SQLiteStorage
 
 
 class Run(enum.StrEnum):
@@ -95,7 +99,7 @@ class SQLiteCheckpoints:
         f"INSERT OR REPLACE INTO etk_feed_checkpoints ({_COLUMNS}) VALUES ({', '.join('?' * 9)})"
     )
 
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: SQLiteStorage) -> None:
         self._storage = storage
 
     async def load(self, source: str, run: Run) -> Checkpoint | None:
@@ -113,7 +117,7 @@ class SQLiteCheckpoints:
 
 
 class PostgresCheckpoints:
-    def __init__(self, storage: Any) -> None:
+    def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
         table = f'"{storage.schema}".feed_checkpoints'
         self._load = f"SELECT {_COLUMNS} FROM {table} WHERE source = $1 AND run = $2"
