@@ -1,0 +1,120 @@
+"""The ``backfill`` figure: orders per second of a Shopify backfill, against what the documented
+cost bucket allows.
+
+A stand-in serves the GraphQL ``orders`` connection on loopback with Shopify's leaky bucket
+(:mod:`kit.testing.shopify_orders`; a standard plan: 2,000 points, 100 restored per second).
+The kit backfills it into a SQLite outbox with the real feed loop. The bucket allows at best
+``(spent - maximum) / restore_rate`` seconds for what the run spent (the full bucket at the
+start is a burst the run may use at once), so the figure's baseline is the order rate of that
+fastest run. Target: at least 90 % of it, with at most 1 % of the requests throttled; a kit that
+stops at the first throttle does not finish, and one that ignores the bucket is throttled.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from adapters.shopify import ShopifyAdapter, ShopifyConfig
+from adapters.shopify.feed import ShopifyFeed
+from kit.bench.report import Figure
+from kit.configfile.model import Secret
+from kit.feeds import FeedWindow
+from kit.feeds.checkpoint import checkpoints_for
+from kit.feeds.runner import FeedRunner, FeedSource
+from kit.journal import Intake, IntakeSource
+from kit.outbox import Outbox
+from kit.outbox.sqlite import SQLiteStorage
+from kit.policy import PolicyConfig, Trigger
+from kit.testing.shopify_orders import (
+    STANDARD_MAXIMUM,
+    STANDARD_RESTORE_RATE,
+    ShopifyOrdersStandIn,
+    ShopifyServer,
+    synthetic_order,
+)
+
+TOKEN = "shpat_bench_token"  # noqa: S105 - the local stand-in's, not a secret
+SHOP = "bench.myshopify.com"
+CHANNEL = "chl-00000000-0000-4000-8000-00000000be0c"
+TARGET_RATIO = 0.9
+TARGET_THROTTLED = 0.01
+
+
+def _source(url: str) -> FeedSource:
+    config = ShopifyConfig(
+        shop_domain=SHOP, admin_access_token=Secret(TOKEN), api_base_url=url, max_age="3650d"
+    )
+    trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d")
+    intake = IntakeSource(
+        name="bench",
+        adapter=ShopifyAdapter(source="bench", config=config),
+        policy=PolicyConfig(channel_id=CHANNEL, triggers=(trigger,)),
+        secrets=("unused",),
+    )
+    return FeedSource(name="bench", feed=ShopifyFeed(source="bench", config=config), intake=intake)
+
+
+async def figure_backfill(
+    workdir: Path,
+    *,
+    orders: int = 300,
+    maximum: float = STANDARD_MAXIMUM,
+    restore_rate: float = STANDARD_RESTORE_RATE,
+) -> Figure:
+    """Backfill ``orders`` fulfilled orders through the bucket; see the module docstring."""
+    stand_in = ShopifyOrdersStandIn(token=TOKEN, maximum=maximum, restore_rate=restore_rate)
+    start = datetime.now(UTC) - timedelta(days=30)
+    stand_in.put(
+        *(
+            synthetic_order(n, updated_at=start + timedelta(minutes=n), fulfilled_at=start)
+            for n in range(1, orders + 1)
+        )
+    )
+    outbox = Outbox(SQLiteStorage(workdir / "backfill.db"))
+    await outbox.open()
+    try:
+        async with ShopifyServer(stand_in) as server, aiohttp.ClientSession() as session:
+            runner = FeedRunner(
+                _source(server.url),
+                intake=Intake(outbox),
+                checkpoints=checkpoints_for(outbox),
+                session=session,
+            )
+            began = time.monotonic()
+            tally = await runner.backfill(FeedWindow(since=start))
+            elapsed = time.monotonic() - began
+    finally:
+        await outbox.aclose()
+    fastest = max(0.0, stand_in.spent - maximum) / restore_rate
+    rate = tally.orders / elapsed if elapsed > 0 else None
+    allowed = tally.orders / fastest if fastest > 0 else None
+    throttled = stand_in.throttled / stand_in.requests if stand_in.requests else 0.0
+    ratio = rate / allowed if rate is not None and allowed else None
+    return Figure(
+        id="backfill",
+        title="Shopify backfill through the cost bucket",
+        unit="orders/s",
+        kit=rate,
+        baseline=allowed,
+        baseline_label=f"what a {maximum:g}-point bucket restoring {restore_rate:g}/s allows",
+        target=f">= {TARGET_RATIO:.0%} of the allowed rate, <= {TARGET_THROTTLED:.0%} throttled",
+        met=None if ratio is None else ratio >= TARGET_RATIO and throttled <= TARGET_THROTTLED,
+        details={
+            "orders": tally.orders,
+            "enqueued": tally.enqueued,
+            "pages": tally.pages,
+            "requests": stand_in.requests,
+            "throttled": stand_in.throttled,
+            "points_spent": round(stand_in.spent, 1),
+            "seconds": round(elapsed, 3),
+            "fastest_seconds": round(fastest, 3),
+            "paced_seconds": round(tally.waited, 3),
+        },
+    )
+
+
+__all__ = ["figure_backfill"]
