@@ -59,12 +59,9 @@ class ShopifyFeed:
     """One Shopify shop's order feed (see :class:`kit.feeds.FeedAdapter`)."""
 
     def __init__(self, *, source: str, config: ShopifyConfig) -> None:
-        if config.admin_access_token is None:
-            raise ConfigError(
-                f"source {source!r}: the order feed needs admin_access_token (an Admin API "
-                "access token with read_orders)"
-            )
-        self._token = config.admin_access_token.value
+        self._source = source
+        token = config.admin_access_token
+        self._token = None if token is None else token.value
         self._adapter = ShopifyAdapter(source=source, config=config)
         self._config = config
         self._query = orders_query(
@@ -86,7 +83,8 @@ class ShopifyFeed:
 
     @property
     def poll_interval(self) -> timedelta | None:
-        return self._config.poll_interval
+        """Off without ``admin_access_token``: such a source has webhooks only."""
+        return None if self._token is None else self._config.poll_interval
 
     @property
     def page_size(self) -> int:
@@ -106,6 +104,11 @@ class ShopifyFeed:
     async def read_page(
         self, session: aiohttp.ClientSession, window: FeedWindow, page: str | None
     ) -> FeedPage:
+        if self._token is None:
+            raise ConfigError(
+                f"source {self._source!r} has no admin_access_token: the order feed needs an "
+                "Admin API access token with read_orders"
+            )
         search = f"updated_at:>='{format_datetime(window.since)}'"
         if window.until is not None:
             search += f" AND updated_at:<'{format_datetime(window.until)}'"

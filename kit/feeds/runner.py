@@ -31,11 +31,19 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import attrs
 
+from kit.adapters import load_plugin
 from kit.configfile.model import SourceConfig
 from kit.domain import Skip, SkipReason
 from kit.errors import FeedAuthError, KitError
 from kit.feeds.checkpoint import Checkpoint, CheckpointStore, Run
-from kit.feeds.contract import Budget, FeedAdapter, FeedOrder, FeedWindow, load_feed
+from kit.feeds.contract import (
+    Budget,
+    FeedAdapter,
+    FeedOrder,
+    FeedPlugin,
+    FeedWindow,
+    load_feed,
+)
 from kit.feeds.pacing import Pacer, RequestStats, RetryPolicy, Sleep, read_with_retries
 from kit.feeds.preview import preview
 from kit.journal import Intake, IntakeSource, Outcome
@@ -58,12 +66,23 @@ class FeedSource:
 
     @classmethod
     def from_config(cls, config: SourceConfig) -> FeedSource:
+        """The source's feed; :class:`~kit.errors.ConfigError` if its adapter has none."""
         plugin = load_feed(config.adapter)
         return cls(
             name=config.name,
             feed=plugin.create_feed(source=config.name, config=config.adapter_config),
             intake=IntakeSource.from_config(config),
         )
+
+    @classmethod
+    def polled(cls, config: SourceConfig) -> FeedSource | None:
+        """The source's feed if ``serve`` should poll it: its adapter has a feed and the
+        feed's ``poll_interval`` is set (Shopify: and an ``admin_access_token``)."""
+        plugin = load_plugin(config.adapter)
+        if not isinstance(plugin, FeedPlugin):
+            return None
+        source = cls.from_config(config)
+        return source if source.feed.poll_interval is not None else None
 
 
 @attrs.define

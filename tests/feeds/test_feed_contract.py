@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from journal.deliveries import SHOP
 
 from adapters.shopify.feed import ShopifyFeed
 from kit.adapters import ENTRY_POINT_GROUP, load_adapter
+from kit.configfile import SourceConfig, load_config
 from kit.errors import (
     ConfigError,
     FeedAuthError,
@@ -20,6 +23,7 @@ from kit.errors import (
     FeedUnavailableError,
 )
 from kit.feeds import FeedAdapter, load_feed
+from kit.feeds.runner import FeedSource
 
 from .orders import SOURCE, shopify_config
 
@@ -147,3 +151,36 @@ def test_throttled_without_a_code_is_recognised_by_its_message(feed: ShopifyFeed
     with pytest.raises(FeedThrottledError) as header:
         _answer(feed, 429, body, retry_after="2")
     assert header.value.retry_after == 2.0
+
+
+def _source_config(tmp_path: Path, token: str) -> SourceConfig:
+    path = tmp_path / "kit.toml"
+    path.write_text(
+        f"""
+[[sources]]
+name = "my-shop"
+adapter = "shopify"
+shop_domain = "{SHOP}"
+webhook_secrets = ["s"]
+channel_id = "chl-1"
+{token}
+
+[[sources.triggers]]
+on = "order_fulfilled"
+event_type = "order_shipped"
+""",
+        encoding="utf-8",
+    )
+    return load_config(path, environ={"SHOPIFY_ADMIN_TOKEN": "shpat_x"}).sources[0]
+
+
+def test_serve_polls_a_source_with_a_feed_token_and_an_interval(tmp_path: Path) -> None:
+    """FeedSource.polled: what serve starts a poller for; a webhook-only source (no token, or
+    poll_interval = 0) gets none."""
+    with_token = 'admin_access_token = { env = "SHOPIFY_ADMIN_TOKEN" }'
+    polled = FeedSource.polled(_source_config(tmp_path, with_token))
+    assert polled is not None
+    assert polled.feed.poll_interval == timedelta(minutes=5)
+    assert FeedSource.polled(_source_config(tmp_path, "")) is None
+    off = FeedSource.polled(_source_config(tmp_path, with_token + "\npoll_interval = 0"))
+    assert off is None

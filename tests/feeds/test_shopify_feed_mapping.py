@@ -4,7 +4,7 @@ order's webhooks, so a fact seen both ways folds into one decision."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import attrs
@@ -23,7 +23,7 @@ from adapters.shopify.feed import ShopifyFeed
 from kit.adapters import normalise_headers
 from kit.domain import DomainEvent, OrderCancelled, OrderFulfilled, OrderPaid, OrderPlaced
 from kit.errors import ConfigError, PayloadError
-from kit.feeds import FeedOrder
+from kit.feeds import FeedOrder, FeedWindow
 
 from .orders import FIXTURE_NODE, SOURCE, fixture_node, shopify_config
 
@@ -191,9 +191,14 @@ def test_the_page_size_keeps_a_query_under_the_single_query_cost_limit() -> None
     assert 2 + size * order_cost() <= MAX_QUERY_COST < 2 + (size + 1) * order_cost()
 
 
-def test_a_feed_without_a_token_is_refused_at_start_up() -> None:
+async def test_a_source_without_a_token_is_not_polled_and_cannot_be_read() -> None:
+    """Without admin_access_token a Shopify source has webhooks only: polling is off, and a
+    backfill stops before its first request, naming the key."""
+    feed = ShopifyFeed(source=SOURCE, config=shopify_config(admin_access_token=None))
+    assert feed.poll_interval is None
     with pytest.raises(ConfigError, match="admin_access_token"):
-        ShopifyFeed(source=SOURCE, config=shopify_config(admin_access_token=None))
+        await feed.read_page(None, FeedWindow(since=datetime(2025, 3, 1, tzinfo=UTC)), None)  # type: ignore[arg-type]
+    assert ShopifyFeed(source=SOURCE, config=shopify_config()).poll_interval == timedelta(minutes=5)
 
 
 def test_gids_must_be_shopify_gids() -> None:
