@@ -1,6 +1,7 @@
-"""The documentation's examples: every Python block compiles, every complete program runs.
+"""The documentation's examples: every Python block compiles, every complete program runs,
+every configuration example loads.
 
-Blocks are the fenced ```python blocks of ``docs/*.md`` and ``README.md``. The first line of a
+Blocks are the fenced ```python blocks of ``docs/**/*.md`` and ``README.md``. The first line of a
 block says what it is:
 
 ``# test: run``
@@ -20,6 +21,17 @@ A program passes when it exits 0 and its stderr shows no traceback, unclosed res
 never-awaited coroutine. ```sql blocks whose first line is ``-- test: postgres`` or
 ``-- test: sqlite`` run against a freshly migrated outbox holding a few entries; in the
 PostgreSQL ones ``etrusted_kit.`` is replaced by the test's schema.
+
+```toml blocks are configuration files and load through the kit's own loader
+(:func:`kit.configfile.parse_config`), each ``{ env = "NAME" }`` given a value. Their first line
+may say otherwise:
+
+``# test: source``
+    The keys of one ``adapter = "shopify"`` ``[[sources]]`` table: the test puts the source's
+    required keys (and a ``channel_id``, unless the block sets a channel) above them.
+``# test: syntax``
+    Another program's file (a ``pyproject.toml``, Shopify's ``shopify.app.toml``): it must be
+    valid TOML.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import os
 import re
 import sqlite3
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,17 +51,19 @@ import attrs
 import pytest
 from builders import key, order
 
+from kit.configfile import parse_config
 from kit.outbox import Outbox
 from kit.sandbox import SEEDED_CHANNEL_IDS, SandboxConfig
 from kit.testing import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC_FILES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
+DOC_FILES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 # Pages of this documentation set that must show at least one example that really runs.
-MUST_RUN = ("etrusted-api.md", "outbox.md", "postgres.md", "testing.md")
+MUST_RUN = ("adapters.md", "etrusted-api.md", "outbox.md", "postgres.md", "testing.md")
 
 PYTHON_MODES = frozenset({"run", "postgres", "pytest"})
 SQL_MODES = frozenset({"postgres", "sqlite"})
+TOML_MODES = frozenset({"source", "syntax"})
 MARKER = re.compile(r"^\s*(?:#|--)\s*test:\s*(?P<mode>\S+)\s*$")
 OPENING = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)")
 CLOSING = re.compile(r"^[ \t]*```[ \t]*$")
@@ -111,6 +126,7 @@ def extract(path: Path) -> list[Block]:
 ALL_BLOCKS = [b for path in DOC_FILES if path.is_file() for b in extract(path)]
 PYTHON_BLOCKS = [b for b in ALL_BLOCKS if b.lang in ("python", "py")]
 SQL_BLOCKS = [b for b in ALL_BLOCKS if b.lang == "sql" and b.mode is not None]
+TOML_BLOCKS = [b for b in ALL_BLOCKS if b.lang == "toml"]
 
 
 def _params(blocks: list[Block], *, postgres_mode: str = "postgres") -> list[Any]:
@@ -332,3 +348,53 @@ async def test_postgres_queries_run(block: Block, pg_dsn: str, pg_schema: str) -
         await conn.execute(sql)  # no arguments: the simple protocol runs every statement
     finally:
         await conn.close()
+
+
+# -- the configuration examples ------------------------------------------------------------------
+
+# What a ``# test: source`` block is completed with, each key only where the block does not set
+# it (a channel: unless the block sets ``channel_id`` or ``channels_by_locale``).
+SOURCE_KEYS = {
+    "name": '"my-shop"',
+    "adapter": '"shopify"',
+    "shop_domain": '"my-shop.myshopify.com"',
+    "webhook_secrets": '[{ env = "SHOPIFY_WEBHOOK_SECRET" }]',
+    "channel_id": '"chl-docs"',
+}
+ENV_NAME = re.compile(r'env\s*=\s*"([A-Za-z_][A-Za-z0-9_]*)"')
+
+
+def _load_toml(block: Block) -> None:
+    if block.mode is not None:
+        assert block.mode in TOML_MODES, f"{block.id}: unknown marker 'test: {block.mode}'"
+    if block.mode == "syntax":
+        tomllib.loads(block.code)
+        return
+    text = block.code
+    if block.mode == "source":
+        sets = set(re.findall(r"^(\w+)\s*=", text, re.MULTILINE))
+        if "channels_by_locale" in sets:
+            sets.add("channel_id")
+        head = [f"{key} = {value}" for key, value in SOURCE_KEYS.items() if key not in sets]
+        text = "\n".join(["[[sources]]", *head, text])
+    environ = {name: f"value-of-{name}" for name in ENV_NAME.findall(text)}
+    parse_config(text, environ=environ, origin=block.id)
+
+
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.id) for b in TOML_BLOCKS])
+def test_toml_example_loads(block: Block) -> None:
+    _load_toml(block)
+
+
+@pytest.mark.parametrize(
+    ("code", "mode"),
+    [
+        pytest.param('[outbox]\nurl = "x.db"\nsize = 3\n', None, id="unknown-key"),
+        pytest.param("[[sources.triggers]]\ndelay = 3\n", "source", id="no-event-type"),
+        pytest.param("[project\n", "syntax", id="not-toml"),
+    ],
+)
+def test_a_broken_toml_example_fails(code: str, mode: str | None, tmp_path: Path) -> None:
+    block = Block(path=tmp_path / "page.md", line=1, lang="toml", code=code, mode=mode)
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the loader's error or tomllib's
+        _load_toml(block)

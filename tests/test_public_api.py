@@ -16,7 +16,9 @@ def test_all_names_resolve_and_are_sorted() -> None:
         assert hasattr(kit, name), name
 
 
-@pytest.mark.parametrize("module", ["kit.testing", "kit.errors", "kit.sandbox", "kit.configfile"])
+@pytest.mark.parametrize(
+    "module", ["kit.testing", "kit.errors", "kit.sandbox", "kit.configfile", "kit.webhooks"]
+)
 def test_module_all_names_resolve(module: str) -> None:
     mod = importlib.import_module(module)
     for name in mod.__all__:

@@ -9,6 +9,7 @@ from kit.cli import backfill as _backfill
 from kit.cli import bench as _bench
 from kit.cli import config_cmds as _config
 from kit.cli import demo as _demo
+from kit.cli import explain as _explain
 from kit.cli import flush as _flush
 from kit.cli import outbox_cmds as _outbox
 from kit.cli import sandbox as _sandbox
@@ -24,5 +25,6 @@ REGISTRY: list[Register] = [
     _sandbox.register,
     _bench.register,
     _config.register,
+    _explain.register,
     _backfill.register,
 ]

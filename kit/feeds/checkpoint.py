@@ -1,4 +1,4 @@
-"""Where a feed run stands, per source, in the outbox's own database (migration ``0004_feeds``).
+"""Where a feed run stands, per source, in the outbox's own database (migration ``0005_feeds``).
 
 A checkpoint is saved after a page's orders were journaled (each in its own ingest
 transaction), never before: a run killed between the two reads the page again on resume, and

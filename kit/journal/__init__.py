@@ -13,17 +13,20 @@ from kit.journal.protocol import Journal
 from kit.journal.records import (
     DecisionRow,
     Delivery,
+    DeliveryRow,
     EventRow,
     IngestResult,
     IngestStatus,
     JournaledDecision,
     Outcome,
     StreamHistory,
+    StreamTimeline,
 )
 
 __all__ = [
     "DecisionRow",
     "Delivery",
+    "DeliveryRow",
     "EventRow",
     "IngestResult",
     "IngestStatus",
@@ -33,5 +36,6 @@ __all__ = [
     "JournaledDecision",
     "Outcome",
     "StreamHistory",
+    "StreamTimeline",
     "journal_for",
 ]

@@ -15,7 +15,14 @@ from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
 from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
-from kit.journal.records import DecisionRow, Delivery, EventRow, Outcome, StreamHistory
+from kit.journal.records import (
+    DecisionRow,
+    Delivery,
+    DeliveryRow,
+    EventRow,
+    Outcome,
+    StreamHistory,
+)
 from kit.outbox.types import NewEntry
 from kit.policy import Decision
 
@@ -39,16 +46,17 @@ class JournalSql:
             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id"""
         self.append_event = f"""
             INSERT INTO {je} (delivery, source, stream, kind, occurred_at, recorded_at,
-                              email_hash, body)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"""
+                              email_hash, reference, body)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"""
         # A stream's events, its decisions and its waiting keys (enqueued, not claimed) in one
-        # round trip: three parts, each in journal order.
+        # round trip: three parts, each in journal order. An event's row carries its delivery
+        # in ``event`` and its transaction reference in ``key``.
         self.read_stream = f"""
             SELECT 'd' AS part, id, event, kind, key, outcome, decided_at AS at,
                    NULL::float8 AS recorded_at, body
             FROM {jd} WHERE source = $1 AND stream = $2
             UNION ALL
-            SELECT 'e', id, NULL, kind, NULL, NULL, occurred_at, recorded_at, body
+            SELECT 'e', id, delivery, kind, reference, NULL, occurred_at, recorded_at, body
             FROM {je} WHERE source = $1 AND stream = $2 AND id < $3
             UNION ALL
             (SELECT DISTINCT 'w', NULL::bigint, NULL::bigint, NULL, d.key, NULL, NULL::float8,
@@ -57,6 +65,17 @@ class JournalSql:
              WHERE d.source = $1 AND d.stream = $2 AND d.kind = 'enqueue'
                AND e.state = 'pending')
             ORDER BY 1, 2"""
+        # explain: the deliveries that carried a stream's events, and the streams a reference
+        # or an outbox key names (the reference outlives an erasure; see migration 0004).
+        self.stream_deliveries = f"""
+            SELECT id AS seq, source, delivery_id, event_id, topic, received_at, skip_reason,
+                   skip_detail
+            FROM {d} WHERE id IN (SELECT delivery FROM {je} WHERE source = $1 AND stream = $2)
+            ORDER BY id"""
+        self.streams_by_key = f"SELECT DISTINCT source, stream FROM {jd} WHERE key = $1"
+        self.streams_by_reference = f"""
+            SELECT DISTINCT source, stream FROM {je}
+            WHERE reference = $1 AND ($2::text IS NULL OR source = $2)"""
         self.record_decision = f"""
             INSERT INTO {jd} (event, source, stream, kind, key, outcome, decided_at,
                               email_hash, invite_at, body)
@@ -167,6 +186,7 @@ class PgTx:
             c.occurred_at,
             self._now,
             c.email_hash,
+            c.reference,
             c.body,
         )
         return seq
@@ -184,6 +204,8 @@ class PgTx:
                     occurred_at=r["at"],
                     recorded_at=r["recorded_at"],
                     event=read_event(r["body"]),
+                    delivery=r["event"],
+                    reference=r["key"],
                 )
                 for r in rows
                 if r["part"] == "e"
@@ -203,6 +225,18 @@ class PgTx:
             ),
             waiting=frozenset(r["key"] for r in rows if r["part"] == "w"),
         )
+
+    async def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
+        rows = await self._conn.fetch(self._sql.stream_deliveries, source, stream)
+        return [DeliveryRow(**dict(r)) for r in rows]
+
+    async def streams_by_key(self, key: str) -> list[Stream]:
+        rows = await self._conn.fetch(self._sql.streams_by_key, key)
+        return [(r[0], r[1]) for r in rows]
+
+    async def streams_by_reference(self, reference: str, source: str | None) -> list[Stream]:
+        rows = await self._conn.fetch(self._sql.streams_by_reference, reference, source)
+        return [(r[0], r[1]) for r in rows]
 
     async def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
         found: float | None = await self._conn.fetchval(

@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from kit.domain import DomainEvent, Skip
 from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
-from kit.journal.records import DecisionRow, Delivery, EventRow, Outcome, StreamHistory
+from kit.journal.records import (
+    DecisionRow,
+    Delivery,
+    DeliveryRow,
+    EventRow,
+    Outcome,
+    StreamHistory,
+)
 from kit.outbox import _sqlite_sql as outbox_sql
 from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now
 from kit.outbox.types import NewEntry
@@ -27,11 +35,22 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING"""
 APPEND_EVENT = """
 INSERT INTO etk_journal_events (delivery, source, stream, kind, occurred_at, recorded_at,
-                                email_hash, body)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+                                email_hash, reference, body)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
 STREAM_EVENTS = """
-SELECT id, source, stream, kind, occurred_at, recorded_at, body FROM etk_journal_events
-WHERE source = ? AND stream = ? AND id < ? ORDER BY id"""
+SELECT id, source, stream, kind, occurred_at, recorded_at, body, delivery, reference
+FROM etk_journal_events WHERE source = ? AND stream = ? AND id < ? ORDER BY id"""
+# explain: the deliveries that carried a stream's events, and the streams a reference or a key
+# names (the reference outlives an erasure; see migration 0004).
+STREAM_DELIVERIES = """
+SELECT id, source, delivery_id, event_id, topic, received_at, skip_reason, skip_detail
+FROM etk_deliveries WHERE id IN (
+    SELECT delivery FROM etk_journal_events WHERE source = ? AND stream = ?)
+ORDER BY id"""
+STREAMS_BY_KEY = "SELECT DISTINCT source, stream FROM etk_journal_decisions WHERE key = ?"
+STREAMS_BY_REFERENCE = """
+SELECT DISTINCT source, stream FROM etk_journal_events
+WHERE reference = ? AND (? IS NULL OR source = ?)"""
 STREAM_DECISIONS = """
 SELECT id, event, kind, key, outcome, decided_at, body FROM etk_journal_decisions
 WHERE source = ? AND stream = ? ORDER BY id"""
@@ -99,6 +118,32 @@ def customer_streams(db: sqlite3.Connection, email_hash: str) -> list[Stream]:
     return [(r[0], r[1]) for r in db.execute(CUSTOMER_STREAMS, (email_hash,))]
 
 
+DELIVERY_FIELDS = (
+    "seq",
+    "source",
+    "delivery_id",
+    "event_id",
+    "topic",
+    "received_at",
+    "skip_reason",
+    "skip_detail",
+)
+
+
+def _event_row(r: Sequence[Any]) -> EventRow:
+    return EventRow(
+        seq=r[0],
+        source=r[1],
+        stream=r[2],
+        kind=r[3],
+        occurred_at=r[4],
+        recorded_at=r[5],
+        event=read_event(r[6]),
+        delivery=r[7],
+        reference=r[8],
+    )
+
+
 class SQLiteTx:
     """The operations of :mod:`kit.journal.core` on one connection, in the caller's transaction."""
 
@@ -137,6 +182,7 @@ class SQLiteTx:
                 c.occurred_at,
                 self._now,
                 c.email_hash,
+                c.reference,
                 c.body,
             ),
         )
@@ -146,35 +192,37 @@ class SQLiteTx:
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         limit = before if before is not None else 2**63 - 1
         events = self._db.execute(STREAM_EVENTS, (source, stream, limit)).fetchall()
-        decisions = self._db.execute(STREAM_DECISIONS, (source, stream)).fetchall()
         waiting = self._db.execute(STREAM_WAITING, (source, stream)).fetchall()
         return StreamHistory(
-            events=tuple(
-                EventRow(
-                    seq=r[0],
-                    source=r[1],
-                    stream=r[2],
-                    kind=r[3],
-                    occurred_at=r[4],
-                    recorded_at=r[5],
-                    event=read_event(r[6]),
-                )
-                for r in events
-            ),
-            decisions=tuple(
-                DecisionRow(
-                    seq=r[0],
-                    event_seq=r[1],
-                    kind=r[2],
-                    key=r[3],
-                    outcome=Outcome(r[4]),
-                    decided_at=r[5],
-                    decision=read_decision(r[6]),
-                )
-                for r in decisions
-            ),
+            events=tuple(_event_row(r) for r in events),
+            decisions=self._decisions(source, stream),
             waiting=frozenset(r[0] for r in waiting),
         )
+
+    def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
+        rows = self._db.execute(STREAM_DELIVERIES, (source, stream))
+        return [DeliveryRow(**dict(zip(DELIVERY_FIELDS, r, strict=True))) for r in rows]
+
+    def _decisions(self, source: str, stream: str) -> tuple[DecisionRow, ...]:
+        return tuple(
+            DecisionRow(
+                seq=r[0],
+                event_seq=r[1],
+                kind=r[2],
+                key=r[3],
+                outcome=Outcome(r[4]),
+                decided_at=r[5],
+                decision=read_decision(r[6]),
+            )
+            for r in self._db.execute(STREAM_DECISIONS, (source, stream))
+        )
+
+    def streams_by_key(self, key: str) -> list[Stream]:
+        return [(r[0], r[1]) for r in self._db.execute(STREAMS_BY_KEY, (key,))]
+
+    def streams_by_reference(self, reference: str, source: str | None) -> list[Stream]:
+        rows = self._db.execute(STREAMS_BY_REFERENCE, (reference, source, source))
+        return [(r[0], r[1]) for r in rows]
 
     def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
         row = self._db.execute(LAST_INVITE, (email_hash, source, stream)).fetchone()

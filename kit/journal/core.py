@@ -44,6 +44,7 @@ from kit.journal.records import (
     JournaledDecision,
     Outcome,
     StreamHistory,
+    StreamTimeline,
 )
 from kit.mapping import BodyFacts
 from kit.outbox import email_hash
@@ -186,7 +187,11 @@ def _carry_out(
         first = enqueued[-1]
         try:
             entry = plan.prepare(
-                attrs.evolve(first.facts, products=decision.products),
+                attrs.evolve(
+                    first.facts,
+                    products=decision.products,
+                    estimated_delivery_date=decision.estimated_delivery_date,
+                ),
                 event_type=first.event_type,
                 channel_id=first.channel_id,
                 key=decision.key,
@@ -251,6 +256,27 @@ def append_steps(delivery: Delivery, events: Sequence[DomainEvent]) -> Generator
     return True
 
 
+def find_steps(ref: str, source: str | None) -> Generator[Op, Any, list[Stream]]:
+    """The streams ``ref`` names, as an outbox key (through the decisions that carry it) or as
+    a transaction reference; only ``source``'s when given. Sorted, each once."""
+    by_key: list[Stream] = yield _op("streams_by_key", ref)
+    by_reference: list[Stream] = yield _op("streams_by_reference", ref, source)
+    return sorted({s for s in by_key if source in (None, s[0])} | set(by_reference))
+
+
+def timeline_steps(source: str, stream: str) -> Generator[Op, Any, StreamTimeline]:
+    """A stream's whole journal, with the deliveries that carried its events."""
+    history: StreamHistory = yield _op("read_stream", source, stream, None)
+    deliveries = yield _op("stream_deliveries", source, stream)
+    return StreamTimeline(
+        source=source,
+        stream=stream,
+        deliveries=tuple(deliveries),
+        events=history.events,
+        decisions=history.decisions,
+    )
+
+
 def one_step(name: str, *args: Any) -> Generator[Op, Any, Any]:
     """A single operation as steps (reading a stream, the last invite, recording a decision)."""
     return (yield _op(name, *args))
@@ -294,6 +320,7 @@ class EventColumns:
     kind: str
     occurred_at: float
     email_hash: str | None
+    reference: str | None  # the order's transaction reference: kept through an erasure
     body: str
 
 
@@ -306,6 +333,7 @@ def event_columns(event: DomainEvent) -> EventColumns:
         kind=event.kind,
         occurred_at=event.occurred_at.timestamp(),
         email_hash=email_hash(order.email) if order is not None and order.email else None,
+        reference=order.reference if order is not None else None,
         body=_json(dump_event(event)),
     )
 
@@ -356,10 +384,12 @@ __all__ = [
     "decision_columns",
     "erase_steps",
     "event_columns",
+    "find_steps",
     "ingest_steps",
     "one_step",
     "read_decision",
     "read_event",
     "run_async",
     "run_sync",
+    "timeline_steps",
 ]

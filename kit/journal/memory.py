@@ -25,7 +25,14 @@ from kit.journal.core import (
     read_event,
     run_sync,
 )
-from kit.journal.records import DecisionRow, Delivery, EventRow, Outcome, StreamHistory
+from kit.journal.records import (
+    DecisionRow,
+    Delivery,
+    DeliveryRow,
+    EventRow,
+    Outcome,
+    StreamHistory,
+)
 from kit.journal.store import JournalStore, StepsFactory
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.types import TERMINAL_STATES, NewEntry, State
@@ -35,12 +42,14 @@ from kit.policy import Decision
 @attrs.define
 class _Event:
     seq: int
+    delivery: int
     source: str
     stream: str
     kind: str
     occurred_at: float
     recorded_at: float
     email_hash: str | None
+    reference: str | None
     body: str | None
 
 
@@ -63,9 +72,9 @@ class _Decision:
 class _Rows:
     deliveries: set[tuple[str, str]] = attrs.Factory(set)
     event_ids: set[tuple[str, str]] = attrs.Factory(set)
+    delivery_rows: list[DeliveryRow] = attrs.Factory(list)
     events: list[_Event] = attrs.Factory(list)
     decisions: list[_Decision] = attrs.Factory(list)
-    next_delivery: int = 1
 
 
 class MemoryTx:
@@ -85,8 +94,20 @@ class MemoryTx:
         rows.deliveries.add(by_delivery)
         if by_event is not None:
             rows.event_ids.add(by_event)
-        rows.next_delivery += 1
-        return rows.next_delivery - 1
+        seq = len(rows.delivery_rows) + 1
+        rows.delivery_rows.append(
+            DeliveryRow(
+                seq=seq,
+                source=delivery.source,
+                delivery_id=ident.delivery_id,
+                event_id=ident.event_id,
+                topic=delivery.topic,
+                received_at=delivery.received_at,
+                skip_reason=None if skip is None else skip.reason.value,
+                skip_detail=None if skip is None else skip.detail,
+            )
+        )
+        return seq
 
     def lock_streams(self, streams: Sequence[Stream]) -> None:
         """Nothing to do: no await happens inside a transaction."""
@@ -97,12 +118,14 @@ class MemoryTx:
         self._rows.events.append(
             _Event(
                 seq,
+                delivery_row,
                 event.source,
                 event.stream,
                 c.kind,
                 c.occurred_at,
                 self._now,
                 c.email_hash,
+                c.reference,
                 c.body,
             )
         )
@@ -131,6 +154,8 @@ class MemoryTx:
                     occurred_at=e.occurred_at,
                     recorded_at=e.recorded_at,
                     event=read_event(e.body),
+                    delivery=e.delivery,
+                    reference=e.reference,
                 )
                 for e in events
             ),
@@ -147,6 +172,24 @@ class MemoryTx:
                 for d in decisions
             ),
             waiting=frozenset(waiting),
+        )
+
+    def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
+        carried = {
+            e.delivery for e in self._rows.events if (e.source, e.stream) == (source, stream)
+        }
+        return [d for d in self._rows.delivery_rows if d.seq in carried]
+
+    def streams_by_key(self, key: str) -> list[Stream]:
+        return sorted({(d.source, d.stream) for d in self._rows.decisions if d.key == key})
+
+    def streams_by_reference(self, reference: str, source: str | None) -> list[Stream]:
+        return sorted(
+            {
+                (e.source, e.stream)
+                for e in self._rows.events
+                if e.reference == reference and source in (None, e.source)
+            }
         )
 
     def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:

@@ -9,6 +9,8 @@ A journal shares its database, and its transactions, with one outbox storage: SQ
 * a delivery is journaled once per ``(source, delivery_id)`` and once per
   ``(source, event_id)`` when the platform gives an event id;
 * a stream's events and decisions read back in the order they were journaled;
+* a stream is found by its transaction reference, or an outbox key it decided about, also
+  after its customer data was erased;
 * the waiting keys, the last invite and the decision are read and written in one transaction;
 * the outbox's ``purge`` and ``forget_customer`` clear the journal's customer data too.
 """
@@ -20,7 +22,14 @@ from typing import Protocol, runtime_checkable
 
 from kit.domain import CustomerErasureRequested, DomainEvent, Skip
 from kit.journal.core import Plan, Stream
-from kit.journal.records import Delivery, IngestResult, Outcome, StreamHistory
+from kit.journal.records import (
+    Delivery,
+    DeliveryRow,
+    IngestResult,
+    Outcome,
+    StreamHistory,
+    StreamTimeline,
+)
 from kit.outbox.types import NewEntry
 from kit.policy import Decision
 
@@ -39,6 +48,17 @@ class Journal(Protocol):
 
     async def history(self, source: str, stream: str) -> StreamHistory:
         """The stream's events and decisions in journal order, and its waiting keys."""
+        ...
+
+    async def find_streams(self, ref: str, *, source: str | None = None) -> list[Stream]:
+        """The ``(source, stream)`` pairs ``ref`` names: an outbox key one of their decisions
+        carries, or a transaction reference one of their events carried (also once erased);
+        only ``source``'s when given. Sorted, each once."""
+        ...
+
+    async def timeline(self, source: str, stream: str) -> StreamTimeline:
+        """The stream's deliveries, events and decisions in journal order (for ``explain``);
+        empty when the journal holds nothing of it."""
         ...
 
     async def record_decision(
@@ -74,6 +94,18 @@ class JournalTx(Protocol):
         ...
 
     def last_invite(self, email_hash: str, source: str, stream: str) -> float | None: ...
+
+    def streams_by_key(self, key: str) -> list[Stream]:
+        """Streams with a decision about outbox key ``key``."""
+        ...
+
+    def streams_by_reference(self, reference: str, source: str | None) -> list[Stream]:
+        """Streams with an event of transaction reference ``reference`` (of ``source``)."""
+        ...
+
+    def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
+        """The deliveries that carried the stream's events, in journal order."""
+        ...
 
     def insert_entry(self, entry: NewEntry) -> bool: ...
 

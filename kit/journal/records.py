@@ -76,7 +76,11 @@ class IngestResult:
 
 @attrs.frozen(kw_only=True)
 class EventRow:
-    """A journaled domain event; ``event`` is None once its customer data was erased."""
+    """A journaled domain event; ``event`` is None once its customer data was erased.
+
+    ``delivery`` is the ``seq`` of the :class:`DeliveryRow` that carried it; ``reference`` the
+    order's transaction reference, which an erasure keeps (as the outbox keeps an entry's).
+    """
 
     seq: int
     source: str
@@ -85,6 +89,22 @@ class EventRow:
     occurred_at: float
     recorded_at: float
     event: DomainEvent | None
+    delivery: int
+    reference: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryRow:
+    """A journaled delivery: transport ids and topic only, never customer data."""
+
+    seq: int
+    source: str
+    delivery_id: str
+    event_id: str | None
+    topic: str | None
+    received_at: float
+    skip_reason: str | None = None
+    skip_detail: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -109,13 +129,32 @@ class StreamHistory:
     waiting: frozenset[str] = frozenset()
 
 
+@attrs.frozen(kw_only=True)
+class StreamTimeline:
+    """One stream's whole journal, for ``explain``: the deliveries that carried its events,
+    the events and the decisions, each in journal order (its ``seq``)."""
+
+    source: str
+    stream: str
+    deliveries: tuple[DeliveryRow, ...] = ()
+    events: tuple[EventRow, ...] = ()
+    decisions: tuple[DecisionRow, ...] = ()
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        """The transaction references its events carried, first seen first."""
+        return tuple(dict.fromkeys(e.reference for e in self.events if e.reference))
+
+
 __all__ = [
     "DecisionRow",
     "Delivery",
+    "DeliveryRow",
     "EventRow",
     "IngestResult",
     "IngestStatus",
     "JournaledDecision",
     "Outcome",
     "StreamHistory",
+    "StreamTimeline",
 ]

@@ -8,8 +8,18 @@ from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 from kit.domain import CustomerErasureRequested, DomainEvent
-from kit.journal.core import Op, Plan, append_steps, erase_steps, ingest_steps, one_step
-from kit.journal.records import Delivery, IngestResult, Outcome, StreamHistory
+from kit.journal.core import (
+    Op,
+    Plan,
+    Stream,
+    append_steps,
+    erase_steps,
+    find_steps,
+    ingest_steps,
+    one_step,
+    timeline_steps,
+)
+from kit.journal.records import Delivery, IngestResult, Outcome, StreamHistory, StreamTimeline
 from kit.policy import Decision
 
 StepsFactory = Callable[[], Generator[Op, Any, Any]]
@@ -33,6 +43,16 @@ class JournalStore(abc.ABC):
     async def history(self, source: str, stream: str) -> StreamHistory:
         found: StreamHistory = await self._run(
             "journal.history", lambda: one_step("read_stream", source, stream, None)
+        )
+        return found
+
+    async def find_streams(self, ref: str, *, source: str | None = None) -> list[Stream]:
+        found: list[Stream] = await self._run("journal.find", lambda: find_steps(ref, source))
+        return found
+
+    async def timeline(self, source: str, stream: str) -> StreamTimeline:
+        found: StreamTimeline = await self._run(
+            "journal.timeline", lambda: timeline_steps(source, stream)
         )
         return found
 

@@ -9,7 +9,7 @@ never a difference, so applying it twice changes nothing.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 import attrs
@@ -68,12 +68,15 @@ class Cancel:
 
 @attrs.frozen(kw_only=True)
 class Amend:
-    """Change a waiting entry: its products (a partial refund) and when it is sent."""
+    """Change a waiting entry: its products (a partial refund), when it is sent and its
+    estimated delivery date (a delivery reported after a fallback was planned), so the entry
+    ends as it would have had the events come in another order."""
 
     kind: ClassVar[str] = "amend"
     key: str
     products: tuple[LineItem, ...]
     send_after: datetime = attrs.field(converter=utc)
+    estimated_delivery_date: date | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -16,7 +16,7 @@ How a decision is found, per configured trigger and its key:
      out (cancelled, refunded, an exclusion, no channel), else :class:`Throttled` when the
      customer had an invite within ``per_customer``, else :class:`Enqueue`;
    * enqueued and still waiting: :class:`Cancel` when something now rules it out,
-     :class:`Amend` when its products or timing changed;
+     :class:`Amend` when its products, timing or estimated delivery date changed;
    * enqueued and already gone: :class:`Recorded` (``already_sent``): nothing is undone;
    * enqueued once: never again, whatever status the order enters twice or goes back through.
 
@@ -82,6 +82,7 @@ class _Entry:
     final: bool = False  # cancelled or throttled: nothing will ever change it again
     products: tuple[LineItem, ...] = ()
     send_after: datetime | None = None
+    estimated_delivery_date: date | None = None
     last_skip: tuple[SkipReason, str | None] | None = None
     notes: frozenset[tuple[Note, str | None]] = frozenset()
 
@@ -97,9 +98,15 @@ def _replay(decisions: Sequence[Decision], key: str) -> _Entry:
                 enqueued=True,
                 products=decision.facts.products,
                 send_after=decision.send_after,
+                estimated_delivery_date=decision.facts.estimated_delivery_date,
             )
         elif isinstance(decision, Amend):
-            entry = attrs.evolve(entry, products=decision.products, send_after=decision.send_after)
+            entry = attrs.evolve(
+                entry,
+                products=decision.products,
+                send_after=decision.send_after,
+                estimated_delivery_date=decision.estimated_delivery_date,
+            )
         elif isinstance(decision, Cancel | Throttled):
             entry = attrs.evolve(entry, final=True)
         elif isinstance(decision, Skipped):
@@ -227,10 +234,18 @@ def _decide_trigger(
         return _note_once(entry, key, Note.ALREADY_SENT, block.reason.value)
     assert state.order is not None  # _blocked() skipped the order otherwise
     plan = _plan(config, trigger, state, state.order, fired)
-    if (plan.products, plan.send_after) == (entry.products, entry.send_after):
+    planned = (plan.products, plan.send_after, plan.estimated_delivery_date)
+    if planned == (entry.products, entry.send_after, entry.estimated_delivery_date):
         return []
     if waiting:
-        return [Amend(key=key, products=plan.products, send_after=plan.send_after)]
+        return [
+            Amend(
+                key=key,
+                products=plan.products,
+                send_after=plan.send_after,
+                estimated_delivery_date=plan.estimated_delivery_date,
+            )
+        ]
     return _note_once(entry, key, Note.ALREADY_SENT, "products or timing changed")
 
 

@@ -3,7 +3,7 @@ and PostgreSQL (a private schema per test)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +12,14 @@ import pytest
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.ingest import Intake, IntakeSource
+from kit.journal.records import IngestResult, StreamHistory
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
 from kit.policy import PolicyConfig, Trigger
 
-from .deliveries import CHANNEL, NOW, SECRET, SHOP
+from .deliveries import CHANNEL, NOW, ORDER_ID, SECRET, SHOP, signed
 
 
 @attrs.define
@@ -60,9 +61,21 @@ class Kit:
         await self.outbox.aclose()
 
 
-def source(**policy: Any) -> IntakeSource:
-    """The Shopify source of these tests; ``policy`` overrides the one trigger's settings."""
-    trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d", **policy)
+def source(*, policy: Mapping[str, Any] | None = None, **trigger: Any) -> IntakeSource:
+    """The Shopify source of these tests: one ``order_fulfilled`` trigger with a 3-day hold-back.
+
+    ``trigger`` overrides that trigger's settings; ``policy`` overrides the source's policy
+    settings (``exclusions``, ``consent``, ``home_countries``, ``channels_by_locale``, or
+    ``triggers`` as a whole).
+    """
+    settings: dict[str, Any] = {
+        "on": "order_fulfilled",
+        "event_type": "order_shipped",
+        "delay": "3d",
+    }
+    settings.update(trigger)
+    options: dict[str, Any] = {"channel_id": CHANNEL, "triggers": (Trigger(**settings),)}
+    options.update(policy or {})
     return IntakeSource(
         name="my-shop",
         adapter=ShopifyAdapter(
@@ -71,9 +84,43 @@ def source(**policy: Any) -> IntakeSource:
                 shop_domain=SHOP, product_url="https://shop.example/products/{product_id}"
             ),
         ),
-        policy=PolicyConfig(channel_id=CHANNEL, triggers=(trigger,)),
+        policy=PolicyConfig(**options),
         secrets=(SECRET,),
     )
+
+
+async def deliver(
+    kit: Kit,
+    body: dict[str, Any],
+    topic: str,
+    webhook_id: str,
+    *,
+    event_id: str | None = None,
+    policy: Mapping[str, Any] | None = None,
+    **trigger: Any,
+) -> IngestResult:
+    """Sign ``body`` as Shopify would and take it in through the intake of ``source()``."""
+    headers, raw = signed(body, topic, webhook_id=webhook_id, event_id=event_id)
+    return await kit.intake.ingest_raw(source(policy=policy, **trigger), headers, raw)
+
+
+async def history(kit: Kit, stream: str = ORDER_ID) -> StreamHistory:
+    return await kit.intake.journal.history("my-shop", stream)
+
+
+def outcomes(found: StreamHistory) -> list[tuple[str, str]]:
+    """The journaled decisions of a stream as (kind, outcome)."""
+    return [(d.kind, d.outcome.value) for d in found.decisions]
+
+
+def decided(result: IngestResult) -> list[tuple[str, str]]:
+    """What one delivery decided, as (kind, outcome)."""
+    return [(d.decision.kind, d.outcome.value) for d in result.decisions]
+
+
+def skus(body: dict[str, Any] | None) -> list[str]:
+    assert body is not None
+    return [p["sku"] for p in body.get("products", [])]
 
 
 async def _kit(name: str, storage: Storage, another: Callable[[], Storage] | None) -> Kit:

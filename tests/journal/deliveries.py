@@ -76,3 +76,41 @@ def cancelled_order(order_id: str = ORDER_ID) -> dict[str, Any]:
     order["updated_at"] = "2025-03-05T09:00:00+01:00"
     order["cancel_reason"] = "customer"
     return order
+
+
+# The fixture order's moments, in UTC: its fulfilment, and the carrier's delivery report.
+SHIPPED_AT = datetime(2025, 3, 4, 10, 14, 58, tzinfo=UTC)
+DELIVERED_AT = datetime(2025, 3, 6, 13, 2, 10, tzinfo=UTC)
+SOCKS_LINE, HAT_LINE, GIFT_CARD_LINE = 1300001, 1300003, 1300002
+
+
+def shipped_at(order: dict[str, Any], when: datetime) -> dict[str, Any]:
+    """``order`` fulfilled (and last updated) at ``when`` instead of the fixture's moment."""
+    order["updated_at"] = when.isoformat()
+    for fulfilment in order["fulfillments"]:
+        fulfilment["created_at"] = fulfilment["updated_at"] = when.isoformat()
+    return order
+
+
+def updated(order: dict[str, Any], when: datetime) -> dict[str, Any]:
+    """``order`` as an ``orders/updated`` snapshot taken at ``when`` (newer wins)."""
+    order["updated_at"] = when.isoformat()
+    return order
+
+
+def delivered_fulfilment(order_id: str = ORDER_ID) -> dict[str, Any]:
+    """``fulfillments/update`` of the fixture's parcel: the carrier reports it delivered."""
+    fulfilment = payload("fulfillment_update_delivered")
+    fulfilment["order_id"] = int(order_id)
+    return fulfilment
+
+
+def refund(lines: dict[int, int], *, refund_id: int = 9100001) -> dict[str, Any]:
+    """``refunds/create`` of the fixture order giving back ``{line id: quantity}``."""
+    body = payload("refund_create")
+    body["id"] = refund_id
+    body["refund_line_items"] = [
+        {"id": 9200000 + n, "line_item_id": line, "quantity": quantity, "restock_type": "return"}
+        for n, (line, quantity) in enumerate(lines.items(), start=1)
+    ]
+    return body

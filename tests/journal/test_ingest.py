@@ -5,58 +5,29 @@ Every test checks both the outbox and the journal, on memory, a SQLite file and 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
 from kit.adapters import DeliveryIdentity
 from kit.domain import OrderFacts, OrderFulfilled, SkipReason
 from kit.errors import OutboxMovedError
-from kit.journal.records import IngestResult, IngestStatus, Outcome, StreamHistory
+from kit.journal.records import IngestStatus, Outcome, StreamHistory
 from kit.outbox.types import KEY_MARKER, State
 from kit.policy import Skipped
 
-from .conftest import Kit, source
+from .conftest import Kit, deliver, history, outcomes, skus, source
 from .deliveries import (
     CHANNEL,
     EMAIL,
     KEY,
     ORDER_ID,
+    SHIPPED_AT,
     SHOP,
     cancelled_order,
     fulfilled_order,
     payload,
-    signed,
 )
-
-SHIPPED_AT = datetime(2025, 3, 4, 10, 14, 58, tzinfo=UTC)  # the fixture's fulfilment, in UTC
-
-
-async def deliver(
-    kit: Kit,
-    body: dict[str, Any],
-    topic: str,
-    webhook_id: str,
-    *,
-    event_id: str | None = None,
-    **policy: object,
-) -> IngestResult:
-    headers, raw = signed(body, topic, webhook_id=webhook_id, event_id=event_id)
-    return await kit.intake.ingest_raw(source(**policy), headers, raw)
-
-
-async def history(kit: Kit, stream: str = ORDER_ID) -> StreamHistory:
-    return await kit.intake.journal.history("my-shop", stream)
-
-
-def outcomes(found: StreamHistory) -> list[tuple[str, str]]:
-    return [(d.kind, d.outcome.value) for d in found.decisions]
-
-
-def skus(body: dict[str, Any] | None) -> list[str]:
-    assert body is not None
-    return [p["sku"] for p in body.get("products", [])]
 
 
 async def test_a_fulfilled_order_becomes_one_invite_with_the_mapped_body(kit: Kit) -> None:

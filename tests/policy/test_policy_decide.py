@@ -135,7 +135,12 @@ def test_a_delivery_after_the_fallback_was_planned_moves_the_waiting_invite() ->
     journal = Journal(config(triggers=[DELIVERED]))
     journal.feed_all(placed(), fulfilled(3))
     assert journal.feed(delivered(5)) == [
-        Amend(key=f"shopify:{SHOP}:{STREAM}:delivery", products=(SOCKS, HAT), send_after=at(7))
+        Amend(
+            key=f"shopify:{SHOP}:{STREAM}:delivery",
+            products=(SOCKS, HAT),
+            send_after=at(7),
+            estimated_delivery_date=at(5).date(),
+        )
     ]
 
 

@@ -351,7 +351,8 @@ def test_migration_files_load_in_order() -> None:
         (1, "initial"),
         (2, "outbox_meta"),
         (3, "journal"),
-        (4, "feeds"),
+        (4, "journal_reference"),
+        (5, "feeds"),
     ]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
@@ -372,7 +373,8 @@ async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
             (1, "initial"),
             (2, "outbox_meta"),
             (3, "journal"),
-            (4, "feeds"),
+            (4, "journal_reference"),
+            (5, "feeds"),
         ]
     db.close()
 

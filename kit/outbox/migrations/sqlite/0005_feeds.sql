@@ -1,4 +1,4 @@
--- etrusted-kit order feeds, SQLite schema version 4: one checkpoint per source and run.
+-- etrusted-kit order feeds, SQLite schema version 5: one checkpoint per source and run.
 --
 -- A feed (polling under serve, or a backfill) reads a platform's orders sorted by their last
 -- change. After each page whose orders are journaled, the newest change time on it is saved
