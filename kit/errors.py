@@ -33,13 +33,14 @@ have been acted on, whatever happened on the wire::
     │   └── MigrationError           the schema cannot be brought to the expected version
     ├── OutboxError                  a refused outbox operation (e.g. unknown key)
     │   └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
-    └── AdapterError                 a platform delivery cannot be taken in
-        ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
-        ├── PayloadError             a verified body that is not what the platform sends (400)
-        └── FeedError                reading a platform's order feed failed
-            ├── FeedUnavailableError     5xx, a broken answer, no connection: back off, retry
-            ├── FeedThrottledError       the platform's rate limit: wait ``retry_after``, retry
-            └── FeedAuthError            401/403: the token is wrong or expired; stop
+    ├── AdapterError                 a platform delivery cannot be taken in
+    │   ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
+    │   ├── PayloadError             a verified body that is not what the platform sends (400)
+    │   └── FeedError                reading a platform's order feed failed
+    │       ├── FeedUnavailableError     5xx, a broken answer, no connection: back off, retry
+    │       ├── FeedThrottledError       the platform's rate limit: wait ``retry_after``, retry
+    │       └── FeedAuthError            401/403: the token is wrong or expired; stop
+    └── ServiceError                 a part of ``serve`` failed, so the whole service stopped
 
 :class:`TurnedAwayError` marks the retryable failures that are no fault of the request (rate
 limit, no connection, no token): the flusher retries them without counting them against the
@@ -306,6 +307,19 @@ class FeedAuthError(FeedError):
     and says which key to fix."""
 
 
+class ServiceError(KitError):
+    """A part of a running service (``serve``: the flusher, the listener) failed, and the
+    service stopped as a whole rather than go on half alive. ``part`` names it; its own
+    error is ``__cause__``."""
+
+    def __init__(self, part: str, message: str) -> None:
+        self.part = part
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type[ServiceError], tuple[str, str]]:
+        return (type(self), (self.part, str(self)))
+
+
 __all__ = [
     "AdapterError",
     "AuthenticationError",
@@ -334,6 +348,7 @@ __all__ = [
     "RateLimitedError",
     "RetryableAPIError",
     "RetryableError",
+    "ServiceError",
     "StorageError",
     "StorageUnavailableError",
     "TokenUnavailableError",

@@ -17,7 +17,8 @@ def test_all_names_resolve_and_are_sorted() -> None:
 
 
 @pytest.mark.parametrize(
-    "module", ["kit.testing", "kit.errors", "kit.sandbox", "kit.configfile", "kit.webhooks"]
+    "module",
+    ["kit.testing", "kit.errors", "kit.sandbox", "kit.configfile", "kit.webhooks", "kit.serve"],
 )
 def test_module_all_names_resolve(module: str) -> None:
     mod = importlib.import_module(module)

@@ -13,6 +13,7 @@ from kit.cli import explain as _explain
 from kit.cli import flush as _flush
 from kit.cli import outbox_cmds as _outbox
 from kit.cli import sandbox as _sandbox
+from kit.cli import serve as _serve
 from kit.cli import setup_cmds as _setup
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -21,6 +22,7 @@ REGISTRY: list[Register] = [
     _demo.register,
     _outbox.register,
     _flush.register,
+    _serve.register,
     _setup.register,
     _sandbox.register,
     _bench.register,

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+from typing import Any
 
 import attrs
 
@@ -18,8 +19,9 @@ from kit.cli._env import (
     storage_options,
 )
 from kit.client import ETrustedClient
+from kit.config import ClientConfig
 from kit.errors import ConfigError
-from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
+from kit.flusher import Flusher, FlusherConfig, FlusherStats, InDoubtPolicy
 from kit.outbox import Outbox
 from kit.retry import Backoff
 from kit.signals import on_stop_signals
@@ -27,10 +29,11 @@ from kit.signals import on_stop_signals
 logger = logging.getLogger(__name__)
 
 
-def _in_option_names(exc: ConfigError) -> ConfigError:
-    """The same complaint, naming the command-line options instead of the config fields."""
+def in_option_names(exc: ConfigError, config_type: type[Any] = FlusherConfig) -> ConfigError:
+    """The same complaint, naming the command-line options instead of ``config_type``'s
+    fields (an attrs class whose fields the command's options mirror)."""
     message = str(exc)
-    for field in attrs.fields(FlusherConfig):
+    for field in attrs.fields(config_type):
         message = re.sub(rf"\b{field.name}\b", "--" + field.name.replace("_", "-"), message)
     return ConfigError(message)
 
@@ -39,7 +42,7 @@ def flusher_config(args: argparse.Namespace) -> FlusherConfig:
     try:
         return _flusher_config(args)
     except ConfigError as exc:
-        raise _in_option_names(exc) from None
+        raise in_option_names(exc) from None
 
 
 def _flusher_config(args: argparse.Namespace) -> FlusherConfig:
@@ -57,15 +60,26 @@ def _flusher_config(args: argparse.Namespace) -> FlusherConfig:
     )
 
 
-async def cmd_flush(args: argparse.Namespace) -> int:
-    config = flusher_config(args)
-    url = db_url(args)
-    storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
+def flusher_client_config(args: argparse.Namespace, config: FlusherConfig) -> ClientConfig:
+    """The eTrusted client of a command that runs a flusher, checked against its tuning."""
     client_cfg = client_config(args=args, flags={"request_timeout": args.request_timeout})
     try:
         config.check_client(client_cfg)
     except ConfigError as exc:
-        raise _in_option_names(exc) from None
+        raise in_option_names(exc) from None
+    return client_cfg
+
+
+def print_stats(flusher: str, stats: FlusherStats) -> None:
+    """The flusher's counters as one JSON line on stderr, as a run ends."""
+    print(json.dumps({"flusher": flusher, **stats.as_dict()}), file=sys.stderr)
+
+
+async def cmd_flush(args: argparse.Namespace) -> int:
+    config = flusher_config(args)
+    url = db_url(args)
+    storage_opts = storage_options(args, url)  # refuse a wrong option before anything opens
+    client_cfg = flusher_client_config(args, config)
     async with (
         Outbox.from_url(url, **storage_opts) as outbox,
         ETrustedClient(client_cfg) as client,
@@ -78,8 +92,7 @@ async def cmd_flush(args: argparse.Namespace) -> int:
                 else:
                     await flusher.run(until_drained=args.drain)
         finally:  # the counters also when the run ends in an error (exit code 1)
-            stats = {"flusher": flusher.owner, **flusher.stats.as_dict()}
-            print(json.dumps(stats), file=sys.stderr)
+            print_stats(flusher.owner, flusher.stats)
     return 0
 
 
