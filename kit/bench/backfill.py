@@ -7,8 +7,9 @@ The kit backfills it into a SQLite outbox with the real feed loop.
 
 The figure is the steady state, once the full bucket of the start (a burst any client gets
 once) is used up and the reader has to wait for points: orders per second then, against the
-rate the bucket allows for what those orders cost (``restore_rate`` points per second, divided
-by the points per order). The ratio is the share of the restored points the reader used.
+rate at which the bucket could have paid for those orders (the points they took from
+restores, at ``restore_rate`` points per second). The ratio is the share of the restored
+points the reader used.
 Target: at least 90 % of the allowed rate, with at most 1 % of the requests throttled; a kit
 that stops at the first throttle does not finish, and one that ignores the bucket is
 throttled.
@@ -88,10 +89,12 @@ async def figure_backfill(
                 checkpoints=checkpoints_for(outbox),
                 session=session,
             )
-            marks: list[tuple[float, int, float, float]] = []  # time, orders, spent, paced
+            # per page: time, orders, points spent, points in the bucket, seconds paced
+            marks: list[tuple[float, int, float, float, float]] = []
 
             def mark(tally: Tally) -> None:
-                marks.append((time.monotonic(), tally.orders, stand_in.spent, tally.waited))
+                level = stand_in.bucket.refill()
+                marks.append((time.monotonic(), tally.orders, stand_in.spent, level, tally.waited))
 
             began = time.monotonic()
             tally = await runner.backfill(FeedWindow(since=start), progress=mark)
@@ -99,13 +102,16 @@ async def figure_backfill(
     finally:
         await outbox.aclose()
     # The steady state: from the last page read before the first wait for points to the end.
-    waiting = [i for i, m in enumerate(marks) if m[3] > 0]
+    # The points it spent then came from restores, less what the bucket held more at the start
+    # of the window than at its end; the allowed rate spends exactly those at restore_rate.
+    waiting = [i for i, m in enumerate(marks) if m[4] > 0]
     rate = allowed = None
     if waiting and waiting[0] > 0 and marks[-1][0] > marks[waiting[0] - 1][0]:
-        t0, orders0, spent0, _ = marks[waiting[0] - 1]
-        t1, orders1, spent1, _ = marks[-1]
+        t0, orders0, spent0, level0, _ = marks[waiting[0] - 1]
+        t1, orders1, spent1, level1, _ = marks[-1]
+        restored = (spent1 - spent0) - (level0 - level1)
         rate = (orders1 - orders0) / (t1 - t0)
-        allowed = restore_rate * (orders1 - orders0) / (spent1 - spent0)
+        allowed = (orders1 - orders0) / (restored / restore_rate) if restored > 0 else None
     throttled = stand_in.throttled / stand_in.requests if stand_in.requests else 0.0
     ratio = rate / allowed if rate is not None and allowed else None
     return Figure(
