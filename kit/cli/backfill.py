@@ -109,6 +109,7 @@ def summary_lines(source: str, window: FeedWindow, tally: Tally) -> list[str]:
     lines = [
         f"{head}backfill of {source} from {window.since.isoformat()} to {until}"
         + (" (resumed)" if tally.resumed else ""),
+        *_verdict_lines(tally),
         f"  {tally.pages} pages, {tally.orders} orders read, {tally.stats.requests} requests"
         f" ({tally.stats.throttled} throttled, {tally.stats.failures} failed and retried)",
         f"  {tally.enqueued} invites {verb}",
@@ -120,6 +121,22 @@ def summary_lines(source: str, window: FeedWindow, tally: Tally) -> list[str]:
         lines.append(f"  {count} {kind.replace('_', ' ')}")
     if tally.dry_run:
         lines.append("  nothing was written")
+    return lines
+
+
+_SHOWN = {"enqueue": "would enqueue", "skipped": "would skip", "cancel": "would cancel"}
+
+
+def _verdict_lines(tally: Tally) -> list[str]:
+    """A dry run's orders that would change something: what, and why."""
+    lines = []
+    for verdict in tally.verdicts:
+        shown = _SHOWN.get(verdict.outcome, f"would {verdict.outcome}")
+        if verdict.outcome in ("duplicate", "nothing_to_do"):
+            continue
+        name = verdict.reference or "?"
+        detail = f": {verdict.detail}" if verdict.detail else ""
+        lines.append(f"  {shown} {name} (order {verdict.stream}){detail}")
     return lines
 
 
@@ -163,6 +180,8 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
         await outbox.aclose()
     if args.json:
         report: dict[str, Any] = {"source": source.name, "notes": notes, **tally.as_dict()}
+        if tally.dry_run:
+            report["verdicts"] = [verdict.as_dict() for verdict in tally.verdicts]
         report["window"] = {
             "since": window.since.isoformat(),
             "until": window.until.isoformat() if window.until else None,

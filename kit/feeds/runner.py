@@ -33,7 +33,7 @@ import attrs
 
 from kit.adapters import load_plugin
 from kit.configfile.model import SourceConfig
-from kit.domain import Skip, SkipReason
+from kit.domain import Skip, SkipReason, order_of
 from kit.errors import FeedAuthError, KitError
 from kit.feeds.checkpoint import Checkpoint, CheckpointStore, Run
 from kit.feeds.contract import (
@@ -45,7 +45,7 @@ from kit.feeds.contract import (
     load_feed,
 )
 from kit.feeds.pacing import Pacer, RequestStats, RetryPolicy, Sleep, read_with_retries
-from kit.feeds.preview import preview
+from kit.feeds.preview import Preview, preview
 from kit.journal import Intake, IntakeSource, Outcome
 from kit.journal.records import IngestStatus
 from kit.policy import Decision, Enqueue, Skipped
@@ -85,6 +85,21 @@ class FeedSource:
         return source if source.feed.poll_interval is not None else None
 
 
+@attrs.frozen(kw_only=True)
+class Verdict:
+    """What a dry run found for one order: ``outcome`` is ``enqueue``, ``skipped``,
+    ``duplicate``, ``nothing_to_do`` or another decision's kind; ``detail`` the event type and
+    due time, or the reason. No customer data: the merchant-facing reference and the stream."""
+
+    stream: str
+    reference: str | None
+    outcome: str
+    detail: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return attrs.asdict(self)
+
+
 @attrs.define
 class Tally:
     """What a run did so far; shown as progress and as the summary."""
@@ -106,6 +121,7 @@ class Tally:
     budget: Budget | None = None
     stats: RequestStats = attrs.Factory(RequestStats)
     waited: float = 0.0  # seconds spent pacing
+    verdicts: list[Verdict] = attrs.Factory(list)  # a dry run's, one per order
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -312,6 +328,7 @@ class FeedRunner:
                 tally.skipped[seen.skip.reason.value] += 1
             else:
                 _count_order(tally, [(d, isinstance(d, Enqueue)) for d in seen.decisions])
+            tally.verdicts.extend(_verdicts(order, seen))
             return
         result = await self._intake.ingest(
             self._source.intake, order.identity, parsed, received_at=now
@@ -327,6 +344,30 @@ class FeedRunner:
 
 
 _QUIET = frozenset({"recorded", "stale"})  # decisions that change nothing
+
+
+def _verdicts(order: FeedOrder, seen: Preview) -> list[Verdict]:
+    events = [] if isinstance(order.parsed, Skip) else order.parsed
+    facts = next((f for f in map(order_of, events) if f is not None), None)
+    reference = None if facts is None else facts.reference
+
+    def verdict(outcome: str, detail: str | None = None) -> Verdict:
+        return Verdict(stream=order.stream, reference=reference, outcome=outcome, detail=detail)
+
+    if seen.duplicate:
+        return [verdict("duplicate")]
+    if seen.skip is not None:
+        return [verdict("skipped", seen.skip.reason.value)]
+    out = []
+    for decision in seen.decisions:
+        if isinstance(decision, Enqueue):
+            due = decision.send_after.isoformat()
+            out.append(verdict("enqueue", f"{decision.event_type}, due {due}"))
+        elif isinstance(decision, Skipped):
+            out.append(verdict("skipped", decision.reason.value))
+        elif decision.kind not in _QUIET:
+            out.append(verdict(decision.kind))
+    return out or [verdict("nothing_to_do")]
 
 
 def _count_order(tally: Tally, decisions: list[tuple[Decision, bool]]) -> None:
@@ -360,4 +401,12 @@ def _log_run(source: str, tally: Tally) -> None:
     )
 
 
-__all__ = ["FIRST_POLL_LOOKBACK", "OVERLAP", "FeedRunner", "FeedSource", "Progress", "Tally"]
+__all__ = [
+    "FIRST_POLL_LOOKBACK",
+    "OVERLAP",
+    "FeedRunner",
+    "FeedSource",
+    "Progress",
+    "Tally",
+    "Verdict",
+]

@@ -206,6 +206,8 @@ async def test_a_dry_run_writes_nothing(
     assert "dry run: backfill of my-shop" in out
     assert "30 invites would be enqueued" in out
     assert "1 skipped: test_order" in out
+    assert "would enqueue #1 (order 5560000000001): order_shipped, due " in out
+    assert "would skip #31 (order 5560000000031): test_order" in out
     assert "nothing was written" in out
     assert _rows(db, "SELECT count(*) FROM etk_entries") == [(0,)]
 

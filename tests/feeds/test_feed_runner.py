@@ -164,6 +164,13 @@ async def test_a_dry_run_writes_nothing(feed_kit: FeedKit) -> None:
     )
     tally = await feed_kit.runner().backfill(WINDOW, dry_run=True)
     assert tally.enqueued == 12
+    verdicts = {v.reference: (v.outcome, v.detail) for v in tally.verdicts}
+    assert verdicts["#21"] == ("nothing_to_do", None)
+    assert verdicts["#22"] == ("skipped", "test_order")
+    outcome, detail = verdicts["#1"]
+    assert outcome == "enqueue"
+    assert detail is not None
+    assert detail.startswith("order_shipped, due ")
     assert await feed_kit.entries() == []
     assert await feed_kit.checkpoints.load(SOURCE, Run.BACKFILL) is None
     history = await feed_kit.intake.journal.history(SOURCE, "5560000000001")
