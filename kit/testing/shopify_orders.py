@@ -39,6 +39,7 @@ import attrs
 from aiohttp import web
 
 from kit.codec import format_datetime, parse_datetime
+from kit.loopback import serving
 
 STANDARD_MAXIMUM = 2000.0
 STANDARD_RESTORE_RATE = 100.0
@@ -350,24 +351,15 @@ class ShopifyServer:
 
     def __init__(self, stand_in: ShopifyOrdersStandIn, *, host: str = "127.0.0.1") -> None:
         self.stand_in = stand_in
-        self._host = host
-        self._runner: web.AppRunner | None = None
+        self._serving = serving(stand_in.app(), host=host)
         self.url = ""
 
     async def __aenter__(self) -> ShopifyServer:
-        runner = web.AppRunner(self.stand_in.app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, 0)
-        await site.start()
-        self._runner = runner
-        host, port = runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self.url = await self._serving.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self._serving.__aexit__(*exc_info)
 
 
 @asynccontextmanager
