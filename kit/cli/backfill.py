@@ -14,6 +14,7 @@ the summary alone (``--json`` for a machine).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from datetime import UTC, datetime, time
@@ -97,6 +98,14 @@ class _Bar:
         self._bar.set_postfix(fields, refresh=False)
         self._bar.refresh()
 
+    def logging(self) -> contextlib.AbstractContextManager[object]:
+        """Log lines (a retry's warning) printed above the bar instead of through it."""
+        if self._bar is None:
+            return contextlib.nullcontext()
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        return logging_redirect_tqdm()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
@@ -173,7 +182,8 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
                 session=session,
             )
             bar = _Bar(window, now, sys.stderr)
-            tally = await runner.backfill(window, dry_run=args.dry_run, progress=bar)
+            with bar.logging():
+                tally = await runner.backfill(window, dry_run=args.dry_run, progress=bar)
     finally:
         if bar is not None:
             bar.close()

@@ -215,9 +215,10 @@ async def test_a_dry_run_writes_nothing(
 async def test_progress_shows_on_a_terminal_only(
     tmp_path: Path, stand_in: ShopifyOrdersStandIn, server: ShopifyServer, env: dict[str, str]
 ) -> None:
-    """With stderr on a pseudo-terminal the tqdm bar is drawn there; piped, stderr stays
-    quiet and stdout carries the summary alone."""
+    """With stderr on a pseudo-terminal the tqdm bar is drawn there, a retry's warning on a
+    line of its own; piped, stderr stays quiet and stdout carries the summary alone."""
     stand_in.put(*_orders(20, DAY))
+    stand_in.fail_next(503)
     config = _config(tmp_path / "kit.toml", server, tmp_path / "outbox.db")
     argv = ("my-shop", "--since", SINCE, "--config", str(config))
 
@@ -245,6 +246,7 @@ async def test_progress_shows_on_a_terminal_only(
     assert "100%|" in shown
     assert "orders=20" in shown
     assert "budget=" in shown
+    assert "reading the page again" in shown
     assert "backfill of my-shop" in out
 
     code, out, err = await _finish(
