@@ -18,6 +18,7 @@ import contextlib
 import json
 import sys
 from datetime import UTC, datetime, time
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
@@ -32,6 +33,7 @@ from kit.feeds.runner import FeedRunner, FeedSource, Tally
 from kit.journal import Intake
 from kit.outbox import Outbox
 from kit.outbox.migrations import load_migrations
+from kit.outbox.sqlite import SQLiteStorage
 
 
 def parse_date(value: str) -> datetime:
@@ -168,6 +170,8 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     url = db_url(args)
     outbox = Outbox.from_url(url, **storage_options(args, url))
+    if args.dry_run:
+        _refuse_missing_file(outbox)
     # A dry run must not even migrate: it reads the journal as it is.
     await outbox.open(migrate=not args.dry_run)
     bar: _Bar | None = None
@@ -202,6 +206,21 @@ async def cmd_backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+_MIGRATE_FIRST = (
+    "a dry run reads the journal and changes nothing, so run a command that creates or migrates"
+    " it first (e.g. backfill without --dry-run)"
+)
+
+
+def _refuse_missing_file(outbox: Outbox) -> None:
+    """Opening a SQLite file that is not there would create it: not in a dry run."""
+    storage = outbox.storage
+    if not isinstance(storage, SQLiteStorage) or storage.is_memory:
+        return
+    if not Path(storage.path).exists():
+        raise ConfigError(f"there is no outbox at {storage.url}: {_MIGRATE_FIRST}")
+
+
 async def _refuse_unmigrated(outbox: Outbox, url: str) -> None:
     version = getattr(outbox.storage, "schema_version", None)
     if version is None:
@@ -209,10 +228,8 @@ async def _refuse_unmigrated(outbox: Outbox, url: str) -> None:
     found = await version()
     backend = "postgres" if url.startswith(("postgresql://", "postgres://")) else "sqlite"
     if found < load_migrations(backend)[-1].version:
-        raise ConfigError(
-            f"the outbox at {url} is at schema version {found}: a dry run reads the journal and"
-            " changes nothing, so run a command that migrates it first (e.g. without --dry-run)"
-        )
+        where = outbox.storage.url  # without credentials
+        raise ConfigError(f"the outbox at {where} is at schema version {found}: {_MIGRATE_FIRST}")
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

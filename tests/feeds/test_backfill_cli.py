@@ -287,3 +287,19 @@ async def test_an_expired_token_stops_with_a_clear_error(
     assert "admin_access_token" in err
     assert TOKEN not in err
     assert stand_in.requests == 1
+
+
+async def test_a_dry_run_creates_no_database(
+    tmp_path: Path, stand_in: ShopifyOrdersStandIn, server: ShopifyServer, env: dict[str, str]
+) -> None:
+    """Without an outbox there is no journal to read: the dry run says so and leaves no file
+    behind."""
+    db = tmp_path / "outbox.db"
+    config = _config(tmp_path / "kit.toml", server, db)
+    code, _, err = await _finish(
+        await _spawn("my-shop", "--since", SINCE, "--dry-run", "--config", str(config), env=env)
+    )
+    assert code == 1
+    assert "there is no outbox at" in err
+    assert not db.exists()
+    assert stand_in.requests == 0
