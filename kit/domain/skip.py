@@ -19,6 +19,7 @@ class SkipReason(enum.StrEnum):
     DATA_REQUEST = "data_request"  # a compliance request to acknowledge; nothing to store
     UNSUPPORTED_TOPIC = "unsupported_topic"  # the platform sent something no rule reads
     NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
+    TOO_OLD = "too_old"  # a polled order placed longer ago than the source's ``max_age``
 
     # -- exclusions of the trigger policy
     TEST_ORDER = "test_order"
