@@ -60,7 +60,7 @@ def order_facts(order: Node, config: WooCommerceConfig) -> OrderFacts:
         last_name=first_text((billing, "last_name"), (shipping, "last_name")),
         customer_id=str(customer) if customer else None,
         locale=etrusted_locale(_meta_text(order, LOCALE_META_KEYS)),
-        lines=tuple(_line(line) for line in order.nodes("line_items")),
+        lines=tuple(_line(line, config) for line in order.nodes("line_items")),
         refunds=tuple(
             Refund(refund_id=refund.required_ident("id")) for refund in order.nodes("refunds")
         ),
@@ -120,17 +120,26 @@ def _reference(order: Node, field: ReferenceField) -> str:
     return value
 
 
-def _line(line: Node) -> LineItem:
+def _line(line: Node, config: WooCommerceConfig) -> LineItem:
     image = line.node("image")
+    product_id = _positive_id(line, "product_id")  # 0: a deleted product or a custom line
+    variation_id = _positive_id(line, "variation_id")
+    sku = line.text("sku")
+    url = None
+    if config.product_url is not None and product_id is not None:
+        url = config.product_url.format(
+            product_id=product_id, variation_id=variation_id or "", sku=sku or ""
+        )
     return LineItem(
         line_id=line.required_ident("id"),
         # A variation's name carries its attributes ("Hoodie - Blue"); a review is about the
         # product, which is what eTrusted shows.
         name=line.text("parent_name") or line.text("name") or "",
         quantity=line.integer("quantity") or 0,
-        product_id=_positive_id(line, "product_id"),  # 0: a deleted product or a custom line
-        variant_id=_positive_id(line, "variation_id"),
-        sku=line.text("sku"),
+        product_id=product_id,
+        variant_id=variation_id,
+        sku=sku,
+        url=url,
         image_url=image.text("src") if image is not None else None,
     )
 

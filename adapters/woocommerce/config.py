@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -65,6 +66,21 @@ def _store_url(value: str) -> str:
     return value.strip().rstrip("/")
 
 
+PRODUCT_URL_FIELDS = ("product_id", "variation_id", "sku")
+
+
+def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is None:
+        return
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
+    try:
+        value.format(**dict.fromkeys(PRODUCT_URL_FIELDS, "1"))
+    except (KeyError, IndexError, ValueError) as exc:
+        names = ", ".join(f"{{{name}}}" for name in PRODUCT_URL_FIELDS)
+        raise ConfigError(f"{attribute.name} may use only {names}: {exc}") from exc
+
+
 def _optional_duration(value: timedelta | str | int | None) -> timedelta | None:
     return None if value is None else duration(value)
 
@@ -79,6 +95,11 @@ class WooCommerceConfig:
     order feed: without it the source takes webhooks alone. Basic auth sends the key with every
     request, so a plain-http ``store_url`` is refused unless ``allow_insecure_http`` is set
     (a local stand-in, a shop behind a TLS-terminating proxy on the same host).
+
+    Order lines carry no product URL, and eTrusted shows a product only with one:
+    ``product_url`` is a template (``{product_id}``, ``{variation_id}``, ``{sku}``), e.g.
+    ``https://shop.example/?post_type=product&p={product_id}``, which WordPress redirects to
+    the product's page. Without it an invite names no products.
     """
 
     store_url: str = attrs.field(converter=_store_url, validator=http_url)
@@ -89,6 +110,7 @@ class WooCommerceConfig:
         default=frozenset({"completed"}), converter=_statuses
     )
     reference: ReferenceField = attrs.field(default=ReferenceField.NUMBER, converter=_reference)
+    product_url: str | None = attrs.field(default=None, validator=_url_template)
     allow_insecure_http: bool = False
 
     def __attrs_post_init__(self) -> None:
@@ -133,6 +155,7 @@ class WooCommerceConfig:
 __all__ = [
     "CANCELLING_STATUSES",
     "DEFAULT_POLL_INTERVAL",
+    "PRODUCT_URL_FIELDS",
     "ReferenceField",
     "WooCommerceConfig",
     "status_name",
