@@ -42,6 +42,7 @@ from kit.adapters import (
 )
 from kit.domain import Skip, SkipReason
 from kit.errors import PayloadError, VerificationError
+from kit.feeds import FeedAdapter, FeedPlugin
 from kit.payload import Node
 
 PLATFORM = "woocommerce"
@@ -177,9 +178,17 @@ class WooCommercePlugin:
     def create(self, *, source: str, config: WooCommerceConfig) -> WooCommerceAdapter:
         return WooCommerceAdapter(source=source, config=config)
 
+    def create_feed(self, *, source: str, config: WooCommerceConfig) -> FeedAdapter:
+        """The store's REST orders feed; needs the REST API key (``consumer_key``/``_secret``)."""
+        from adapters.woocommerce.feed import WooCommerceFeed
 
-# Annotated with the contract, so mypy checks the plugin and its adapter against the Protocols.
+        return WooCommerceFeed.from_config(source=source, config=config)
+
+
+# Annotated with the contracts, so mypy checks the plugin, its adapter and its feed against the
+# Protocols of both sides.
 plugin: AdapterPlugin[WooCommerceConfig] = WooCommercePlugin()
+_feed_plugin: FeedPlugin[WooCommerceConfig] = WooCommercePlugin()
 
 
 __all__ = [

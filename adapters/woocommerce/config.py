@@ -16,6 +16,7 @@ from kit.errors import ConfigError
 from kit.policy import duration
 
 DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
+DEFAULT_MAX_AGE = timedelta(days=180)
 CANCELLING_STATUSES = frozenset({"cancelled", "refunded"})
 """Statuses that withdraw an invite; they can never also mean "fulfilled"."""
 
@@ -99,13 +100,15 @@ class WooCommerceConfig:
     Order lines carry no product URL, and eTrusted shows a product only with one:
     ``product_url`` is a template (``{product_id}``, ``{variation_id}``, ``{sku}``), e.g.
     ``https://shop.example/?post_type=product&p={product_id}``, which WordPress redirects to
-    the product's page. Without it an invite names no products.
+    the product's page. Without it an invite names no products. ``max_age``: orders the feed
+    finds that were placed longer ago are skipped ``too_old``.
     """
 
     store_url: str = attrs.field(converter=_store_url, validator=http_url)
     consumer_key: Secret | None = None
     consumer_secret: Secret | None = None
     poll_interval: timedelta | None = attrs.field(default=None, converter=_optional_duration)
+    max_age: timedelta = attrs.field(default=DEFAULT_MAX_AGE, converter=duration)
     fulfilled_statuses: frozenset[str] = attrs.field(
         default=frozenset({"completed"}), converter=_statuses
     )
@@ -132,6 +135,11 @@ class WooCommerceConfig:
             )
 
     @property
+    def orders_url(self) -> str:
+        """The REST v3 orders listing the feed reads."""
+        return f"{self.store_url}/wp-json/wc/v3/orders"
+
+    @property
     def store_host(self) -> str:
         """The store's host name, lower case (what ``X-WC-Webhook-Source`` must name)."""
         return (urlsplit(self.store_url).hostname or "").lower()
@@ -154,6 +162,7 @@ class WooCommerceConfig:
 
 __all__ = [
     "CANCELLING_STATUSES",
+    "DEFAULT_MAX_AGE",
     "DEFAULT_POLL_INTERVAL",
     "PRODUCT_URL_FIELDS",
     "ReferenceField",
