@@ -13,6 +13,7 @@ from kit.feeds.contract import (
     FeedPage,
     FeedPlugin,
     FeedWindow,
+    WindowNotes,
     load_feed,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "FeedPage",
     "FeedPlugin",
     "FeedWindow",
+    "WindowNotes",
     "load_feed",
 ]

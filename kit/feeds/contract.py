@@ -22,6 +22,7 @@ decision.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -130,6 +131,14 @@ class FeedAdapter(Protocol):
 
 
 @runtime_checkable
+class WindowNotes(Protocol):
+    """Optional: what a feed knows about a window before reading it (a platform that shows
+    only recent orders without an extra permission, say). ``backfill`` prints the notes."""
+
+    def window_notes(self, window: FeedWindow, *, now: datetime) -> Sequence[str]: ...
+
+
+@runtime_checkable
 class FeedPlugin(Protocol[C_contra]):
     """An ``etrusted_kit.adapters`` entry point that offers a feed."""
 
@@ -163,5 +172,6 @@ __all__ = [
     "FeedPage",
     "FeedPlugin",
     "FeedWindow",
+    "WindowNotes",
     "load_feed",
 ]

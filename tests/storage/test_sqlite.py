@@ -51,6 +51,7 @@ TABLES = {
     "etk_deliveries",
     "etk_journal_events",
     "etk_journal_decisions",
+    "etk_feed_checkpoints",
 }
 
 
@@ -350,6 +351,7 @@ def test_migration_files_load_in_order() -> None:
         (1, "initial"),
         (2, "outbox_meta"),
         (3, "journal"),
+        (4, "feeds"),
     ]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
@@ -370,6 +372,7 @@ async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
             (1, "initial"),
             (2, "outbox_meta"),
             (3, "journal"),
+            (4, "feeds"),
         ]
     db.close()
 
