@@ -8,7 +8,8 @@ from a real store: ``GET /wp-json/wc/v3/orders`` with HTTP Basic auth (the REST 
 ``rest_invalid_param``) and ``page``; the totals in ``X-WP-Total`` and ``X-WP-TotalPages``.
 
 Tests and the bench put orders in (:meth:`WooCommerceStandIn.put`, REST-shaped dicts) and read
-what the client asked (:attr:`~WooCommerceStandIn.requests`, :meth:`~WooCommerceStandIn.reads`).
+what the client asked (:attr:`~WooCommerceStandIn.requests`, :meth:`~WooCommerceStandIn.reads`)
+and how often each order was listed (:attr:`~WooCommerceStandIn.served`).
 :meth:`~WooCommerceStandIn.fail_next` answers the next requests with an error status (a host's
 429 or 503 with ``Retry-After``, a 500), before authentication, as a proxy in front would.
 """
@@ -78,8 +79,10 @@ class WooCommerceStandIn:
         self._credentials = f"{consumer_key}:{consumer_secret}".encode()
         self._orders: dict[int, dict[str, Any]] = {}
         self._faults: deque[_Fault] = deque()
+        self._faults_after = 0  # requests still answered normally before the faults start
         self.utc_offset = utc_offset
         self.requests: list[OrdersRequest] = []
+        self.served: Counter[int] = Counter()  # order id -> times listed in a 200 answer
         for order in orders:
             self.put(order)
 
@@ -89,9 +92,13 @@ class WooCommerceStandIn:
         """Add an order or replace it (by ``id``), as the store's last save left it."""
         self._orders[int(order["id"])] = dict(order)
 
-    def fail_next(self, status: int, *, retry_after: float | None = None, times: int = 1) -> None:
-        """Answer the next ``times`` requests with ``status`` (and ``Retry-After``)."""
+    def fail_next(
+        self, status: int, *, retry_after: float | None = None, times: int = 1, after: int = 0
+    ) -> None:
+        """Answer ``times`` requests with ``status`` (and ``Retry-After``), starting once
+        ``after`` more requests were answered as usual (a key revoked mid-way, say)."""
         self._faults.extend(_Fault(status, retry_after) for _ in range(times))
+        self._faults_after = after
 
     def reads(self) -> Counter[tuple[str, int]]:
         """How often each page of each window (``modified_after``, page) was answered 200."""
@@ -113,7 +120,9 @@ class WooCommerceStandIn:
         return response
 
     def _answer(self, request: web.Request) -> web.Response:
-        if self._faults:
+        if self._faults and self._faults_after > 0:
+            self._faults_after -= 1
+        elif self._faults:
             fault = self._faults.popleft()
             headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
             return web.json_response(
@@ -155,6 +164,7 @@ class WooCommerceStandIn:
         total_pages = math.ceil(len(listed) / per_page)
         chunk = listed[(page - 1) * per_page : page * per_page]
         headers = {"X-WP-Total": str(len(listed)), "X-WP-TotalPages": str(total_pages)}
+        self.served.update(int(o["id"]) for o in chunk)
         return web.json_response(chunk, headers=headers)
 
     def _authorised(self, header: str) -> bool:
