@@ -52,11 +52,22 @@ class Clock:
         return self.now
 
 
+@attrs.define
+class Sleeps:
+    """The runner's waits, recorded instead of slept."""
+
+    waits: list[float] = attrs.Factory(list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
 @attrs.frozen
 class Backfill:
     running: RunningStandIn
     outbox: Outbox
     runner: FeedRunner
+    sleeps: Sleeps
 
     @property
     def stand_in(self) -> WooCommerceStandIn:
@@ -92,14 +103,16 @@ async def backfill(tmp_path: Path) -> AsyncIterator[Backfill]:
                 secrets=(SECRET,),
             ),
         )
+        sleeps = Sleeps()
         runner = FeedRunner(
             source,
             intake=Intake(outbox, clock=clock),
             checkpoints=checkpoints_for(outbox),
             session=session,
             clock=clock,
+            sleep=sleeps,
         )
-        yield Backfill(running, outbox, runner)
+        yield Backfill(running, outbox, runner, sleeps)
 
 
 def key(n: int) -> str:
@@ -153,3 +166,30 @@ async def test_a_backfill_run_again_finds_every_order_journaled(backfill: Backfi
     assert (first.orders, first.enqueued) == (150, 150)
     assert (again.duplicates, again.enqueued) == (150, 0)
     assert [r.page for r in backfill.stand_in.requests] == [1, 2, 1, 2]
+
+
+async def test_the_stores_rate_limit_is_waited_out_as_asked(backfill: Backfill) -> None:
+    """A host's 429 and 503 with Retry-After: the loop waits that long (plus its spread) and
+    reads the same page again; nothing is lost."""
+    for n in range(1, 151):
+        backfill.stand_in.put(fulfilled(n))
+    backfill.stand_in.fail_next(429, retry_after=7, after=1)
+    tally = await backfill.runner.backfill(WINDOW)
+    backfill.stand_in.fail_next(503, retry_after=4)
+    await backfill.runner.poll()
+
+    assert tally.enqueued == 150
+    assert [r.status for r in backfill.stand_in.requests][:3] == [200, 429, 200]
+    assert backfill.stand_in.requests[1].page == backfill.stand_in.requests[2].page == 2
+    assert len(backfill.sleeps.waits) == 2
+    assert 7 <= backfill.sleeps.waits[0] <= 7 * 1.5
+    assert 4 <= backfill.sleeps.waits[1] <= 4 * 1.5
+
+
+async def test_a_revoked_key_stops_at_once_without_retrying(backfill: Backfill) -> None:
+    backfill.stand_in.put(fulfilled(1))
+    backfill.stand_in.fail_next(401, times=100)
+    with pytest.raises(FeedAuthError, match="consumer_key/consumer_secret"):
+        await backfill.runner.backfill(WINDOW)
+    assert len(backfill.stand_in.requests) == 1
+    assert backfill.sleeps.waits == []
