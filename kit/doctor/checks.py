@@ -16,6 +16,7 @@ from kit.doctor.account import (
 from kit.doctor.clock import check_clock
 from kit.doctor.context import Context
 from kit.doctor.database import check_database
+from kit.doctor.feeds import check_feeds
 from kit.doctor.result import Check, CheckResult
 from kit.doctor.sources import check_configuration, check_source_secrets
 
@@ -27,6 +28,7 @@ CHECKS: tuple[Check, ...] = (
     Check("invite settings", check_invite_settings),
     Check("database", check_database),
     Check("source secrets", check_source_secrets),
+    Check("feeds", check_feeds),
     Check("clock", check_clock),
 )
 

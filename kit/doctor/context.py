@@ -27,6 +27,7 @@ from kit.policy import PolicyConfig
 class DateSample:
     """A server's ``Date`` header and this machine's wall clock when the answer arrived."""
 
+    url: str
     local: float
     server: float
 
@@ -40,7 +41,7 @@ def _date_tracer(samples: list[DateSample], wall_clock: Callable[[], float]) -> 
             server = parsedate_to_datetime(header).timestamp()
         except (TypeError, ValueError):
             return
-        samples.append(DateSample(local=wall_clock(), server=server))
+        samples.append(DateSample(url=str(params.url), local=wall_clock(), server=server))
 
     tracer = aiohttp.TraceConfig()
     tracer.on_request_end.append(on_end)

@@ -40,7 +40,7 @@ async def check_configuration(ctx: Context) -> CheckResult:
     return CheckResult.ok(name, f"{loaded.origin}: {count} source(s)")
 
 
-def _adapter_secrets(config: Any) -> list[tuple[str, Secret]]:
+def adapter_secrets(config: Any) -> list[tuple[str, Secret]]:
     """The adapter's own keys that hold a secret (an API token, say), by key name."""
     if not attrs.has(type(config)):
         return []
@@ -72,7 +72,7 @@ async def check_source_secrets(ctx: Context) -> CheckResult:
                         f" (sources[{index}].webhook_secrets[{number}])",
                     )
                 )
-        for key, secret in _adapter_secrets(source.adapter_config):
+        for key, secret in adapter_secrets(source.adapter_config):
             if loaded.is_unset(secret):
                 problems.append(
                     Problem(
@@ -88,4 +88,4 @@ async def check_source_secrets(ctx: Context) -> CheckResult:
     return CheckResult.ok(name, f"set for {len(config.sources)} source(s)")
 
 
-__all__ = ["check_configuration", "check_source_secrets"]
+__all__ = ["adapter_secrets", "check_configuration", "check_source_secrets"]
