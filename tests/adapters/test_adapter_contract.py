@@ -162,7 +162,8 @@ def test_an_unknown_name_lists_the_installed_adapters(site: Path) -> None:
     with pytest.raises(ConfigError, match="unknown adapter 'shopfy'") as caught:
         load_adapter("shopfy")
     listed = str(caught.value).rpartition("installed adapters: ")[2].split(", ")
-    assert "acme" in listed and "shopify" in listed
+    assert "acme" in listed
+    assert "shopify" in listed
     assert listed == sorted(installed_adapters())
 
 
