@@ -42,6 +42,7 @@ from kit.flusher.config import (
     default_owner,
     warn_if_lease_too_short,
 )
+from kit.flusher.cutoff import Deadlines
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
 from kit.flusher.holds import Holds
@@ -113,6 +114,7 @@ class Flusher:
             woke=lambda: self._bell.ring(),
         )
         self._holds = Holds(self._storage)
+        self._cutoffs = Deadlines(clock)
         self._report = Reporter(self.config)
         # Why run() must end in an error once it has shut down cleanly (see _fail).
         self._failure: KitError | None = None
@@ -411,13 +413,13 @@ class Flusher:
             return self._apply(item, decisions.released())
         # The whole POST (token refresh and a 401 retry included) must end while the lease is
         # ours, with a margin: past that, another flusher may already reconcile the entry.
-        budget = item.lease_expires_at - now - self.config.lease_seconds * 0.1
+        cutoff = self._cutoffs.cut_off_at(item.lease_expires_at - self.config.lease_seconds * 0.1)
         started = time.perf_counter()
         self._posting.add((item.key, item.attempt))
         self.stats.posts += 1
         result: str | BaseException
         try:
-            async with asyncio.timeout(budget):
+            with cutoff:
                 result = (await self.client.post_event_json(item.payload)).event_ref
         except (TimeoutError, ETrustedError) as exc:
             result = exc
