@@ -158,6 +158,11 @@ async def check_refused_stores_nothing(samples: AdapterSamples) -> None:
                 await kit.intake.ingest_raw(source, forged.headers, forged.raw_body)
             except VerificationError:
                 pass
+            except Exception as exc:  # the verdict must be 401, whatever else went wrong
+                raise AssertionError(
+                    f"{_name(samples, delivery)}: a tampered body raised {exc!r}, "
+                    "not VerificationError"
+                ) from exc
             else:
                 raise AssertionError(f"{_name(samples, delivery)}: a tampered body was taken in")
         assert await kit.outbox.entries() == [], "a refused delivery enqueued an invite"

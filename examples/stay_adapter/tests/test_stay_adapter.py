@@ -4,68 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from kit.adapters import normalise_headers
 from kit.domain import Consent, LineItem, OrderDelivered, OrderFacts
+from kit.errors import VerificationError
 from kit.journal import IngestStatus, IntakeSource
 from kit.policy import Enqueue, PolicyConfig, Trigger
-from kit.testing import (
-    MemoryIntake,
-    SignedDelivery,
-    header_signer,
-    hmac_sha256_hex,
-    signed_delivery,
-)
+from kit.testing import MemoryIntake
 from kit.testing.adapter_contract import AdapterContract, AdapterSamples
 
 from stay_adapter import StayConfig, plugin
+from stay_adapter.samples import SAMPLE_PROPERTY, SAMPLE_SECRET, stay_completed
 
-SECRET = "staybook-test-secret"
-PROPERTY = "prop-4711"
 CHANNEL = "chl-00000000-0000-4000-8000-000000000001"
-SIGNER = header_signer("X-Staybook-Signature", hmac_sha256_hex(SECRET), prefix="sha256=")
-
-
-def stay(delivery: str, *, event: str = "stay.completed", **booking: Any) -> SignedDelivery:
-    """A signed Staybook delivery of booking ``bk_0042``; ``booking`` overrides its fields."""
-    body = {
-        "checked_out_at": "2025-05-12T10:04:00+02:00",
-        "booking": {
-            "id": "bk_0042",
-            "confirmation_code": "HB-4711-0042",
-            "status": "checked_out",
-            "created_at": "2025-04-02T18:21:00+02:00",
-            "check_in": "2025-05-08",
-            "check_out": "2025-05-12",
-            "channel": "direct",
-            "test": False,
-            "guest": {
-                "id": "g_981",
-                "email": "erika.muster@example.org",
-                "first_name": "Erika",
-                "last_name": "Muster",
-                "language": "de-DE",
-                "country": "de",
-                "marketing": "opted_in",
-            },
-            "rooms": [
-                {"id": "r1", "room_type_id": "rt-sea", "code": "DBL-SEA",
-                 "name": "Double room, sea view"},
-            ],
-            "total": {"amount": "612.00", "currency": "EUR"},
-            **booking,
-        },
-    }  # fmt: skip
-    headers = {
-        "Content-Type": "application/json",
-        "X-Staybook-Event": event,
-        "X-Staybook-Property": PROPERTY,
-        "X-Staybook-Delivery": delivery,
-        "X-Staybook-Event-Id": f"evt-{delivery}",
-    }
-    return signed_delivery(body, signer=SIGNER, headers=headers)
 
 
 class TestStaybookContract(AdapterContract):
@@ -76,17 +28,28 @@ class TestStaybookContract(AdapterContract):
     def adapter_samples(self) -> AdapterSamples:
         return AdapterSamples(
             plugin=plugin,
-            config=StayConfig(property_id=PROPERTY),
-            secrets=[SECRET],
-            accepted=[stay("d-1"), stay("d-2", channel="booking_com")],
-            skipped=[stay("d-3", event="booking.created"), stay("d-4", status="no_show")],
+            config=StayConfig(property_id=SAMPLE_PROPERTY),
+            secrets=[SAMPLE_SECRET],
+            accepted=[stay_completed("d-1"), stay_completed("d-2", channel="booking_com")],
+            skipped=[
+                stay_completed("d-3", event="booking.created"),
+                stay_completed("d-4", status="no_show"),
+            ],
         )
+
+
+def test_a_delivery_for_another_property_is_refused() -> None:
+    """A signature is not enough: the property must be this source's."""
+    adapter = plugin.create(source="harbour-hotel", config=StayConfig(property_id="prop-1"))
+    delivery = stay_completed("d-1")
+    with pytest.raises(VerificationError, match="wrong_property"):
+        adapter.verify(normalise_headers(delivery.headers), delivery.raw_body, [SAMPLE_SECRET])
 
 
 def test_a_completed_stay_is_the_booking_delivered() -> None:
     """Check-out is the delivery of the booking, every fact taken from the body."""
-    delivery = stay("d-1")
-    adapter = plugin.create(source="harbour-hotel", config=StayConfig(property_id=PROPERTY))
+    delivery = stay_completed("d-1")
+    adapter = plugin.create(source="harbour-hotel", config=StayConfig(property_id=SAMPLE_PROPERTY))
     received = datetime(2025, 5, 12, 9, 0, tzinfo=UTC)
     headers = normalise_headers(delivery.headers)
 
@@ -96,7 +59,7 @@ def test_a_completed_stay_is_the_booking_delivered() -> None:
         OrderDelivered(
             source="harbour-hotel",
             platform="staybook",
-            account=PROPERTY,
+            account=SAMPLE_PROPERTY,
             stream="bk_0042",
             occurred_at=datetime(2025, 5, 12, 8, 4, tzinfo=UTC),
             delivery_id="d-1",
@@ -135,20 +98,22 @@ async def test_a_stay_becomes_one_invite_a_day_after_check_out(
     check-out with check-out as its delivery date; Staybook's retry changes nothing."""
     source = IntakeSource(
         name="harbour-hotel",
-        adapter=plugin.create(source="harbour-hotel", config=StayConfig(property_id=PROPERTY)),
+        adapter=plugin.create(
+            source="harbour-hotel", config=StayConfig(property_id=SAMPLE_PROPERTY)
+        ),
         policy=PolicyConfig(
             channel_id=CHANNEL,
             triggers=(Trigger(on="order_delivered", event_type="stay_completed", delay="1d"),),
         ),
-        secrets=(SECRET,),
+        secrets=(SAMPLE_SECRET,),
     )
     intake = etrusted_memory_intake.intake
-    delivery = stay("d-1")
+    delivery = stay_completed("d-1")
 
     first = await intake.ingest_raw(source, delivery.headers, delivery.raw_body)
     retry = await intake.ingest_raw(source, delivery.headers, delivery.raw_body)
 
-    key = f"staybook:{PROPERTY}:bk_0042:stay_completed"
+    key = f"staybook:{SAMPLE_PROPERTY}:bk_0042:stay_completed"
     assert first.enqueued == (key,)
     (decided,) = first.decisions
     assert isinstance(decided.decision, Enqueue)
