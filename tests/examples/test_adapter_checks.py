@@ -7,6 +7,8 @@ still holds and each failure is the check's own.
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +21,7 @@ from kit.domain import Skip
 from kit.testing import adapter_checks as checks
 from kit.testing.adapter_checks import AdapterSamples
 
-from .conftest import STAY
+from .conftest import ROOT, STAY
 
 pytestmark = pytest.mark.usefixtures("stay_installed")
 
@@ -164,3 +166,13 @@ def test_the_pytest_suite_fails_an_adapter_that_accepts_any_signature(
             "FAILED test_broken.py::TestBroken::test_a_refused_delivery_stores_nothing*",
         ]
     )
+
+
+def test_the_checks_and_builders_import_without_pytest() -> None:
+    """Code outside pytest (a script, another test runner) can sign deliveries and run the
+    checks: only kit.testing.adapter_contract and kit.testing.pytest_plugin need pytest."""
+    code = (
+        "import sys, kit.testing, kit.testing.adapter_checks; "
+        "assert 'pytest' not in sys.modules, 'pytest imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)

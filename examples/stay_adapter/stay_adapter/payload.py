@@ -1,17 +1,7 @@
 """A ``stay.completed`` body in the kit's words: the booking is the order, check-out is its
 delivery.
 
-Staybook sends, for each booking whose guest checked out (or never arrived)::
-
-    {"checked_out_at": "2025-05-12T10:04:00+02:00",
-     "booking": {"id": "bk_0042", "confirmation_code": "HB-4711-0042", "status": "checked_out",
-                 "created_at": "...", "check_in": "2025-05-08", "check_out": "2025-05-12",
-                 "channel": "direct", "test": false,
-                 "guest": {"id": "g_981", "email": "...", "first_name": "...", "last_name": "...",
-                           "language": "de-DE", "country": "DE", "marketing": "opted_in"},
-                 "rooms": [{"id": "r1", "room_type_id": "rt-sea", "code": "DBL-SEA",
-                            "name": "Double room, sea view"}],
-                 "total": {"amount": "612.00", "currency": "EUR"}}}
+A whole body is in :mod:`stay_adapter.samples`.
 
 A completed stay becomes :class:`~kit.domain.OrderDelivered`: the guest has received the whole
 service, as a parcel has when the carrier reports it delivered. A trigger ``on =
