@@ -1,5 +1,9 @@
 """The quick-start demo: realistic events -> SQLite outbox -> flusher -> the bundled sandbox.
 
+Signed sample Shopify webhooks go through the real intake over HTTP first
+(:mod:`kit.demo_webhooks`), so the outbox holds what an adapter made beside what was enqueued
+directly, and the summary says what each webhook became.
+
 The sandbox runs in-process with faults switched on (5xx, 503, 429, connections dropped after
 and before the event was accepted, answers later than the client waits, and every token expiring
 soon after the start), so the run walks every path of the delivery state machine. It ends by
@@ -20,6 +24,7 @@ from typing import Any
 import attrs
 
 from kit.client import ETrustedClient
+from kit.demo_webhooks import WebhookOutcome, send_demo_webhooks, webhook_keys
 from kit.errors import ConfigError, ValidationError
 from kit.flusher import Flusher, FlusherConfig, FlusherStats
 from kit.outbox import Outbox
@@ -51,6 +56,8 @@ class DemoReport:
     exactly_once: bool
     mismatches: list[str]
     faults: list[str]
+    webhooks: list[WebhookOutcome]
+    webhook_states: dict[str, str]  # each webhook entry's state after the flush, by key
 
 
 def make_events(count: int, rng: random.Random, types: list[str]) -> list[dict[str, Any]]:
@@ -154,6 +161,7 @@ async def run_demo(
                     except ValidationError as exc:
                         invalid.append(f"broken event {i}: {exc}")
                 results = await outbox.enqueue_many(batch)
+                webhooks = await send_demo_webhooks(outbox, SEEDED_CHANNEL_IDS[0])
                 await client.set_event_type_active(legacy.id, False)
 
                 for fault in DEMO_FAULTS:
@@ -176,6 +184,8 @@ async def run_demo(
                     (e.key, e.last_error or "")
                     for e in await outbox.entries(state=State.DEAD, limit=50)
                 ]
+                found = [await outbox.storage.get(key) for key in webhook_keys(webhooks)]
+                webhook_states = {e.key: e.state.value for e in found if e is not None}
             return DemoReport(
                 db=db_url if db else "(temporary) " + db_url,
                 enqueued=sum(1 for r in results if not r.duplicate),
@@ -192,6 +202,8 @@ async def run_demo(
                     f"{f.kind.value} {f.status if f.kind == 'status' else ''}".strip()
                     for f in DEMO_FAULTS
                 ],
+                webhooks=webhooks,
+                webhook_states=webhook_states,
             )
 
 

@@ -88,6 +88,28 @@ def _check_report(data: dict[str, Any], *, backend: str) -> None:
     delivery = figures["delivery"]["details"]
     assert delivery["kit_cpu_us_per_event"] > 0
     assert delivery["baseline_cpu_us_per_event"] > 0
+    _check_intake(figures["intake"], backend=backend)
+
+
+def _check_intake(f: dict[str, Any], *, backend: str) -> None:
+    """The intake figure: both sides measured, every webhook answered, answer times ordered."""
+    assert f["unit"] == "webhooks/s"
+    assert f["kit"] > 0
+    assert f["baseline"] > 0
+    assert math.isclose(f["ratio"], f["kit"] / f["baseline"], rel_tol=0.01, abs_tol=0.002)
+    assert ("asyncpg" if backend == "postgresql" else "aiosqlite") in f["baseline_label"]
+    assert "p99 <= 50 ms" in f["target"]
+    assert isinstance(f["met"], bool)
+    details = f["details"]
+    assert details["webhooks"] == QUICK.intake
+    assert details["senders"] == 16
+    for side in ("kit", "baseline"):
+        assert len(details[f"{side}_rounds"]) == QUICK.rounds
+        assert (
+            0 < details[f"{side}_p50_ms"] <= details[f"{side}_p99_ms"] <= details[f"{side}_max_ms"]
+        )
+        assert details[f"{side}_cpu_us_per_webhook"] > 0
+    assert "p99" in details["note"]
 
 
 async def test_quick_bench_reports_every_figure(
@@ -131,6 +153,40 @@ async def test_quick_bench_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: s
     finally:
         await conn.close()
     assert [r["nspname"] for r in left] == []  # every scratch schema was dropped
+
+
+async def test_bench_intake_measures_only_the_intake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench intake`` runs the intake figure alone (no sandbox, no other figure) and cleans
+    up its scratch databases; each round checked that every 2xx left its row behind."""
+    out = tmp_path / "bench.json"
+    args = ["bench", "intake", "--quick", "--db", str(tmp_path / "outbox.db"), "--json", str(out)]
+    assert await cli(args) == 0
+    data = json.loads(out.read_text())
+    assert [f["id"] for f in data["figures"]] == ["intake"]
+    _check_intake(data["figures"][0], backend="sqlite")
+    captured = capsys.readouterr()
+    assert "signed Shopify webhooks through the intake" in captured.out
+    assert "1/1 signed Shopify webhooks" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
+
+
+@pytest.mark.postgres
+async def test_bench_intake_on_postgres(tmp_path: Path, pg_dsn: str, pg_schema: str) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "intake", "--quick", "--db", f"{pg_dsn}?schema={pg_schema}", "--json"]
+    assert await cli([*args, str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["backend"] == "postgresql"
+    _check_intake(data["figures"][0], backend="postgresql")
+
+
+async def test_bench_refuses_an_unknown_figure_group(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        await cli(["bench", "nosuch"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'nosuch'" in capsys.readouterr().err
 
 
 async def test_the_bench_account_is_set_up_as_the_readme_says(

@@ -847,11 +847,27 @@ async def test_demo(run: Run, tmp_path: Path) -> None:
     assert logging.getLogger("kit").level == kit_level  # no leak into the calling process
     assert result.code == 0, result.out + result.err
     assert "  exactly once      OK" in result.out
-    assert "  sandbox accepted  40 events" in result.out
+    # 40 events enqueued directly, and 3 invites from the Shopify webhooks (kit.demo_webhooks).
+    assert "  sandbox accepted  43 events" in result.out
+    assert "and 4 through the Shopify intake" in result.out
     status = json.loads((await run("status", "--db", demo_db, "--json")).out)
-    assert status["counts"]["delivered"] == 40
+    assert status["counts"]["delivered"] == 43
     assert status["counts"]["dead"] == 3  # the events of the type switched off mid-run
+    assert status["counts"]["cancelled"] == 1  # the order cancelled within the hold-back
     assert status["counts"]["pending"] == status["counts"]["in_doubt"] == 0
+    # What each Shopify webhook became: its HTTP status, the journal's decision, the entry's state.
+    webhooks = [" ".join(line.split()) for line in result.out.splitlines() if "    #10" in line]
+    assert webhooks == [
+        "#1001 fulfilled 200 accepted enqueue -> enqueued; entry delivered",
+        "#1002 fulfilled 200 accepted enqueue -> enqueued; entry delivered",
+        "#1003 fulfilled 200 accepted enqueue -> enqueued; entry delivered",
+        "#1001 again (a retry) 200 duplicate nothing new in the journal",
+        "#1004 altered after signing 401 bad_signature nothing new in the journal",
+        "#1005 fulfilled, a test order 200 accepted skipped -> recorded (test_order)",
+        "#1006 fulfilled 200 accepted enqueue -> enqueued; entry cancelled",
+        "#1006 cancelled in the hold-back 200 accepted cancel -> cancelled (cancelled); entry"
+        " cancelled",
+    ]
 
 
 async def test_migrate_outbox(run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,10 +14,18 @@ from __future__ import annotations
 from kit.bench.config import FULL, QUICK, BenchConfig, Sizes
 from kit.bench.measure import machine_info, peak_rss_kb, settle
 from kit.bench.payloads import bench_body, bench_entry
-from kit.bench.report import FIGURE_IDS, BenchReport, Figure, format_table, percentile
+from kit.bench.report import (
+    FIGURE_GROUPS,
+    FIGURE_IDS,
+    BenchReport,
+    Figure,
+    format_table,
+    percentile,
+)
 from kit.bench.runner import run_bench
 
 __all__ = [
+    "FIGURE_GROUPS",
     "FIGURE_IDS",
     "FULL",
     "QUICK",

@@ -26,6 +26,7 @@ class Sizes:
     cross_interval: float
     scale_out: int  # entries drained by 1 and by 4 flusher processes (PostgreSQL)
     scale_rounds: int
+    intake: int  # signed webhooks posted to the intake (and to its baseline) per round
 
 
 FULL = Sizes(
@@ -43,6 +44,7 @@ FULL = Sizes(
     cross_interval=0.05,
     scale_out=1500,
     scale_rounds=3,
+    intake=3000,
 )
 QUICK = Sizes(
     rounds=2,
@@ -59,6 +61,7 @@ QUICK = Sizes(
     cross_interval=0.05,
     scale_out=200,
     scale_rounds=1,
+    intake=300,
 )
 
 
@@ -73,6 +76,8 @@ class BenchConfig:
     # bottleneck (4 x 2 / 0.02 s = 400/s); at 8 a 2-core machine runs out of CPU first.
     scale_concurrency: int = 2
     poll_interval: float = 1.0  # flusher poll interval (the cross-process latency bound)
+    intake_senders: int = 16  # concurrent webhook senders, against the intake and its baseline
+    only: str | None = None  # one group of FIGURE_GROUPS (``etrusted-kit bench intake``)
     python: str = sys.executable
     environ: Mapping[str, str] = attrs.field(factory=dict, repr=False)
     sizes: Sizes | None = None  # None: QUICK or FULL by ``quick``

@@ -57,7 +57,18 @@ FIGURE_IDS = (
     "latency_same_process",
     "latency_cross_process",
     "scale_out",
+    "intake",
 )
+
+FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "enqueue": ("enqueue_one", "enqueue_bulk"),
+    "delivery": ("delivery",),
+    "backlog": ("backlog_rate", "backlog_rss"),
+    "latency": ("latency_same_process", "latency_cross_process"),
+    "scale_out": ("scale_out",),
+    "intake": ("intake",),
+}
+"""What ``etrusted-kit bench GROUP`` measures: the figures that run together."""
 
 
 @attrs.frozen(kw_only=True)

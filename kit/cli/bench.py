@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kit.bench import BenchConfig, run_bench
+from kit.bench import FIGURE_GROUPS, BenchConfig, run_bench
 from kit.bench.budget import run_budget
 from kit.errors import ConfigError
 from kit.signals import on_stop_signals
@@ -23,7 +23,7 @@ def _progress(message: str) -> None:
 async def cmd_bench(args: argparse.Namespace) -> int:
     if args.budget:
         return await _budget(args)
-    config = BenchConfig(db=args.db, quick=args.quick, environ=dict(os.environ))
+    config = BenchConfig(db=args.db, quick=args.quick, only=args.figure, environ=dict(os.environ))
     task = asyncio.ensure_future(run_bench(config, progress=_progress))
     interrupted = False
 
@@ -66,12 +66,20 @@ async def _budget(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="measure enqueue, delivery, backlog, latency (and scale-out) against raw baselines",
+        help="measure enqueue, delivery, backlog, latency, scale-out and intake against raw "
+        "baselines",
         description=(
             "Run each performance figure beside a raw baseline on this machine and print a "
             "table (see docs/performance.md). Uses a sandbox in a separate process and scratch "
             "databases that are removed afterwards; never touches an existing outbox."
         ),
+    )
+    p.add_argument(
+        "figure",
+        nargs="?",
+        choices=list(FIGURE_GROUPS),
+        default=None,
+        help="measure only this group of figures (default: all)",
     )
     p.add_argument(
         "--db",

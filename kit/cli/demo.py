@@ -6,6 +6,7 @@ import argparse
 import logging
 
 from kit.demo import DemoReport, run_demo
+from kit.demo_webhooks import HOLD_BACK, describe
 
 
 def format_report(r: DemoReport) -> str:
@@ -16,7 +17,12 @@ def format_report(r: DemoReport) -> str:
         f"  outbox            {r.db}",
         f"  faults injected   {', '.join(r.faults)}, and a token expiry mid-run",
         "",
-        f"  enqueued          {r.enqueued} events ({r.duplicates} duplicate webhooks ignored)",
+        "  Shopify webhooks  signed samples -> the real intake over HTTP, hold-back"
+        f" {HOLD_BACK.total_seconds():g} s:",
+        *[f"    {w.label:<32} {describe(w, r.webhook_states)}" for w in r.webhooks],
+        "",
+        f"  enqueued          {r.enqueued} events by the library call ({r.duplicates} repeated"
+        f" keys ignored), and {len(r.webhook_states)} through the Shopify intake",
         f"  refused at once   {len(r.invalid)} invalid events:",
         *[f"                      {line}" for line in r.invalid],
         "",

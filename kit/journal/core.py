@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from kit import jsonenc
 from kit.domain import (
     CustomerErasureRequested,
     DomainEvent,
@@ -312,7 +313,9 @@ async def run_async(steps: Generator[Op, Any, Any], tx: object) -> Any:
 
 
 def _json(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """A row's body: read back by a JSON parser and never compared as bytes, so orjson may
+    write it as is (about five times faster than the stdlib for an order's facts)."""
+    return jsonenc.encode_values(data)
 
 
 @attrs.frozen(kw_only=True)

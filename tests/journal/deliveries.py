@@ -1,16 +1,12 @@
-"""Signed Shopify deliveries for the journal tests, from the adapter's synthetic fixtures."""
+"""Signed Shopify deliveries for the journal tests, from the adapter's synthetic samples."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-FIXTURES = Path(__file__).parent.parent / "adapters" / "shopify" / "fixtures"
+from adapters.shopify import samples
+
 SECRET = "shpss_kit_test_secret_do_not_use"
 SHOP = "kit-demo.myshopify.com"
 ORDER_ID = "5560001000001"
@@ -22,25 +18,22 @@ NOW = datetime(2025, 3, 5, 12, 0, tzinfo=UTC).timestamp()
 
 
 def payload(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
-    return data
+    return samples.sample(name)
 
 
 def signed(
     body: dict[str, Any], topic: str, *, webhook_id: str, event_id: str | None = None
 ) -> tuple[dict[str, str], bytes]:
     """Headers and raw body of one delivery; ids default to unique per webhook."""
-    raw = json.dumps(body).encode()
-    digest = hmac.new(SECRET.encode(), raw, hashlib.sha256).digest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-Webhook-Id": webhook_id,
-        "X-Shopify-Event-Id": event_id or f"event-{webhook_id}",
-        "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
-    }
-    return headers, raw
+    return samples.signed_delivery(
+        body,
+        topic,
+        secret=SECRET,
+        shop_domain=SHOP,
+        webhook_id=webhook_id,
+        event_id=event_id or f"event-{webhook_id}",
+        api_version=None,
+    )
 
 
 def fulfilled_order(order_id: str = ORDER_ID, *, email: str = EMAIL) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kit.adapters import DeliveryIdentity
+from kit.adapters import DeliveryIdentity, normalise_headers
 from kit.domain import OrderFacts, OrderFulfilled, OrderPlaced
 from kit.journal.records import Delivery, Outcome
 from kit.outbox import email_hash
 from kit.policy import Note, Recorded
 
-from .conftest import Kit
-from .deliveries import EMAIL, KEY, NOW, ORDER_ID, SHOP, fulfilled_order
+from .conftest import Kit, source
+from .deliveries import EMAIL, KEY, NOW, ORDER_ID, SHOP, fulfilled_order, signed
 from .test_ingest import deliver
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -89,3 +89,18 @@ async def test_the_last_invite_is_found_by_email_hash_from_other_streams_only(ki
     assert await journal.last_invite(hashed, source="my-shop", stream="other") == entry.due_at
     assert await journal.last_invite(hashed, source="my-shop", stream=ORDER_ID) is None
     assert await journal.last_invite(email_hash("x@example.org"), source="s", stream="o") is None
+
+
+async def test_an_ingest_reads_back_as_the_events_parsed_and_the_decisions_taken(
+    kit: Kit,
+) -> None:
+    """The stored bodies of events and decisions read back to the very values journaled."""
+    order = fulfilled_order()
+    order["note"] = "Grüße, 🎁"  # text beyond ASCII, stored as it is
+    headers, raw = signed(order, "orders/fulfilled", webhook_id="w-round")
+    parsed = source().adapter.parse(normalise_headers(headers), raw, received_at=T0)
+    result = await deliver(kit, order, "orders/fulfilled", "w-round")
+
+    found = await kit.intake.journal.history("my-shop", ORDER_ID)
+    assert [row.event for row in found.events] == list(parsed)
+    assert [row.decision for row in found.decisions] == [d.decision for d in result.decisions]

@@ -1,19 +1,13 @@
-"""Signed Shopify deliveries built from the synthetic fixtures (platforms.md §3.9)."""
+"""Signed Shopify deliveries built from the adapter's synthetic samples (platforms.md §3.9)."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from adapters.shopify import ShopifyAdapter, ShopifyConfig
+from adapters.shopify import ShopifyAdapter, ShopifyConfig, samples
 from kit.adapters import ParseResult, normalise_headers
 
-FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "shpss_kit_test_secret_do_not_use"
 SHOP = "kit-demo.myshopify.com"
 RECEIVED = datetime(2025, 3, 4, 10, 15, 3, tzinfo=UTC)
@@ -23,13 +17,12 @@ TRIGGERED_AT = "2025-03-04T10:15:02.123456789Z"
 
 
 def payload(name: str) -> dict[str, Any]:
-    """A fresh copy of a fixture, free to change in a test."""
-    data: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
-    return data
+    """A fresh copy of a sample payload, free to change in a test."""
+    return samples.sample(name)
 
 
 def sign(raw: bytes, secret: str = SECRET) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha256).digest()).decode()
+    return samples.sign(raw, secret)
 
 
 def delivery(
@@ -44,20 +37,23 @@ def delivery(
 
     ``overrides`` replace headers by their suffix (``webhook_id="..."``); ``None`` drops one.
     """
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers: dict[str, str | None] = {
-        "Content-Type": "application/json",
-        "X-Shopify-Topic": topic,
-        "X-Shopify-Shop-Domain": SHOP,
-        "X-Shopify-API-Version": "2025-07",
-        "X-Shopify-Webhook-Id": WEBHOOK_ID,
-        "X-Shopify-Event-Id": EVENT_ID,
-        "X-Shopify-Triggered-At": TRIGGERED_AT,
-        "X-Shopify-Hmac-Sha256": sign(raw, secret),
-    }
+    signed, raw = samples.signed_delivery(
+        body,
+        topic,
+        secret=secret,
+        shop_domain=SHOP,
+        webhook_id=WEBHOOK_ID,
+        event_id=EVENT_ID,
+        triggered_at=TRIGGERED_AT,
+    )
+    headers = normalise_headers(signed)
     for suffix, value in overrides.items():
-        headers["X-Shopify-" + suffix.replace("_", "-").title()] = value
-    return normalise_headers({k: v for k, v in headers.items() if v is not None}), raw
+        name = "x-shopify-" + suffix.replace("_", "-")
+        if value is None:
+            headers.pop(name, None)
+        else:
+            headers[name] = value
+    return headers, raw
 
 
 def adapter(**config: Any) -> ShopifyAdapter:
