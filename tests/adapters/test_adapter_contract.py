@@ -161,7 +161,7 @@ def test_an_unknown_name_lists_the_installed_adapters(site: Path) -> None:
     )
     with pytest.raises(ConfigError, match="unknown adapter 'shopfy'") as caught:
         load_adapter("shopfy")
-    assert str(caught.value).endswith("installed adapters: acme, shopify")
+    assert str(caught.value).endswith("installed adapters: acme, shopify, woocommerce")
 
 
 def test_a_name_claimed_twice_is_refused(site: Path) -> None:
