@@ -13,6 +13,8 @@ the secrets, and signed sample deliveries), and every check runs against that de
   journaled once through the real intake and enqueues nothing new;
 * :func:`check_skip_has_reason`: a skipped sample is a :class:`~kit.domain.Skip` with a
   :class:`~kit.domain.SkipReason`, and the journal records it;
+* :func:`check_unsigned_only_skip`: a delivery the platform sends unsigned (a creation ping)
+  may pass ``verify`` without a secret, but is only ever skipped;
 * :func:`check_parse_deterministic`: the same input gives equal identities and equal events;
 * :func:`check_event_envelope`: events name the source, platform, account and delivery.
 
@@ -57,8 +59,10 @@ class AdapterSamples:
     """What the contract needs to know about one adapter.
 
     ``accepted`` deliveries verify under ``secrets`` and parse to at least one domain event;
-    ``skipped`` ones verify and parse to a :class:`~kit.domain.Skip`. Give each its own
-    delivery id: the replay check sends every sample twice. ``policy`` is the source's
+    ``skipped`` ones verify and parse to a :class:`~kit.domain.Skip`; ``unsigned`` ones are
+    what the platform sends without a signature and the adapter acknowledges anyway (a
+    webhook's creation ping), which it must skip. Give each its own delivery id: the replay
+    check sends every sample twice. ``policy`` is the source's
     policy in the intake (it only needs a channel; the contract does not test policies).
     """
 
@@ -67,6 +71,7 @@ class AdapterSamples:
     secrets: tuple[str, ...] = attrs.field(converter=_secrets, repr=False)
     accepted: tuple[SignedDelivery, ...] = attrs.field(converter=_deliveries)
     skipped: tuple[SignedDelivery, ...] = attrs.field(converter=_deliveries)
+    unsigned: tuple[SignedDelivery, ...] = attrs.field(converter=_deliveries, default=())
     source: str = "contract-source"
     policy: PolicyConfig = attrs.field(factory=_policy)
     received_at: datetime = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -74,6 +79,7 @@ class AdapterSamples:
 
     @property
     def deliveries(self) -> tuple[SignedDelivery, ...]:
+        """The signed samples: every one of them must fail under a wrong secret."""
         return self.accepted + self.skipped
 
     def adapter(self) -> PushAdapter:
@@ -93,9 +99,14 @@ def _parse(adapter: PushAdapter, delivery: SignedDelivery, received_at: datetime
 
 
 def _name(samples: AdapterSamples, delivery: SignedDelivery) -> str:
-    where = "accepted" if delivery in samples.accepted else "skipped"
-    index = (samples.accepted if where == "accepted" else samples.skipped).index(delivery)
-    return f"{samples.plugin.name}: {where}[{index}]"
+    for where, group in (
+        ("accepted", samples.accepted),
+        ("skipped", samples.skipped),
+        ("unsigned", samples.unsigned),
+    ):
+        if delivery in group:
+            return f"{samples.plugin.name}: {where}[{group.index(delivery)}]"
+    return f"{samples.plugin.name}: {delivery!r}"
 
 
 def check_plugin(samples: AdapterSamples) -> None:
@@ -182,7 +193,7 @@ async def check_replay_folded(samples: AdapterSamples) -> None:
     """Each sample sent twice is journaled once; the second answer is ``duplicate`` and
     changes neither the journal nor the outbox."""
     source = samples.intake_source()
-    for delivery in samples.deliveries:
+    for delivery in samples.deliveries + samples.unsigned:
         name = _name(samples, delivery)
         async with memory_intake(clock=samples.clock) as kit:
             first = await kit.intake.ingest_raw(source, delivery.headers, delivery.raw_body)
@@ -221,10 +232,27 @@ async def check_skip_has_reason(samples: AdapterSamples) -> None:
         assert _events(samples, delivery), f"{_name(samples, delivery)} parsed to no event"
 
 
+def check_unsigned_only_skip(samples: AdapterSamples) -> None:
+    """An unsigned sample passes verify with no secret (else it is not unsigned), and parses
+    to a Skip with a reason: an unsigned delivery that made an event would let anyone who
+    can reach the route create invites."""
+    adapter = samples.adapter()
+    for delivery in samples.unsigned:
+        name = _name(samples, delivery)
+        headers = normalise_headers(delivery.headers)
+        try:
+            adapter.verify(headers, delivery.raw_body, ())
+        except VerificationError as exc:
+            raise AssertionError(f"{name} is refused unsigned, so list it as signed") from exc
+        parsed = _parse(adapter, delivery, samples.received_at)
+        assert isinstance(parsed, Skip), f"{name}: an unsigned delivery parsed to {parsed!r}"
+        assert isinstance(parsed.reason, SkipReason), f"{name}: {parsed.reason!r} is no reason"
+
+
 def check_parse_deterministic(samples: AdapterSamples) -> None:
     """Identify and parse twice, and on a second adapter of the same config: equal results."""
     first, second = samples.adapter(), samples.adapter()
-    for delivery in samples.deliveries:
+    for delivery in samples.deliveries + samples.unsigned:
         name = _name(samples, delivery)
         headers = normalise_headers(delivery.headers)
         identity = first.identify(headers, delivery.raw_body)
@@ -264,4 +292,5 @@ __all__ = [
     "check_replay_folded",
     "check_samples_verify",
     "check_skip_has_reason",
+    "check_unsigned_only_skip",
 ]

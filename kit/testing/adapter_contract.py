@@ -46,6 +46,11 @@ class AdapterContract:
     async def test_a_skip_carries_a_reason(self, adapter_samples: AdapterSamples) -> None:
         await checks.check_skip_has_reason(adapter_samples)
 
+    def test_an_unsigned_delivery_only_skips(self, adapter_samples: AdapterSamples) -> None:
+        if not adapter_samples.unsigned:
+            pytest.skip("the adapter takes no unsigned delivery (AdapterSamples.unsigned)")
+        checks.check_unsigned_only_skip(adapter_samples)
+
     def test_parsing_is_deterministic(self, adapter_samples: AdapterSamples) -> None:
         checks.check_parse_deterministic(adapter_samples)
 

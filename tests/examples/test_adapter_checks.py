@@ -126,6 +126,27 @@ async def test_every_check_passes_the_unbroken_example(check: Check) -> None:
     await _run(check, samples(plugin))
 
 
+def test_an_unsigned_delivery_that_makes_an_event_fails() -> None:
+    """An adapter that lets an unsigned delivery through and turns it into an invite fails."""
+    from stay_adapter.samples import stay_completed
+
+    unsigned = stay_completed("d-9").with_headers({"X-Staybook-Signature": ""})
+    broken = attrs.evolve(samples(_broken_plugin("verify", _any_signature)), unsigned=[unsigned])
+    with pytest.raises(AssertionError, match="an unsigned delivery parsed to"):
+        checks.check_unsigned_only_skip(broken)
+
+
+def test_an_unsigned_sample_the_adapter_refuses_is_reported() -> None:
+    """A sample listed as unsigned that the adapter refuses is a mistake in the samples."""
+    from stay_adapter import plugin
+    from stay_adapter.samples import stay_completed
+
+    unsigned = stay_completed("d-9").with_headers({"X-Staybook-Signature": ""})
+    wrong = attrs.evolve(samples(plugin), unsigned=[unsigned])
+    with pytest.raises(AssertionError, match="is refused unsigned"):
+        checks.check_unsigned_only_skip(wrong)
+
+
 def test_samples_that_do_not_verify_are_reported() -> None:
     """A sample signed with another secret fails early, before any check misleads."""
     from stay_adapter import plugin
@@ -159,7 +180,7 @@ def test_the_pytest_suite_fails_an_adapter_that_accepts_any_signature(
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=6, failed=2)
+    result.assert_outcomes(passed=6, failed=2, skipped=1)
     result.stdout.fnmatch_lines(
         [
             "FAILED test_broken.py::TestBroken::test_a_bad_signature_is_refused*",
