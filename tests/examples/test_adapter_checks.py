@@ -167,7 +167,7 @@ def test_the_pytest_suite_fails_an_adapter_that_accepts_any_signature(
     pytester.makepyfile(
         test_broken=f"""
         import sys
-        sys.path[:0] = [{str(STAY)!r}, {str(STAY.parent.parent / "tests")!r}]
+        sys.path[:0] = [{str(STAY)!r}, {str(ROOT / "tests")!r}]
 
         import pytest
         from kit.testing.adapter_contract import AdapterContract
