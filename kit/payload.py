@@ -1,14 +1,15 @@
 """Typed reads from an untrusted JSON payload, each failure a PayloadError with its path.
 
-Every push adapter reads its platform's JSON through these. A signed body can still be of a
-shape no rule expects (an API version change, a trimmed ``include_fields`` subscription).
-Every read here either returns the documented type, ``None`` for an absent or ``null``
-optional, or raises :class:`~kit.errors.PayloadError` naming the field, so the intake answers
-400 instead of crashing with a ``TypeError``.
+A signed body can still be of a shape no rule expects (an API version change, a trimmed
+subscription, a plugin's filter). Every read here either returns the documented type, ``None``
+for an absent or ``null`` optional, or raises :class:`~kit.errors.PayloadError` naming the
+field, so the intake answers 400 instead of crashing with a ``TypeError``. Adapters share it,
+so every platform's payload errors read alike.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -16,6 +17,8 @@ from typing import Any
 
 from kit.codec import parse_datetime
 from kit.errors import PayloadError
+
+_NAIVE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\Z")
 
 
 class Node:
@@ -51,7 +54,7 @@ class Node:
         return value.strip() or None
 
     def ident(self, key: str) -> str | None:
-        """An id, which platforms send as a number or a string (Shopify: both, by API version)."""
+        """An id, sent as a number or a string; always returned as a string."""
         value = self._data.get(key)
         if value is None:
             return None
@@ -82,7 +85,7 @@ class Node:
         return value
 
     def decimal(self, key: str) -> Decimal | None:
-        """Money, which platforms send as a string (``"59.80"``) or a whole number."""
+        """Money, sent as a decimal string (``"59.80"``) or a whole number."""
         value = self._data.get(key)
         if value is None:
             return None
@@ -96,11 +99,17 @@ class Node:
             raise PayloadError(f"{self._at(key)} is not a finite decimal")
         return parsed
 
-    def when(self, key: str) -> datetime | None:
-        """An ISO 8601 date-time with offset, in UTC."""
+    def when(self, key: str, *, naive_is_utc: bool = False) -> datetime | None:
+        """An ISO 8601 date-time with offset, in UTC.
+
+        ``naive_is_utc`` accepts one without an offset as UTC, for fields the platform documents
+        as UTC but writes bare (WooCommerce's ``date_modified_gmt``).
+        """
         value = self.text(key)
         if value is None:
             return None
+        if naive_is_utc and _NAIVE.match(value):
+            value += "Z"
         try:
             return parse_datetime(value)
         except ValueError:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from kit.cli import backfill as _backfill
 from kit.cli import bench as _bench
 from kit.cli import config_cmds as _config
 from kit.cli import demo as _demo
+from kit.cli import doctor as _doctor
 from kit.cli import explain as _explain
 from kit.cli import flush as _flush
 from kit.cli import outbox_cmds as _outbox
@@ -27,4 +29,6 @@ REGISTRY: list[Register] = [
     _bench.register,
     _config.register,
     _explain.register,
+    _backfill.register,
+    _doctor.register,
 ]
