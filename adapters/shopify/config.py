@@ -9,9 +9,13 @@ from typing import Any
 
 import attrs
 
+from kit.adapters import check_url_template
 from kit.configfile.model import Secret
 from kit.errors import ConfigError
 from kit.policy.config import duration
+from kit.renewals import CONTRACT_SOURCE_NAMES, RECURRING_ORDER_TAGS
+
+URL_PLACEHOLDERS = ("product_id", "variant_id", "sku")
 
 
 class ReferenceField(enum.StrEnum):
@@ -43,17 +47,14 @@ def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int 
         raise ConfigError(f"{attribute.name} must be a whole number of days >= 0, got {value!r}")
 
 
+def _strings(values: Any) -> tuple[str, ...]:
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"expected a list of strings, got {values!r}")
+    return tuple(v.strip() for v in values if v.strip())
+
+
 def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    if not value.startswith(("https://", "http://")):
-        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
-    try:
-        value.format(product_id="1", variant_id="1", sku="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{attribute.name} may use only {{product_id}}, {{variant_id}} and {{sku}}: {exc}"
-        ) from exc
+    check_url_template(attribute.name, value, URL_PLACEHOLDERS)
 
 
 _API_VERSION = re.compile(r"\d{4}-\d{2}\Z")
@@ -88,6 +89,10 @@ class ShopifyConfig:
     products stay out of the event until an enriching source fills them in. ``transit_days``
     gives an estimated delivery date when the fulfilment carries none.
 
+    An order tagged with one of ``renewal_tags`` (not ``Prepaid``) or created through one of
+    ``renewal_source_names`` is a subscription renewal's order: it is reported as a renewal
+    too, under the key its subscription app's webhook uses (:mod:`kit.renewals`).
+
     The order feed (polling and backfill, :mod:`adapters.shopify.feed`) reads the GraphQL Admin
     API of ``api_base_url`` (default ``https://{shop_domain}``) in ``api_version`` with
     ``admin_access_token``; without a token the source has webhooks only. ``max_age``: orders
@@ -98,6 +103,10 @@ class ShopifyConfig:
     reference: ReferenceField = attrs.field(default=ReferenceField.NAME, converter=_reference)
     transit_days: int | None = attrs.field(default=None, validator=_non_negative)
     product_url: str | None = attrs.field(default=None, validator=_url_template)
+    renewal_tags: tuple[str, ...] = attrs.field(default=RECURRING_ORDER_TAGS, converter=_strings)
+    renewal_source_names: tuple[str, ...] = attrs.field(
+        default=CONTRACT_SOURCE_NAMES, converter=_strings
+    )
     admin_access_token: Secret | None = None
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
     poll_interval: timedelta | None = attrs.field(

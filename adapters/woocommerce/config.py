@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from kit.adapters import check_url_template
 from kit.config import http_url
 from kit.configfile.model import Secret
 from kit.errors import ConfigError
@@ -71,15 +72,7 @@ PRODUCT_URL_FIELDS = ("product_id", "variation_id", "sku")
 
 
 def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    if not value.startswith(("https://", "http://")):
-        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
-    try:
-        value.format(**dict.fromkeys(PRODUCT_URL_FIELDS, "1"))
-    except (KeyError, IndexError, ValueError) as exc:
-        names = ", ".join(f"{{{name}}}" for name in PRODUCT_URL_FIELDS)
-        raise ConfigError(f"{attribute.name} may use only {names}: {exc}") from exc
+    check_url_template(attribute.name, value, PRODUCT_URL_FIELDS)
 
 
 def _optional_duration(value: timedelta | str | int | None) -> timedelta | None:

@@ -83,7 +83,9 @@ class JournalSql:
         self.last_invite = f"""
             SELECT max(d.invite_at) FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
             WHERE d.email_hash = $1 AND d.invite_at IS NOT NULL
-              AND NOT (d.source = $2 AND d.stream = $3) AND e.state <> 'cancelled'"""
+              AND NOT (d.source = $2 AND d.stream = $3)
+              AND ($4::text IS NULL OR left(d.key, length($4::text)) <> $4::text)
+              AND e.state <> 'cancelled'"""
         self.subscription_charges = f"""
             SELECT body FROM {je}
             WHERE source = $1 AND kind = 'subscription_renewed' AND stream <> $2
@@ -242,9 +244,11 @@ class PgTx:
         rows = await self._conn.fetch(self._sql.streams_by_reference, reference, source)
         return [(r[0], r[1]) for r in rows]
 
-    async def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+    async def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None:
         found: float | None = await self._conn.fetchval(
-            self._sql.last_invite, email_hash, source, stream
+            self._sql.last_invite, email_hash, source, stream, order
         )
         return found
 

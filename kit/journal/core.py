@@ -65,6 +65,7 @@ from kit.policy import (
     Recorded,
     Skipped,
     decide,
+    dedupe_key,
     dump_decision,
     fold,
     load_decision,
@@ -141,7 +142,8 @@ def _event_steps(
     if any(t.per_customer is not None for t in plan.policy.triggers):
         email = order_email(known, event)
         if email:
-            last = yield _op("last_invite", email_hash(email), event.source, event.stream)
+            order = dedupe_key(event.platform, event.account, event.stream, "")
+            last = yield _op("last_invite", email_hash(email), event.source, event.stream, order)
             if last is not None:
                 known = attrs.evolve(known, last_invite_at=datetime.fromtimestamp(last, UTC))
     if any(t.on in SUBSCRIPTION_TRIGGERS for t in plan.policy.triggers):

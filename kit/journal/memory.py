@@ -193,13 +193,16 @@ class MemoryTx:
             }
         )
 
-    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+    def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None:
         found = [
             d.invite_at
             for d in self._rows.decisions
             if d.email_hash == email_hash
             and d.invite_at is not None
             and (d.source, d.stream) != (source, stream)
+            and not (order is not None and (d.key or "").startswith(order))
             and self._state(d.key) not in (None, State.CANCELLED)
         ]
         return max(found, default=None)

@@ -65,9 +65,13 @@ class Journal(Protocol):
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
     ) -> None: ...
 
-    async def last_invite(self, email_hash: str, *, source: str, stream: str) -> float | None:
+    async def last_invite(
+        self, email_hash: str, *, source: str, stream: str, order: str | None = None
+    ) -> float | None:
         """``send_after`` of the newest invite enqueued for ``email_hash`` by any other stream
-        and not withdrawn since (epoch seconds), for the per-customer throttle."""
+        and not withdrawn since (epoch seconds), for the per-customer throttle. ``order``, a key
+        prefix (``{platform}:{account}:{stream}:``), leaves out that order's own invites that
+        another source decided (one renewal reported by two sources is one invite)."""
         ...
 
     async def erase(self, request: CustomerErasureRequested) -> None:
@@ -93,7 +97,9 @@ class JournalTx(Protocol):
         """Events journaled before the event ``before`` (all when None), every decision."""
         ...
 
-    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None: ...
+    def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None: ...
 
     def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
         """The stored bodies of ``subscription``'s charges in ``source``'s other streams."""
