@@ -152,7 +152,10 @@ class SQLiteTx:
         self._now = now
         self._where = where  # the outbox's URL, for OutboxMovedError
 
-    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+    def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """No lock to take: the transaction holds SQLite's one write lock."""
         cursor = self._db.execute(
             RECORD_DELIVERY,
             (
@@ -166,9 +169,6 @@ class SQLiteTx:
             ),
         )
         return cursor.lastrowid if cursor.rowcount == 1 else None
-
-    def lock_streams(self, streams: Sequence[Stream]) -> None:
-        """Nothing to do: the transaction holds SQLite's one write lock."""
 
     def append_event(self, delivery_row: int, event: DomainEvent) -> int:
         c = event_columns(event)
@@ -188,6 +188,10 @@ class SQLiteTx:
         )
         assert cursor.lastrowid is not None
         return cursor.lastrowid
+
+    def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
+        seq = self.append_event(delivery_row, event)
+        return seq, self.read_stream(event.source, event.stream, seq)
 
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         limit = before if before is not None else 2**63 - 1

@@ -7,7 +7,8 @@
 :class:`kit.journal.protocol.JournalTx` (or its async twin). So the order of the steps, and
 what each decision does to the outbox, is stated here alone:
 
-1. record the delivery, unique on its transport ids: a duplicate stops here;
+1. record the delivery, unique on its transport ids (a duplicate stops here), and lock its
+   streams;
 2. per domain event: append it, read its stream's history (and which keys still wait, in the
    same transaction), look up the customer's last invite for the throttle, ``decide``;
 3. carry out each decision against the outbox (enqueue; cancel or amend only a pending entry)
@@ -100,7 +101,12 @@ def ingest_steps(plan: Plan) -> Steps:
     """The whole ingest (see the module docstring); its return value is the result."""
     delivery = plan.delivery
     skip = plan.parsed if isinstance(plan.parsed, Skip) else None
-    row = yield _op("record_delivery", delivery, skip)
+    events = () if isinstance(plan.parsed, Skip) else plan.parsed
+    # PostgreSQL: one stream's deliveries queue at this step, so each decides on the other's
+    # result.
+    row = yield _op(
+        "record_delivery", delivery, skip, sorted({(e.source, e.stream) for e in events})
+    )
     if row is None:
         return IngestResult(
             status=IngestStatus.DUPLICATE, delivery_id=delivery.identity.delivery_id
@@ -109,13 +115,9 @@ def ingest_steps(plan: Plan) -> Steps:
         return IngestResult(
             status=IngestStatus.SKIPPED, delivery_id=delivery.identity.delivery_id, skip=skip
         )
-    assert not isinstance(plan.parsed, Skip)
-    # PostgreSQL: one stream's deliveries queue here, so each decides on the other's result.
-    yield _op("lock_streams", sorted({(e.source, e.stream) for e in plan.parsed}))
     out: list[JournaledDecision] = []
-    for event in plan.parsed:
-        seq = yield _op("append_event", row, event)
-        history = yield _op("read_stream", event.source, event.stream, seq)
+    for event in events:
+        seq, history = yield _op("append_and_read", row, event)
         out.extend((yield from _event_steps(plan, event, seq, history)))
     return IngestResult(
         status=IngestStatus.ACCEPTED,
@@ -249,7 +251,7 @@ def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
 
 def append_steps(delivery: Delivery, events: Sequence[DomainEvent]) -> Generator[Op, Any, bool]:
     """Journal a delivery's events once; False (nothing written) for a known delivery."""
-    row = yield _op("record_delivery", delivery, None)
+    row = yield _op("record_delivery", delivery, None, ())
     if row is None:
         return False
     for event in events:

@@ -85,7 +85,10 @@ class MemoryTx:
         self._storage = storage
         self._now = now
 
-    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+    def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """No lock to take: no await happens inside a transaction."""
         rows, ident = self._rows, delivery.identity
         by_delivery = (delivery.source, ident.delivery_id)
         by_event = None if ident.event_id is None else (delivery.source, ident.event_id)
@@ -109,9 +112,6 @@ class MemoryTx:
         )
         return seq
 
-    def lock_streams(self, streams: Sequence[Stream]) -> None:
-        """Nothing to do: no await happens inside a transaction."""
-
     def append_event(self, delivery_row: int, event: DomainEvent) -> int:
         c = event_columns(event)
         seq = len(self._rows.events) + 1
@@ -130,6 +130,10 @@ class MemoryTx:
             )
         )
         return seq
+
+    def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
+        seq = self.append_event(delivery_row, event)
+        return seq, self.read_stream(event.source, event.stream, seq)
 
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         rows = self._rows
