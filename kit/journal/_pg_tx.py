@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
+from kit.journal.core import Stream, decision_columns, decision_reader, event_columns, read_event
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -168,22 +168,24 @@ class OutboxOnConnection(Protocol):
 
 def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
     """A stream's history from the parts of :func:`_stream_parts`."""
+    events = tuple(
+        EventRow(
+            seq=r["id"],
+            source=source,
+            stream=stream,
+            kind=r["kind"],
+            occurred_at=r["at"],
+            recorded_at=r["recorded_at"],
+            event=read_event(r["body"]),
+            delivery=r["event"],
+            reference=r["key"],
+        )
+        for r in rows
+        if r["part"] == "e"
+    )
+    read = decision_reader(events)
     return StreamHistory(
-        events=tuple(
-            EventRow(
-                seq=r["id"],
-                source=source,
-                stream=stream,
-                kind=r["kind"],
-                occurred_at=r["at"],
-                recorded_at=r["recorded_at"],
-                event=read_event(r["body"]),
-                delivery=r["event"],
-                reference=r["key"],
-            )
-            for r in rows
-            if r["part"] == "e"
-        ),
+        events=events,
         decisions=tuple(
             DecisionRow(
                 seq=r["id"],
@@ -192,7 +194,7 @@ def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
                 key=r["key"],
                 outcome=Outcome(r["outcome"]),
                 decided_at=r["at"],
-                decision=read_decision(r["body"]),
+                decision=read(r["event"], r["body"]),
             )
             for r in rows
             if r["part"] == "d"

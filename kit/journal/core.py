@@ -41,6 +41,7 @@ from kit.domain import (
 from kit.errors import ValidationError
 from kit.journal.records import (
     Delivery,
+    EventRow,
     IngestResult,
     IngestStatus,
     JournaledDecision,
@@ -63,6 +64,7 @@ from kit.policy import (
     Skipped,
     decide,
     dump_decision,
+    fold,
     load_decision,
     order_email,
 )
@@ -365,7 +367,7 @@ def decision_columns(decision: Decision, outcome: Outcome) -> DecisionColumns:
         key=getattr(decision, "key", None),
         email_hash=hashed,
         invite_at=invite_at,
-        body=_json(dump_decision(decision)),
+        body=_json(dump_decision(decision, order=False)),
     )
 
 
@@ -373,8 +375,23 @@ def read_event(body: str | None) -> DomainEvent | None:
     return None if body is None else load_event(json.loads(body))
 
 
-def read_decision(body: str | None) -> Decision | None:
-    return None if body is None else load_decision(json.loads(body))
+def decision_reader(events: Sequence[EventRow]) -> Callable[[int, str | None], Decision | None]:
+    """Reads the decision bodies of the stream whose ``events`` these are: ``read(event_seq,
+    body)``. An Enqueue is stored without its order (the event holds it): the order is the one
+    the stream's events up to the decision's own fold to, which is what the policy decided on
+    (an erasure clears those events and the Enqueue's body together)."""
+
+    def read(event_seq: int, body: str | None) -> Decision | None:
+        if body is None:
+            return None
+        data = json.loads(body)
+        facts = data.get("facts") if isinstance(data, dict) else None
+        if not isinstance(facts, dict) or "order" in facts:
+            return load_decision(data)
+        known = (e.event for e in events if e.seq <= event_seq and e.event is not None)
+        return load_decision(data, order=fold(known).order)
+
+    return read
 
 
 __all__ = [
@@ -387,12 +404,12 @@ __all__ = [
     "Stream",
     "append_steps",
     "decision_columns",
+    "decision_reader",
     "erase_steps",
     "event_columns",
     "find_steps",
     "ingest_steps",
     "one_step",
-    "read_decision",
     "read_event",
     "run_async",
     "run_sync",

@@ -20,8 +20,8 @@ from kit.domain import DomainEvent, Skip
 from kit.journal.core import (
     Stream,
     decision_columns,
+    decision_reader,
     event_columns,
-    read_decision,
     read_event,
     run_sync,
 )
@@ -148,21 +148,23 @@ class MemoryTx:
             entry = self._storage.get_now(d.key or "")
             if d.kind == "enqueue" and entry is not None and entry.state is State.PENDING:
                 waiting.add(entry.key)
+        rows_read = tuple(
+            EventRow(
+                seq=e.seq,
+                source=e.source,
+                stream=e.stream,
+                kind=e.kind,
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                event=read_event(e.body),
+                delivery=e.delivery,
+                reference=e.reference,
+            )
+            for e in events
+        )
+        read = decision_reader(rows_read)
         return StreamHistory(
-            events=tuple(
-                EventRow(
-                    seq=e.seq,
-                    source=e.source,
-                    stream=e.stream,
-                    kind=e.kind,
-                    occurred_at=e.occurred_at,
-                    recorded_at=e.recorded_at,
-                    event=read_event(e.body),
-                    delivery=e.delivery,
-                    reference=e.reference,
-                )
-                for e in events
-            ),
+            events=rows_read,
             decisions=tuple(
                 DecisionRow(
                     seq=d.seq,
@@ -171,7 +173,7 @@ class MemoryTx:
                     key=d.key,
                     outcome=d.outcome,
                     decided_at=d.decided_at,
-                    decision=read_decision(d.body),
+                    decision=read(d.event_seq, d.body),
                 )
                 for d in decisions
             ),
