@@ -318,7 +318,7 @@ def _json_object(raw_body: bytes) -> Node:
         raise PayloadError(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Node(body, "")
+    return Node(body)
 
 
 _Handler = Callable[[ShopifyAdapter, _Delivery], ParseResult]

@@ -85,13 +85,23 @@ class JournalTx(Protocol):
     PostgreSQL offers the same names as coroutines (:class:`kit.journal._pg_tx.PgTx`).
     """
 
-    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
-        """The delivery's new row id, or None when its delivery or event id is known."""
+    def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """The delivery's new row id, or None when its delivery or event id is known.
+
+        A new delivery also locks the streams ``lock`` (sorted) until the transaction ends, so
+        deliveries of one stream decide one after the other; one step, so that PostgreSQL
+        needs one round trip for both.
+        """
         ...
 
-    def lock_streams(self, streams: Sequence[Stream]) -> None: ...
-
     def append_event(self, delivery_row: int, event: DomainEvent) -> int: ...
+
+    def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
+        """:meth:`append_event`, then :meth:`read_stream` of its stream before it (one round
+        trip on PostgreSQL)."""
+        ...
 
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         """Events journaled before the event ``before`` (all when None), every decision."""
