@@ -130,6 +130,8 @@ async def figure_backfill(
             "pages": tally.pages,
             "requests": stand_in.requests,
             "throttled": stand_in.throttled,
+            "throttled_share": round(throttled, 4),
+            "ratio_target": TARGET_RATIO,
             "points_spent": round(stand_in.spent, 1),
             "seconds": round(elapsed, 3),
             "paced_seconds": round(tally.waited, 3),
