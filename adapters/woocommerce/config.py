@@ -14,6 +14,7 @@ from kit.config import http_url
 from kit.configfile.model import Secret
 from kit.errors import ConfigError
 from kit.feeds.settings import check_polling, max_age_field, poll_interval_field, polling
+
 CANCELLING_STATUSES = frozenset({"cancelled", "refunded"})
 """Statuses that withdraw an invite; they can never also mean "fulfilled"."""
 

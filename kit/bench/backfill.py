@@ -51,7 +51,10 @@ TARGET_THROTTLED = 0.01
 
 def _source(url: str) -> FeedSource:
     config = ShopifyConfig(
-        shop_domain=SHOP, admin_access_token=Secret(TOKEN), api_base_url=url, max_age="3650d"
+        shop_domain=SHOP,
+        admin_access_token=Secret(TOKEN),
+        api_base_url=url,
+        max_age=timedelta(days=3650),
     )
     trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d")
     intake = IntakeSource(

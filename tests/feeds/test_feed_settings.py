@@ -22,9 +22,7 @@ def shopify(*, credentials: bool, **keys: Any) -> ShopifyConfig:
 
 
 def woocommerce(*, credentials: bool, **keys: Any) -> WooCommerceConfig:
-    key = (
-        {"consumer_key": Secret("ck_x"), "consumer_secret": Secret("cs_x")} if credentials else {}
-    )
+    key = {"consumer_key": Secret("ck_x"), "consumer_secret": Secret("cs_x")} if credentials else {}
     return WooCommerceConfig(store_url="https://kit-shop.example", **key, **keys)
 
 
@@ -36,7 +34,7 @@ def test_the_rule() -> None:
     assert polling(timedelta(minutes=1), credentials=True) == timedelta(minutes=1)
     assert polling(timedelta(0), credentials=True) is None
     assert polling(None, credentials=False) is None
-    assert DEFAULT_MAX_AGE == timedelta(days=180)
+    assert timedelta(days=180) == DEFAULT_MAX_AGE
 
 
 @pytest.mark.parametrize("build", BUILDERS)
