@@ -12,7 +12,7 @@ import attrs
 from kit.adapters import check_url_template
 from kit.configfile.model import Secret
 from kit.errors import ConfigError
-from kit.policy.config import duration
+from kit.feeds.settings import check_polling, max_age_field, poll_interval_field, polling
 from kit.renewals import CONTRACT_SOURCE_NAMES, RECURRING_ORDER_TAGS
 
 URL_PLACEHOLDERS = ("product_id", "variant_id", "sku")
@@ -59,7 +59,6 @@ def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str 
 
 _API_VERSION = re.compile(r"\d{4}-\d{2}\Z")
 DEFAULT_API_VERSION = "2025-07"
-DEFAULT_MAX_AGE = timedelta(days=180)
 
 
 def _api_version(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -70,14 +69,6 @@ def _api_version(instance: object, attribute: attrs.Attribute[Any], value: str) 
 def _base_url(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not value.startswith(("https://", "http://")):
         raise ConfigError(f"{attribute.name} must be an http(s) URL, got {value!r}")
-
-
-def _poll_interval(value: timedelta | str | int | None) -> timedelta | None:
-    """``0`` (or no key) turns polling off."""
-    if value is None:
-        return None
-    parsed = duration(value)
-    return parsed if parsed > timedelta(0) else None
 
 
 @attrs.frozen(kw_only=True)
@@ -109,20 +100,29 @@ class ShopifyConfig:
     )
     admin_access_token: Secret | None = None
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
-    poll_interval: timedelta | None = attrs.field(
-        default=timedelta(minutes=5), converter=_poll_interval
-    )
+    poll_interval: timedelta | None = poll_interval_field()
     api_base_url: str | None = attrs.field(default=None, validator=_base_url)
-    max_age: timedelta = attrs.field(default=DEFAULT_MAX_AGE, converter=duration)
+    max_age: timedelta = max_age_field()
 
     @property
     def graphql_url(self) -> str:
         base = (self.api_base_url or f"https://{self.shop_domain}").rstrip("/")
         return f"{base}/admin/api/{self.api_version}/graphql.json"
 
+    @property
+    def polling(self) -> timedelta | None:
+        """How often ``serve`` polls: ``None`` without ``admin_access_token`` or at
+        ``poll_interval = 0`` (see :mod:`kit.feeds.settings`)."""
+        return polling(self.poll_interval, credentials=self.admin_access_token is not None)
+
     def __attrs_post_init__(self) -> None:
         if not self.shop_domain or "/" in self.shop_domain or " " in self.shop_domain:
             raise ConfigError(f"shop_domain must be a host name, got {self.shop_domain!r}")
+        check_polling(
+            self.poll_interval,
+            credentials=self.admin_access_token is not None,
+            needs="admin_access_token",
+        )
 
 
-__all__ = ["DEFAULT_API_VERSION", "DEFAULT_MAX_AGE", "ReferenceField", "ShopifyConfig"]
+__all__ = ["DEFAULT_API_VERSION", "ReferenceField", "ShopifyConfig"]

@@ -84,7 +84,7 @@ class ShopifyFeed:
     @property
     def poll_interval(self) -> timedelta | None:
         """Off without ``admin_access_token``: such a source has webhooks only."""
-        return None if self._token is None else self._config.poll_interval
+        return self._config.polling
 
     @property
     def page_size(self) -> int:
