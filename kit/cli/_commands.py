@@ -10,6 +10,7 @@ from kit.cli import config_cmds as _config
 from kit.cli import demo as _demo
 from kit.cli import explain as _explain
 from kit.cli import flush as _flush
+from kit.cli import import_cmd as _import
 from kit.cli import outbox_cmds as _outbox
 from kit.cli import sandbox as _sandbox
 from kit.cli import serve as _serve
@@ -27,4 +28,5 @@ REGISTRY: list[Register] = [
     _bench.register,
     _config.register,
     _explain.register,
+    _import.register,
 ]
