@@ -153,10 +153,13 @@ class FileReader:
                 continue
             if not record or (len(record) == 1 and not record[0].strip()):
                 continue
-            try:
-                _utf8(separator.join(record), "the row")
-            except PayloadError as exc:
-                yield BadRow(line, str(exc))
+            if not _is_utf8(separator.join(record)):
+                where = next(
+                    (header[i] for i, cell in enumerate(record) if not _is_utf8(cell)), "a cell"
+                )
+                if where not in COLUMNS:
+                    where = f"column {where}"
+                yield BadRow(line, f"{where}: not UTF-8; save the file as UTF-8")
                 continue
             if len(record) != width:
                 yield BadRow(line, f"{len(record)} cells where the header has {width}")
@@ -191,6 +194,15 @@ def _utf8(text: str, what: str) -> str:
             f"{what} is not UTF-8 (character {exc.start + 1}); save the file as UTF-8"
         ) from None
     return text
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` was decoded without a stray byte (those became lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _text(value: Any, path: str) -> str:
