@@ -24,6 +24,8 @@ from kit.configfile import SourceConfig
 from kit.errors import ConfigError
 from kit.journal import Intake, IntakeSource
 from kit.outbox import Outbox
+from kit.outbox.memory import InMemoryStorage
+from kit.outbox.sqlite import SQLiteStorage
 
 ROWS_REFUSED = 3
 
@@ -103,6 +105,9 @@ async def cmd_import(args: argparse.Namespace) -> int:
     size = _size(path)
     url = db_url(args)
     outbox = Outbox.from_url(url, **storage_options(args, url))
+    if args.dry_run and _no_database_yet(outbox):
+        # Nothing was imported before, and a dry run must not create the file.
+        outbox = Outbox(InMemoryStorage())
     await outbox.open(migrate=not args.dry_run)
     bar = _Bar(size, sys.stderr)
     try:
@@ -122,6 +127,17 @@ async def cmd_import(args: argparse.Namespace) -> int:
     else:
         print("\n".join(summary_lines(report)))
     return ROWS_REFUSED if report.bad_rows else 0
+
+
+def _no_database_yet(outbox: Outbox) -> bool:
+    storage = outbox.storage
+    return (
+        isinstance(storage, SQLiteStorage) and not storage.is_memory and not _exists(storage.path)
+    )
+
+
+def _exists(path: str) -> bool:
+    return Path(path).exists()
 
 
 def _size(path: Path) -> int:
