@@ -51,7 +51,7 @@ def test_a_million_rows_import_in_flat_memory(tmp_path: Path) -> None:
     the file is streamed and only one batch is held, whatever the file's length."""
     small_peak, small = _import_peak(tmp_path, 10_000)
     big_peak, big = _import_peak(tmp_path, 1_000_000)
-    print(
+    print(  # the figure for docs/adapters/import.md
         f"\npeak RSS: 10,000 rows {small_peak / 1024:.1f} MiB,"
         f" 1,000,000 rows {big_peak / 1024:.1f} MiB"
     )
