@@ -25,6 +25,9 @@ and a factory that binds one configured source. Secrets are never part of that c
 the intake passes them to :meth:`PushAdapter.verify`, so an adapter cannot log what it never
 holds.
 
+A plugin whose adapter takes no webhooks (the file importer) says ``takes_webhooks = False``: its
+sources then need no secrets (:func:`takes_webhooks`).
+
 Header names reach an adapter in lower case (:func:`normalise_headers`); the intake does this
 once for every framework it serves.
 """
@@ -154,6 +157,13 @@ def hmac_sha256_base64_matches(raw_body: bytes, signature: str, secrets: Sequenc
     return matched
 
 
+def takes_webhooks(plugin: object | None) -> bool:
+    """Whether the adapter verifies signed deliveries, so its sources need secrets: every push
+    adapter does (and one that did not load is taken to be one); a plugin says otherwise with
+    ``takes_webhooks = False`` (the file importer)."""
+    return bool(getattr(plugin, "takes_webhooks", True))
+
+
 def _adapter_entry_points() -> dict[str, list[EntryPoint]]:
     found: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
@@ -209,4 +219,5 @@ __all__ = [
     "installed_adapters",
     "load_adapter",
     "normalise_headers",
+    "takes_webhooks",
 ]

@@ -16,7 +16,7 @@ from cattrs import Converter
 from cattrs.errors import AttributeValidationNote, BaseValidationError, ClassValidationError
 from cattrs.gen import override
 
-from kit.adapters import AdapterPlugin, load_adapter
+from kit.adapters import AdapterPlugin, load_adapter, takes_webhooks
 from kit.configfile._convert import WrongType, table_hook
 from kit.configfile.model import NESTED_SOURCE_FIELDS, SourceConfig
 from kit.errors import ConfigError
@@ -83,13 +83,6 @@ def _adapter_config(
     except (BaseValidationError, ConfigError, TypeError) as exc:
         errors.append(exc)
         return None
-
-
-def takes_webhooks(plugin: object | None) -> bool:
-    """Whether the adapter verifies signed deliveries, so its sources need secrets: every push
-    adapter does (and one that did not load is taken to be one); a plugin says otherwise with
-    ``takes_webhooks = False`` (the file importer)."""
-    return bool(getattr(plugin, "takes_webhooks", True))
 
 
 def source_hook(converter: Converter) -> Callable[[object, type], SourceConfig]:

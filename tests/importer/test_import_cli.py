@@ -100,3 +100,10 @@ def test_the_progress_bar_shows_rows_and_rate_on_a_terminal_only() -> None:
     assert "50%" in shown
     assert "rows=2000" in shown
     assert "rows/s" in shown
+
+
+async def test_config_check_says_an_import_source_takes_no_webhooks(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, config = _files(tmp_path, GOOD_AND_BAD)
+    result = await run("config", "check", config)
+    assert result.code == 0
+    assert "source legacy: adapter import, no webhooks, channel" in result.out
