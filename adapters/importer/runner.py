@@ -140,7 +140,6 @@ class Importer:
             started = self._clock()
             pending: list[tuple[DeliveryIdentity, ParseResult]] = []
             for item in transactions(reader):
-                report.ignored_columns = reader.ignored_columns
                 if isinstance(item, BadRow):
                     self._bad(report, item)
                     continue
