@@ -25,6 +25,9 @@ and a factory that binds one configured source. Secrets are never part of that c
 the intake passes them to :meth:`PushAdapter.verify`, so an adapter cannot log what it never
 holds.
 
+A plugin may also offer an order feed (``create_feed``, :class:`kit.feeds.FeedPlugin`): the pull
+side, read by polling and backfill (:mod:`kit.feeds.contract`).
+
 A plugin whose adapter takes no webhooks (the file importer) says ``takes_webhooks = False``: its
 sources then need no secrets (:func:`takes_webhooks`).
 
@@ -176,12 +179,13 @@ def installed_adapters() -> tuple[str, ...]:
     return tuple(sorted(_adapter_entry_points()))
 
 
-def load_adapter(name: str) -> AdapterPlugin[Any]:
-    """The installed adapter called ``name``.
+def load_plugin(name: str) -> object:
+    """The object the installed adapter entry point ``name`` names, not yet checked against a
+    contract (:func:`load_adapter` checks the push side, :func:`kit.feeds.load_feed` the feed).
 
     Raises :class:`~kit.errors.ConfigError` for an unknown name (listing the installed ones),
-    for a name two packages claim, and for an entry point that does not load or does not
-    provide the contract.
+    for a name two packages claim, for an entry point that does not load, and for a plugin
+    without ``name`` and ``config_type`` or whose ``name`` is not its entry point's.
     """
     found = _adapter_entry_points()
     candidates = found.get(name, [])
@@ -196,14 +200,28 @@ def load_adapter(name: str) -> AdapterPlugin[Any]:
         plugin = entry.load()
     except Exception as exc:  # an import error of any kind in a third-party package
         raise ConfigError(f"adapter {name!r} ({entry.value}) failed to load: {exc}") from exc
-    if not isinstance(plugin, AdapterPlugin):
+    if not hasattr(plugin, "name") or not hasattr(plugin, "config_type"):
         raise ConfigError(
             f"adapter {name!r} ({entry.value}) is not an adapter plugin: it needs name, "
-            "config_type and create()"
+            "config_type and create() or create_feed()"
         )
     if plugin.name != name:
         raise ConfigError(
             f"adapter entry point {name!r} ({entry.value}) calls itself {plugin.name!r}"
+        )
+    return plugin
+
+
+def load_adapter(name: str) -> AdapterPlugin[Any]:
+    """The installed adapter called ``name``, with its push side.
+
+    Raises :class:`~kit.errors.ConfigError` as :func:`load_plugin` does, and for a plugin that
+    does not provide the push contract.
+    """
+    plugin = load_plugin(name)
+    if not isinstance(plugin, AdapterPlugin):
+        raise ConfigError(
+            f"adapter {name!r} is not an adapter plugin: it needs name, config_type and create()"
         )
     return plugin
 
@@ -218,6 +236,7 @@ __all__ = [
     "hmac_sha256_base64_matches",
     "installed_adapters",
     "load_adapter",
+    "load_plugin",
     "normalise_headers",
     "takes_webhooks",
 ]

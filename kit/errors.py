@@ -35,7 +35,11 @@ have been acted on, whatever happened on the wire::
     │   └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
     ├── AdapterError                 a platform delivery cannot be taken in
     │   ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
-    │   └── PayloadError             a verified body that is not what the platform sends (400)
+    │   ├── PayloadError             a verified body that is not what the platform sends (400)
+    │   └── FeedError                reading a platform's order feed failed
+    │       ├── FeedUnavailableError     5xx, a broken answer, no connection: back off, retry
+    │       ├── FeedThrottledError       the platform's rate limit: wait ``retry_after``, retry
+    │       └── FeedAuthError            401/403: the token is wrong or expired; stop
     └── ServiceError                 a part of ``serve`` failed, so the whole service stopped
 
 :class:`TurnedAwayError` marks the retryable failures that are no fault of the request (rate
@@ -280,6 +284,29 @@ class PayloadError(AdapterError):
     """A verified delivery whose body or headers are not what the platform sends."""
 
 
+class FeedError(AdapterError):
+    """Reading a platform's order feed (polling, backfill) failed."""
+
+
+class FeedUnavailableError(FeedError):
+    """A failure that passes: a 5xx, a connection error, an answer cut short. The feed loop
+    backs off with jitter and reads the same page again."""
+
+
+class FeedThrottledError(FeedError):
+    """The platform's rate limit (a 429, Shopify's ``THROTTLED``): nothing is wrong with the
+    request. ``retry_after`` (seconds) is how long the platform asked to wait, if it said."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class FeedAuthError(FeedError):
+    """The platform refused the credentials (401, 403): retrying cannot help, so the feed stops
+    and says which key to fix."""
+
+
 class ServiceError(KitError):
     """A part of a running service (``serve``: the flusher, the listener) failed, and the
     service stopped as a whole rather than go on half alive. ``part`` names it; its own
@@ -303,6 +330,10 @@ __all__ = [
     "ETrustedError",
     "EventConflictError",
     "FailureKind",
+    "FeedAuthError",
+    "FeedError",
+    "FeedThrottledError",
+    "FeedUnavailableError",
     "FieldError",
     "GatewayError",
     "InDoubtError",

@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -49,6 +49,10 @@ from kit.domain import (
     SkipReason,
 )
 from kit.errors import PayloadError, VerificationError
+from kit.feeds.contract import FeedPlugin
+
+if TYPE_CHECKING:
+    from adapters.shopify.feed import ShopifyFeed
 
 PLATFORM = "shopify"
 SHIPPED = "success"  # a fulfilment's status once the parcel is on its way
@@ -302,9 +306,18 @@ class ShopifyPlugin:
     def create(self, *, source: str, config: ShopifyConfig) -> ShopifyAdapter:
         return ShopifyAdapter(source=source, config=config)
 
+    def create_feed(self, *, source: str, config: ShopifyConfig) -> ShopifyFeed:
+        """The GraphQL order feed (:mod:`adapters.shopify.feed`); needs ``admin_access_token``."""
+        # Imported here: the feed builds its events with this module's topic handlers.
+        from adapters.shopify.feed import ShopifyFeed
 
-# Annotated with the contract, so mypy checks the plugin and its adapter against the Protocols.
+        return ShopifyFeed(source=source, config=config)
+
+
+# Annotated with the contracts, so mypy checks the plugin, its adapter and its feed against the
+# Protocols.
 plugin: AdapterPlugin[ShopifyConfig] = ShopifyPlugin()
+_feed_plugin: FeedPlugin[ShopifyConfig] = ShopifyPlugin()
 
 
 __all__ = ["PLATFORM", "TOPICS", "ShopifyAdapter", "ShopifyPlugin", "header", "plugin"]

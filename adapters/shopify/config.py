@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import enum
+import re
+from datetime import timedelta
 from typing import Any
 
 import attrs
 
+from kit.configfile.model import Secret
 from kit.errors import ConfigError
+from kit.policy.config import duration
 
 
 class ReferenceField(enum.StrEnum):
@@ -52,6 +56,29 @@ def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str 
         ) from exc
 
 
+_API_VERSION = re.compile(r"\d{4}-\d{2}\Z")
+DEFAULT_API_VERSION = "2025-07"
+DEFAULT_MAX_AGE = timedelta(days=180)
+
+
+def _api_version(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not _API_VERSION.match(value):
+        raise ConfigError(f"{attribute.name} must look like '2025-07', got {value!r}")
+
+
+def _base_url(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None and not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{attribute.name} must be an http(s) URL, got {value!r}")
+
+
+def _poll_interval(value: timedelta | str | int | None) -> timedelta | None:
+    """``0`` (or no key) turns polling off."""
+    if value is None:
+        return None
+    parsed = duration(value)
+    return parsed if parsed > timedelta(0) else None
+
+
 @attrs.frozen(kw_only=True)
 class ShopifyConfig:
     """What the Shopify adapter needs to know about one shop.
@@ -60,16 +87,33 @@ class ShopifyConfig:
     (``{product_id}``, ``{variant_id}``, ``{sku}``) for shops that can resolve one, otherwise the
     products stay out of the event until an enriching source fills them in. ``transit_days``
     gives an estimated delivery date when the fulfilment carries none.
+
+    The order feed (polling and backfill, :mod:`adapters.shopify.feed`) reads the GraphQL Admin
+    API of ``api_base_url`` (default ``https://{shop_domain}``) in ``api_version`` with
+    ``admin_access_token``; without a token the source has webhooks only. ``max_age``: orders
+    placed longer ago are skipped ``too_old``.
     """
 
     shop_domain: str = attrs.field(converter=_shop_domain)
     reference: ReferenceField = attrs.field(default=ReferenceField.NAME, converter=_reference)
     transit_days: int | None = attrs.field(default=None, validator=_non_negative)
     product_url: str | None = attrs.field(default=None, validator=_url_template)
+    admin_access_token: Secret | None = None
+    api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
+    poll_interval: timedelta | None = attrs.field(
+        default=timedelta(minutes=5), converter=_poll_interval
+    )
+    api_base_url: str | None = attrs.field(default=None, validator=_base_url)
+    max_age: timedelta = attrs.field(default=DEFAULT_MAX_AGE, converter=duration)
+
+    @property
+    def graphql_url(self) -> str:
+        base = (self.api_base_url or f"https://{self.shop_domain}").rstrip("/")
+        return f"{base}/admin/api/{self.api_version}/graphql.json"
 
     def __attrs_post_init__(self) -> None:
         if not self.shop_domain or "/" in self.shop_domain or " " in self.shop_domain:
             raise ConfigError(f"shop_domain must be a host name, got {self.shop_domain!r}")
 
 
-__all__ = ["ReferenceField", "ShopifyConfig"]
+__all__ = ["DEFAULT_API_VERSION", "DEFAULT_MAX_AGE", "ReferenceField", "ShopifyConfig"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from kit.cli import backfill as _backfill
 from kit.cli import bench as _bench
 from kit.cli import config_cmds as _config
 from kit.cli import demo as _demo
@@ -28,5 +29,6 @@ REGISTRY: list[Register] = [
     _bench.register,
     _config.register,
     _explain.register,
+    _backfill.register,
     _import.register,
 ]

@@ -21,8 +21,8 @@ def format_report(r: DemoReport) -> str:
         f" {HOLD_BACK.total_seconds():g} s:",
         *[f"    {w.label:<32} {describe(w, r.webhook_states)}" for w in r.webhooks],
         "",
-        f"  enqueued          {r.enqueued} events ({r.duplicates} duplicate webhooks ignored),"
-        f" and {len(r.webhook_states)} through the Shopify intake",
+        f"  enqueued          {r.enqueued} events by the library call ({r.duplicates} repeated"
+        f" keys ignored), and {len(r.webhook_states)} through the Shopify intake",
         f"  refused at once   {len(r.invalid)} invalid events:",
         *[f"                      {line}" for line in r.invalid],
         "",

@@ -19,6 +19,8 @@ class SkipReason(enum.StrEnum):
     DATA_REQUEST = "data_request"  # a compliance request to acknowledge; nothing to store
     UNSUPPORTED_TOPIC = "unsupported_topic"  # the platform sent something no rule reads
     NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
+    WEBHOOK_PING = "webhook_ping"  # a platform's unsigned test call when a webhook is created
+    TOO_OLD = "too_old"  # a polled order placed longer ago than the source's ``max_age``
 
     # -- exclusions of the trigger policy
     TEST_ORDER = "test_order"

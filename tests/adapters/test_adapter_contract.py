@@ -162,7 +162,7 @@ def test_an_unknown_name_lists_the_installed_adapters(site: Path) -> None:
     with pytest.raises(ConfigError, match="unknown adapter 'shopfy'") as caught:
         load_adapter("shopfy")
     listed = str(caught.value).split("installed adapters: ")[1].split(", ")
-    assert {"acme", "shopify"} <= set(listed)
+    assert {"acme", "shopify", "woocommerce"} <= set(listed)
     assert listed == sorted(listed)
 
 

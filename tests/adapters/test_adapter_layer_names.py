@@ -11,10 +11,12 @@ import pytest
 
 MODULES = [
     "adapters.shopify",
+    "adapters.woocommerce",
     "kit.adapters",
     "kit.domain",
     "kit.locale",
     "kit.mapping",
+    "kit.payload",
     "kit.policy",
 ]
 

@@ -51,6 +51,7 @@ TABLES = {
     "etk_deliveries",
     "etk_journal_events",
     "etk_journal_decisions",
+    "etk_feed_checkpoints",
 }
 
 
@@ -351,6 +352,7 @@ def test_migration_files_load_in_order() -> None:
         (2, "outbox_meta"),
         (3, "journal"),
         (4, "journal_reference"),
+        (5, "feeds"),
     ]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
@@ -372,6 +374,7 @@ async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
             (2, "outbox_meta"),
             (3, "journal"),
             (4, "journal_reference"),
+            (5, "feeds"),
         ]
     db.close()
 

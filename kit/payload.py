@@ -1,0 +1,150 @@
+"""Typed reads from an untrusted JSON payload, each failure a PayloadError with its path.
+
+A signed body can still be of a shape no rule expects (an API version change, a trimmed
+subscription, a plugin's filter). Every read here either returns the documented type, ``None``
+for an absent or ``null`` optional, or raises :class:`~kit.errors.PayloadError` naming the
+field, so the intake answers 400 instead of crashing with a ``TypeError``. Adapters share it,
+so every platform's payload errors read alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kit.codec import parse_datetime
+from kit.errors import PayloadError
+
+_NAIVE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\Z")
+
+
+class Node:
+    """A JSON object and the path that led to it."""
+
+    __slots__ = ("_data", "path")
+
+    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+        self._data = data
+        self.path = path
+
+    def _at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def _fail(self, key: str, expected: str) -> PayloadError:
+        value = self._data.get(key)
+        return PayloadError(f"{self._at(key)} must be {expected}, got {type(value).__name__}")
+
+    def raw(self, key: str) -> Any:
+        """The value as parsed, for shapes the typed reads do not cover."""
+        return self._data.get(key)
+
+    def has(self, key: str) -> bool:
+        return self._data.get(key) is not None
+
+    def text(self, key: str) -> str | None:
+        """A string, stripped; ``None`` when absent, null or blank."""
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise self._fail(key, "a string")
+        return value.strip() or None
+
+    def ident(self, key: str) -> str | None:
+        """An id, sent as a number or a string; always returned as a string."""
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self._fail(key, "an id")
+        return str(value).strip() or None
+
+    def required_ident(self, key: str) -> str:
+        value = self.ident(key)
+        if value is None:
+            raise PayloadError(f"{self._at(key)} is required")
+        return value
+
+    def flag(self, key: str) -> bool:
+        value = self._data.get(key)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
+    def integer(self, key: str) -> int | None:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._fail(key, "a whole number")
+        return value
+
+    def decimal(self, key: str) -> Decimal | None:
+        """Money, sent as a decimal string (``"59.80"``) or a whole number."""
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self._fail(key, "a decimal string")
+        try:
+            parsed = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise PayloadError(f"{self._at(key)} is not a decimal: {value!r}") from None
+        if not parsed.is_finite():
+            raise PayloadError(f"{self._at(key)} is not a finite decimal")
+        return parsed
+
+    def when(self, key: str, *, naive_is_utc: bool = False) -> datetime | None:
+        """An ISO 8601 date-time with offset, in UTC.
+
+        ``naive_is_utc`` accepts one without an offset as UTC, for fields the platform documents
+        as UTC but writes bare (WooCommerce's ``date_modified_gmt``).
+        """
+        value = self.text(key)
+        if value is None:
+            return None
+        if naive_is_utc and _NAIVE.match(value):
+            value += "Z"
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            raise PayloadError(f"{self._at(key)} is not an ISO 8601 date-time") from None
+
+    def node(self, key: str) -> Node | None:
+        value = self._data.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, Mapping):
+            raise self._fail(key, "an object")
+        return Node(value, self._at(key))
+
+    def nodes(self, key: str) -> list[Node]:
+        value = self._data.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self._fail(key, "an array")
+        out = []
+        for index, item in enumerate(value):
+            if not isinstance(item, Mapping):
+                raise PayloadError(f"{self._at(key)}[{index}] must be an object")
+            out.append(Node(item, f"{self._at(key)}[{index}]"))
+        return out
+
+
+def first_text(*candidates: tuple[Node | None, str]) -> str | None:
+    """The first non-blank string among ``(node, key)`` pairs, in order."""
+    for node, key in candidates:
+        if node is not None:
+            value = node.text(key)
+            if value is not None:
+                return value
+    return None
+
+
+__all__ = ["Node", "first_text"]

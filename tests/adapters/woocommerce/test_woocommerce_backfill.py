@@ -1,0 +1,195 @@
+"""The WooCommerce feed under the kit's feed loop, on a SQLite file against the loopback
+stand-in: a backfill of a few thousand orders that stops mid-way and is run again delivers each
+eligible order exactly once, and only the overlap is read twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import pytest
+from woocommerce_deliveries import SECRET, completed, order
+
+from adapters.woocommerce import WooCommerceAdapter, WooCommerceConfig
+from adapters.woocommerce.feed import WooCommerceFeed
+from kit.configfile import Secret
+from kit.errors import FeedAuthError
+from kit.feeds import FeedWindow
+from kit.feeds.checkpoint import Run, checkpoints_for
+from kit.feeds.runner import OVERLAP, FeedRunner, FeedSource
+from kit.journal import Intake, IntakeSource
+from kit.outbox import Outbox
+from kit.outbox.sqlite import SQLiteStorage
+from kit.policy import PolicyConfig, Trigger
+from kit.testing.woocommerce import RunningStandIn, WooCommerceStandIn, running_woocommerce
+
+KEY_ID = "ck_kit_test_0123456789abcdef"
+KEY_SECRET = "cs_kit_test_fedcba9876543210"
+ORDERS = 2000
+FIRST = datetime(2025, 3, 1, 9, 0)  # the first order's change; one a minute after it
+WINDOW = FeedWindow(since=datetime(2025, 3, 1, tzinfo=UTC))
+NOW = datetime(2025, 3, 10, tzinfo=UTC).timestamp()
+
+
+def modified(n: int) -> datetime:
+    return FIRST + timedelta(minutes=n)
+
+
+def fulfilled(n: int) -> dict[str, Any]:
+    at = modified(n).isoformat()
+    return completed(id=n, number=str(n), date_modified_gmt=at, date_completed_gmt=at)
+
+
+@attrs.define
+class Clock:
+    now: float = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@attrs.define
+class Sleeps:
+    """The runner's waits, recorded instead of slept."""
+
+    waits: list[float] = attrs.Factory(list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+@attrs.frozen
+class Backfill:
+    running: RunningStandIn
+    outbox: Outbox
+    runner: FeedRunner
+    sleeps: Sleeps
+
+    @property
+    def stand_in(self) -> WooCommerceStandIn:
+        return self.running.stand_in
+
+    async def keys(self) -> list[str]:
+        return [row.key for row in await self.outbox.storage.entries(limit=100_000)]
+
+
+@pytest.fixture
+async def backfill(tmp_path: Path) -> AsyncIterator[Backfill]:
+    stand_in = WooCommerceStandIn(consumer_key=KEY_ID, consumer_secret=KEY_SECRET)
+    clock = Clock()
+    async with (
+        running_woocommerce(stand_in) as running,
+        aiohttp.ClientSession() as session,
+        Outbox(SQLiteStorage(tmp_path / "outbox.db"), clock=clock) as outbox,
+    ):
+        config = WooCommerceConfig(
+            store_url=running.url,
+            allow_insecure_http=True,
+            consumer_key=Secret(KEY_ID),
+            consumer_secret=Secret(KEY_SECRET),
+        )
+        trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d")
+        source = FeedSource(
+            name="my-store",
+            feed=WooCommerceFeed.from_config(source="my-store", config=config),
+            intake=IntakeSource(
+                name="my-store",
+                adapter=WooCommerceAdapter(source="my-store", config=config),
+                policy=PolicyConfig(channel_id="chl-1", triggers=(trigger,)),
+                secrets=(SECRET,),
+            ),
+        )
+        sleeps = Sleeps()
+        runner = FeedRunner(
+            source,
+            intake=Intake(outbox, clock=clock),
+            checkpoints=checkpoints_for(outbox),
+            session=session,
+            clock=clock,
+            sleep=sleeps,
+        )
+        yield Backfill(running, outbox, runner, sleeps)
+
+
+def key(n: int) -> str:
+    return f"woocommerce:127.0.0.1:{n}:order_shipped"
+
+
+async def test_a_stopped_backfill_resumes_and_enqueues_each_order_once(
+    backfill: Backfill,
+) -> None:
+    """The key is refused after ten pages; the run stops with its checkpoint at the last
+    committed page, and the next run reads on from there minus the overlap."""
+    for n in range(1, ORDERS + 1):
+        backfill.stand_in.put(fulfilled(n))
+    backfill.stand_in.put(order(id=ORDERS + 1, number="x", date_modified_gmt="2025-03-01T09:00:30"))
+    backfill.stand_in.fail_next(401, after=10)
+
+    with pytest.raises(FeedAuthError, match="consumer_key"):
+        await backfill.runner.backfill(WINDOW)
+    checkpoints = checkpoints_for(backfill.outbox)
+    saved = await checkpoints.load("my-store", Run.BACKFILL)
+    assert saved is not None
+    assert not saved.done
+    assert saved.pages == 10
+    assert saved.high_water is not None
+    first_pass = len(await backfill.keys())
+    assert 0 < first_pass < ORDERS
+
+    resumed = await backfill.runner.backfill(WINDOW)
+
+    assert resumed.resumed
+    assert sorted(await backfill.keys()) == sorted(key(n) for n in range(1, ORDERS + 1))
+    finished = await checkpoints.load("my-store", Run.BACKFILL)
+    assert finished is not None
+    assert finished.done
+    overlap_start = saved.high_water - OVERLAP.total_seconds()
+    twice = [n for n, count in backfill.stand_in.served.items() if count > 1]
+    assert twice, "the resumed run re-reads its overlap"
+    for n in twice:
+        changed = modified(n).replace(tzinfo=UTC).timestamp()
+        assert changed >= overlap_start - 1, f"order {n} read again from before the overlap"
+    assert max(backfill.stand_in.served.values()) == 2
+    assert set(backfill.stand_in.served) == set(range(1, ORDERS + 2))
+
+
+async def test_a_backfill_run_again_finds_every_order_journaled(backfill: Backfill) -> None:
+    for n in range(1, 151):
+        backfill.stand_in.put(fulfilled(n))
+    first = await backfill.runner.backfill(WINDOW)
+    again = await backfill.runner.backfill(WINDOW)
+
+    assert (first.orders, first.enqueued) == (150, 150)
+    assert (again.duplicates, again.enqueued) == (150, 0)
+    assert [r.page for r in backfill.stand_in.requests] == [1, 2, 1, 2]
+
+
+async def test_the_stores_rate_limit_is_waited_out_as_asked(backfill: Backfill) -> None:
+    """A host's 429 and 503 with Retry-After: the loop waits that long (plus its spread) and
+    reads the same page again; nothing is lost."""
+    for n in range(1, 151):
+        backfill.stand_in.put(fulfilled(n))
+    backfill.stand_in.fail_next(429, retry_after=7, after=1)
+    tally = await backfill.runner.backfill(WINDOW)
+    backfill.stand_in.fail_next(503, retry_after=4)
+    await backfill.runner.poll()
+
+    assert tally.enqueued == 150
+    assert [r.status for r in backfill.stand_in.requests][:3] == [200, 429, 200]
+    assert backfill.stand_in.requests[1].page == backfill.stand_in.requests[2].page == 2
+    assert len(backfill.sleeps.waits) == 2
+    assert 7 <= backfill.sleeps.waits[0] <= 7 * 1.5
+    assert 4 <= backfill.sleeps.waits[1] <= 4 * 1.5
+
+
+async def test_a_revoked_key_stops_at_once_without_retrying(backfill: Backfill) -> None:
+    backfill.stand_in.put(fulfilled(1))
+    backfill.stand_in.fail_next(401, times=100)
+    with pytest.raises(FeedAuthError, match="consumer_key/consumer_secret"):
+        await backfill.runner.backfill(WINDOW)
+    assert len(backfill.stand_in.requests) == 1
+    assert backfill.sleeps.waits == []
