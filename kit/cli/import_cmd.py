@@ -15,11 +15,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from adapters.importer import FileFormat, ImportAdapter, Importer, ImportReport, Progress
 from adapters.importer.reader import BadRow
 from kit.cli._env import add_db_option, db_url, file_config, storage_options
+from kit.cli._progress import TerminalBar
 from kit.configfile import SourceConfig
 from kit.errors import ConfigError
 from kit.journal import Intake, IntakeSource
@@ -42,33 +43,22 @@ def _source(args: argparse.Namespace) -> SourceConfig:
 
 
 class _Bar:
-    """tqdm over the file's bytes (for the ETA), with rows and rows/s; nothing off a terminal."""
+    """The progress bar on a terminal: the file's bytes (for the ETA), rows, transactions and
+    rows per second; nothing at all when stderr is not a terminal."""
 
     def __init__(self, size: int, stream: TextIO) -> None:
-        self._bar: Any = None
-        if stream.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=size, file=stream, unit="B", unit_scale=True, desc="import", leave=True
-            )
+        self._bar = TerminalBar(stream, desc="import", total=size, unit="B", unit_scale=True)
 
     def __call__(self, progress: Progress) -> None:
-        if self._bar is None:
-            return
-        elapsed = max(self._bar.format_dict.get("elapsed", 0.0), 1e-6)
-        self._bar.n = progress.bytes_read
-        self._bar.set_postfix(
-            rows=progress.rows,
-            transactions=progress.transactions,
-            rate=f"{progress.rows / elapsed:.0f} rows/s",
-            refresh=False,
-        )
-        self._bar.refresh()
+        fields = {
+            "rows": progress.rows,
+            "transactions": progress.transactions,
+            "rate": f"{self._bar.per_second(progress.rows):.0f} rows/s",
+        }
+        self._bar.show(progress.bytes_read, fields)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self._bar.close()
 
 
 def _print_bad(bad: BadRow) -> None:
