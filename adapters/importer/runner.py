@@ -8,8 +8,8 @@ So memory holds one batch, not the file; a crash loses at most the batch in flig
 running the same file again finishes the job (what was committed is folded as duplicates).
 
 A dry run journals nothing: each transaction is looked up in the journal (already imported?)
-and decided by the policy on the history the journal holds (:func:`kit.policy.decide`); the
-per-customer throttle's look-up across other orders is left out.
+and decided by the policy on the history the journal holds, as ``backfill --dry-run`` does
+(:mod:`kit.journal.preview`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from adapters.importer.adapter import encode
 from adapters.importer.reader import BadRow, FileFormat, FileReader
 from adapters.importer.transactions import Transaction, transactions
 from kit.adapters import DeliveryIdentity, ParseResult
-from kit.domain import Skip
 from kit.journal import Intake, IntakeSource
+from kit.journal.preview import preview
 from kit.journal.records import IngestStatus, JournaledDecision, Outcome
-from kit.policy import Decision, Enqueue, History, Recorded, Skipped, decide
+from kit.policy import Decision, Enqueue, Recorded, Skipped
 
 BATCH = 500
 """Transactions per database transaction: one commit for many, and short enough that the
@@ -199,23 +199,14 @@ class Importer:
 
     async def _preview(self, identity: DeliveryIdentity, parsed: ParseResult) -> list[str] | None:
         """What ingesting would decide, by outcome name; None when it is a duplicate."""
-        if isinstance(parsed, Skip):
-            return [f"skipped:{parsed.reason.value}"]
-        out: list[str] = []
-        for event in parsed:
-            stored = await self._intake.journal.history(self._source.name, event.stream)
-            if any(
-                row.event is not None and row.event.delivery_id == identity.delivery_id
-                for row in stored.events
-            ):
-                return None
-            history = History(
-                events=tuple(r.event for r in stored.events if r.event is not None),
-                decisions=tuple(r.decision for r in stored.decisions if r.decision is not None),
-                waiting=stored.waiting,
-            )
-            out.extend(_preview_name(d) for d in decide(self._source.policy, history, event))
-        return out
+        seen = await preview(
+            self._intake.journal, self._source.name, self._source.policy, identity, parsed
+        )
+        if seen.duplicate:
+            return None
+        if seen.skip is not None:
+            return [f"skipped:{seen.skip.reason.value}"]
+        return [_preview_name(d) for d in seen.decisions]
 
 
 __all__ = ["BATCH", "KEPT_ERRORS", "ImportReport", "Importer", "Progress", "outcome_name"]
