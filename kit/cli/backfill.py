@@ -18,12 +18,11 @@ import contextlib
 import json
 import sys
 from datetime import UTC, datetime, time
-from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
 
-from kit.cli._env import add_db_option, db_url, file_config, storage_options
+from kit.cli._env import add_db_option, db_url, file_config, file_not_there, storage_options
 from kit.cli._progress import TerminalBar
 from kit.codec import parse_datetime
 from kit.configfile import KitConfig, SourceConfig
@@ -34,7 +33,6 @@ from kit.feeds.runner import FeedRunner, FeedSource, Tally
 from kit.journal import Intake
 from kit.outbox import Outbox
 from kit.outbox.migrations import load_migrations
-from kit.outbox.sqlite import SQLiteStorage
 
 
 def parse_date(value: str) -> datetime:
@@ -201,12 +199,8 @@ _MIGRATE_FIRST = (
 
 
 def _refuse_missing_file(outbox: Outbox) -> None:
-    """Opening a SQLite file that is not there would create it: not in a dry run."""
-    storage = outbox.storage
-    if not isinstance(storage, SQLiteStorage) or storage.is_memory:
-        return
-    if not Path(storage.path).exists():
-        raise ConfigError(f"there is no outbox at {storage.url}: {_MIGRATE_FIRST}")
+    if file_not_there(outbox):
+        raise ConfigError(f"there is no outbox at {outbox.storage.url}: {_MIGRATE_FIRST}")
 
 
 async def _refuse_unmigrated(outbox: Outbox, url: str) -> None:

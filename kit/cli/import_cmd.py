@@ -19,14 +19,13 @@ from typing import TextIO
 
 from adapters.importer import FileFormat, ImportAdapter, Importer, ImportReport, Progress
 from adapters.importer.reader import BadRow
-from kit.cli._env import add_db_option, db_url, file_config, storage_options
+from kit.cli._env import add_db_option, db_url, file_config, file_not_there, storage_options
 from kit.cli._progress import TerminalBar
 from kit.configfile import SourceConfig
 from kit.errors import ConfigError
 from kit.journal import Intake, IntakeSource
 from kit.outbox import Outbox
 from kit.outbox.memory import InMemoryStorage
-from kit.outbox.sqlite import SQLiteStorage
 
 ROWS_REFUSED = 3
 
@@ -95,7 +94,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
     size = _size(path)
     url = db_url(args)
     outbox = Outbox.from_url(url, **storage_options(args, url))
-    if args.dry_run and _no_database_yet(outbox):
+    if args.dry_run and file_not_there(outbox):
         # Nothing was imported before, and a dry run must not create the file.
         outbox = Outbox(InMemoryStorage())
     await outbox.open(migrate=not args.dry_run)
@@ -117,17 +116,6 @@ async def cmd_import(args: argparse.Namespace) -> int:
     else:
         print("\n".join(summary_lines(report)))
     return ROWS_REFUSED if report.bad_rows else 0
-
-
-def _no_database_yet(outbox: Outbox) -> bool:
-    storage = outbox.storage
-    return (
-        isinstance(storage, SQLiteStorage) and not storage.is_memory and not _exists(storage.path)
-    )
-
-
-def _exists(path: str) -> bool:
-    return Path(path).exists()
 
 
 def _size(path: Path) -> int:
