@@ -9,6 +9,7 @@ from kit.cli import backfill as _backfill
 from kit.cli import bench as _bench
 from kit.cli import config_cmds as _config
 from kit.cli import demo as _demo
+from kit.cli import doctor as _doctor
 from kit.cli import explain as _explain
 from kit.cli import flush as _flush
 from kit.cli import import_cmd as _import
@@ -30,5 +31,6 @@ REGISTRY: list[Register] = [
     _config.register,
     _explain.register,
     _backfill.register,
+    _doctor.register,
     _import.register,
 ]

@@ -110,13 +110,25 @@ def storage_options(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 def db_url(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:
     env = _environ(environ)
-    file = file_config(args, env)
+    return db_url_from(args, file_config(args, env), env)
+
+
+def db_url_from(
+    args: argparse.Namespace,
+    file: KitConfig | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    default: str = DEFAULT_DB,
+) -> str:
+    """:func:`db_url` over a file the caller has already loaded; ``default`` when no flag,
+    variable or key gives one."""
+    env = _environ(environ)
     file_url = file.outbox.url if file is not None else None
     url: str = layered(
         {"url": getattr(args, "db", None)},
         {"url": env.get(DB_VARIABLE)},
         {"url": None if file_url is None else file_url.value},
-    ).get("url", DEFAULT_DB)
+    ).get("url", default)
     return url
 
 
@@ -130,6 +142,17 @@ def client_config(
     ``[etrusted]`` table (read :meth:`ClientConfig.from_env` for the variables)."""
     env = _environ(environ)
     file = None if args is None else file_config(args, env)
+    return client_config_from(file, env, flags=flags)
+
+
+def client_config_from(
+    file: KitConfig | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    flags: Mapping[str, Any] | None = None,
+) -> ClientConfig:
+    """:func:`client_config` over a file the caller has already loaded."""
+    env = _environ(environ)
     from_file = {} if file is None else file.etrusted.given()
     # The file's keys that have a variable stand in for an unset variable, so from_env's rule
     # (and its message for missing credentials) holds with or without a file.

@@ -11,6 +11,7 @@ from kit.adapters import load_adapter, takes_webhooks
 from kit.cli._env import CONFIG_VARIABLE, add_config_option, config_path
 from kit.configfile import KitConfig, Secret, SourceConfig, load_config
 from kit.errors import ConfigError, ConfigFileError
+from kit.policy import Renewals, TriggerOn
 from kit.redact import redact_url
 
 
@@ -43,7 +44,14 @@ def _source_lines(source: SourceConfig) -> list[str]:
     ]
     for trigger in policy.triggers:
         line = f"  on {trigger.on.value} -> {trigger.event_type}, delay {_duration(trigger.delay)}"
-        if trigger.per_customer is not None:
+        if trigger.on is TriggerOn.SUBSCRIPTION_RENEWED:
+            rule = trigger.renewal_rule
+            line += f", renewals {rule.value}"
+            if rule is Renewals.EVERY_NTH:
+                line += f" (nth {trigger.nth})"
+            if trigger.min_subscription_age is not None:
+                line += f", subscriptions older than {_duration(trigger.min_subscription_age)}"
+        if trigger.per_customer:  # "0d" is off, like none
             line += f", at most one per customer in {_duration(trigger.per_customer)}"
         lines.append(line)
     return lines

@@ -16,8 +16,7 @@ import attrs
 
 from kit.cli._env import add_db_option, add_storage_options, db_url, storage_options
 from kit.errors import ConfigError, OutboxError, ValidationError
-from kit.outbox import Outbox, Storage, storage_from_url
-from kit.outbox.sqlite import sqlite_path_from_url
+from kit.outbox import Outbox, Storage, missing_sqlite_file, storage_from_url
 from kit.outbox.types import Entry, NewEntry, State
 
 ENQUEUE_BATCH = 1000
@@ -311,10 +310,8 @@ async def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def _require_existing_sqlite(url: str, *, what: str = "source outbox") -> None:
-    if url.startswith(("postgresql://", "postgres://")):
-        return
-    path = sqlite_path_from_url(url) if url.startswith("sqlite:") else url
-    if path != ":memory:" and not os.path.exists(path):
+    path = missing_sqlite_file(url)
+    if path is not None:
         raise ConfigError(f"the {what} {path} does not exist")
 
 

@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import attrs
 
-from kit.domain.facts import OrderFacts, Refund, Shipment, utc
+from kit.domain.facts import OrderFacts, Refund, Shipment, _optional_utc, utc
 
 
 @attrs.frozen(kw_only=True)
@@ -96,12 +96,20 @@ class OrderRefunded(_Envelope):
 
 @attrs.frozen(kw_only=True)
 class SubscriptionRenewed(_Envelope):
-    """A subscription charged again; ``order`` describes what was renewed."""
+    """A subscription charged again; ``order`` describes what was renewed.
+
+    The stream is the renewal's own charge (a Stripe invoice, the order a renewal created), so a
+    refund of that charge lands on it. ``renewal`` 0 is the charge that started the subscription
+    (the first purchase), 1 the first renewal; ``None`` when the platform does not count, and the
+    journal counts the subscription's earlier charges instead (:mod:`kit.policy.renewals`).
+    """
 
     kind: ClassVar[str] = "subscription_renewed"
     order: OrderFacts
-    renewal: int | None = None  # 1 for the first renewal, when the platform counts
+    renewal: int | None = None
     order_stream: str | None = None  # the order the renewal created, if any
+    subscription: str | None = None  # the platform's subscription id: what charges share
+    started_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
 
 
 class ErasureScope(enum.StrEnum):

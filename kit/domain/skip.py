@@ -21,6 +21,9 @@ class SkipReason(enum.StrEnum):
     NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
     WEBHOOK_PING = "webhook_ping"  # a platform's unsigned test call when a webhook is created
     TOO_OLD = "too_old"  # a polled order placed longer ago than the source's ``max_age``
+    NOT_A_SUBSCRIPTION_CHARGE = "not_a_subscription_charge"  # e.g. a manual or one-off invoice
+    NOTHING_PAID = "nothing_paid"  # a charge of zero (a trial, a 100 % coupon)
+    UNLINKED = "unlinked"  # a refund or dispute that names no charge the kit can find
 
     # -- exclusions of the trigger policy
     TEST_ORDER = "test_order"
@@ -40,6 +43,10 @@ class SkipReason(enum.StrEnum):
     NO_CHANNEL = "no_channel"  # no channel configured for the order's locale
     NO_ORDER_FACTS = "no_order_facts"  # a trigger fired before any delivery described the order
     INVALID_EVENT = "invalid_event"  # the body built for the invite breaks eTrusted's rules
+
+    # -- the renewal policy leaves this charge out
+    RENEWAL_NOT_SELECTED = "renewal_not_selected"  # not the first / not an Nth renewal
+    SUBSCRIPTION_TOO_YOUNG = "subscription_too_young"  # below min_subscription_age
 
     # -- the order's state rules the trigger out
     CANCELLED = "cancelled"

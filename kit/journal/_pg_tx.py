@@ -84,6 +84,10 @@ class JournalSql:
             SELECT max(d.invite_at) FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
             WHERE d.email_hash = $1 AND d.invite_at IS NOT NULL
               AND NOT (d.source = $2 AND d.stream = $3) AND e.state <> 'cancelled'"""
+        self.subscription_charges = f"""
+            SELECT body FROM {je}
+            WHERE source = $1 AND kind = 'subscription_renewed' AND stream <> $2
+              AND body IS NOT NULL AND body::jsonb ->> 'subscription' = $3"""
         self.customer_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE email_hash = $1"
         self.source_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE source = $1"
         self.stream_hashes = f"""
@@ -243,6 +247,10 @@ class PgTx:
             self._sql.last_invite, email_hash, source, stream
         )
         return found
+
+    async def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
+        rows = await self._conn.fetch(self._sql.subscription_charges, source, stream, subscription)
+        return [str(row[0]) for row in rows]
 
     async def insert_entry(self, entry: NewEntry) -> bool:
         (result,) = await self._outbox.enqueue_in(self._conn, [entry], now=self._now)

@@ -68,6 +68,12 @@ LAST_INVITE = """
 SELECT max(d.invite_at) FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
 WHERE d.email_hash = ? AND d.invite_at IS NOT NULL AND NOT (d.source = ? AND d.stream = ?)
   AND e.state <> 'cancelled'"""
+# A subscription's charges live in their own streams; the renewal policy reads them by the
+# subscription id in the stored event (a scan of one source's renewals: they are few per shop).
+SUBSCRIPTION_CHARGES = """
+SELECT body FROM etk_journal_events
+WHERE source = ? AND kind = 'subscription_renewed' AND stream <> ? AND body IS NOT NULL
+  AND json_extract(body, '$.subscription') = ?"""
 CUSTOMER_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE email_hash = ?"
 SOURCE_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE source = ?"
 STREAM_KEYS_HASHES = """
@@ -227,6 +233,10 @@ class SQLiteTx:
     def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
         row = self._db.execute(LAST_INVITE, (email_hash, source, stream)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
+        rows = self._db.execute(SUBSCRIPTION_CHARGES, (source, stream, subscription)).fetchall()
+        return [str(row[0]) for row in rows]
 
     def insert_entry(self, entry: NewEntry) -> bool:
         return insert_now(self._db, entry, self._now, where=self._where)

@@ -9,7 +9,8 @@ what each decision does to the outbox, is stated here alone:
 
 1. record the delivery, unique on its transport ids: a duplicate stops here;
 2. per domain event: append it, read its stream's history (and which keys still wait, in the
-   same transaction), look up the customer's last invite for the throttle, ``decide``;
+   same transaction), look up the customer's last invite for the throttle and the
+   subscription's other charges for the renewal policy, ``decide``;
 3. carry out each decision against the outbox (enqueue; cancel or amend only a pending entry)
    and journal it with what happened.
 
@@ -33,6 +34,7 @@ from kit.domain import (
     ErasureScope,
     Skip,
     SkipReason,
+    SubscriptionRenewed,
     dump_event,
     load_event,
     order_of,
@@ -51,8 +53,10 @@ from kit.mapping import BodyFacts
 from kit.outbox import email_hash
 from kit.outbox.types import NewEntry
 from kit.policy import (
+    SUBSCRIPTION_TRIGGERS,
     Amend,
     Cancel,
+    Charge,
     Decision,
     Enqueue,
     History,
@@ -62,6 +66,7 @@ from kit.policy import (
     Skipped,
     decide,
     dump_decision,
+    fold,
     load_decision,
     order_email,
 )
@@ -159,6 +164,17 @@ def _event_steps(
             last = yield _op("last_invite", email_hash(email), event.source, event.stream)
             if last is not None:
                 known = attrs.evolve(known, last_invite_at=datetime.fromtimestamp(last, UTC))
+    if any(t.on in SUBSCRIPTION_TRIGGERS for t in plan.policy.triggers):
+        charge = fold((*known.events, event)).charge
+        if charge is not None and charge.subscription:
+            bodies = yield _op(
+                "subscription_charges", event.source, charge.subscription, event.stream
+            )
+            others = [read_event(body) for body in bodies]
+            known = attrs.evolve(
+                known,
+                charges=tuple(Charge.of(e) for e in others if isinstance(e, SubscriptionRenewed)),
+            )
     if isinstance(event, CustomerErasureRequested):
         yield from erase_steps(event)
     done: list[JournaledDecision] = []

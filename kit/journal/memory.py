@@ -10,6 +10,7 @@ customer data as the SQL backends do.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -203,6 +204,17 @@ class MemoryTx:
         ]
         return max(found, default=None)
 
+    def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
+        return [
+            e.body
+            for e in self._rows.events
+            if e.source == source
+            and e.stream != stream
+            and e.kind == "subscription_renewed"
+            and e.body is not None
+            and json.loads(e.body).get("subscription") == subscription
+        ]
+
     def _state(self, key: str | None) -> State | None:
         entry = self._storage.get_now(key or "")
         return None if entry is None else entry.state
@@ -312,6 +324,17 @@ class MemoryJournal(JournalStore):
     def forget_now(self, email_hash: str) -> None:
         tx = MemoryTx(self._rows, self._storage, now=self._clock())
         tx.erase_streams(tx.customer_streams(email_hash))
+
+    def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
+        return [
+            e.body
+            for e in self._rows.events
+            if e.source == source
+            and e.stream != stream
+            and e.kind == "subscription_renewed"
+            and e.body is not None
+            and json.loads(e.body).get("subscription") == subscription
+        ]
 
     def _state(self, key: str | None) -> State | None:
         entry = self._storage.get_now(key or "")

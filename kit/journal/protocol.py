@@ -100,6 +100,10 @@ class JournalTx(Protocol):
 
     def last_invite(self, email_hash: str, source: str, stream: str) -> float | None: ...
 
+    def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
+        """The stored bodies of ``subscription``'s charges in ``source``'s other streams."""
+        ...
+
     def streams_by_key(self, key: str) -> list[Stream]:
         """Streams with a decision about outbox key ``key``."""
         ...

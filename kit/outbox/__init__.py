@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -81,6 +82,18 @@ def storage_from_url(url: str, **options: Any) -> Storage:
     from kit.outbox.sqlite import SQLiteStorage
 
     return SQLiteStorage(url, **options)
+
+
+def missing_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names if that file does not exist, else None (also
+    for PostgreSQL and in-memory URLs). Opening would create it: a command that only reads or
+    checks an outbox asks this first, so a mistyped path is reported, not created empty."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    from kit.outbox.sqlite import MEMORY, sqlite_path_from_url
+
+    path = sqlite_path_from_url(url) if url.startswith("sqlite:") else url
+    return None if path == MEMORY or os.path.exists(path) else path
 
 
 class Wakeup:
@@ -316,5 +329,6 @@ __all__ = [
     "Wakeup",
     "default_key",
     "email_hash",
+    "missing_sqlite_file",
     "storage_from_url",
 ]

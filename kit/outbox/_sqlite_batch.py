@@ -118,12 +118,12 @@ def finish_entries(
     applied: list[bool] = []
     log: list[tuple[Any, ...]] = []
     for completion in completions:
-        row = db.execute(sql.FINISH_ONE, sql.finish_one_params(completion, now)).fetchone()
-        applied.append(row is not None)
-        if row is not None and completion.record is not None:
-            log.append(attempt_params(row[0], completion.record))
+        done = db.execute(sql.FINISH_ONE, sql.finish_one_params(completion, now)).rowcount == 1
+        applied.append(done)
+        if done and completion.record is not None:
+            log.append(attempt_params(completion.key, completion.record))
     if log:
-        db.executemany(sql.INSERT_ATTEMPT, log)
+        db.executemany(sql.INSERT_ATTEMPT_OF_KEY, log)
     return applied
 
 

@@ -80,6 +80,11 @@ INSERT_LOADED = (
 INSERT_ATTEMPT = (
     f"INSERT INTO etk_attempts (entry_id, {_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# The same, for the entry with the key in ?1 (attempt_params with the key for the id).
+INSERT_ATTEMPT_OF_KEY = (
+    f"INSERT INTO etk_attempts (entry_id, {_ATTEMPT_COLUMNS})"
+    " SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM etk_entries WHERE key = ?1"
+)
 
 # Three index range scans (pending and in_doubt by due time, expired sending leases), each cut
 # to the limit before they are merged, so the cost does not grow with the table.
@@ -123,7 +128,10 @@ RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_
 # completion of the same attempt in one batch finds the lease cleared and changes nothing.
 # Numbered parameters: ?1-?11 are the Effect's fields in their order, then now, key, attempt
 # (finish_one_params). Not named: binding by name costs the worker thread a string per
-# parameter per result.
+# parameter per result. The row count tells whether it applied: ``RETURNING id`` ran a
+# subprogram and filled a temporary table per row, about a fifth of a result's cost on the worker
+# thread (callgrind), more than the key lookup that the attempt log's INSERT_ATTEMPT_OF_KEY
+# does instead.
 FINISH_ONE = """
 UPDATE etk_entries SET
     state = CASE state WHEN 'sending' THEN ?1 ELSE ?2 END,
@@ -140,8 +148,7 @@ UPDATE etk_entries SET
     lease_expires_at = NULL,
     updated_at = ?12
 WHERE key = ?13 AND attempt = ?14 AND (state = 'sending' OR state = 'in_doubt')
-  AND lease_owner IS NOT NULL
-RETURNING id"""
+  AND lease_owner IS NOT NULL"""
 
 # Its condition is the partial index's, spelled the same way, or SQLite cannot use the index.
 PURGE = """
@@ -254,9 +261,10 @@ _SENDING, _SEND_MODE, _RECONCILE_MODE = State.SENDING.value, ClaimMode.SEND, Cla
 _KIND_TEXT: dict[AttemptKind, str] = {kind: kind.value for kind in AttemptKind}
 
 
-def attempt_params(entry_id: int, record: AttemptRecord) -> tuple[Any, ...]:
+def attempt_params(entry: int | str, record: AttemptRecord) -> tuple[Any, ...]:
+    """For INSERT_ATTEMPT (``entry`` the entry's id) or INSERT_ATTEMPT_OF_KEY (its key)."""
     return (
-        entry_id,
+        entry,
         record.attempt,
         _KIND_TEXT[record.kind],
         record.started_at,

@@ -7,10 +7,14 @@ the journal feeds them a stream's history and stores the decisions they return.
 from __future__ import annotations
 
 from kit.policy.config import (
+    DEFAULT_RENEWAL_PER_CUSTOMER,
+    DEFAULT_RENEWALS,
     DEFAULT_TRIGGERS,
+    SUBSCRIPTION_TRIGGERS,
     ConsentMode,
     Exclusions,
     PolicyConfig,
+    Renewals,
     Trigger,
     TriggerOn,
     duration,
@@ -31,13 +35,18 @@ from kit.policy.decisions import (
     load_decision,
 )
 from kit.policy.engine import History, decide, order_email
+from kit.policy.renewals import Charge
 from kit.policy.state import StreamState, fold
 
 __all__ = [
     "DECISION_TYPES",
+    "DEFAULT_RENEWALS",
+    "DEFAULT_RENEWAL_PER_CUSTOMER",
     "DEFAULT_TRIGGERS",
+    "SUBSCRIPTION_TRIGGERS",
     "Amend",
     "Cancel",
+    "Charge",
     "ConsentMode",
     "Decision",
     "Enqueue",
@@ -46,6 +55,7 @@ __all__ = [
     "Note",
     "PolicyConfig",
     "Recorded",
+    "Renewals",
     "Skipped",
     "Stale",
     "StreamState",

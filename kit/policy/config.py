@@ -86,7 +86,26 @@ class TriggerOn(enum.StrEnum):
     ORDER_PAID = "order_paid"
     ORDER_FULFILLED = "order_fulfilled"  # the first shipment
     ORDER_DELIVERED = "order_delivered"  # the first delivered shipment (see delivered_fallback)
-    SUBSCRIPTION_RENEWED = "subscription_renewed"
+    SUBSCRIPTION_RENEWED = "subscription_renewed"  # a renewal, chosen by ``renewals``
+    SUBSCRIPTION_CREATED = "subscription_created"  # the charge that started a subscription
+
+
+SUBSCRIPTION_TRIGGERS = frozenset({TriggerOn.SUBSCRIPTION_RENEWED, TriggerOn.SUBSCRIPTION_CREATED})
+
+
+class Renewals(enum.StrEnum):
+    """Which renewals of a subscription a ``subscription_renewed`` trigger fires on."""
+
+    ALL = "all"
+    FIRST = "first"
+    EVERY_NTH = "every_nth"  # the Nth, 2Nth, ... renewal (``nth = N``)
+
+
+DEFAULT_RENEWALS = Renewals.FIRST
+DEFAULT_RENEWAL_PER_CUSTOMER = timedelta(days=90)
+"""The conservative default of a renewal trigger: a subscriber is asked once, after the first
+renewal (they have used what they pay for, and chose to keep it), and no customer hears from the
+kit more than once a quarter, however many subscriptions they hold."""
 
 
 class ConsentMode(enum.StrEnum):
@@ -122,6 +141,24 @@ def _consent_mode(value: ConsentMode | str) -> ConsentMode:
     return _choice(ConsentMode, value)
 
 
+def _optional_renewals(value: Renewals | str | None) -> Renewals | None:
+    return None if value is None else _choice(Renewals, value)
+
+
+def _nth(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"nth must be a whole number >= 1, got {value!r}")
+    return value
+
+
+def _per_customer_default(trigger: Trigger) -> timedelta | None:
+    if trigger.on is TriggerOn.SUBSCRIPTION_RENEWED:
+        return DEFAULT_RENEWAL_PER_CUSTOMER
+    return None
+
+
 def _event_type(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
     try:
         validate_event_type_name(value)
@@ -140,7 +177,12 @@ class Trigger:
     ``delay_pos`` and orders shipped abroad ``delay_international`` when set. With
     ``on = "order_delivered"``, ``delivered_fallback`` sends that long after the first
     fulfilment when no delivery is ever reported (many carriers never report one).
-    ``per_customer`` sends at most one invite per e-mail address within that time.
+    ``per_customer`` sends at most one invite per e-mail address within that time (``"0d"``:
+    no limit); a ``subscription_renewed`` trigger defaults to 90 days.
+
+    Renewal triggers only: ``renewals`` picks which renewals fire (``"first"`` unless set;
+    ``"every_nth"`` with ``nth``), and ``min_subscription_age`` leaves out renewals of a
+    subscription younger than that (see :mod:`kit.policy.renewals`).
     """
 
     on: TriggerOn = attrs.field(converter=_trigger_on)
@@ -149,13 +191,37 @@ class Trigger:
     delay_international: timedelta | None = attrs.field(default=None, converter=_optional_duration)
     delay_pos: timedelta | None = attrs.field(default=None, converter=_optional_duration)
     delivered_fallback: timedelta | None = attrs.field(default=None, converter=_optional_duration)
-    per_customer: timedelta | None = attrs.field(default=None, converter=_optional_duration)
+    per_customer: timedelta | None = attrs.field(
+        default=attrs.Factory(_per_customer_default, takes_self=True),
+        converter=_optional_duration,
+    )
+    renewals: Renewals | None = attrs.field(default=None, converter=_optional_renewals)
+    nth: int | None = attrs.field(default=None, converter=_nth)
+    min_subscription_age: timedelta | None = attrs.field(default=None, converter=_optional_duration)
 
     def __attrs_post_init__(self) -> None:
         if self.delivered_fallback is not None and self.on is not TriggerOn.ORDER_DELIVERED:
             raise ConfigError(
                 f"delivered_fallback needs on = 'order_delivered', not {self.on.value!r}"
             )
+        renewal_keys = [
+            name
+            for name in ("renewals", "nth", "min_subscription_age")
+            if getattr(self, name) is not None
+        ]
+        if renewal_keys and self.on is not TriggerOn.SUBSCRIPTION_RENEWED:
+            raise ConfigError(
+                f"{renewal_keys[0]} needs on = 'subscription_renewed', not {self.on.value!r}"
+            )
+        if self.renewal_rule is Renewals.EVERY_NTH and self.nth is None:
+            raise ConfigError("renewals = 'every_nth' needs nth = N (fire on every Nth renewal)")
+        if self.nth is not None and self.renewal_rule is not Renewals.EVERY_NTH:
+            raise ConfigError(f"nth needs renewals = 'every_nth', not {self.renewal_rule.value!r}")
+
+    @property
+    def renewal_rule(self) -> Renewals:
+        """The renewals this trigger fires on (the conservative default when not set)."""
+        return self.renewals if self.renewals is not None else DEFAULT_RENEWALS
 
 
 @attrs.frozen(kw_only=True)
@@ -220,10 +286,14 @@ class PolicyConfig:
 
 
 __all__ = [
+    "DEFAULT_RENEWALS",
+    "DEFAULT_RENEWAL_PER_CUSTOMER",
     "DEFAULT_TRIGGERS",
+    "SUBSCRIPTION_TRIGGERS",
     "ConsentMode",
     "Exclusions",
     "PolicyConfig",
+    "Renewals",
     "Trigger",
     "TriggerOn",
     "duration",

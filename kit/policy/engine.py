@@ -40,10 +40,11 @@ from kit.domain import (
     OrderFulfilled,
     Skip,
     SkipReason,
+    SubscriptionRenewed,
 )
 from kit.mapping import BodyFacts
-from kit.policy import rules
-from kit.policy.config import PolicyConfig, Trigger, TriggerOn
+from kit.policy import renewals, rules
+from kit.policy.config import SUBSCRIPTION_TRIGGERS, PolicyConfig, Trigger, TriggerOn
 from kit.policy.decisions import (
     Amend,
     Cancel,
@@ -66,12 +67,14 @@ class History:
     ``waiting``: keys whose outbox entries have not been claimed for sending, so a
     :class:`Cancel` or :class:`Amend` can still take effect. ``last_invite_at``: the newest
     invite to the customer's e-mail from any *other* stream, for ``per_customer``.
+    ``charges``: the same subscription's charges in other streams, for the renewal policy.
     """
 
     events: tuple[DomainEvent, ...] = ()
     decisions: tuple[Decision, ...] = ()
     waiting: frozenset[str] = frozenset()
     last_invite_at: datetime | None = None
+    charges: tuple[renewals.Charge, ...] = ()
 
 
 @attrs.frozen
@@ -128,6 +131,10 @@ class _Plan:
 
 def _reported(trigger: Trigger, state: StreamState) -> Happened | None:
     """When the trigger fired (the moment its delay counts from), if it has."""
+    if trigger.on in SUBSCRIPTION_TRIGGERS:
+        if state.charge is None or not renewals.fires_on(trigger, state.charge):
+            return None
+        return state.earliest(SubscriptionRenewed.kind)
     if trigger.on is TriggerOn.ORDER_FULFILLED:
         # A delivery report implies the shipment, should its own webhook be lost.
         return state.earliest(OrderFulfilled.kind, OrderDelivered.kind)
@@ -199,6 +206,8 @@ def _decide_trigger(
     if fired is None:
         return []
     block = _blocked(config, state)
+    if block is None and state.charge is not None:
+        block = renewals.selection(trigger, state.charge, history.charges)
     waiting = key in history.waiting
     if not entry.enqueued:
         if block is not None:

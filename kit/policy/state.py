@@ -30,6 +30,7 @@ from kit.domain import (
     OrderRefunded,
     Refund,
     Shipment,
+    SubscriptionRenewed,
     order_of,
 )
 from kit.mapping import purchased_lines
@@ -50,6 +51,7 @@ class StreamState:
     refunds: tuple[Refund, ...] = ()
     refunded_in_full: bool = False
     newest_at: datetime | None = None  # the latest occurred_at of any event
+    charge: SubscriptionRenewed | None = None  # the subscription charge this stream is
 
     @property
     def cancelled(self) -> bool:
@@ -85,7 +87,13 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
     refunds: dict[str, Refund] = {}
     refunded_in_full = False
     newest_at: datetime | None = None
+    charge: SubscriptionRenewed | None = None
     for event in events:
+        if isinstance(event, SubscriptionRenewed) and (
+            charge is None
+            or (event.occurred_at, event.delivery_id) < (charge.occurred_at, charge.delivery_id)
+        ):
+            charge = event
         newest_at = event.occurred_at if newest_at is None else max(newest_at, event.occurred_at)
         if order_of(event) is not None and (
             snapshot is None or _snapshot_order(event) > _snapshot_order(snapshot)
@@ -111,6 +119,7 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
         refunds=tuple(refunds[key] for key in sorted(refunds)),
         refunded_in_full=refunded_in_full,
         newest_at=newest_at,
+        charge=charge,
     )
 
 

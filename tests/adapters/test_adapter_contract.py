@@ -161,9 +161,10 @@ def test_an_unknown_name_lists_the_installed_adapters(site: Path) -> None:
     )
     with pytest.raises(ConfigError, match="unknown adapter 'shopfy'") as caught:
         load_adapter("shopfy")
-    listed = str(caught.value).split("installed adapters: ")[1].split(", ")
-    assert {"acme", "shopify", "woocommerce"} <= set(listed)
-    assert listed == sorted(listed)
+    listed = str(caught.value).rpartition("installed adapters: ")[2].split(", ")
+    assert "acme" in listed
+    assert "shopify" in listed
+    assert listed == sorted(installed_adapters())
 
 
 def test_a_name_claimed_twice_is_refused(site: Path) -> None:

@@ -78,6 +78,39 @@ async def test_check_accepts_a_good_file_and_summarises_it_without_secrets(
         assert secret not in result.out + result.err
 
 
+async def test_check_summarises_a_renewal_trigger_with_its_policy(run: Run, tmp_path: Path) -> None:
+    """A Stripe source's renewal trigger shows which renewals fire, the minimum age and the
+    throttle, and ``per_customer = "0d"`` shows as no throttle at all."""
+    source = """
+[[sources]]
+name = "billing"
+adapter = "stripe"
+webhook_secrets = ["whsec_literal_8b1c"]
+channel_id = "chl-1"
+tolerance = "2m"
+
+[[sources.triggers]]
+on = "subscription_renewed"
+event_type = "subscription_renewed"
+renewals = "every_nth"
+nth = 3
+min_subscription_age = "60d"
+
+[[sources.triggers]]
+on = "subscription_created"
+event_type = "subscription_started"
+per_customer = "0d"
+"""
+    result = await run("config", "check", write(tmp_path, source))
+    assert result.code == 0, result.err
+    assert (
+        "on subscription_renewed -> subscription_renewed, delay 0s, renewals every_nth (nth 3), "
+        "subscriptions older than 60d, at most one per customer in 90d"
+    ) in result.out
+    assert "on subscription_created -> subscription_started, delay 0s\n" in result.out
+    assert "whsec_literal_8b1c" not in result.out + result.err
+
+
 async def test_check_never_prints_the_password_of_an_outbox_url(run: Run, tmp_path: Path) -> None:
     path = write(tmp_path, '[outbox]\nurl = "postgresql://shop:pa55-w0rd@db.internal/shop"\n')
     result = await run("config", "check", path)

@@ -15,6 +15,7 @@ import attrs
 import pytest
 
 from adapters.shopify import ShopifyConfig
+from kit.adapters import installed_adapters
 from kit.config import ENV_VARIABLES, ClientConfig
 from kit.configfile import (
     ETrustedSettings,
@@ -193,7 +194,8 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
     (
         "unknown adapter",
         lambda d: _source(d).update(adapter="shopfy"),
-        "sources[0].adapter: unknown adapter 'shopfy'; installed adapters: ",
+        "sources[0].adapter: unknown adapter 'shopfy'; installed adapters: "
+        + ", ".join(installed_adapters()),
     ),
     (
         "duplicate source names",

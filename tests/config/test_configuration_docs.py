@@ -15,7 +15,7 @@ from adapters.importer.config import ImportedAs
 from adapters.shopify.config import ReferenceField
 from kit.config import ENV_VARIABLES, ClientConfig
 from kit.configfile.keys import tables
-from kit.policy import ConsentMode, TriggerOn
+from kit.policy import ConsentMode, Renewals, TriggerOn
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADING = re.compile(r"^#{2,3} ", re.MULTILINE)
@@ -47,6 +47,7 @@ def test_the_built_in_adapters_keys_are_among_those_checked() -> None:
     ("table", "key", "choices"),
     [
         ("[[sources.triggers]]", "on", TriggerOn),
+        ("[[sources.triggers]]", "renewals", Renewals),
         ("[[sources]]", "consent", ConsentMode),
         ('adapter = "shopify"', "reference", ReferenceField),
         ('adapter = "import"', "event", ImportedAs),

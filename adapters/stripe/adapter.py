@@ -1,0 +1,249 @@
+"""The Stripe Billing adapter: verify, identify and parse one webhook delivery.
+
+Only what a review invite needs is read: ``invoice.paid`` (the subscription's charges) and the
+events that take a charge back (``charge.refunded``, ``credit_note.created``,
+``charge.dispute.created``). Each paid subscription invoice is its own stream, keyed by the
+invoice id, so a refund or dispute of that invoice lands where its invite waits; which of the
+charges becomes an invite is the renewal policy's business (:mod:`kit.policy.renewals`):
+
+* ``billing_reason = "subscription_cycle"``: a renewal (the journal counts which one);
+* ``billing_reason = "subscription_create"``: the first purchase, renewal 0, which only an
+  ``on = "subscription_created"`` trigger turns into an invite;
+* any other reason (a manual invoice, a mid-period plan change, a usage threshold) and an
+  invoice nobody paid anything for (a trial, a 100 % coupon) are skipped with their reason.
+
+The signature is checked in :meth:`StripeAdapter.verify`; the signed timestamp in
+:meth:`StripeAdapter.parse`, against the intake's ``received_at`` (the adapter has no clock),
+before anything of the body is read. Either failure refuses the delivery with 401 and stores
+nothing. Redeliveries of one event repeat its ``evt_`` id, which is the delivery id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from adapters.stripe import signature
+from adapters.stripe._invoice import order_facts, paid_at, subscription_id
+from adapters.stripe._json import Obj
+from adapters.stripe.config import StripeConfig
+from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
+from kit.domain import (
+    OrderRefunded,
+    Refund,
+    RefundedLine,
+    Skip,
+    SkipReason,
+    SubscriptionRenewed,
+)
+from kit.errors import PayloadError
+
+PLATFORM = "stripe"
+RENEWAL = "subscription_cycle"
+FIRST_PURCHASE = "subscription_create"
+
+
+@attrs.frozen
+class _Event:
+    """A verified Stripe event: its envelope and ``data.object``."""
+
+    event: Obj
+    data: Obj
+    identity: DeliveryIdentity
+    topic: str
+    created: datetime | None
+    received_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class StripeAdapter:
+    """One configured Stripe account (see :class:`kit.adapters.PushAdapter`)."""
+
+    source: str
+    config: StripeConfig
+
+    @property
+    def platform(self) -> str:
+        return PLATFORM
+
+    @property
+    def account(self) -> str:
+        return self.config.account or self.source
+
+    def verify(self, headers: Headers, raw_body: bytes, secrets: Sequence[str]) -> None:
+        signature.check_signature(headers.get(signature.HEADER), raw_body, secrets)
+
+    def identify(self, headers: Headers, raw_body: bytes) -> DeliveryIdentity:
+        """The event's ``evt_`` id, which every redelivery repeats; the body's hash when a
+        body has none, so a byte-identical replay is still recognised."""
+        try:
+            body = json.loads(raw_body)
+        except (ValueError, RecursionError):
+            body = None
+        event_id = body.get("id") if isinstance(body, dict) else None
+        if isinstance(event_id, str) and event_id.strip():
+            return DeliveryIdentity(event_id.strip())
+        return DeliveryIdentity("sha256:" + hashlib.sha256(raw_body).hexdigest())
+
+    def parse(self, headers: Headers, raw_body: bytes, *, received_at: datetime) -> ParseResult:
+        signature.check_timestamp(
+            headers.get(signature.HEADER), received_at=received_at, tolerance=self.config.tolerance
+        )
+        event = _json_object(raw_body)
+        kind = event.text("object")
+        if kind != "event":
+            raise PayloadError(f"object must be 'event' (a snapshot event), got {kind!r}")
+        topic = event.required_text("type")
+        handler = _TOPICS.get(topic)
+        if handler is None:
+            return Skip(SkipReason.UNSUPPORTED_TOPIC, f"event type {topic!r}")
+        data = event.node("data")
+        obj = data.node("object") if data is not None else None
+        if obj is None:
+            raise PayloadError("data.object is required")
+        delivered = _Event(
+            event=event,
+            data=obj,
+            identity=self.identify(headers, raw_body),
+            topic=topic,
+            created=event.when("created"),
+            received_at=received_at,
+        )
+        return handler(self, delivered)
+
+    # -- building events ------------------------------------------------------------------
+
+    def _envelope(self, delivered: _Event, stream: str, *when: datetime | None) -> dict[str, Any]:
+        occurred_at = next(
+            (t for t in (*when, delivered.created) if t is not None), delivered.received_at
+        )
+        return {
+            "source": self.source,
+            "platform": PLATFORM,
+            "account": self.account,
+            "stream": stream,
+            "occurred_at": occurred_at,
+            "delivery_id": delivered.identity.delivery_id,
+            "event_id": delivered.identity.event_id,
+            "topic": delivered.topic,
+        }
+
+    def _invoice_paid(self, delivered: _Event) -> ParseResult:
+        invoice = delivered.data
+        reason = invoice.text("billing_reason")
+        if reason not in (RENEWAL, FIRST_PURCHASE):
+            return Skip(SkipReason.NOT_A_SUBSCRIPTION_CHARGE, f"billing_reason {reason!r}")
+        subscription = subscription_id(invoice)
+        if subscription is None:
+            return Skip(SkipReason.NOT_A_SUBSCRIPTION_CHARGE, "the invoice names no subscription")
+        if not invoice.integer("amount_paid"):
+            return Skip(SkipReason.NOTHING_PAID, f"{reason}: amount_paid 0")
+        facts = order_facts(
+            invoice,
+            self.config,
+            livemode=delivered.event.flag("livemode"),
+            updated_at=delivered.created,
+        )
+        envelope = self._envelope(delivered, invoice.required_text("id"), paid_at(invoice))
+        return [
+            SubscriptionRenewed(
+                **envelope,
+                order=facts,
+                renewal=0 if reason == FIRST_PURCHASE else None,
+                subscription=subscription,
+            )
+        ]
+
+    def _charge_refunded(self, delivered: _Event) -> ParseResult:
+        """A refund of the charge that paid an invoice; full when the charge says so."""
+        charge = delivered.data
+        invoice = charge.ident("invoice")
+        if invoice is None:
+            return Skip(
+                SkipReason.UNLINKED,
+                "the charge names no invoice (API 2025-03-31.basil and later: refund an "
+                "invoice through a credit note, credit_note.created)",
+            )
+        charge_id = charge.required_text("id")
+        refunded = charge.integer("amount_refunded") or 0
+        full = charge.flag("refunded")
+        envelope = self._envelope(delivered, invoice)
+        refund = Refund(refund_id=charge_id if full else f"{charge_id}:{refunded}")
+        return [OrderRefunded(**envelope, refund=refund, full=full)]
+
+    def _credit_note(self, delivered: _Event) -> ParseResult:
+        """A credit note takes lines of an invoice back; all of them is a full refund."""
+        note = delivered.data
+        invoice = note.ident("invoice")
+        if invoice is None:
+            return Skip(SkipReason.UNLINKED, "the credit note names no invoice")
+        lines = tuple(
+            RefundedLine(line_id=line_id, quantity=line.integer("quantity") or 1)
+            for line in note.items("lines")
+            if (line_id := line.ident("invoice_line_item")) is not None
+        )
+        envelope = self._envelope(delivered, invoice, note.when("created"))
+        return [
+            OrderRefunded(
+                **envelope, refund=Refund(refund_id=note.required_text("id"), lines=lines)
+            )
+        ]
+
+    def _dispute(self, delivered: _Event) -> ParseResult:
+        """A dispute withdraws the money: the invoice counts as refunded in full. Stripe's
+        dispute names its charge, not the invoice, so it links only when its ``charge`` comes
+        as an object naming the invoice; otherwise it is skipped as ``unlinked`` (the adapter
+        makes no API calls to look the charge up)."""
+        dispute = delivered.data
+        charge = dispute.node("charge")
+        invoice = charge.ident("invoice") if charge is not None else None
+        if invoice is None:
+            return Skip(SkipReason.UNLINKED, "the dispute's charge names no invoice")
+        envelope = self._envelope(delivered, invoice, dispute.when("created"))
+        refund = Refund(refund_id=dispute.required_text("id"))
+        return [OrderRefunded(**envelope, refund=refund, full=True)]
+
+
+def _json_object(raw_body: bytes) -> Obj:
+    try:
+        body = json.loads(raw_body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise PayloadError(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
+    return Obj(body, "")
+
+
+_Handler = Callable[[StripeAdapter, _Event], ParseResult]
+
+_TOPICS: dict[str, _Handler] = {
+    "invoice.paid": StripeAdapter._invoice_paid,
+    "charge.refunded": StripeAdapter._charge_refunded,
+    "credit_note.created": StripeAdapter._credit_note,
+    "charge.dispute.created": StripeAdapter._dispute,
+}
+TOPICS: frozenset[str] = frozenset(_TOPICS)
+"""The event types to select for the endpoint; any other is skipped (``unsupported_topic``)."""
+
+
+@attrs.frozen
+class StripePlugin:
+    """The ``stripe`` entry point (see :class:`kit.adapters.AdapterPlugin`)."""
+
+    name: str = PLATFORM
+    config_type: type[StripeConfig] = StripeConfig
+
+    def create(self, *, source: str, config: StripeConfig) -> StripeAdapter:
+        return StripeAdapter(source=source, config=config)
+
+
+# Annotated with the contract, so mypy checks the plugin and its adapter against the Protocols.
+plugin: AdapterPlugin[StripeConfig] = StripePlugin()
+
+
+__all__ = ["PLATFORM", "TOPICS", "StripeAdapter", "StripePlugin", "plugin"]

@@ -1,0 +1,266 @@
+"""What each Stripe event becomes, field by field, against hand-written expectations, for both
+invoice shapes (before and after API 2025-03-31.basil)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from adapters.stripe import StripeAdapter, StripeConfig, samples
+from adapters.stripe.signature import sign
+from kit.adapters import ParseResult, normalise_headers
+from kit.domain import (
+    LineItem,
+    OrderFacts,
+    OrderRefunded,
+    Refund,
+    RefundedLine,
+    Skip,
+    SkipReason,
+    SubscriptionRenewed,
+)
+from kit.errors import PayloadError
+
+SECRET = "whsec_kit_test_secret_do_not_use"
+PAID_AT = datetime(2025, 3, 10, 9, 46, 30, tzinfo=UTC)  # 1741599990
+CREATED = datetime(2025, 3, 10, 9, 46, 40, tzinfo=UTC)  # the event, 10 s later
+SHAPES = ["basil", "legacy"]
+
+
+def parse(event: dict[str, Any], **config: Any) -> Any:
+    """The adapter's answer (typed loosely: tests unpack events and compare skips alike)."""
+    return _parse(event, **config)
+
+
+def _parse(event: dict[str, Any], **config: Any) -> ParseResult:
+    raw = json.dumps(event).encode()
+    at = int(event.get("created", 1741600000))
+    headers = normalise_headers({"Stripe-Signature": sign(raw, SECRET, at)})
+    stripe = StripeAdapter(source="billing", config=StripeConfig(**config))
+    stripe.verify(headers, raw, [SECRET])
+    return stripe.parse(headers, raw, received_at=datetime.fromtimestamp(at, UTC))
+
+
+def expected_order(**changes: Any) -> OrderFacts:
+    values: dict[str, Any] = {
+        "reference": "KITDEMO-0007",
+        "placed_at": PAID_AT,
+        "updated_at": CREATED,
+        "email": "max.beispiel@example.org",
+        "first_name": "Max",
+        "last_name": "Beispiel",
+        "customer_id": "cus_KitDemo0000001",
+        "locale": None,
+        "lines": (
+            LineItem(
+                line_id="il_KitDemo01",
+                name="1 × Kaffee-Abo (at €19.90 / month)",  # noqa: RUF001 - Stripe's text
+                quantity=1,
+                product_id="prod_KitDemoCoffee",
+                variant_id="price_KitDemoMonthly",
+                sku="prod_KitDemoCoffee",
+                url=None,
+            ),
+        ),
+        "refunds": (),
+        "total": Decimal("19.90"),
+        "currency": "EUR",
+        "shipping_country": "DE",
+        "test": False,
+    }
+    values.update(changes)
+    return OrderFacts(**values)
+
+
+def envelope(**changes: Any) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "source": "billing",
+        "platform": "stripe",
+        "account": "billing",
+        "stream": "in_1KitDemo00000000000000A1",
+        "occurred_at": PAID_AT,
+        "delivery_id": "evt_1KitDemo000000000000001",
+        "event_id": None,
+        "topic": "invoice.paid",
+    }
+    values.update(changes)
+    return values
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_subscription_cycle_invoice_is_a_renewal(shape: samples.Shape) -> None:
+    assert parse(samples.invoice_paid(shape)) == [
+        SubscriptionRenewed(
+            **envelope(),
+            order=expected_order(),
+            renewal=None,  # Stripe does not count: the journal does
+            order_stream=None,
+            subscription="sub_KitDemo0000001",
+            started_at=None,
+        )
+    ]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_subscription_create_invoice_is_the_first_purchase(shape: samples.Shape) -> None:
+    event = samples.invoice_paid(shape, billing_reason="subscription_create", number="KD-0001")
+    assert parse(event) == [
+        SubscriptionRenewed(
+            **envelope(),
+            order=expected_order(reference="KD-0001"),
+            renewal=0,
+            subscription="sub_KitDemo0000001",
+        )
+    ]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_configured_account_and_product_url_reach_the_event(shape: samples.Shape) -> None:
+    (event,) = parse(
+        samples.invoice_paid(shape),
+        account="acct_1KitDemo",
+        product_url="https://shop.example/abo/{product_id}?price={price_id}",
+    )
+    assert isinstance(event, SubscriptionRenewed)
+    assert event.account == "acct_1KitDemo"
+    (line,) = event.order.lines
+    assert line.url == "https://shop.example/abo/prod_KitDemoCoffee?price=price_KitDemoMonthly"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_test_mode_invoice_is_marked_as_a_test_order(shape: samples.Shape) -> None:
+    (event,) = parse(samples.invoice_paid(shape, livemode=False))
+    assert isinstance(event, SubscriptionRenewed)
+    assert event.order.test is True
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_proration_lines_are_left_out(shape: samples.Shape) -> None:
+    event = samples.invoice_paid(shape)
+    lines = event["data"]["object"]["lines"]["data"]
+    proration = copy.deepcopy(lines[0])
+    proration["id"] = "il_Proration"
+    if shape == "basil":
+        proration["parent"]["subscription_item_details"]["proration"] = True
+    else:
+        proration["proration"] = True
+    lines.append(proration)
+    (parsed,) = parse(event)
+    assert isinstance(parsed, SubscriptionRenewed)
+    assert [line.line_id for line in parsed.order.lines] == ["il_KitDemo01"]
+
+
+@pytest.mark.parametrize(
+    "reason",
+    ["subscription_update", "subscription_threshold", "manual", "upcoming", "quote_accept", None],
+)
+def test_every_other_billing_reason_is_skipped_with_it(reason: str | None) -> None:
+    event = samples.invoice_paid()
+    event["data"]["object"]["billing_reason"] = reason
+    assert parse(event) == Skip(SkipReason.NOT_A_SUBSCRIPTION_CHARGE, f"billing_reason {reason!r}")
+
+
+def test_an_invoice_without_a_subscription_or_without_payment_is_skipped() -> None:
+    event = samples.invoice_paid()
+    del event["data"]["object"]["parent"]
+    assert parse(event) == Skip(
+        SkipReason.NOT_A_SUBSCRIPTION_CHARGE, "the invoice names no subscription"
+    )
+    assert parse(samples.invoice_paid(amount_paid=0)) == Skip(
+        SkipReason.NOTHING_PAID, "subscription_cycle: amount_paid 0"
+    )
+
+
+def test_a_zero_decimal_currency_is_counted_in_whole_units() -> None:
+    event = samples.invoice_paid(amount_paid=2500)
+    event["data"]["object"]["currency"] = "jpy"
+    (parsed,) = parse(event)
+    assert isinstance(parsed, SubscriptionRenewed)
+    assert (parsed.order.total, parsed.order.currency) == (Decimal(2500), "JPY")
+
+
+def test_a_refunded_charge_refunds_its_invoice() -> None:
+    at = 1741700000
+    event = samples.charge_refunded("in_A", event_id="evt_refund", created=at)
+    assert parse(event) == [
+        OrderRefunded(
+            **envelope(
+                stream="in_A",
+                occurred_at=datetime.fromtimestamp(at, UTC),
+                delivery_id="evt_refund",
+                topic="charge.refunded",
+            ),
+            refund=Refund(refund_id="ch_for_in_A"),
+            full=True,
+        )
+    ]
+    partial = samples.charge_refunded("in_A", event_id="evt_part", created=at, full=False)
+    (parsed,) = parse(partial)
+    assert isinstance(parsed, OrderRefunded)
+    assert (parsed.full, parsed.refund) == (False, Refund(refund_id="ch_for_in_A:500"))
+
+
+def test_a_charge_or_dispute_that_names_no_invoice_is_skipped_as_unlinked() -> None:
+    event = samples.charge_refunded("in_A", event_id="evt_refund", created=1741700000)
+    del event["data"]["object"]["invoice"]
+    result = parse(event)
+    assert isinstance(result, Skip)
+    assert result.reason is SkipReason.UNLINKED
+    dispute = samples.dispute_created(event_id="evt_dp", created=1741700000)
+    assert parse(dispute) == Skip(SkipReason.UNLINKED, "the dispute's charge names no invoice")
+
+
+def test_a_dispute_that_names_its_invoice_refunds_it_in_full() -> None:
+    at = 1741700000
+    event = samples.dispute_created(event_id="evt_dp", created=at, invoice_id="in_A")
+    assert parse(event) == [
+        OrderRefunded(
+            **envelope(
+                stream="in_A",
+                occurred_at=datetime.fromtimestamp(at, UTC),
+                delivery_id="evt_dp",
+                topic="charge.dispute.created",
+            ),
+            refund=Refund(refund_id="dp_KitDemo01"),
+            full=True,
+        )
+    ]
+
+
+def test_a_credit_note_refunds_the_invoice_lines_it_credits() -> None:
+    at = 1741700000
+    event = samples.credit_note_created("in_A", ["il_KitDemo01"], event_id="evt_cn", created=at)
+    assert parse(event) == [
+        OrderRefunded(
+            **envelope(
+                stream="in_A",
+                occurred_at=datetime.fromtimestamp(at, UTC),
+                delivery_id="evt_cn",
+                topic="credit_note.created",
+            ),
+            refund=Refund(
+                refund_id="cn_for_in_A", lines=(RefundedLine(line_id="il_KitDemo01", quantity=1),)
+            ),
+            full=False,
+        )
+    ]
+
+
+def test_another_event_type_is_skipped_and_a_malformed_event_is_a_bad_payload() -> None:
+    event = samples.invoice_paid()
+    event["type"] = "customer.subscription.updated"
+    assert parse(event) == Skip(
+        SkipReason.UNSUPPORTED_TOPIC, "event type 'customer.subscription.updated'"
+    )
+    thin = {"id": "evt_x", "object": "v2.core.event", "type": "invoice.paid", "created": 1741600000}
+    with pytest.raises(PayloadError, match="object must be 'event'"):
+        parse(thin)
+    broken = samples.invoice_paid()
+    broken["data"]["object"]["amount_paid"] = "19.90"
+    with pytest.raises(PayloadError, match=r"amount_paid must be a whole number"):
+        parse(broken)
