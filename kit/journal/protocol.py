@@ -103,6 +103,11 @@ class JournalTx(Protocol):
 
     def append_event(self, delivery_row: int, event: DomainEvent) -> int: ...
 
+    def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Serialise with other transactions on these streams (a batch takes all of its
+        streams up front)."""
+        ...
+
     def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
         """:meth:`append_event`, then :meth:`read_stream` of its stream before it (one round
         trip on PostgreSQL)."""
