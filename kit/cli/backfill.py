@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from kit.cli._env import add_db_option, db_url, file_config, storage_options
+from kit.cli._progress import Progress
 from kit.codec import parse_datetime
 from kit.configfile import KitConfig, SourceConfig
 from kit.errors import ConfigError
@@ -59,37 +60,33 @@ def _source(config: KitConfig | None, name: str) -> SourceConfig:
 
 
 class _Bar:
-    """The progress bar (tqdm) on a terminal: how much of the window is read, orders, rate,
-    the platform's remaining budget; nothing at all when stderr is not a terminal."""
+    """The progress bar on a terminal: how much of the window is read, orders, rate, the
+    platform's remaining budget; nothing at all when stderr is not a terminal."""
 
     def __init__(self, window: FeedWindow, now: datetime, stream: TextIO) -> None:
-        self._enabled = stream.isatty()
         self._since = window.since
         self._span = max(1.0, ((window.until or now) - window.since).total_seconds())
-        self._bar: Any = None
-        if self._enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=100.0,
-                file=stream,
-                unit="%",
-                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
-                desc="backfill",
-                leave=True,
-            )
+        self._progress = Progress(
+            stream,
+            desc="backfill",
+            total=100.0,
+            unit="%",
+            bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
+        )
 
     def __call__(self, tally: Tally) -> None:
-        if self._bar is None:
+        bar = self._progress.bar
+        if bar is None:
             return
+        done = bar.n
         if tally.done:
-            self._bar.n = 100.0
+            done = 100.0
         elif tally.high_water is not None:
             done = (tally.high_water - self._since).total_seconds() / self._span * 100.0
-            self._bar.n = max(0.0, min(100.0, done))
-        elapsed = max(self._bar.format_dict.get("elapsed", 0.0), 1e-6)
+            done = max(0.0, min(100.0, done))
+        elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-6)
         budget = tally.budget
-        fields = {
+        fields: dict[str, object] = {
             "pages": tally.pages,
             "orders": tally.orders,
             "enqueued": tally.enqueued,
@@ -97,20 +94,13 @@ class _Bar:
         }
         if budget is not None:
             fields["budget"] = f"{budget.available:.0f}/{budget.maximum:.0f}"
-        self._bar.set_postfix(fields, refresh=False)
-        self._bar.refresh()
+        self._progress.advance_to(done, **fields)
 
     def logging(self) -> contextlib.AbstractContextManager[object]:
-        """Log lines (a retry's warning) printed above the bar instead of through it."""
-        if self._bar is None:
-            return contextlib.nullcontext()
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        return logging_redirect_tqdm()
+        return self._progress.logging()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self._progress.close()
 
 
 def summary_lines(source: str, window: FeedWindow, tally: Tally) -> list[str]:
