@@ -44,6 +44,7 @@ class CuttableProxy:
         self._target = (host, port)
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self.upstream_ports: set[int] = set()  # our side of each connection to PostgreSQL
         self._server: asyncio.Server | None = None
         self.up = True
         self.port = 0
@@ -57,6 +58,8 @@ class CuttableProxy:
             writer.transport.abort()
             return
         up_reader, up_writer = await asyncio.open_connection(*self._target)
+        port = up_writer.get_extra_info("sockname")[1]
+        self.upstream_ports.add(port)
         self._writers |= {writer, up_writer}
         pipes = {
             asyncio.create_task(self._pipe(reader, up_writer)),
@@ -69,6 +72,7 @@ class CuttableProxy:
             w.transport.abort()
             self._writers.discard(w)
         self._pipes -= pipes
+        self.upstream_ports.discard(port)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
@@ -80,6 +84,23 @@ class CuttableProxy:
         self.up = False
         for writer in list(self._writers):
             writer.transport.abort()
+
+    async def terminate(self, dsn: str) -> None:
+        """As a server restart does: PostgreSQL ends each of our sessions (FATAL 57P01, "the
+        administrator") and new connections are refused. Only this proxy's sessions: the
+        server is shared."""
+        self.up = False
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE client_port = ANY($1::int[]) AND pid <> pg_backend_pid()",
+                sorted(self.upstream_ports),
+            )
+        finally:
+            await conn.close()
 
     def restore(self) -> None:
         self.up = True
@@ -141,7 +162,9 @@ def with_action(caplog: pytest.LogCaptureFixture, *names: str) -> list[logging.L
     return [r for r in caplog.records if getattr(r, "action", None) in names]
 
 
+@pytest.mark.parametrize("how", ["connections_reset", "sessions_terminated"])
 async def test_a_database_outage_is_one_warning_per_try_and_one_line_when_over(
+    how: str,
     proxy: CuttableProxy,
     pg_dsn: str,
     pg_schema: str,
@@ -162,7 +185,10 @@ async def test_a_database_outage_is_one_warning_per_try_and_one_line_when_over(
         await delivered(outbox, 20)
         outage_starts = len(caplog.records)
 
-        proxy.cut()
+        if how == "connections_reset":
+            proxy.cut()
+        else:
+            await proxy.terminate(pg_dsn)
         await wait_until(lambda: len(with_action(caplog, "claim_failed")) >= 3, 30)
         proxy.restore()
         await wait_until(lambda: with_action(caplog, "claim_recovered"), 30)
