@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import attrs
 import pytest
 from flusher_doubles import wait_until
 
@@ -151,9 +152,9 @@ def event(i: int) -> dict[str, object]:
     }
 
 
-async def delivered(outbox: Outbox, count: int) -> None:
+async def delivered(outbox: Outbox, count: int, limit: float = 30) -> None:
     """Wait until ``count`` results are written (the flusher's own count is taken earlier)."""
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(limit):
         while (await outbox.stats()).counts[State.DELIVERED] < count:
             await asyncio.sleep(0.02)
 
@@ -218,3 +219,56 @@ async def test_a_database_outage_is_one_warning_per_try_and_one_line_when_over(
     (over,) = with_action(caplog, "claim_recovered")
     assert over.levelno == logging.INFO
     assert f"after {len(tries)} failed tries" in over.getMessage()
+
+
+@pytest.mark.parametrize("how", ["connections_reset", "sessions_terminated"])
+async def test_an_outage_in_the_middle_of_deliveries_loses_and_doubles_nothing_quietly(
+    how: str,
+    proxy: CuttableProxy,
+    pg_dsn: str,
+    pg_schema: str,
+    caplog: pytest.LogCaptureFixture,
+    cli_logging: None,
+) -> None:
+    """Cut while results are being written: the writer and the claims each log a WARNING per
+    try and one INFO line when over, nothing at ERROR (a result whose commit went through
+    while its answer was lost is not "fenced off"), and each event is accepted once."""
+    storage = PostgresStorage(through(pg_dsn, proxy.port), schema=pg_schema, command_timeout=5)
+    async with (
+        running_sandbox(SandboxConfig(seed=6, event_types=("order_shipped",))) as server,
+        ETrustedClient(server.client_config(request_timeout=5)) as client,
+        Outbox(storage) as outbox,
+    ):
+        await outbox.enqueue_many([event(i) for i in range(300)])
+        # A claim whose answer was lost with the connection waits for its lease to expire, and
+        # is then reconciled for a window before it is sent: both short here.
+        config = attrs.evolve(
+            CONFIG,
+            lease_seconds=12.0,
+            reconcile_delay=0.1,
+            reconcile_interval=0.2,
+            reconcile_window=1.0,
+        )
+        flusher = Flusher(outbox, client, config)
+        task = asyncio.create_task(flusher.run())
+        await wait_until(lambda: flusher.stats.delivered >= 60, 30)
+        outage_starts = len(caplog.records)
+        if how == "connections_reset":
+            proxy.cut()
+        else:
+            await proxy.terminate(pg_dsn)
+        failed = ("claim_failed", "finish_failed")
+        await wait_until(lambda: len(with_action(caplog, *failed)) >= 3, 30)
+        proxy.restore()
+        await delivered(outbox, 300, limit=90)
+        flusher.stop()
+        await asyncio.wait_for(task, 30)
+        assert server.sandbox.request_count("POST", "/events") == 300
+
+    during = caplog.records[outage_starts:]
+    assert [r.getMessage() for r in during if r.exc_info is not None] == []
+    assert [r.getMessage() for r in during if r.levelno >= logging.ERROR] == []
+    for kind in ("claim", "finish"):
+        tries = with_action(caplog, f"{kind}_failed")
+        assert all("trying again in" in r.getMessage() for r in tries)
+        assert len(with_action(caplog, f"{kind}_recovered")) == (1 if tries else 0), kind
