@@ -101,6 +101,9 @@ def configure(verbosity: int, log_format: LogFormat, stream: TextIO | None = Non
         handler.setFormatter(JsonFormatter() if chosen is LogFormat.JSON else TextFormatter())
         root.addHandler(handler)
         root.setLevel(logging.WARNING)
+    # asyncpg's pool logs each failed reconnect at WARNING with a traceback; the kit already
+    # says that the database is unavailable, once per try and with the wait before the next.
+    logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
     kit_logger = logging.getLogger("kit")
     # Without -v the kit's loggers follow the root's level.
     kit_logger.setLevel(logging.WARNING - 10 * min(verbosity, 2) if verbosity else logging.NOTSET)

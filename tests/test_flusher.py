@@ -911,3 +911,42 @@ async def test_a_scheduled_one_shot_run_delivers_once_the_credentials_work(world
     world.sandbox.clear_faults()
     await asyncio.wait_for(flusher.run_once(), 10)
     assert (await world.outbox.stats()).counts[State.DELIVERED] == 3
+
+
+def _lines(caplog: pytest.LogCaptureFixture, action: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "action", None) == action]
+
+
+async def test_parking_an_entry_as_dead_is_a_warning_with_its_key_and_reason(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator must act on every dead entry, so each one is a WARNING naming it and why."""
+    caplog.set_level(logging.DEBUG, logger="kit")
+    await world.enqueue(3)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=400, times=1)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, concurrency=1)))
+    (dead,) = await world.outbox.entries(state=State.DEAD)
+    (line,) = _lines(caplog, "dead")
+    assert line.levelno == logging.WARNING
+    assert line.key == dead.key  # type: ignore[attr-defined]
+    assert "400" in line.reason  # type: ignore[attr-defined]
+    assert dead.key in line.getMessage()
+
+
+async def test_adopting_an_entry_by_reconciliation_is_an_info_line(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An answer lost after eTrusted accepted: the adoption is one INFO line with key and ref."""
+    caplog.set_level(logging.DEBUG, logger="kit")
+    await world.enqueue(2)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.DROP_AFTER_ACCEPT, method="POST", path="/events", times=1)
+    )
+    await drain(world.flusher(attrs.evolve(FAST, reconcile_window=30.0)))
+    (adopted,) = [e for e in await world.outbox.entries() if e.adopted]
+    (line,) = _lines(caplog, "adopted")
+    assert line.levelno == logging.INFO
+    assert (line.key, line.event_ref) == (adopted.key, adopted.event_ref)  # type: ignore[attr-defined]
+    assert not _lines(caplog, "dead")

@@ -1,11 +1,11 @@
 """A progress bar on a terminal only: tqdm on stderr while a long command runs (``backfill``,
-``import``); nothing at all when the stream is not a terminal, so piped output and logs stay
-clean. Each command says what its bar counts; this draws it."""
+``import``, ``purge``, ``migrate-outbox``); nothing at all when the stream is not a terminal, so
+piped output and logs stay clean. Each command says what its bar counts; this draws it."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 
@@ -17,13 +17,14 @@ class TerminalBar:
         stream: TextIO,
         *,
         desc: str,
-        total: float,
+        total: float | None,
         unit: str,
         unit_scale: bool = False,
         bar_format: str | None = None,
     ) -> None:
         self._bar: Any = None
-        if stream.isatty():
+        isatty = getattr(stream, "isatty", None)
+        if isatty is not None and isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(
@@ -67,4 +68,17 @@ class TerminalBar:
             self._bar.close()
 
 
-__all__ = ["TerminalBar"]
+@contextlib.contextmanager
+def progress(
+    stream: TextIO, *, desc: str, total: float | None = None, unit: str = "it"
+) -> Iterator[TerminalBar]:
+    """A :class:`TerminalBar` with log lines printed above it, closed on leaving."""
+    bar = TerminalBar(stream, desc=desc, total=total, unit=unit)
+    try:
+        with bar.logging():
+            yield bar
+    finally:
+        bar.close()
+
+
+__all__ = ["TerminalBar", "progress"]

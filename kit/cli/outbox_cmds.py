@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -15,9 +17,11 @@ from typing import IO, Any
 import attrs
 
 from kit.cli._env import add_db_option, add_storage_options, db_url, storage_options
+from kit.cli._progress import progress
 from kit.errors import ConfigError, OutboxError, ValidationError
 from kit.outbox import Outbox, Storage, missing_sqlite_file, storage_from_url
 from kit.outbox.types import Entry, NewEntry, State
+from kit.signals import on_stop_signals
 
 ENQUEUE_BATCH = 1000
 
@@ -154,17 +158,13 @@ def _entry_json(entry: Entry) -> dict[str, Any]:
     }
 
 
-async def cmd_status(args: argparse.Namespace) -> int:
-    async with open_outbox(args) as outbox:
-        stats = await outbox.stats()
-        holds = await outbox.storage.holds(now=time.time())
+async def _status(outbox: Outbox) -> dict[str, Any]:
+    stats = await outbox.stats()
+    holds = await outbox.storage.holds(now=time.time())
     now = time.time()
     oldest = stats.oldest_pending_created_at
     due = stats.earliest_due_at
-    hold_rows = [
-        {"name": h.name, "seconds_left": round(h.until - now, 1), "reason": h.reason} for h in holds
-    ]
-    data: dict[str, Any] = {
+    return {
         "db": outbox.storage.url,
         "counts": {state.value: stats.counts.get(state, 0) for state in State},
         "oldest_pending_age_seconds": None if oldest is None else round(now - oldest, 1),
@@ -174,22 +174,67 @@ async def cmd_status(args: argparse.Namespace) -> int:
         "last_error": stats.last_error,
         "blind_resends": stats.blind_resends,
         "adopted": stats.adopted,
-        "holds": hold_rows,
+        "holds": [
+            {"name": h.name, "seconds_left": round(h.until - now, 1), "reason": h.reason}
+            for h in holds
+        ],
     }
+
+
+def _status_lines(data: dict[str, Any]) -> list[str]:
+    lines = [f"outbox {data['db']}"]
+    lines += [f"  {state:<10} {count:>10}" for state, count in data["counts"].items()]
+    age = data["oldest_pending_age_seconds"]
+    lines.append(f"  oldest pending: {'-' if age is None else f'{age} s'}")
+    waited = data["oldest_due_age_seconds"]
+    lines.append(f"  due and waiting for: {'-' if waited is None else f'{waited} s'}")
+    lines.append(
+        f"  adopted by reconciliation: {data['adopted']}, blind resends: {data['blind_resends']}"
+    )
+    lines.append(f"  last error: {data['last_error'] or '-'}")
+    lines += [
+        f"  HOLD {h['name']}: {h['seconds_left']} s left ({h['reason']})" for h in data["holds"]
+    ]
+    return lines
+
+
+# Cursor home, clear the screen: a plain redraw that any terminal understands.
+_REDRAW = "\x1b[H\x1b[2J"
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    if args.watch is not None:
+        if not sys.stdout.isatty():
+            # A redrawn screen in a log or a pipe is noise; a script polls --json instead.
+            print(
+                "etrusted-kit: error: status --watch needs a terminal; in a script or a log,"
+                " run status --json at the interval you need",
+                file=sys.stderr,
+            )
+            return 2
+        return await _watch(args, args.watch)
+    async with open_outbox(args) as outbox:
+        data = await _status(outbox)
     if args.json:
         print(json.dumps(data))
-        return 0
-    print(f"outbox {data['db']}")
-    for state in State:
-        print(f"  {state.value:<10} {stats.counts.get(state, 0):>10}")
-    age = data["oldest_pending_age_seconds"]
-    print(f"  oldest pending: {'-' if age is None else f'{age} s'}")
-    waited = data["oldest_due_age_seconds"]
-    print(f"  due and waiting for: {'-' if waited is None else f'{waited} s'}")
-    print(f"  adopted by reconciliation: {stats.adopted}, blind resends: {stats.blind_resends}")
-    print(f"  last error: {stats.last_error or '-'}")
-    for hold in hold_rows:
-        print(f"  HOLD {hold['name']}: {hold['seconds_left']} s left ({hold['reason']})")
+    else:
+        print("\n".join(_status_lines(data)))
+    return 0
+
+
+async def _watch(args: argparse.Namespace, interval: float) -> int:
+    """Redraw the status every ``interval`` seconds until Ctrl-C (or SIGTERM): exit 0."""
+    stop = asyncio.Event()
+    async with open_outbox(args) as outbox:
+        with on_stop_signals(stop.set):
+            while not stop.is_set():
+                lines = _status_lines(await _status(outbox))
+                clock = datetime.now().astimezone().strftime("%H:%M:%S")
+                header = f"every {interval:g} s, Ctrl-C to stop   {clock}"
+                sys.stdout.write(_REDRAW + "\n".join([header, *lines]) + "\n")
+                sys.stdout.flush()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
     return 0
 
 
@@ -295,7 +340,9 @@ async def cmd_dead(args: argparse.Namespace) -> int:
 
 async def cmd_purge(args: argparse.Namespace) -> int:
     async with open_outbox(args) as outbox:
-        count = await outbox.purge(older_than=args.older_than_days * 86400)
+        # One transaction, so no count to show: the bar says it is working, and for how long.
+        with progress(sys.stderr, desc="purge", unit="entries"):
+            count = await outbox.purge(older_than=args.older_than_days * 86400)
     print(f"payloads removed from {count} finished entries (keys and refs kept)")
     return 0
 
@@ -325,7 +372,13 @@ async def cmd_migrate_outbox(args: argparse.Namespace) -> int:
     await source.open(migrate=False)
     try:
         async with target:
-            report = await migrate_outbox(source, target, force=args.force)
+            total = sum((await source.stats()).counts.values())
+            with progress(sys.stderr, desc="migrate-outbox", total=total, unit="entries") as bar:
+
+                def on_batch(copied: int, skipped: int) -> None:
+                    bar.show(copied + skipped, {"copied": copied, "skipped": skipped})
+
+                report = await migrate_outbox(source, target, force=args.force, on_batch=on_batch)
     finally:
         await source.aclose()
     by_state = ", ".join(f"{k}={v}" for k, v in sorted(report.by_state.items()))
@@ -334,6 +387,13 @@ async def cmd_migrate_outbox(args: argparse.Namespace) -> int:
         f"{report.skipped_existing} already present in the target"
     )
     return 0
+
+
+def _interval(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -346,6 +406,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("status", help="counts per state, oldest pending, last error")
     add_db_option(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--watch",
+        type=_interval,
+        nargs="?",
+        const=2.0,
+        default=None,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) on a terminal until Ctrl-C",
+    )
     p.set_defaults(func=cmd_status)
 
     p = subparsers.add_parser("entries", help="list outbox entries, or one entry's attempt log")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from kit.flusher.config import FlusherConfig
 from kit.flusher.decisions import Decision, Label
-from kit.outbox.types import Claimed, Delivered, Retry
+from kit.outbox.types import Claimed, Dead, Delivered, Retry
+from kit.redact import mask_emails
 
 logger = logging.getLogger("kit.flusher")
 
@@ -73,6 +74,22 @@ class Reporter:
             )
         elif isinstance(outcome, Delivered):
             self.etrusted.ended()
+            if outcome.adopted:
+                logger.info(
+                    "%s: reconciliation found the event in eTrusted (ref %s); adopted it",
+                    item.key,
+                    outcome.event_ref,
+                    extra={"action": "adopted", "key": item.key, "event_ref": outcome.event_ref},
+                )
+        elif isinstance(outcome, Dead):
+            # An operator has to act on each of these (retry or drop): never below WARNING.
+            reason = mask_emails(outcome.reason)  # a server's message may quote the payload
+            logger.warning(
+                "%s parked as dead: %s",
+                item.key,
+                reason,
+                extra={"action": "dead", "key": item.key, "reason": reason},
+            )
         if decision.label is _RESEND:
             logger.warning(decision.error, extra={"action": "blind_resend", "key": item.key})
 

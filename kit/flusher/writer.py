@@ -146,7 +146,7 @@ class ResultWriter:
                         extra={"action": "finish_recovered"},
                     )
                 self.failures = 0
-                self._report_fenced(batch, applied)
+                await self._report_fenced(batch, applied, retried=failures > 0)
                 return
             with contextlib.suppress(TimeoutError):  # a second stop() cuts the wait short
                 await asyncio.wait_for(self._aborting.wait(), wait)
@@ -160,11 +160,27 @@ class ResultWriter:
             extra={"action": "finish_abandoned", "event_refs": refs},
         )
 
+    async def _stored_already(self, completion: Completion) -> bool:
+        outcome = completion.outcome
+        if not isinstance(outcome, Delivered):
+            return False  # only a delivery is stored with something to compare (its ref)
+        try:
+            entry = await self._storage.get(completion.key)
+        except StorageError:
+            return False
+        return entry is not None and entry.event_ref == outcome.event_ref
+
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
 
-    def _report_fenced(self, batch: list[Completion], applied: list[bool]) -> None:
+    async def _report_fenced(
+        self, batch: list[Completion], applied: list[bool], *, retried: bool
+    ) -> None:
         fenced = [c for c, ok in zip(batch, applied, strict=True) if not ok]
+        if fenced and retried:
+            # A try that "failed" may have committed, its answer lost with the connection: a
+            # result found already stored as it is was written by that try, not fenced off.
+            fenced = [c for c in fenced if not await self._stored_already(c)]
         if not fenced:
             return
         self._stats.fenced += len(fenced)

@@ -344,7 +344,11 @@ class PgBase:
             raise failure(self._message(operation, exc)) from exc
         except _asyncpg.ClientConfigurationError as exc:
             raise ConfigError(self._message(operation, exc)) from exc
-        except (_asyncpg.InterfaceError, _asyncpg.exceptions.InternalClientError) as exc:
+        except _asyncpg.exceptions.InternalClientError as exc:
+            # asyncpg's protocol state after its socket broke mid-operation ("cannot switch to
+            # state 12; another operation is in progress"): the connection is gone, not refused.
+            raise StorageUnavailableError(self._message(operation, exc)) from exc
+        except _asyncpg.InterfaceError as exc:
             raise failure(self._message(operation, exc)) from exc
 
     def _message(self, operation: str, exc: BaseException) -> str:

@@ -63,11 +63,11 @@ class Lane:
                 self._busy = False
                 self._retry_at = self._clock() + RETRY_AFTER
                 log.warning(
-                    "outbox %s connection failed, using the pool for %.0f s: %s: %s",
+                    "outbox %s connection failed (%s: %s); using the pool, trying again in %.0f s",
                     self._purpose,
-                    RETRY_AFTER,
                     type(exc).__name__,
                     exc,
+                    RETRY_AFTER,
                     extra={"action": f"outbox.{self._purpose}_connection.failed"},
                 )
                 return None

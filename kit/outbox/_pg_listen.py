@@ -83,31 +83,39 @@ class Listener:
 
     async def _run(self) -> None:
         while not self._closed:
-            if self._failures > 1:  # the first retry after a failure goes at once
-                delay = _LISTEN_BACKOFF_START * 2 ** (self._failures - 2)
-                await asyncio.sleep(min(_LISTEN_BACKOFF_CAP, delay) * random.uniform(0.5, 1.0))
             try:
                 conn = await self._connect()
             except Exception as exc:  # noqa: BLE001 - a hint only: log, back off, try again
-                self._failed("cannot connect to", "outbox.listen.connect_failed", exc)
+                await asyncio.sleep(self._failed("cannot connect to", "connect_failed", exc))
                 continue
+            wait = 0.0
             try:
                 await self._listen_on(conn)
             except Exception as exc:  # noqa: BLE001 - same: never raise into the flusher
-                self._failed("lost its connection to", "outbox.listen.lost", exc)
+                wait = self._failed("lost its connection to", "lost", exc)
             finally:
                 await close_quietly(conn)
+            await asyncio.sleep(wait)
 
-    def _failed(self, what: str, action: str, exc: Exception) -> None:
+    def _failed(self, what: str, action: str, exc: Exception) -> float:
+        """Log one failed try with the wait before the next (returned): at once after the
+        first failure, then doubling with jitter up to the cap."""
         self._failures += 1
+        wait = 0.0
+        if self._failures > 1:
+            delay = min(_LISTEN_BACKOFF_CAP, _LISTEN_BACKOFF_START * 2 ** (self._failures - 2))
+            wait = delay * random.uniform(0.5, 1.0)
         log.warning(
-            "outbox listener %s %s: %s: %s",
+            "outbox listener %s %s: %s: %s; trying again in %.1f s (try %d)",
             what,
             self._url,
             type(exc).__name__,
             exc,
-            extra={"action": action, "failures": self._failures},
+            wait,
+            self._failures,
+            extra={"action": f"outbox.listen.{action}", "failures": self._failures},
         )
+        return wait
 
     async def _listen_on(self, conn: asyncpg.Connection[Any]) -> None:
         lost = asyncio.Event()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import attrs
 
@@ -50,11 +51,13 @@ async def migrate_outbox(
     batch: int = 500,
     force: bool = False,
     now: float | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> MigrationReport:
     """Copy every entry of ``source`` into ``target``; keys already in ``target`` are skipped.
 
     Both storages must be open. Safe to run again after an interruption: what was copied is
     skipped. ``now`` (default: the wall clock) decides which leases are still live.
+    ``on_batch(copied, skipped)`` is called after each batch (a progress bar).
 
     Raises :class:`~kit.errors.OutboxError` when ``source`` is ``target``, or when entries of
     ``source`` are leased by a running flusher (unless ``force``).
@@ -101,6 +104,8 @@ async def migrate_outbox(
         skipped += len(records) - inserted
         for record in records:
             by_state[record.entry.state] += 1
+        if on_batch is not None:
+            on_batch(copied, skipped)
         log.info(
             "outbox migration: %d copied, %d already there",
             copied,
