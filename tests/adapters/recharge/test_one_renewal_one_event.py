@@ -14,9 +14,11 @@ from recharge_deliveries import EMAIL, NOW, ORDER_ID, SHOP, SOURCE, charge, deli
 from webhooks.conftest import Reply, Served
 
 from adapters.shopify import samples
+from kit.cli.explain import story_lines
 from kit.client import ETrustedClient
 from kit.domain import SkipReason
 from kit.flusher import Flusher
+from kit.journal.explain import explain
 from kit.journal.records import Outcome
 from kit.outbox import State
 from kit.sandbox import SandboxConfig
@@ -231,3 +233,28 @@ async def test_shopify_contract_renewals_are_counted_by_their_billing_attempts(
         [SkipReason.NO_ORDER_FACTS, SkipReason.RENEWAL_NOT_SELECTED],  # renewal 2
     ]
     assert await shop.counts() == {State.PENDING: 1}
+
+
+@pytest.mark.parametrize("shop_renewals", ["all"], indirect=True)
+@pytest.mark.parametrize("recharge_first", [True, False], ids=["recharge-first", "shopify-first"])
+async def test_explain_shows_the_later_sources_enqueue_as_the_same_invite(
+    shop: Served, recharge_first: bool
+) -> None:
+    """Both sources decide (the shop with ``renewals = "all"``): ``etrusted-kit explain`` on the
+    key shows one invite, and the later source's enqueue as that invite already decided by the
+    first source, without a send time of its own."""
+    senders = [from_recharge, from_shopify] if recharge_first else [from_shopify, from_recharge]
+    for send in senders:
+        await send(shop)
+    stories = await explain(shop.outbox, shop.kit.intake.journal, KEY)
+    text = "\n\n".join("\n".join(story_lines(s)) for s in stories)
+    first, later = (SOURCE, SHOP_SOURCE) if recharge_first else (SHOP_SOURCE, SOURCE)
+    enqueues = [line for line in text.splitlines() if "decided   enqueue" in line]
+    assert len(enqueues) == 2
+    [written] = [line for line in enqueues if "-> enqueued" in line]
+    [found] = [line for line in enqueues if "-> duplicate" in line]
+    assert "send after" in written
+    assert f"the same invite, already decided by source {first!r}" in found
+    assert "send after" not in found
+    later_story = next(s for s in stories if s.timeline and s.timeline.source == later)
+    assert later_story.decided_by == ((KEY, first),)
