@@ -55,14 +55,15 @@ def story_lines(story: OrderStory) -> list[str]:
     else:
         references = ", ".join(timeline.references) or "-"
         lines = [f"{timeline.source} order {timeline.stream} (reference {references})"]
+        decided_by = dict(story.decided_by)
         for item in timeline_items(timeline):
-            lines.append(_item_line(item))
+            lines.append(_item_line(item, decided_by))
     for entry in story.entries:
         lines.extend(_entry_lines(entry))
     return lines
 
 
-def _item_line(item: DeliveryRow | EventRow | DecisionRow) -> str:
+def _item_line(item: DeliveryRow | EventRow | DecisionRow, decided_by: dict[str, str]) -> str:
     if isinstance(item, DeliveryRow):
         ids = f"delivery {item.delivery_id}"
         if item.event_id:
@@ -71,7 +72,7 @@ def _item_line(item: DeliveryRow | EventRow | DecisionRow) -> str:
     if isinstance(item, EventRow):
         erased = " (customer data erased)" if item.event is None else ""
         return f"  {utc_text(item.occurred_at)}  happened  {item.kind}{erased}"
-    facts = decision_facts(item)
+    facts = decision_facts(item, decided_by)
     why = [
         part
         for part in (

@@ -49,6 +49,9 @@ class SkipReason(enum.StrEnum):
     # -- the renewal policy leaves this charge out
     RENEWAL_NOT_SELECTED = "renewal_not_selected"  # not the first / not an Nth renewal
     SUBSCRIPTION_TOO_YOUNG = "subscription_too_young"  # below min_subscription_age
+    RENEWAL_NUMBER_UNKNOWN = "renewal_number_unknown"  # no count, no subscription to count by
+    SUBSCRIPTION_RENEWAL_ORDER = "subscription_renewal_order"  # order triggers leave renewals be
+    ORDER_INVITE_SENT = "order_invite_sent"  # the renewal's order already had its invite sent
 
     # -- the order's state rules the trigger out
     CANCELLED = "cancelled"

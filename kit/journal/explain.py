@@ -12,14 +12,14 @@ skip's detail, an attempt's error) goes through :func:`kit.redact.mask_emails`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
 from kit.journal.protocol import Journal
-from kit.journal.records import DecisionRow, DeliveryRow, EventRow, StreamTimeline
+from kit.journal.records import DecisionRow, DeliveryRow, EventRow, Outcome, StreamTimeline
 from kit.outbox import Outbox
 from kit.outbox.types import AttemptRecord, Entry
 from kit.policy import Amend, Cancel, Enqueue, Recorded, Skipped, Stale, Throttled
@@ -43,6 +43,7 @@ class OrderStory:
 
     timeline: StreamTimeline | None
     entries: tuple[EntryStory, ...] = ()
+    decided_by: tuple[tuple[str, str], ...] = ()  # (key, source) that wrote a shared entry
 
 
 async def explain(
@@ -55,14 +56,34 @@ async def explain(
         timeline = await journal.timeline(found_source, stream)
         keys = dict.fromkeys(d.key for d in timeline.decisions if d.key)
         entries = [await _entry(outbox, key) for key in keys]
+        decided_by = await _deciders(journal, timeline)
         stories.append(
-            OrderStory(timeline=timeline, entries=tuple(e for e in entries if e is not None))
+            OrderStory(
+                timeline=timeline,
+                entries=tuple(e for e in entries if e is not None),
+                decided_by=tuple(sorted(decided_by.items())),
+            )
         )
     if not stories and source is None:
         alone = await _entry(outbox, ref)
         if alone is not None:
             stories.append(OrderStory(timeline=None, entries=(alone,)))
     return stories
+
+
+async def _deciders(journal: Journal, timeline: StreamTimeline) -> dict[str, str]:
+    """For each key this stream found already in the outbox (``duplicate``), the source whose
+    decision wrote the entry: one invite, decided by another source first."""
+    shared = {d.key for d in timeline.decisions if d.key and d.outcome is Outcome.DUPLICATE}
+    found: dict[str, str] = {}
+    for key in sorted(shared):
+        for other, stream in await journal.find_streams(key):
+            if (other, stream) == (timeline.source, timeline.stream):
+                continue
+            rows = (await journal.timeline(other, stream)).decisions
+            if any(d.key == key and d.outcome is Outcome.ENQUEUED for d in rows):
+                found[key] = other
+    return found
 
 
 async def _entry(outbox: Outbox, key: str) -> EntryStory | None:
@@ -109,8 +130,21 @@ class DecisionFacts:
     send_after: float | None = None
 
 
-def decision_facts(row: DecisionRow) -> DecisionFacts:
+def decision_facts(row: DecisionRow, decided_by: Mapping[str, str] | None = None) -> DecisionFacts:
+    """``decided_by``: the source that wrote a key's entry (:attr:`OrderStory.decided_by`), so
+    an enqueue that found its key taken reads as the same invite, not a second one."""
     d = row.decision
+    if isinstance(d, Enqueue) and row.outcome is Outcome.DUPLICATE:
+        by = (decided_by or {}).get(d.key)
+        return DecisionFacts(
+            detail=(
+                f"the same invite, already decided by source {by!r}"
+                if by
+                else "the same invite, already in the outbox"
+            ),
+            event_type=d.event_type,
+            channel_id=d.channel_id,
+        )
     if isinstance(d, Enqueue):
         return DecisionFacts(
             event_type=d.event_type, channel_id=d.channel_id, send_after=d.send_after.timestamp()
@@ -170,12 +204,16 @@ def _story_json(story: OrderStory) -> dict[str, Any]:
             if timeline is None
             else list(timeline.references)
         ),
-        "timeline": [] if timeline is None else [_item_json(i) for i in timeline_items(timeline)],
+        "timeline": (
+            []
+            if timeline is None
+            else [_item_json(i, dict(story.decided_by)) for i in timeline_items(timeline)]
+        ),
         "entries": [_entry_json(e) for e in story.entries],
     }
 
 
-def _item_json(item: Item) -> dict[str, Any]:
+def _item_json(item: Item, decided_by: Mapping[str, str]) -> dict[str, Any]:
     if isinstance(item, DeliveryRow):
         return {
             "type": "delivery",
@@ -194,7 +232,7 @@ def _item_json(item: Item) -> dict[str, Any]:
             "reference": item.reference,
             "erased": item.event is None,
         }
-    facts = decision_facts(item)
+    facts = decision_facts(item, decided_by)
     return {
         "type": "decision",
         "at": utc_text(item.decided_at),

@@ -20,6 +20,11 @@ How a decision is found, per configured trigger and its key:
    * enqueued and already gone: :class:`Recorded` (``already_sent``): nothing is undone;
    * enqueued once: never again, whatever status the order enters twice or goes back through.
 
+   An order stream that holds a renewal belongs to the renewal triggers: the order triggers
+   skip it (``subscription_renewal_order``) and withdraw an order invite still waiting, and a
+   renewal whose order's invite already left is skipped (``order_invite_sent``), so one
+   renewal order never brings its customer two invites, whichever report came first.
+
 4. An event that changed nothing is :class:`Stale` when it is older than what the stream held,
    else :class:`Recorded`.
 """
@@ -161,6 +166,22 @@ def _blocked(config: PolicyConfig, state: StreamState) -> Skip | None:
     return None
 
 
+def _is_renewal(state: StreamState) -> bool:
+    return state.charge is not None and state.charge.renewal != 0
+
+
+def _order_invite_sent(config: PolicyConfig, history: History, event: DomainEvent) -> Skip | None:
+    """An order trigger's invite for this stream that left before the renewal was known."""
+    for trigger in config.triggers:
+        if trigger.on in SUBSCRIPTION_TRIGGERS:
+            continue
+        key = dedupe_key(event.platform, event.account, event.stream, trigger.event_type)
+        entry = _replay(history.decisions, key)
+        if entry.enqueued and not entry.final and key not in history.waiting:
+            return Skip(SkipReason.ORDER_INVITE_SENT, f"event type {trigger.event_type!r}")
+    return None
+
+
 def _plan(
     config: PolicyConfig, trigger: Trigger, state: StreamState, order: OrderFacts, fired: Happened
 ) -> _Plan:
@@ -205,9 +226,14 @@ def _decide_trigger(
     fired = _reported(trigger, state)
     if fired is None:
         return []
-    block = _blocked(config, state)
+    if trigger.on not in SUBSCRIPTION_TRIGGERS and _is_renewal(state):
+        block: Skip | None = Skip(SkipReason.SUBSCRIPTION_RENEWAL_ORDER)
+    else:
+        block = _blocked(config, state)
     if block is None and state.charge is not None:
         block = renewals.selection(trigger, state.charge, history.charges)
+    if block is None and trigger.on is TriggerOn.SUBSCRIPTION_RENEWED:
+        block = _order_invite_sent(config, history, event)
     waiting = key in history.waiting
     if not entry.enqueued:
         if block is not None:

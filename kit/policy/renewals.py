@@ -13,6 +13,9 @@ subscription runs.
   renewals of the same subscription the journal holds that happened before it (Stripe). A
   renewal that overtakes an earlier one in transit is numbered low; the per-customer throttle
   (90 days by default) keeps that from turning into a second invite.
+* A renewal that carries neither a count nor a subscription (a Shopify order recognised by its
+  tag, with no billing attempt beside it) has no number: ``"first"`` and ``"every_nth"`` skip
+  it rather than take it for renewal 1; the source that names the subscription decides it.
 * A subscription's age is counted from the earliest start anyone reported: the platform's
   ``started_at``, the first purchase, or else the earliest charge the journal saw.
 """
@@ -82,8 +85,13 @@ def selection(
     if trigger.on is not TriggerOn.SUBSCRIPTION_RENEWED:
         return None
     charges = tuple(others)
-    number = renewal_number(event, charges)
     rule = trigger.renewal_rule
+    if rule is not Renewals.ALL and event.renewal is None and not event.subscription:
+        return Skip(
+            SkipReason.RENEWAL_NUMBER_UNKNOWN,
+            f"no renewal count and no subscription; renewals = {rule.value!r}",
+        )
+    number = renewal_number(event, charges)
     if rule is Renewals.FIRST and number != 1:
         return Skip(SkipReason.RENEWAL_NOT_SELECTED, f"renewal {number}; renewals = 'first'")
     if rule is Renewals.EVERY_NTH:

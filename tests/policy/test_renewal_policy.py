@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import attrs
 import pytest
 
 from kit.configfile import config_from_mapping
@@ -125,6 +126,23 @@ def test_the_platforms_own_count_wins_over_the_journals() -> None:
     # A first purchase and later charges do not count as renewals before it.
     later = [Charge.of(charge("in_0", 0, renewal=0)), Charge.of(charge("in_5", 50))]
     assert renewal_number(charge("in_9", 10), later) == 1
+
+
+@pytest.mark.parametrize("keys", [{}, {"renewals": "every_nth", "nth": 1}])
+def test_a_renewal_without_count_or_subscription_is_not_taken_for_renewal_1(
+    keys: dict[str, Any],
+) -> None:
+    """A renewal order recognised by its tag alone cannot be numbered: "first" and "every_nth"
+    skip it with their own reason, "all" fires on it."""
+    unnumbered = attrs.evolve(charge("o_1", 30), subscription=None)
+    [skipped] = decide(renewed(**keys), History(), unnumbered)
+    assert isinstance(skipped, Skipped)
+    assert skipped.reason is SkipReason.RENEWAL_NUMBER_UNKNOWN
+    [fired] = decide(renewed(renewals="all"), History(), unnumbered)
+    assert isinstance(fired, Enqueue)
+    # A count alone numbers it (the platform's own count).
+    [counted] = decide(renewed(**keys), History(), attrs.evolve(unnumbered, renewal=1))
+    assert isinstance(counted, Enqueue)
 
 
 def test_min_subscription_age_counts_from_the_earliest_start_known() -> None:

@@ -36,29 +36,50 @@ def recharge_source(**config: Any) -> IntakeSource:
     )
 
 
-def shop_source() -> IntakeSource:
+def shop_source(renewals: str | None = None) -> IntakeSource:
     return IntakeSource(
         name=SHOP_SOURCE,
         adapter=ShopifyAdapter(source=SHOP_SOURCE, config=ShopifyConfig(shop_domain=SHOP)),
-        policy=policy(delay="1d"),
+        policy=policy(delay="1d", renewals=renewals),
         secrets=(SHOPIFY_SECRET,),
     )
 
 
-async def _served(start: Serve, name: str, storage: Storage, again: Any) -> Served:
+@pytest.fixture
+def shop_renewals(request: pytest.FixtureRequest) -> str | None:
+    """The shop source's ``renewals`` (``None``: the default); a test may set it with
+    ``@pytest.mark.parametrize("shop_renewals", [...], indirect=True)``."""
+    value: str | None = getattr(request, "param", None)
+    return value
+
+
+async def _served(
+    start: Serve, name: str, storage: Storage, again: Any, renewals: str | None
+) -> Served:
     kit = await open_kit(name, storage, again)
     kit.clock.now = NOW
-    return await start(kit, [recharge_source(), shop_source()])
+    return await start(kit, [recharge_source(), shop_source(renewals)])
 
 
 @pytest.fixture
-async def sqlite_shop(serve: Serve, tmp_path: Path) -> Served:  # noqa: F811
+async def sqlite_shop(
+    serve: Serve,  # noqa: F811
+    tmp_path: Path,
+    shop_renewals: str | None,
+) -> Served:
     path = tmp_path / "outbox.db"
-    return await _served(serve, "sqlite", SQLiteStorage(path), lambda: SQLiteStorage(path))
+    return await _served(
+        serve, "sqlite", SQLiteStorage(path), lambda: SQLiteStorage(path), shop_renewals
+    )
 
 
 @pytest.fixture
-async def postgres_shop(serve: Serve, pg_dsn: str, pg_schema: str) -> Served:  # noqa: F811
+async def postgres_shop(
+    serve: Serve,  # noqa: F811
+    pg_dsn: str,
+    pg_schema: str,
+    shop_renewals: str | None,
+) -> Served:
     from kit.outbox.postgres import PostgresStorage
 
     return await _served(
@@ -66,6 +87,7 @@ async def postgres_shop(serve: Serve, pg_dsn: str, pg_schema: str) -> Served:  #
         "postgres",
         PostgresStorage(pg_dsn, schema=pg_schema),
         lambda: PostgresStorage(pg_dsn, schema=pg_schema),
+        shop_renewals,
     )
 
 
@@ -75,7 +97,8 @@ async def postgres_shop(serve: Serve, pg_dsn: str, pg_schema: str) -> Served:  #
         pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
     ]
 )
-def shop(request: pytest.FixtureRequest) -> Served:
-    """Both sources' routes on one backend's outbox."""
+def shop(request: pytest.FixtureRequest, shop_renewals: str | None) -> Served:
+    """Both sources' routes on one backend's outbox (``shop_renewals`` named so a test can
+    parametrize it)."""
     value: Served = request.getfixturevalue(f"{request.param}_shop")
     return value

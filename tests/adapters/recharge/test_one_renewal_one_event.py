@@ -14,9 +14,11 @@ from recharge_deliveries import EMAIL, NOW, ORDER_ID, SHOP, SOURCE, charge, deli
 from webhooks.conftest import Reply, Served
 
 from adapters.shopify import samples
+from kit.cli.explain import story_lines
 from kit.client import ETrustedClient
 from kit.domain import SkipReason
 from kit.flusher import Flusher
+from kit.journal.explain import explain
 from kit.journal.records import Outcome
 from kit.outbox import State
 from kit.sandbox import SandboxConfig
@@ -81,15 +83,14 @@ async def test_one_renewal_through_both_adapters_makes_one_accepted_event(
     shopify = await shop.history(ORDER_ID, SHOP_SOURCE)
     assert [e.kind for e in recharge.events] == ["subscription_renewed"]
     assert [e.kind for e in shopify.events] == ["subscription_renewed", "order_paid"]
-    # ... and on the shared key one decision that wrote the entry; the later source's enqueue
-    # found it there and wrote nothing.
-    on_key = [d for d in (*recharge.decisions, *shopify.decisions) if d.key == KEY]
-    assert sorted((d.kind, d.outcome) for d in on_key) == [
-        ("enqueue", Outcome.DUPLICATE),
-        ("enqueue", Outcome.ENQUEUED),
+    # ... and on the shared key one decision that wrote the entry: Recharge's, which names the
+    # subscription; under renewals = "first" the shop's order cannot tell which renewal it is.
+    assert [(d.kind, d.outcome) for d in recharge.decisions if d.key == KEY] == [
+        ("enqueue", Outcome.ENQUEUED)
     ]
-    first_source = recharge if recharge_first else shopify
-    assert [d.outcome for d in first_source.decisions if d.key == KEY] == [Outcome.ENQUEUED]
+    assert [getattr(d.decision, "reason", d.kind) for d in shopify.decisions if d.key == KEY] == [
+        SkipReason.RENEWAL_NUMBER_UNKNOWN
+    ]
     # ``etrusted-kit explain KEY`` finds both streams through the key.
     found = await shop.kit.intake.journal.find_streams(KEY)
     assert found == sorted([(SHOP_SOURCE, ORDER_ID), (SOURCE, ORDER_ID)])
@@ -105,7 +106,7 @@ async def test_one_renewal_through_both_adapters_makes_one_accepted_event(
     assert event.body["type"] == EVENT_TYPE
     assert event.body["channel"]["id"] == CHANNEL
     assert event.body["customer"]["email"] == EMAIL
-    assert event.transaction_reference == (ORDER_ID if recharge_first else "#1077")
+    assert event.transaction_reference == ORDER_ID
     assert event.body["metadata"]["stream"] == ORDER_ID
     assert (await shop.outbox.get(KEY)).state is State.DELIVERED
 
@@ -121,16 +122,20 @@ async def test_every_report_of_the_renewal_folds_into_the_one_entry(shop: Served
     assert await shop.counts() == {State.PENDING: 1}
     shopify = await shop.history(ORDER_ID, SHOP_SOURCE)
     assert [e.kind for e in shopify.events].count("subscription_renewed") == 3
-    enqueues = [d for d in shopify.decisions if d.kind == "enqueue"]
-    assert [d.outcome for d in enqueues] == [Outcome.ENQUEUED]
-    assert len((await shop.history(ORDER_ID, SOURCE)).events) == 1
+    # The shop's unnumbered renewal is skipped once, not again for every later webhook.
+    assert [d.kind for d in shopify.decisions if d.key == KEY] == ["skipped"]
+    recharge = await shop.history(ORDER_ID, SOURCE)
+    assert len(recharge.events) == 1
+    assert [(d.kind, d.outcome) for d in recharge.decisions] == [("enqueue", Outcome.ENQUEUED)]
 
 
+@pytest.mark.parametrize("shop_renewals", ["all"], indirect=True)
 async def test_the_shop_cancelling_the_order_withdraws_the_invite_recharge_enqueued(
     shop: Served,
 ) -> None:
-    """The shop source journaled its own decision on the shared key, so its cancellation
-    reaches the entry Recharge's delivery wrote."""
+    """A shop source that decides renewals too (``renewals = "all"``) journaled its own
+    decision on the shared key, so its cancellation reaches the entry Recharge's delivery
+    wrote."""
     await from_recharge(shop)
     await from_shopify(shop, "orders/paid", 1)
     cancelled = renewal_order()
@@ -228,3 +233,28 @@ async def test_shopify_contract_renewals_are_counted_by_their_billing_attempts(
         [SkipReason.NO_ORDER_FACTS, SkipReason.RENEWAL_NOT_SELECTED],  # renewal 2
     ]
     assert await shop.counts() == {State.PENDING: 1}
+
+
+@pytest.mark.parametrize("shop_renewals", ["all"], indirect=True)
+@pytest.mark.parametrize("recharge_first", [True, False], ids=["recharge-first", "shopify-first"])
+async def test_explain_shows_the_later_sources_enqueue_as_the_same_invite(
+    shop: Served, recharge_first: bool
+) -> None:
+    """Both sources decide (the shop with ``renewals = "all"``): ``etrusted-kit explain`` on the
+    key shows one invite, and the later source's enqueue as that invite already decided by the
+    first source, without a send time of its own."""
+    senders = [from_recharge, from_shopify] if recharge_first else [from_shopify, from_recharge]
+    for send in senders:
+        await send(shop)
+    stories = await explain(shop.outbox, shop.kit.intake.journal, KEY)
+    text = "\n\n".join("\n".join(story_lines(s)) for s in stories)
+    first, later = (SOURCE, SHOP_SOURCE) if recharge_first else (SHOP_SOURCE, SOURCE)
+    enqueues = [line for line in text.splitlines() if "decided   enqueue" in line]
+    assert len(enqueues) == 2
+    [written] = [line for line in enqueues if "-> enqueued" in line]
+    [found] = [line for line in enqueues if "-> duplicate" in line]
+    assert "send after" in written
+    assert f"the same invite, already decided by source {first!r}" in found
+    assert "send after" not in found
+    later_story = next(s for s in stories if s.timeline and s.timeline.source == later)
+    assert later_story.decided_by == ((KEY, first),)
