@@ -171,6 +171,14 @@ async def cmd_status(args: argparse.Namespace) -> int:
         # How long due work has waited; None when nothing pending is due (held back, backing
         # off, or nothing pending). This, not the oldest pending entry, is what to alert on.
         "oldest_due_age_seconds": None if due is None or due > now else round(now - due, 1),
+        # Entries waiting to try again after a failure, and how long the oldest has waited
+        # since it was enqueued: during an eTrusted outage nothing is due, and this grows.
+        "backing_off": stats.backing_off,
+        "oldest_backing_off_age_seconds": (
+            None
+            if stats.oldest_backing_off_created_at is None
+            else round(now - stats.oldest_backing_off_created_at, 1)
+        ),
         "last_error": stats.last_error,
         "blind_resends": stats.blind_resends,
         "adopted": stats.adopted,
@@ -186,6 +194,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print(f"  oldest pending: {'-' if age is None else f'{age} s'}")
     waited = data["oldest_due_age_seconds"]
     print(f"  due and waiting for: {'-' if waited is None else f'{waited} s'}")
+    backing = data["oldest_backing_off_age_seconds"]
+    print(
+        f"  backing off after a failure: {stats.backing_off}"
+        + ("" if backing is None else f", oldest enqueued {backing} s ago")
+    )
     print(f"  adopted by reconciliation: {stats.adopted}, blind resends: {stats.blind_resends}")
     print(f"  last error: {stats.last_error or '-'}")
     for hold in hold_rows:

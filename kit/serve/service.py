@@ -17,6 +17,11 @@ flusher, and returns only when both have stopped:
   flusher starts. A process that went on taking webhooks with nothing sending them, or
   sending with nothing taking webhooks in, would look healthy and do half its job.
 
+With an ``[admin]`` table in the configuration, an admin listener on a port of its own serves
+``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`kit.admin`). It opens after the webhook
+listener and closes last, so ``/readyz`` answers 503 while the service drains. The figures are
+:attr:`Service.metrics`, also without the admin listener.
+
 Everything comes in as objects (:class:`~kit.configfile.KitConfig`,
 :class:`~kit.config.ClientConfig`, :class:`~kit.flusher.FlusherConfig`,
 :class:`ServeSettings`); nothing here reads the environment or installs signal handlers, so an
@@ -33,12 +38,14 @@ from typing import Any
 
 import attrs
 
+from kit import admin
 from kit.client import ETrustedClient
 from kit.config import ClientConfig
 from kit.configfile import KitConfig
 from kit.errors import ConfigError, KitError, ServiceError
 from kit.flusher import Flusher, FlusherConfig, FlusherStats, RunningFlusher
 from kit.journal import Intake
+from kit.metrics import Metrics
 from kit.outbox import Outbox
 from kit.serve.listener import Address, Listener
 from kit.serve.settings import ServeSettings
@@ -62,6 +69,7 @@ class Listening:
 
     addresses: tuple[Address, ...]
     routes: tuple[Route, ...]
+    admin: Address | None = None  # the admin listener's address, when [admin] is configured
 
     @property
     def url(self) -> str:
@@ -95,6 +103,7 @@ class Service:
         *,
         storage_options: Mapping[str, Any] | None = None,
         on_listening: Callable[[Listening], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not config.sources:
             raise ConfigError(
@@ -120,6 +129,21 @@ class Service:
         self._flusher: Flusher | None = None
         self._handle: RunningFlusher | None = None
         self._listening: Listening | None = None
+        self._outbox: Outbox | None = None
+        self._admin: Listener | None = None
+        self._metrics = metrics or Metrics(sources=(s.name for s in config.sources))
+
+    @property
+    def metrics(self) -> Metrics:
+        """The service's metrics (:class:`~kit.metrics.Metrics`), readable without HTTP."""
+        return self._metrics
+
+    async def readiness(self) -> admin.Readiness:
+        """What ``/readyz`` answers: the database, the flusher and the intake, each checked."""
+        return await admin.readiness(self._outbox, self._handle, self._accepting)
+
+    def _accepting(self) -> bool:
+        return self._listening is not None and not self._stop_requested
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -183,7 +207,7 @@ class Service:
         # or a bad source fails here, with no database opened and no port bound.
         outbox = Outbox.from_url(url.value, **self._storage_options)
         webhooks = Webhooks.from_config(
-            Intake(outbox), self._config, settings=self._settings.webhooks
+            Intake(outbox), self._config, settings=self._settings.webhooks, observer=self._metrics
         )
         listener = Listener(
             host=self._settings.host,
@@ -191,17 +215,40 @@ class Service:
             grace=self._settings.shutdown_grace,
         )
         webhooks.install(listener.app)
+        admin_listener = self._admin_listener()
         try:
             async with outbox, ETrustedClient(self._client_config) as client:
-                flusher = self._built = Flusher(outbox, client, self._flusher_config)
+                self._outbox = outbox
+                flusher = self._built = Flusher(
+                    outbox, client, self._flusher_config, observer=self._metrics
+                )
+                self._metrics.watch(
+                    outbox=outbox,
+                    flusher=flusher,
+                    running=lambda: self._handle is not None and self._handle.healthy,
+                )
                 await listener.start()
                 try:
+                    if admin_listener is not None:
+                        await admin_listener.start()
                     return await self._supervise(flusher, listener)
                 finally:
                     await listener.close()
+                    if admin_listener is not None:
+                        await admin_listener.close()
         finally:
             self._listening = None
+            self._outbox = None
             logger.info("serve stopped", extra={"action": "serve_stopped"})
+
+    def _admin_listener(self) -> Listener | None:
+        settings = self._config.admin
+        if settings is None:
+            return None
+        listener = Listener(host=settings.host, port=settings.port, grace=1.0)
+        admin.install(listener.app, self._metrics, self.readiness)
+        self._admin = listener
+        return listener
 
     async def _supervise(self, flusher: Flusher, listener: Listener) -> FlusherStats:
         handle: RunningFlusher | None = None
@@ -249,7 +296,8 @@ class Service:
         return ended in done and stop not in done
 
     def _announce(self, listener: Listener) -> None:
-        self._listening = Listening(listener.addresses, self._routes)
+        admin_at = None if self._admin is None else self._admin.addresses[0]
+        self._listening = Listening(listener.addresses, self._routes, admin_at)
         logger.info(
             "serve listening on %s",
             self._listening.url,
