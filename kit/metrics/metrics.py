@@ -232,37 +232,7 @@ class Metrics:
             "1 when the last read of the outbox's figures succeeded.",
             value=1.0 if self._stats_ok else 0.0,
         )
-        stats, now = self._stats, self._stats_at
-        if stats is not None:
-            entries = GaugeMetricFamily(
-                f"{PREFIX}_entries", "Outbox entries by state.", labels=["state"]
-            )
-            for state in State:
-                entries.add_metric([state.value], float(stats.counts.get(state, 0)))
-            yield entries
-            due = stats.earliest_due_at
-            yield GaugeMetricFamily(
-                f"{PREFIX}_oldest_due_age_seconds",
-                "How long the pending entry due longest has waited to be sent (0: none due).",
-                value=0.0 if due is None or due > now else now - due,
-            )
-            yield GaugeMetricFamily(
-                f"{PREFIX}_backing_off_entries",
-                "Pending entries waiting to try again after a failure.",
-                value=float(stats.backing_off),
-            )
-            backing = stats.oldest_backing_off_created_at
-            yield GaugeMetricFamily(
-                f"{PREFIX}_oldest_backing_off_age_seconds",
-                "Age since enqueue of the oldest entry backing off after a failure (0: none).",
-                value=0.0 if backing is None else max(0.0, now - backing),
-            )
-            oldest = stats.oldest_pending_created_at
-            yield GaugeMetricFamily(
-                f"{PREFIX}_oldest_pending_age_seconds",
-                "Age of the oldest pending entry, held-back ones included (0: none).",
-                value=0.0 if oldest is None else max(0.0, now - oldest),
-            )
+        yield from _outbox_families(self._stats, self._stats_at)
         flusher = self._flusher
         yield GaugeMetricFamily(
             f"{PREFIX}_flusher_running",
@@ -283,6 +253,48 @@ class Metrics:
         for field, (name, doc) in _FLUSHER_COUNTERS.items():
             value = 0 if counts is None else getattr(counts, field)
             yield CounterMetricFamily(f"{PREFIX}_{name}", doc, value=float(value))
+
+
+def _gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
+    """A gauge family, without a sample while its value is unknown (the outbox unread yet)."""
+    family = GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=[])
+    if value is not None:
+        family.add_metric([], value)
+    return family
+
+
+def _age(now: float, since: float | None) -> float:
+    return 0.0 if since is None else max(0.0, now - since)
+
+
+def _outbox_families(stats: OutboxStats | None, now: float) -> Iterator[GaugeMetricFamily]:
+    """The outbox's figures as last read; every family always named, with samples once read."""
+    entries = GaugeMetricFamily(f"{PREFIX}_entries", "Outbox entries by state.", labels=["state"])
+    if stats is not None:
+        for state in State:
+            entries.add_metric([state.value], float(stats.counts.get(state, 0)))
+    yield entries
+    due = None if stats is None else stats.earliest_due_at
+    yield _gauge(
+        "oldest_due_age_seconds",
+        "How long the pending entry due longest has waited to be sent (0: none due).",
+        None if stats is None else (0.0 if due is None or due > now else now - due),
+    )
+    yield _gauge(
+        "backing_off_entries",
+        "Pending entries waiting to try again after a failure.",
+        None if stats is None else float(stats.backing_off),
+    )
+    yield _gauge(
+        "oldest_backing_off_age_seconds",
+        "Age since enqueue of the oldest entry backing off after a failure (0: none).",
+        None if stats is None else _age(now, stats.oldest_backing_off_created_at),
+    )
+    yield _gauge(
+        "oldest_pending_age_seconds",
+        "Age of the oldest pending entry, held-back ones included (0: none).",
+        None if stats is None else _age(now, stats.oldest_pending_created_at),
+    )
 
 
 class _ReadCollector(Collector):

@@ -52,6 +52,8 @@ async def test_counters_move_with_webhooks_and_deliveries(
         async with aiohttp.ClientSession() as session:
             assert (await post(session, admin.served.url, (headers, raw)))[0] == 401
         await _until_metric(admin, "etrusted_kit_delivered_total", len(orders))
+        # Results are written in batches: the stored states follow the counters shortly.
+        await _until_metric(admin, "etrusted_kit_entries", len(orders), state="delivered")
         samples = await admin.metrics()
         status, ready = await admin.ready()
         admin.served.send_signal(signal.SIGTERM)
