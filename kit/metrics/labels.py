@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from kit.domain.events import EVENT_TYPES
 from kit.domain.skip import SkipReason
 from kit.journal.records import IngestStatus, Outcome
 from kit.outbox.types import AttemptKind, State
@@ -32,6 +33,7 @@ REFUSALS = frozenset(
     }
 )
 ANSWERS = frozenset(s.value for s in IngestStatus) | REFUSALS | {OTHER}
+EVENT_KINDS = frozenset(t.kind for t in EVENT_TYPES)
 STATUS_CLASSES = frozenset({"2xx", "3xx", "4xx", "5xx", NONE})
 PAUSES = frozenset({"credentials", "rate_limit"})
 
@@ -59,6 +61,10 @@ def status_class(status: int | None) -> str:
     return f"{status // 100}xx"
 
 
+def event_kind(kind: str) -> str:
+    return kind if kind in EVENT_KINDS else OTHER
+
+
 def skip_reason(reason: object) -> str:
     return reason.value if isinstance(reason, SkipReason) else NONE
 
@@ -72,9 +78,10 @@ def allowed(sources: Iterable[str]) -> dict[str, frozenset[str]]:
         "reason": frozenset(r.value for r in SkipReason) | {NONE},
         "state": frozenset(s.value for s in State),
         "kind": frozenset(k.value for k in AttemptKind),
+        "event_kind": EVENT_KINDS | {OTHER},
         "status_class": STATUS_CLASSES,
         "pause": PAUSES,
     }
 
 
-__all__ = ["allowed", "answer", "skip_reason", "source", "status_class"]
+__all__ = ["allowed", "answer", "event_kind", "skip_reason", "source", "status_class"]

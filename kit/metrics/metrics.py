@@ -98,6 +98,12 @@ class Metrics:
             ["source", "reason"],
             registry=r,
         )
+        self.events = Counter(
+            f"{PREFIX}_domain_events",
+            "Domain events journaled from webhook deliveries, by source and event kind.",
+            ["source", "event_kind"],
+            registry=r,
+        )
         self.decisions = Counter(
             f"{PREFIX}_decisions",
             "Policy decisions carried out, by source, outcome and skip reason.",
@@ -215,6 +221,8 @@ class Metrics:
             return
         if result.status is IngestStatus.SKIPPED and result.skip is not None:
             self.skipped.labels(name, labels.skip_reason(result.skip.reason)).inc()
+        for kind in result.kinds:
+            self.events.labels(name, labels.event_kind(kind)).inc()
         for journaled in result.decisions:
             outcome = journaled.outcome.value
             reason = labels.skip_reason(getattr(journaled.decision, "reason", None))

@@ -80,6 +80,12 @@ async def test_counters_move_with_webhooks_and_deliveries(
         )
         == n
     )
+    assert (
+        value(
+            samples, "etrusted_kit_domain_events_total", source=SOURCE, event_kind="order_fulfilled"
+        )
+        == n
+    )
     assert value(samples, "etrusted_kit_delivered_total") == n
     assert value(samples, "etrusted_kit_http_attempts_total", kind="send", status_class="2xx") == n
     assert value(samples, "etrusted_kit_delivery_latency_seconds_count") == n
