@@ -157,6 +157,23 @@ def hmac_sha256_base64_matches(raw_body: bytes, signature: str, secrets: Sequenc
     return matched
 
 
+def check_url_template(key: str, value: str | None, placeholders: Sequence[str]) -> None:
+    """Refuse a product URL template that is not http(s) or uses another placeholder.
+
+    Webhooks rarely carry a product's page; an adapter's config may build one from the line's
+    ids. ``key`` names the config key in the :class:`~kit.errors.ConfigError`.
+    """
+    if value is None:
+        return
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{key} must be an http(s) URL template, got {value!r}")
+    try:
+        value.format(**dict.fromkeys(placeholders, "x"))
+    except (KeyError, IndexError, ValueError) as exc:
+        allowed = ", ".join(f"{{{name}}}" for name in placeholders)
+        raise ConfigError(f"{key} may use only {allowed}: {exc}") from exc
+
+
 def _adapter_entry_points() -> dict[str, list[EntryPoint]]:
     found: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
@@ -223,6 +240,7 @@ __all__ = [
     "Headers",
     "ParseResult",
     "PushAdapter",
+    "check_url_template",
     "hmac_sha256_base64_matches",
     "installed_adapters",
     "load_adapter",

@@ -22,16 +22,32 @@ _NAIVE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\Z")
 
 
 class Node:
-    """A JSON object and the path that led to it."""
+    """A JSON object and the path that led to it (spelled out only for an error message: a
+    webhook reads a dozen nodes, and fails rarely)."""
 
-    __slots__ = ("_data", "path")
+    __slots__ = ("_data", "_parent", "_step")
 
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
+    def __init__(
+        self, data: Mapping[str, Any], parent: Node | str | None = None, step: str | int = ""
+    ) -> None:
         self._data = data
-        self.path = path
+        self._parent = parent  # a string names a root (``orders[3]`` of a feed page)
+        self._step = step  # the key in the parent object, or the index in its array
+
+    @property
+    def path(self) -> str:
+        parent, step = self._parent, self._step
+        if parent is None:
+            return ""
+        if isinstance(parent, str):
+            return parent
+        if isinstance(step, int):
+            return f"{parent.path}[{step}]"
+        return parent._at(step)
 
     def _at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
+        path = self.path
+        return f"{path}.{key}" if path else key
 
     def _fail(self, key: str, expected: str) -> PayloadError:
         value = self._data.get(key)
@@ -58,6 +74,8 @@ class Node:
         value = self._data.get(key)
         if value is None:
             return None
+        if type(value) is int:
+            return str(value)
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise self._fail(key, "an id")
         return str(value).strip() or None
@@ -119,9 +137,9 @@ class Node:
         value = self._data.get(key)
         if value is None:
             return None
-        if not isinstance(value, Mapping):
+        if type(value) is not dict and not isinstance(value, Mapping):
             raise self._fail(key, "an object")
-        return Node(value, self._at(key))
+        return Node(value, self, key)
 
     def nodes(self, key: str) -> list[Node]:
         value = self._data.get(key)
@@ -130,10 +148,11 @@ class Node:
         if not isinstance(value, list):
             raise self._fail(key, "an array")
         out = []
+        array = Node({}, self, key)  # the array's path, for its items'
         for index, item in enumerate(value):
-            if not isinstance(item, Mapping):
+            if type(item) is not dict and not isinstance(item, Mapping):
                 raise PayloadError(f"{self._at(key)}[{index}] must be an object")
-            out.append(Node(item, f"{self._at(key)}[{index}]"))
+            out.append(Node(item, array, index))
         return out
 
 

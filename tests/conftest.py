@@ -19,6 +19,9 @@ from ci import unavailable
 from cli_helpers import Run, capture_runs
 from hypothesis import settings
 
+# pytester: tests that run a pytest suite (the adapter contract) and read its outcome.
+pytest_plugins = ["pytester"]
+
 PG_DSN = os.environ.get("ETRUSTED_KIT_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 # Tests never fail on wall-clock speed: Hypothesis's per-example deadline (200 ms) would turn a

@@ -89,6 +89,22 @@ def _check_report(data: dict[str, Any], *, backend: str) -> None:
     assert delivery["kit_cpu_us_per_event"] > 0
     assert delivery["baseline_cpu_us_per_event"] > 0
     _check_intake(figures["intake"], backend=backend)
+    _check_backfill(figures["backfill"])
+
+
+def _check_backfill(f: dict[str, Any]) -> None:
+    """The backfill figure: every order read, the rate beside what the bucket allows, and the
+    throttled share reported."""
+    assert f["unit"] == "orders/s"
+    assert f["skipped"] is None
+    assert f["baseline"] > 0
+    assert "allows" in f["baseline_label"]
+    assert "throttled" in f["target"]
+    assert isinstance(f["met"], bool)
+    details = f["details"]
+    assert details["orders"] == details["enqueued"] == QUICK.backfill
+    assert 0 <= details["throttled_share"] <= 1
+    assert details["requests"] >= details["pages"] > 1
 
 
 def _check_intake(f: dict[str, Any], *, backend: str) -> None:

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapters.shopify._json import Node
 from kit.errors import PayloadError
+from kit.payload import Node
 
 MAX_PAGE = 250  # the most nodes Shopify returns per connection page
 MAX_QUERY_COST = 1000  # the single-query limit of the GraphQL Admin API

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from adapters.shopify._json import Node, first_text
 from adapters.shopify.config import ReferenceField, ShopifyConfig
 from kit.domain import Consent, LineItem, OrderFacts, Refund, RefundedLine, Shipment
 from kit.errors import PayloadError
 from kit.locale import etrusted_locale
+from kit.payload import Node, first_text
 
 POINT_OF_SALE = "pos"
 _CONSENT_STATES = {"subscribed": Consent.OPTED_IN, "unsubscribed": Consent.OPTED_OUT}

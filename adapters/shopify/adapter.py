@@ -6,11 +6,13 @@ up to an hour to reach every delivery), and ``X-Shopify-Shop-Domain`` must be th
 shop, because one app secret signs the webhooks of every shop that installed the app. The
 un-prefixed ``shopify-*`` headers of Shopify's newer delivery mechanism are read as well.
 
-Topics map to domain events as platforms.md §3.4 describes; what a policy does with them is not
-this module's business. Which moment an event ``occurred_at`` is the one it names: an order's
-creation or cancellation, a fulfilment's creation (when the parcel left), a refund's creation;
-``X-Shopify-Triggered-At`` (then the time the intake received the delivery) stands in where
-the payload has no such time.
+Topics map to domain events as platforms.md §3.4 describes; a subscription renewal's order
+(:func:`kit.renewals.is_renewal_order`) and a successful subscription billing attempt are also
+reported as :class:`~kit.domain.SubscriptionRenewed` on the order's stream. What a policy does
+with them is not this module's business. Which moment an event ``occurred_at`` is the one it
+names: an order's creation or cancellation, a fulfilment's creation (when the parcel left), a
+refund's creation; ``X-Shopify-Triggered-At`` (then the time the intake received the delivery)
+stands in where the payload has no such time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from adapters.shopify._json import Node
 from adapters.shopify._order import order_facts, refund, shipment
 from adapters.shopify.config import ShopifyConfig
 from kit.adapters import (
@@ -40,6 +41,7 @@ from kit.domain import (
     ErasureScope,
     OrderCancelled,
     OrderDelivered,
+    OrderFacts,
     OrderFulfilled,
     OrderPaid,
     OrderPlaced,
@@ -47,14 +49,17 @@ from kit.domain import (
     OrderUpdated,
     Skip,
     SkipReason,
+    SubscriptionRenewed,
 )
 from kit.errors import PayloadError, VerificationError
 from kit.feeds.contract import FeedPlugin
+from kit.payload import Node
+from kit.renewals import SHOPIFY, is_renewal_order, shopify_order_stream
 
 if TYPE_CHECKING:
     from adapters.shopify.feed import ShopifyFeed
 
-PLATFORM = "shopify"
+PLATFORM = SHOPIFY
 SHIPPED = "success"  # a fulfilment's status once the parcel is on its way
 DELIVERED = "delivered"  # a fulfilment's shipment_status once the carrier delivered it
 
@@ -158,21 +163,25 @@ class ShopifyAdapter:
 
     def _order_created(self, delivery: _Delivery) -> ParseResult:
         order = delivery.body
-        envelope = self._envelope(delivery, order.required_ident("id"), order.when("created_at"))
-        return [OrderPlaced(**envelope, order=order_facts(order, self.config))]
+        stream = order.required_ident("id")
+        facts = order_facts(order, self.config)
+        envelope = self._envelope(delivery, stream, order.when("created_at"))
+        return [*self._renewal(delivery, stream, facts), OrderPlaced(**envelope, order=facts)]
 
     def _order_paid(self, delivery: _Delivery) -> ParseResult:
         # No payment time in the payload: the trigger time is the best there is.
         order = delivery.body
-        envelope = self._envelope(
-            delivery, order.required_ident("id"), delivery.triggered_at, order.when("updated_at")
-        )
-        return [OrderPaid(**envelope, order=order_facts(order, self.config))]
+        stream = order.required_ident("id")
+        facts = order_facts(order, self.config)
+        envelope = self._envelope(delivery, stream, delivery.triggered_at, order.when("updated_at"))
+        return [*self._renewal(delivery, stream, facts), OrderPaid(**envelope, order=facts)]
 
     def _order_updated(self, delivery: _Delivery) -> ParseResult:
         order = delivery.body
-        envelope = self._envelope(delivery, order.required_ident("id"), order.when("updated_at"))
-        return [OrderUpdated(**envelope, order=order_facts(order, self.config))]
+        stream = order.required_ident("id")
+        facts = order_facts(order, self.config)
+        envelope = self._envelope(delivery, stream, order.when("updated_at"))
+        return [*self._renewal(delivery, stream, facts), OrderUpdated(**envelope, order=facts)]
 
     def _order_cancelled(self, delivery: _Delivery) -> ParseResult:
         order = delivery.body
@@ -191,10 +200,11 @@ class ShopifyAdapter:
         stream = order.required_ident("id")
         facts = order_facts(order, self.config)
         shipped = [f for f in order.nodes("fulfillments") if f.text("status") == SHIPPED]
+        renewal = self._renewal(delivery, stream, facts)
         if not shipped:
             envelope = self._envelope(delivery, stream, order.when("updated_at"))
-            return [OrderFulfilled(**envelope, order=facts)]
-        events: list[DomainEvent] = []
+            return [*renewal, OrderFulfilled(**envelope, order=facts)]
+        events: list[DomainEvent] = list(renewal)
         for fulfilment in shipped:
             envelope = self._envelope(
                 delivery, stream, fulfilment.when("created_at"), order.when("updated_at")
@@ -203,6 +213,41 @@ class ShopifyAdapter:
                 OrderFulfilled(**envelope, order=facts, shipment=shipment(fulfilment, self.config))
             )
         return events
+
+    def _renewal(
+        self, delivery: _Delivery, stream: str, facts: OrderFacts
+    ) -> list[SubscriptionRenewed]:
+        """The renewal an order payload reports when it is a subscription renewal's order:
+        it happened when the order was placed, whichever topic carries it. It goes before the
+        order's own event, so the policy decides on the renewal's time, not on the status
+        change's, and a later renewal report never has to move the invite."""
+        config = self.config
+        if not is_renewal_order(
+            facts.tags,
+            facts.sales_channel,
+            renewal_tags=config.renewal_tags,
+            source_names=config.renewal_source_names,
+        ):
+            return []
+        envelope = self._envelope(delivery, stream, facts.placed_at)
+        return [SubscriptionRenewed(**envelope, order=facts, order_stream=stream)]
+
+    def _billing_attempt(self, delivery: _Delivery) -> ParseResult:
+        """``subscription_billing_attempts/success``: a contract renewed and created an order.
+
+        The payload names only the order, so the event carries no order facts: the order's
+        own webhooks describe it, on the same stream.
+        """
+        body = delivery.body
+        stream = body.ident("order_id")
+        gid = body.text("admin_graphql_api_order_id")
+        if stream is None and gid is not None:
+            stream = shopify_order_stream(gid)
+        if stream is None:
+            return Skip(SkipReason.NO_ORDER, "the billing attempt names no order yet")
+        envelope = self._envelope(delivery, stream)
+        contract = body.ident("subscription_contract_id")
+        return [SubscriptionRenewed(**envelope, order_stream=stream, subscription=contract)]
 
     def _fulfilment(self, delivery: _Delivery) -> ParseResult:
         """``fulfillments/create`` and ``/update``: shipped, delivered, or nothing to act on."""
@@ -273,7 +318,7 @@ def _json_object(raw_body: bytes) -> Node:
         raise PayloadError(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
         raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Node(body, "")
+    return Node(body)
 
 
 _Handler = Callable[[ShopifyAdapter, _Delivery], ParseResult]
@@ -288,6 +333,7 @@ _TOPICS: dict[str, _Handler] = {
     "fulfillments/create": ShopifyAdapter._fulfilment,
     "fulfillments/update": ShopifyAdapter._fulfilment,
     "refunds/create": ShopifyAdapter._refund,
+    "subscription_billing_attempts/success": ShopifyAdapter._billing_attempt,
     "customers/redact": ShopifyAdapter._customer_redact,
     "shop/redact": ShopifyAdapter._shop_redact,
     "customers/data_request": ShopifyAdapter._data_request,

@@ -9,9 +9,13 @@ from typing import Any
 
 import attrs
 
+from kit.adapters import check_url_template
 from kit.configfile.model import Secret
 from kit.errors import ConfigError
-from kit.policy.config import duration
+from kit.feeds.settings import check_polling, max_age_field, poll_interval_field, polling
+from kit.renewals import CONTRACT_SOURCE_NAMES, RECURRING_ORDER_TAGS
+
+URL_PLACEHOLDERS = ("product_id", "variant_id", "sku")
 
 
 class ReferenceField(enum.StrEnum):
@@ -43,22 +47,18 @@ def _non_negative(instance: object, attribute: attrs.Attribute[Any], value: int 
         raise ConfigError(f"{attribute.name} must be a whole number of days >= 0, got {value!r}")
 
 
+def _strings(values: Any) -> tuple[str, ...]:
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise ConfigError(f"expected a list of strings, got {values!r}")
+    return tuple(v.strip() for v in values if v.strip())
+
+
 def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    if not value.startswith(("https://", "http://")):
-        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
-    try:
-        value.format(product_id="1", variant_id="1", sku="x")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{attribute.name} may use only {{product_id}}, {{variant_id}} and {{sku}}: {exc}"
-        ) from exc
+    check_url_template(attribute.name, value, URL_PLACEHOLDERS)
 
 
 _API_VERSION = re.compile(r"\d{4}-\d{2}\Z")
 DEFAULT_API_VERSION = "2025-07"
-DEFAULT_MAX_AGE = timedelta(days=180)
 
 
 def _api_version(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -71,14 +71,6 @@ def _base_url(instance: object, attribute: attrs.Attribute[Any], value: str | No
         raise ConfigError(f"{attribute.name} must be an http(s) URL, got {value!r}")
 
 
-def _poll_interval(value: timedelta | str | int | None) -> timedelta | None:
-    """``0`` (or no key) turns polling off."""
-    if value is None:
-        return None
-    parsed = duration(value)
-    return parsed if parsed > timedelta(0) else None
-
-
 @attrs.frozen(kw_only=True)
 class ShopifyConfig:
     """What the Shopify adapter needs to know about one shop.
@@ -87,6 +79,10 @@ class ShopifyConfig:
     (``{product_id}``, ``{variant_id}``, ``{sku}``) for shops that can resolve one, otherwise the
     products stay out of the event until an enriching source fills them in. ``transit_days``
     gives an estimated delivery date when the fulfilment carries none.
+
+    An order tagged with one of ``renewal_tags`` (not ``Prepaid``) or created through one of
+    ``renewal_source_names`` is a subscription renewal's order: it is reported as a renewal
+    too, under the key its subscription app's webhook uses (:mod:`kit.renewals`).
 
     The order feed (polling and backfill, :mod:`adapters.shopify.feed`) reads the GraphQL Admin
     API of ``api_base_url`` (default ``https://{shop_domain}``) in ``api_version`` with
@@ -98,22 +94,35 @@ class ShopifyConfig:
     reference: ReferenceField = attrs.field(default=ReferenceField.NAME, converter=_reference)
     transit_days: int | None = attrs.field(default=None, validator=_non_negative)
     product_url: str | None = attrs.field(default=None, validator=_url_template)
+    renewal_tags: tuple[str, ...] = attrs.field(default=RECURRING_ORDER_TAGS, converter=_strings)
+    renewal_source_names: tuple[str, ...] = attrs.field(
+        default=CONTRACT_SOURCE_NAMES, converter=_strings
+    )
     admin_access_token: Secret | None = None
     api_version: str = attrs.field(default=DEFAULT_API_VERSION, validator=_api_version)
-    poll_interval: timedelta | None = attrs.field(
-        default=timedelta(minutes=5), converter=_poll_interval
-    )
+    poll_interval: timedelta | None = poll_interval_field()
     api_base_url: str | None = attrs.field(default=None, validator=_base_url)
-    max_age: timedelta = attrs.field(default=DEFAULT_MAX_AGE, converter=duration)
+    max_age: timedelta = max_age_field()
 
     @property
     def graphql_url(self) -> str:
         base = (self.api_base_url or f"https://{self.shop_domain}").rstrip("/")
         return f"{base}/admin/api/{self.api_version}/graphql.json"
 
+    @property
+    def polling(self) -> timedelta | None:
+        """How often ``serve`` polls: ``None`` without ``admin_access_token`` or at
+        ``poll_interval = 0`` (see :mod:`kit.feeds.settings`)."""
+        return polling(self.poll_interval, credentials=self.admin_access_token is not None)
+
     def __attrs_post_init__(self) -> None:
         if not self.shop_domain or "/" in self.shop_domain or " " in self.shop_domain:
             raise ConfigError(f"shop_domain must be a host name, got {self.shop_domain!r}")
+        check_polling(
+            self.poll_interval,
+            credentials=self.admin_access_token is not None,
+            needs="admin_access_token",
+        )
 
 
-__all__ = ["DEFAULT_API_VERSION", "DEFAULT_MAX_AGE", "ReferenceField", "ShopifyConfig"]
+__all__ = ["DEFAULT_API_VERSION", "ReferenceField", "ShopifyConfig"]

@@ -33,7 +33,6 @@ from typing import Any
 import aiohttp
 
 from adapters.shopify._graphql import orders_query, page_size, rest_order
-from adapters.shopify._json import Node
 from adapters.shopify.adapter import PLATFORM, SHIPPED, ShopifyAdapter, _Delivery
 from adapters.shopify.config import ReferenceField, ShopifyConfig
 from kit.adapters import DeliveryIdentity, ParseResult
@@ -48,6 +47,7 @@ from kit.errors import (
     PayloadError,
 )
 from kit.feeds import Budget, FeedOrder, FeedPage, FeedWindow
+from kit.payload import Node
 
 PAID = frozenset({"paid", "partially_refunded", "refunded"})
 FULFILLED = frozenset({"fulfilled", "partially_fulfilled"})
@@ -84,7 +84,7 @@ class ShopifyFeed:
     @property
     def poll_interval(self) -> timedelta | None:
         """Off without ``admin_access_token``: such a source has webhooks only."""
-        return None if self._token is None else self._config.poll_interval
+        return self._config.polling
 
     @property
     def page_size(self) -> int:

@@ -179,7 +179,8 @@ class WooCommercePlugin:
         return WooCommerceAdapter(source=source, config=config)
 
     def create_feed(self, *, source: str, config: WooCommerceConfig) -> FeedAdapter:
-        """The store's REST orders feed; needs the REST API key (``consumer_key``/``_secret``)."""
+        """The store's REST orders feed; it reads only with the REST API key
+        (``consumer_key``/``_secret``), and is off without it."""
         from adapters.woocommerce.feed import WooCommerceFeed
 
         return WooCommerceFeed.from_config(source=source, config=config)

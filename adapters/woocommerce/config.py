@@ -10,13 +10,12 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from kit.adapters import check_url_template
 from kit.config import http_url
 from kit.configfile.model import Secret
 from kit.errors import ConfigError
-from kit.policy import duration
+from kit.feeds.settings import check_polling, max_age_field, poll_interval_field, polling
 
-DEFAULT_POLL_INTERVAL = timedelta(minutes=5)
-DEFAULT_MAX_AGE = timedelta(days=180)
 CANCELLING_STATUSES = frozenset({"cancelled", "refunded"})
 """Statuses that withdraw an invite; they can never also mean "fulfilled"."""
 
@@ -71,19 +70,7 @@ PRODUCT_URL_FIELDS = ("product_id", "variation_id", "sku")
 
 
 def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    if not value.startswith(("https://", "http://")):
-        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
-    try:
-        value.format(**dict.fromkeys(PRODUCT_URL_FIELDS, "1"))
-    except (KeyError, IndexError, ValueError) as exc:
-        names = ", ".join(f"{{{name}}}" for name in PRODUCT_URL_FIELDS)
-        raise ConfigError(f"{attribute.name} may use only {names}: {exc}") from exc
-
-
-def _optional_duration(value: timedelta | str | int | None) -> timedelta | None:
-    return None if value is None else duration(value)
+    check_url_template(attribute.name, value, PRODUCT_URL_FIELDS)
 
 
 @attrs.frozen(kw_only=True)
@@ -107,8 +94,8 @@ class WooCommerceConfig:
     store_url: str = attrs.field(converter=_store_url, validator=http_url)
     consumer_key: Secret | None = None
     consumer_secret: Secret | None = None
-    poll_interval: timedelta | None = attrs.field(default=None, converter=_optional_duration)
-    max_age: timedelta = attrs.field(default=DEFAULT_MAX_AGE, converter=duration)
+    poll_interval: timedelta | None = poll_interval_field()
+    max_age: timedelta = max_age_field()
     fulfilled_statuses: frozenset[str] = attrs.field(
         default=frozenset({"completed"}), converter=_statuses
     )
@@ -128,11 +115,11 @@ class WooCommerceConfig:
             raise ConfigError(
                 f"{missing} is missing: the REST API key is a consumer_key and consumer_secret pair"
             )
-        if self.consumer_key is None and self.poll_interval:
-            raise ConfigError(
-                "poll_interval needs consumer_key and consumer_secret: the order feed reads the "
-                "REST API with them"
-            )
+        check_polling(
+            self.poll_interval,
+            credentials=self.consumer_key is not None,
+            needs="consumer_key and consumer_secret",
+        )
 
     @property
     def orders_url(self) -> str:
@@ -147,11 +134,8 @@ class WooCommerceConfig:
     @property
     def polling(self) -> timedelta | None:
         """How often the order feed runs: ``None`` when it is off (no REST API key, or
-        ``poll_interval = 0``), else ``poll_interval`` (default five minutes)."""
-        if self.consumer_key is None:
-            return None
-        interval = DEFAULT_POLL_INTERVAL if self.poll_interval is None else self.poll_interval
-        return interval or None
+        ``poll_interval = 0``), else ``poll_interval`` (see :mod:`kit.feeds.settings`)."""
+        return polling(self.poll_interval, credentials=self.consumer_key is not None)
 
     def api_credentials(self) -> tuple[str, str] | None:
         """The REST API key pair, revealed, for the feed's Basic auth; ``None`` without it."""
@@ -162,8 +146,6 @@ class WooCommerceConfig:
 
 __all__ = [
     "CANCELLING_STATUSES",
-    "DEFAULT_MAX_AGE",
-    "DEFAULT_POLL_INTERVAL",
     "PRODUCT_URL_FIELDS",
     "ReferenceField",
     "WooCommerceConfig",

@@ -75,17 +75,13 @@ class WooCommerceFeed:
 
     source: str
     config: WooCommerceConfig
-    credentials: tuple[str, str] = attrs.field(repr=False)
+    credentials: tuple[str, str] | None = attrs.field(repr=False)
 
     @classmethod
     def from_config(cls, *, source: str, config: WooCommerceConfig) -> WooCommerceFeed:
-        credentials = config.api_credentials()
-        if credentials is None:
-            raise ConfigError(
-                f"source {source!r}: the order feed needs consumer_key and consumer_secret "
-                "(a REST API key with read access)"
-            )
-        return cls(source=source, config=config, credentials=credentials)
+        """The store's feed; without a REST API key it exists but is off (``poll_interval``
+        ``None``) and refuses to read, as every platform's feed does without credentials."""
+        return cls(source=source, config=config, credentials=config.api_credentials())
 
     @property
     def platform(self) -> str:
@@ -130,6 +126,11 @@ class WooCommerceFeed:
         self, session: aiohttp.ClientSession, params: dict[str, str]
     ) -> tuple[list[dict[str, object]], int | None]:
         url = self.config.orders_url
+        if self.credentials is None:
+            raise ConfigError(
+                f"source {self.source!r}: the order feed needs consumer_key and consumer_secret "
+                "(a REST API key with read access)"
+            )
         headers = {"Accept": "application/json", "Authorization": basic_auth(*self.credentials)}
         try:
             async with session.get(url, params=params, headers=headers) as response:

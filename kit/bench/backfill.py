@@ -51,7 +51,10 @@ TARGET_THROTTLED = 0.01
 
 def _source(url: str) -> FeedSource:
     config = ShopifyConfig(
-        shop_domain=SHOP, admin_access_token=Secret(TOKEN), api_base_url=url, max_age="3650d"
+        shop_domain=SHOP,
+        admin_access_token=Secret(TOKEN),
+        api_base_url=url,
+        max_age=timedelta(days=3650),
     )
     trigger = Trigger(on="order_fulfilled", event_type="order_shipped", delay="3d")
     intake = IntakeSource(
@@ -130,6 +133,8 @@ async def figure_backfill(
             "pages": tally.pages,
             "requests": stand_in.requests,
             "throttled": stand_in.throttled,
+            "throttled_share": round(throttled, 4),
+            "ratio_target": TARGET_RATIO,
             "points_spent": round(stand_in.spent, 1),
             "seconds": round(elapsed, 3),
             "paced_seconds": round(tally.waited, 3),

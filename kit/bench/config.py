@@ -27,6 +27,9 @@ class Sizes:
     scale_out: int  # entries drained by 1 and by 4 flusher processes (PostgreSQL)
     scale_rounds: int
     intake: int  # signed webhooks posted to the intake (and to its baseline) per round
+    # orders backfilled through Shopify's standard cost bucket; about 65 fit its first full
+    # bucket, the rest are the steady state at ~3 orders/s
+    backfill: int
 
 
 FULL = Sizes(
@@ -45,6 +48,7 @@ FULL = Sizes(
     scale_out=1500,
     scale_rounds=3,
     intake=3000,
+    backfill=400,
 )
 QUICK = Sizes(
     rounds=2,
@@ -62,6 +66,7 @@ QUICK = Sizes(
     scale_out=200,
     scale_rounds=1,
     intake=300,
+    backfill=130,
 )
 
 

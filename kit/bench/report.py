@@ -58,6 +58,7 @@ FIGURE_IDS = (
     "latency_cross_process",
     "scale_out",
     "intake",
+    "backfill",
 )
 
 FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -67,6 +68,7 @@ FIGURE_GROUPS: dict[str, tuple[str, ...]] = {
     "latency": ("latency_same_process", "latency_cross_process"),
     "scale_out": ("scale_out",),
     "intake": ("intake",),
+    "backfill": ("backfill",),
 }
 """What ``etrusted-kit bench GROUP`` measures: the figures that run together."""
 
@@ -113,6 +115,8 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:.2f} ms"
     if unit == "MB":
         return f"{value:.1f} MB"
+    if unit == "orders/s":  # a bucket-bound rate of a few per second
+        return f"{value:.2f}/s"
     return f"{value:,.0f}/s"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
+from kit.bench.backfill import figure_backfill
 from kit.bench.backlog import figure_backlog
 from kit.bench.config import BenchConfig
 from kit.bench.databases import Databases
@@ -63,6 +64,8 @@ async def run_bench(
             await _sandbox_figures(config, dbs, workdir, sandbox, figures, step, say)
         if step("intake", "signed Shopify webhooks through the intake over HTTP"):
             figures["intake"] = await figure_intake(config, dbs, workdir)
+        if step("backfill", "a Shopify backfill through the cost bucket (SQLite)"):
+            figures["backfill"] = await figure_backfill(workdir, orders=sizes.backfill)
     finally:
         await sandbox.stop()
         await dbs.aclose()

@@ -30,7 +30,12 @@ from kit.cli.flush import (
 from kit.configfile import OutboxSettings, Secret
 from kit.errors import ConfigError
 from kit.serve import Listening, ServeSettings, Service
-from kit.serve.settings import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SHUTDOWN_GRACE
+from kit.serve.settings import (
+    DEFAULT_FEED_LEASE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_GRACE,
+)
 from kit.signals import on_stop_signals
 
 
@@ -59,7 +64,12 @@ async def cmd_serve(args: argparse.Namespace) -> int:
     storage_opts = storage_options(args, url)
     client_cfg = flusher_client_config(args, flusher_cfg)
     try:
-        settings = ServeSettings(host=args.host, port=args.port, shutdown_grace=args.shutdown_grace)
+        settings = ServeSettings(
+            host=args.host,
+            port=args.port,
+            shutdown_grace=args.shutdown_grace,
+            feed_lease=args.feed_lease,
+        )
     except ConfigError as exc:
         raise in_option_names(exc, ServeSettings) from None
     # The outbox the flags and variables chose, over the file's.
@@ -106,6 +116,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         default=DEFAULT_SHUTDOWN_GRACE,
         help="on stop: seconds requests in flight may take to finish (default: %(default)s)",
+    )
+    p.add_argument(
+        "--feed-lease",
+        type=float,
+        default=DEFAULT_FEED_LEASE,
+        help="seconds a replica's claim to poll a source lasts unrenewed; another replica takes "
+        "over within it when the holder dies (default: %(default)s)",
     )
     add_flusher_options(p)
     p.set_defaults(func=cmd_serve)

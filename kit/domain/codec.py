@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 import cattrs
 from cattrs.v import transform_error
 
+from kit.codec import unstructure_optional_scalars_as_is
 from kit.domain.events import EVENT_TYPES, DomainEvent, ErasureScope
 from kit.domain.facts import Consent
 from kit.domain.skip import SkipReason
@@ -92,6 +93,7 @@ def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(
         forbid_extra_keys=False, unstruct_collection_overrides={tuple: list}
     )
+    unstructure_optional_scalars_as_is(converter)
     converter.register_unstructure_hook(datetime, lambda value: value.isoformat())
     converter.register_structure_hook(datetime, _structure_datetime)
     converter.register_unstructure_hook(date, lambda value: value.isoformat())

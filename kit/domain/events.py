@@ -29,7 +29,7 @@ class _Envelope:
     kind: ClassVar[str]
 
     source: str  # the merchant's configured source name
-    platform: str  # the adapter's name, e.g. ``shopify``
+    platform: str  # the stream's platform: the adapter's name, e.g. ``shopify``
     account: str  # the platform tenant, e.g. ``kit-demo.myshopify.com``
     stream: str  # the platform's order, subscription or customer id
     occurred_at: datetime = attrs.field(converter=utc)
@@ -98,14 +98,18 @@ class OrderRefunded(_Envelope):
 class SubscriptionRenewed(_Envelope):
     """A subscription charged again; ``order`` describes what was renewed.
 
-    The stream is the renewal's own charge (a Stripe invoice, the order a renewal created), so a
-    refund of that charge lands on it. ``renewal`` 0 is the charge that started the subscription
-    (the first purchase), 1 the first renewal; ``None`` when the platform does not count, and the
-    journal counts the subscription's earlier charges instead (:mod:`kit.policy.renewals`).
+    ``order`` is ``None`` when the platform reports the renewal without it (a Shopify billing
+    attempt names only the order it created); the order's own webhooks fill it in.
+
+    The stream is the renewal's own charge (a Stripe invoice, or the shop order a renewal
+    created: see :mod:`kit.renewals`), so a refund of that charge lands on it. ``renewal`` 0 is
+    the charge that started the subscription (the first purchase), 1 the first renewal; ``None``
+    when the platform does not count, and the journal counts the subscription's earlier charges
+    instead (:mod:`kit.policy.renewals`).
     """
 
     kind: ClassVar[str] = "subscription_renewed"
-    order: OrderFacts
+    order: OrderFacts | None = None
     renewal: int | None = None
     order_stream: str | None = None  # the order the renewal created, if any
     subscription: str | None = None  # the platform's subscription id: what charges share

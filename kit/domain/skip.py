@@ -19,6 +19,8 @@ class SkipReason(enum.StrEnum):
     DATA_REQUEST = "data_request"  # a compliance request to acknowledge; nothing to store
     UNSUPPORTED_TOPIC = "unsupported_topic"  # the platform sent something no rule reads
     NOT_SHIPPED = "not_shipped"  # a fulfilment that is pending, cancelled or failed
+    NOT_RENEWAL = "not_renewal"  # a subscription charge that is not a renewal (the first one)
+    NO_ORDER = "no_order"  # a renewal that names no order to key the invite on
     WEBHOOK_PING = "webhook_ping"  # a platform's unsigned test call when a webhook is created
     TOO_OLD = "too_old"  # a polled order placed longer ago than the source's ``max_age``
     NOT_A_SUBSCRIPTION_CHARGE = "not_a_subscription_charge"  # e.g. a manual or one-off invoice

@@ -226,14 +226,23 @@ class FeedRunner:
         tally = Tally(run=Run.POLL)
         return await self._read(base, start, None, tally, dry_run=False, progress=progress)
 
-    async def run_forever(self, interval: timedelta, *, stop: asyncio.Event) -> None:
-        """Poll every ``interval`` until ``stop`` is set. A failure that passes (the platform
-        down past the retries, the database away) is logged and the next poll tries again; a
-        refused token ends the loop with :class:`~kit.errors.FeedAuthError`."""
+    async def run_forever(
+        self,
+        interval: timedelta,
+        *,
+        stop: asyncio.Event,
+        on_poll: Callable[[Tally], None] | None = None,
+    ) -> None:
+        """Poll every ``interval`` until ``stop`` is set; ``on_poll`` gets each completed
+        poll's tally. A failure that passes (the platform down past the retries, the database
+        away) is logged and the next poll tries again; a refused token ends the loop with
+        :class:`~kit.errors.FeedAuthError`."""
         seconds = interval.total_seconds()
         while not stop.is_set():
             try:
-                await self.poll()
+                tally = await self.poll()
+                if on_poll is not None:
+                    on_poll(tally)
             except FeedAuthError:
                 raise
             except KitError as exc:

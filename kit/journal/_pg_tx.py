@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
+from kit.journal.core import Stream, decision_columns, decision_reader, event_columns, read_event
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -39,31 +39,32 @@ class JournalSql:
             f"{s}.entries",
         )
         self.lock_prefix = f"{schema}.journal:"
-        self.lock = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+        # A new delivery's row and its streams' advisory locks (keys in sorted order, taken
+        # one after the other as unnest yields them) in one round trip; a known delivery
+        # returns no row and locks nothing.
         self.record_delivery = f"""
-            INSERT INTO {d} (source, delivery_id, event_id, topic, received_at, skip_reason,
-                             skip_detail)
-            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id"""
-        self.append_event = f"""
+            WITH new AS (
+                INSERT INTO {d} (source, delivery_id, event_id, topic, received_at,
+                                 skip_reason, skip_detail)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id)
+            SELECT new.id, (SELECT count(*) FROM (
+                SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+                FROM unnest($8::text[]) AS keys (k)) AS locked) AS locks
+            FROM new"""
+        insert_event = f"""
             INSERT INTO {je} (delivery, source, stream, kind, occurred_at, recorded_at,
                               email_hash, reference, body)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id"""
-        # A stream's events, its decisions and its waiting keys (enqueued, not claimed) in one
-        # round trip: three parts, each in journal order. An event's row carries its delivery
-        # in ``event`` and its transaction reference in ``key``.
-        self.read_stream = f"""
-            SELECT 'd' AS part, id, event, kind, key, outcome, decided_at AS at,
-                   NULL::float8 AS recorded_at, body
-            FROM {jd} WHERE source = $1 AND stream = $2
+        self.append_event = insert_event
+        self.read_stream = _stream_parts(jd, je, t, "$1", "$2", "$3") + " ORDER BY 1, 2"
+        # The event's insert and its stream's history before it, in one round trip: part 'n'
+        # is the new event's id (the statement's snapshot does not hold the new row; the
+        # bound on id says so again).
+        self.append_and_read = f"""
+            WITH new AS ({insert_event})
+            {_stream_parts(jd, je, t, "$2", "$3", "(SELECT id FROM new)")}
             UNION ALL
-            SELECT 'e', id, delivery, kind, reference, NULL, occurred_at, recorded_at, body
-            FROM {je} WHERE source = $1 AND stream = $2 AND id < $3
-            UNION ALL
-            (SELECT DISTINCT 'w', NULL::bigint, NULL::bigint, NULL, d.key, NULL, NULL::float8,
-                    NULL::float8, NULL
-             FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
-             WHERE d.source = $1 AND d.stream = $2 AND d.kind = 'enqueue'
-               AND e.state = 'pending')
+            SELECT 'n', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM new
             ORDER BY 1, 2"""
         # explain: the deliveries that carried a stream's events, and the streams a reference
         # or an outbox key names (the reference outlives an erasure; see migration 0004).
@@ -83,7 +84,9 @@ class JournalSql:
         self.last_invite = f"""
             SELECT max(d.invite_at) FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
             WHERE d.email_hash = $1 AND d.invite_at IS NOT NULL
-              AND NOT (d.source = $2 AND d.stream = $3) AND e.state <> 'cancelled'"""
+              AND NOT (d.source = $2 AND d.stream = $3)
+              AND ($4::text IS NULL OR left(d.key, length($4::text)) <> $4::text)
+              AND e.state <> 'cancelled'"""
         self.subscription_charges = f"""
             SELECT body FROM {je}
             WHERE source = $1 AND kind = 'subscription_renewed' AND stream <> $2
@@ -109,6 +112,25 @@ class JournalSql:
             SET body = CASE WHEN kind = 'enqueue' THEN NULL ELSE body END, email_hash = NULL
             WHERE source = $1 AND stream = $2
               AND (email_hash IS NOT NULL OR (kind = 'enqueue' AND body IS NOT NULL))"""
+
+
+def _stream_parts(jd: str, je: str, t: str, source: str, stream: str, before: str) -> str:
+    """A stream's decisions, its events before ``before`` and its waiting keys (enqueued, not
+    claimed), as parts 'd', 'e' and 'w' of one result. An event's row carries its delivery in
+    ``event`` and its transaction reference in ``key``."""
+    return f"""
+        SELECT 'd' AS part, id, event, kind, key, outcome, decided_at AS at,
+               NULL::float8 AS recorded_at, body
+        FROM {jd} WHERE source = {source} AND stream = {stream}
+        UNION ALL
+        SELECT 'e', id, delivery, kind, reference, NULL, occurred_at, recorded_at, body
+        FROM {je} WHERE source = {source} AND stream = {stream} AND id < {before}
+        UNION ALL
+        (SELECT DISTINCT 'w', NULL::bigint, NULL::bigint, NULL, d.key, NULL, NULL::float8,
+                NULL::float8, NULL
+         FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+         WHERE d.source = {source} AND d.stream = {stream} AND d.kind = 'enqueue'
+           AND e.state = 'pending')"""
 
 
 def _count(status: str) -> int:
@@ -150,6 +172,43 @@ class OutboxOnConnection(Protocol):
     async def forget_on(self, conn: Any, email_hash: str, now: float) -> int: ...
 
 
+def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
+    """A stream's history from the parts of :func:`_stream_parts`."""
+    events = tuple(
+        EventRow(
+            seq=r["id"],
+            source=source,
+            stream=stream,
+            kind=r["kind"],
+            occurred_at=r["at"],
+            recorded_at=r["recorded_at"],
+            event=read_event(r["body"]),
+            delivery=r["event"],
+            reference=r["key"],
+        )
+        for r in rows
+        if r["part"] == "e"
+    )
+    read = decision_reader(events)
+    return StreamHistory(
+        events=events,
+        decisions=tuple(
+            DecisionRow(
+                seq=r["id"],
+                event_seq=r["event"],
+                kind=r["kind"],
+                key=r["key"],
+                outcome=Outcome(r["outcome"]),
+                decided_at=r["at"],
+                decision=read(r["event"], r["body"]),
+            )
+            for r in rows
+            if r["part"] == "d"
+        ),
+        waiting=frozenset(r["key"] for r in rows if r["part"] == "w"),
+    )
+
+
 class PgTx:
     """The operations of :mod:`kit.journal.core` on one connection, in the caller's transaction."""
 
@@ -161,7 +220,12 @@ class PgTx:
         self._sql = sql
         self._now = now
 
-    async def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+    async def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """The locks are taken in sorted order, so two deliveries of several streams cannot
+        deadlock."""
+        prefix = self._sql.lock_prefix
         row_id: int | None = await self._conn.fetchval(
             self._sql.record_delivery,
             delivery.source,
@@ -171,18 +235,13 @@ class PgTx:
             delivery.received_at,
             None if skip is None else skip.reason.value,
             None if skip is None else skip.detail,
+            [f"{prefix}{source}\x1f{stream}" for source, stream in sorted(lock)],
         )
         return row_id
 
-    async def lock_streams(self, streams: Sequence[Stream]) -> None:
-        """Taken in sorted order, so two deliveries of several streams cannot deadlock."""
-        for source, stream in sorted(streams):
-            await self._conn.execute(self._sql.lock, f"{self._sql.lock_prefix}{source}\x1f{stream}")
-
-    async def append_event(self, delivery_row: int, event: DomainEvent) -> int:
+    def _event_args(self, delivery_row: int, event: DomainEvent) -> tuple[Any, ...]:
         c = event_columns(event)
-        seq: int = await self._conn.fetchval(
-            self._sql.append_event,
+        return (
             delivery_row,
             event.source,
             event.stream,
@@ -193,42 +252,26 @@ class PgTx:
             c.reference,
             c.body,
         )
+
+    async def append_event(self, delivery_row: int, event: DomainEvent) -> int:
+        seq: int = await self._conn.fetchval(
+            self._sql.append_event, *self._event_args(delivery_row, event)
+        )
         return seq
+
+    async def append_and_read(
+        self, delivery_row: int, event: DomainEvent
+    ) -> tuple[int, StreamHistory]:
+        rows = await self._conn.fetch(
+            self._sql.append_and_read, *self._event_args(delivery_row, event)
+        )
+        seq: int = next(r["id"] for r in rows if r["part"] == "n")
+        return seq, _history(rows, event.source, event.stream)
 
     async def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         limit = before if before is not None else 2**63 - 1
         rows = await self._conn.fetch(self._sql.read_stream, source, stream, limit)
-        return StreamHistory(
-            events=tuple(
-                EventRow(
-                    seq=r["id"],
-                    source=source,
-                    stream=stream,
-                    kind=r["kind"],
-                    occurred_at=r["at"],
-                    recorded_at=r["recorded_at"],
-                    event=read_event(r["body"]),
-                    delivery=r["event"],
-                    reference=r["key"],
-                )
-                for r in rows
-                if r["part"] == "e"
-            ),
-            decisions=tuple(
-                DecisionRow(
-                    seq=r["id"],
-                    event_seq=r["event"],
-                    kind=r["kind"],
-                    key=r["key"],
-                    outcome=Outcome(r["outcome"]),
-                    decided_at=r["at"],
-                    decision=read_decision(r["body"]),
-                )
-                for r in rows
-                if r["part"] == "d"
-            ),
-            waiting=frozenset(r["key"] for r in rows if r["part"] == "w"),
-        )
+        return _history(rows, source, stream)
 
     async def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
         rows = await self._conn.fetch(self._sql.stream_deliveries, source, stream)
@@ -242,9 +285,11 @@ class PgTx:
         rows = await self._conn.fetch(self._sql.streams_by_reference, reference, source)
         return [(r[0], r[1]) for r in rows]
 
-    async def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+    async def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None:
         found: float | None = await self._conn.fetchval(
-            self._sql.last_invite, email_hash, source, stream
+            self._sql.last_invite, email_hash, source, stream, order
         )
         return found
 

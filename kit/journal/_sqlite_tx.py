@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_columns, event_columns, read_decision, read_event
+from kit.journal.core import Stream, decision_columns, decision_reader, event_columns, read_event
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -37,9 +36,20 @@ APPEND_EVENT = """
 INSERT INTO etk_journal_events (delivery, source, stream, kind, occurred_at, recorded_at,
                                 email_hash, reference, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-STREAM_EVENTS = """
-SELECT id, source, stream, kind, occurred_at, recorded_at, body, delivery, reference
-FROM etk_journal_events WHERE source = ? AND stream = ? AND id < ? ORDER BY id"""
+# A stream's decisions, its events before an id and its waiting keys (enqueued, not claimed:
+# a Cancel or Amend can still take effect) as parts 'd', 'e' and 'w' of one statement, each in
+# journal order. An event's row carries its delivery in ``event`` and its reference in ``key``.
+READ_STREAM = """
+SELECT 'd' AS part, id, event, kind, key, outcome, decided_at, NULL, body
+FROM etk_journal_decisions WHERE source = :source AND stream = :stream
+UNION ALL
+SELECT 'e', id, delivery, kind, reference, NULL, occurred_at, recorded_at, body
+FROM etk_journal_events WHERE source = :source AND stream = :stream AND id < :before
+UNION ALL
+SELECT DISTINCT 'w', NULL, NULL, NULL, d.key, NULL, NULL, NULL, NULL
+FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
+WHERE d.source = :source AND d.stream = :stream AND d.kind = 'enqueue' AND e.state = 'pending'
+ORDER BY 1, 2"""
 # explain: the deliveries that carried a stream's events, and the streams a reference or a key
 # names (the reference outlives an erasure; see migration 0004).
 STREAM_DELIVERIES = """
@@ -51,22 +61,16 @@ STREAMS_BY_KEY = "SELECT DISTINCT source, stream FROM etk_journal_decisions WHER
 STREAMS_BY_REFERENCE = """
 SELECT DISTINCT source, stream FROM etk_journal_events
 WHERE reference = ? AND (? IS NULL OR source = ?)"""
-STREAM_DECISIONS = """
-SELECT id, event, kind, key, outcome, decided_at, body FROM etk_journal_decisions
-WHERE source = ? AND stream = ? ORDER BY id"""
-# Keys this stream enqueued whose entries no flusher has claimed: a Cancel or Amend can still
-# take effect (read in the transaction that decides, so the answer holds until it commits).
-STREAM_WAITING = """
-SELECT DISTINCT d.key FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
-WHERE d.source = ? AND d.stream = ? AND d.kind = 'enqueue' AND e.state = 'pending'"""
 RECORD_DECISION = """
 INSERT INTO etk_journal_decisions (event, source, stream, kind, key, outcome, decided_at,
                                    email_hash, invite_at, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-# The newest invite to an e-mail from another stream that was not withdrawn.
+# The newest invite to an e-mail from another stream that was not withdrawn; an invite whose
+# key names the same order (its prefix) is this order's own, whichever source decided it.
 LAST_INVITE = """
 SELECT max(d.invite_at) FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
 WHERE d.email_hash = ? AND d.invite_at IS NOT NULL AND NOT (d.source = ? AND d.stream = ?)
+  AND (? IS NULL OR substr(d.key, 1, length(?)) <> ?)
   AND e.state <> 'cancelled'"""
 # A subscription's charges live in their own streams; the renewal policy reads them by the
 # subscription id in the stored event (a scan of one source's renewals: they are few per shop).
@@ -136,20 +140,6 @@ DELIVERY_FIELDS = (
 )
 
 
-def _event_row(r: Sequence[Any]) -> EventRow:
-    return EventRow(
-        seq=r[0],
-        source=r[1],
-        stream=r[2],
-        kind=r[3],
-        occurred_at=r[4],
-        recorded_at=r[5],
-        event=read_event(r[6]),
-        delivery=r[7],
-        reference=r[8],
-    )
-
-
 class SQLiteTx:
     """The operations of :mod:`kit.journal.core` on one connection, in the caller's transaction."""
 
@@ -158,7 +148,10 @@ class SQLiteTx:
         self._now = now
         self._where = where  # the outbox's URL, for OutboxMovedError
 
-    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+    def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """No lock to take: the transaction holds SQLite's one write lock."""
         cursor = self._db.execute(
             RECORD_DELIVERY,
             (
@@ -172,9 +165,6 @@ class SQLiteTx:
             ),
         )
         return cursor.lastrowid if cursor.rowcount == 1 else None
-
-    def lock_streams(self, streams: Sequence[Stream]) -> None:
-        """Nothing to do: the transaction holds SQLite's one write lock."""
 
     def append_event(self, delivery_row: int, event: DomainEvent) -> int:
         c = event_columns(event)
@@ -195,33 +185,51 @@ class SQLiteTx:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
+        seq = self.append_event(delivery_row, event)
+        return seq, self.read_stream(event.source, event.stream, seq)
+
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         limit = before if before is not None else 2**63 - 1
-        events = self._db.execute(STREAM_EVENTS, (source, stream, limit)).fetchall()
-        waiting = self._db.execute(STREAM_WAITING, (source, stream)).fetchall()
+        params = {"source": source, "stream": stream, "before": limit}
+        rows = self._db.execute(READ_STREAM, params).fetchall()
+        events = tuple(
+            EventRow(
+                seq=r[1],
+                source=source,
+                stream=stream,
+                kind=r[3],
+                occurred_at=r[6],
+                recorded_at=r[7],
+                event=read_event(r[8]),
+                delivery=r[2],
+                reference=r[4],
+            )
+            for r in rows
+            if r[0] == "e"
+        )
+        read = decision_reader(events)
         return StreamHistory(
-            events=tuple(_event_row(r) for r in events),
-            decisions=self._decisions(source, stream),
-            waiting=frozenset(r[0] for r in waiting),
+            events=events,
+            decisions=tuple(
+                DecisionRow(
+                    seq=r[1],
+                    event_seq=r[2],
+                    kind=r[3],
+                    key=r[4],
+                    outcome=Outcome(r[5]),
+                    decided_at=r[6],
+                    decision=read(r[2], r[8]),
+                )
+                for r in rows
+                if r[0] == "d"
+            ),
+            waiting=frozenset(r[4] for r in rows if r[0] == "w"),
         )
 
     def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
         rows = self._db.execute(STREAM_DELIVERIES, (source, stream))
         return [DeliveryRow(**dict(zip(DELIVERY_FIELDS, r, strict=True))) for r in rows]
-
-    def _decisions(self, source: str, stream: str) -> tuple[DecisionRow, ...]:
-        return tuple(
-            DecisionRow(
-                seq=r[0],
-                event_seq=r[1],
-                kind=r[2],
-                key=r[3],
-                outcome=Outcome(r[4]),
-                decided_at=r[5],
-                decision=read_decision(r[6]),
-            )
-            for r in self._db.execute(STREAM_DECISIONS, (source, stream))
-        )
 
     def streams_by_key(self, key: str) -> list[Stream]:
         return [(r[0], r[1]) for r in self._db.execute(STREAMS_BY_KEY, (key,))]
@@ -230,8 +238,12 @@ class SQLiteTx:
         rows = self._db.execute(STREAMS_BY_REFERENCE, (reference, source, source))
         return [(r[0], r[1]) for r in rows]
 
-    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
-        row = self._db.execute(LAST_INVITE, (email_hash, source, stream)).fetchone()
+    def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None:
+        row = self._db.execute(
+            LAST_INVITE, (email_hash, source, stream, order, order, order)
+        ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:

@@ -7,7 +7,8 @@
 :class:`kit.journal.protocol.JournalTx` (or its async twin). So the order of the steps, and
 what each decision does to the outbox, is stated here alone:
 
-1. record the delivery, unique on its transport ids: a duplicate stops here;
+1. record the delivery, unique on its transport ids (a duplicate stops here), and lock its
+   streams;
 2. per domain event: append it, read its stream's history (and which keys still wait, in the
    same transaction), look up the customer's last invite for the throttle and the
    subscription's other charges for the renewal policy, ``decide``;
@@ -42,6 +43,7 @@ from kit.domain import (
 from kit.errors import ValidationError
 from kit.journal.records import (
     Delivery,
+    EventRow,
     IngestResult,
     IngestStatus,
     JournaledDecision,
@@ -65,6 +67,7 @@ from kit.policy import (
     Recorded,
     Skipped,
     decide,
+    dedupe_key,
     dump_decision,
     fold,
     load_decision,
@@ -105,7 +108,12 @@ def ingest_steps(plan: Plan) -> Steps:
     """The whole ingest (see the module docstring); its return value is the result."""
     delivery = plan.delivery
     skip = plan.parsed if isinstance(plan.parsed, Skip) else None
-    row = yield _op("record_delivery", delivery, skip)
+    events = () if isinstance(plan.parsed, Skip) else plan.parsed
+    # PostgreSQL: one stream's deliveries queue at this step, so each decides on the other's
+    # result.
+    row = yield _op(
+        "record_delivery", delivery, skip, sorted({(e.source, e.stream) for e in events})
+    )
     if row is None:
         return IngestResult(
             status=IngestStatus.DUPLICATE, delivery_id=delivery.identity.delivery_id
@@ -114,19 +122,15 @@ def ingest_steps(plan: Plan) -> Steps:
         return IngestResult(
             status=IngestStatus.SKIPPED, delivery_id=delivery.identity.delivery_id, skip=skip
         )
-    assert not isinstance(plan.parsed, Skip)
-    # PostgreSQL: one stream's deliveries queue here, so each decides on the other's result.
-    yield _op("lock_streams", sorted({(e.source, e.stream) for e in plan.parsed}))
     out: list[JournaledDecision] = []
-    for event in plan.parsed:
-        seq = yield _op("append_event", row, event)
-        history = yield _op("read_stream", event.source, event.stream, seq)
+    for event in events:
+        seq, history = yield _op("append_and_read", row, event)
         out.extend((yield from _event_steps(plan, event, seq, history)))
     return IngestResult(
         status=IngestStatus.ACCEPTED,
         delivery_id=delivery.identity.delivery_id,
         decisions=tuple(out),
-        kinds=tuple(event.kind for event in plan.parsed),
+        kinds=tuple(event.kind for event in events),
     )
 
 
@@ -142,7 +146,8 @@ def _event_steps(
     if any(t.per_customer is not None for t in plan.policy.triggers):
         email = order_email(known, event)
         if email:
-            last = yield _op("last_invite", email_hash(email), event.source, event.stream)
+            order = dedupe_key(event.platform, event.account, event.stream, "")
+            last = yield _op("last_invite", email_hash(email), event.source, event.stream, order)
             if last is not None:
                 known = attrs.evolve(known, last_invite_at=datetime.fromtimestamp(last, UTC))
     if any(t.on in SUBSCRIPTION_TRIGGERS for t in plan.policy.triggers):
@@ -266,7 +271,7 @@ def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
 
 def append_steps(delivery: Delivery, events: Sequence[DomainEvent]) -> Generator[Op, Any, bool]:
     """Journal a delivery's events once; False (nothing written) for a known delivery."""
-    row = yield _op("record_delivery", delivery, None)
+    row = yield _op("record_delivery", delivery, None, ())
     if row is None:
         return False
     for event in events:
@@ -380,7 +385,7 @@ def decision_columns(decision: Decision, outcome: Outcome) -> DecisionColumns:
         key=getattr(decision, "key", None),
         email_hash=hashed,
         invite_at=invite_at,
-        body=_json(dump_decision(decision)),
+        body=_json(dump_decision(decision, order=False)),
     )
 
 
@@ -388,8 +393,23 @@ def read_event(body: str | None) -> DomainEvent | None:
     return None if body is None else load_event(json.loads(body))
 
 
-def read_decision(body: str | None) -> Decision | None:
-    return None if body is None else load_decision(json.loads(body))
+def decision_reader(events: Sequence[EventRow]) -> Callable[[int, str | None], Decision | None]:
+    """Reads the decision bodies of the stream whose ``events`` these are: ``read(event_seq,
+    body)``. An Enqueue is stored without its order (the event holds it): the order is the one
+    the stream's events up to the decision's own fold to, which is what the policy decided on
+    (an erasure clears those events and the Enqueue's body together)."""
+
+    def read(event_seq: int, body: str | None) -> Decision | None:
+        if body is None:
+            return None
+        data = json.loads(body)
+        facts = data.get("facts") if isinstance(data, dict) else None
+        if not isinstance(facts, dict) or "order" in facts:
+            return load_decision(data)
+        known = (e.event for e in events if e.seq <= event_seq and e.event is not None)
+        return load_decision(data, order=fold(known).order)
+
+    return read
 
 
 __all__ = [
@@ -402,12 +422,12 @@ __all__ = [
     "Stream",
     "append_steps",
     "decision_columns",
+    "decision_reader",
     "erase_steps",
     "event_columns",
     "find_steps",
     "ingest_steps",
     "one_step",
-    "read_decision",
     "read_event",
     "run_async",
     "run_sync",

@@ -174,6 +174,8 @@ class Intake:
 
 def _log(source: str, result: IngestResult) -> None:
     """One line per delivery: ids, status and outcomes, never customer data."""
+    if not logger.isEnabledFor(logging.INFO):
+        return  # built for nobody otherwise, on every webhook
     outcomes: Sequence[str] = [f"{d.decision.kind}:{d.outcome.value}" for d in result.decisions]
     extra = {
         "action": "intake.ingest",

@@ -21,8 +21,8 @@ from kit.domain import DomainEvent, Skip
 from kit.journal.core import (
     Stream,
     decision_columns,
+    decision_reader,
     event_columns,
-    read_decision,
     read_event,
     run_sync,
 )
@@ -86,7 +86,10 @@ class MemoryTx:
         self._storage = storage
         self._now = now
 
-    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
+    def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """No lock to take: no await happens inside a transaction."""
         rows, ident = self._rows, delivery.identity
         by_delivery = (delivery.source, ident.delivery_id)
         by_event = None if ident.event_id is None else (delivery.source, ident.event_id)
@@ -110,9 +113,6 @@ class MemoryTx:
         )
         return seq
 
-    def lock_streams(self, streams: Sequence[Stream]) -> None:
-        """Nothing to do: no await happens inside a transaction."""
-
     def append_event(self, delivery_row: int, event: DomainEvent) -> int:
         c = event_columns(event)
         seq = len(self._rows.events) + 1
@@ -132,6 +132,10 @@ class MemoryTx:
         )
         return seq
 
+    def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
+        seq = self.append_event(delivery_row, event)
+        return seq, self.read_stream(event.source, event.stream, seq)
+
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         rows = self._rows
         events = [
@@ -145,21 +149,23 @@ class MemoryTx:
             entry = self._storage.get_now(d.key or "")
             if d.kind == "enqueue" and entry is not None and entry.state is State.PENDING:
                 waiting.add(entry.key)
+        rows_read = tuple(
+            EventRow(
+                seq=e.seq,
+                source=e.source,
+                stream=e.stream,
+                kind=e.kind,
+                occurred_at=e.occurred_at,
+                recorded_at=e.recorded_at,
+                event=read_event(e.body),
+                delivery=e.delivery,
+                reference=e.reference,
+            )
+            for e in events
+        )
+        read = decision_reader(rows_read)
         return StreamHistory(
-            events=tuple(
-                EventRow(
-                    seq=e.seq,
-                    source=e.source,
-                    stream=e.stream,
-                    kind=e.kind,
-                    occurred_at=e.occurred_at,
-                    recorded_at=e.recorded_at,
-                    event=read_event(e.body),
-                    delivery=e.delivery,
-                    reference=e.reference,
-                )
-                for e in events
-            ),
+            events=rows_read,
             decisions=tuple(
                 DecisionRow(
                     seq=d.seq,
@@ -168,7 +174,7 @@ class MemoryTx:
                     key=d.key,
                     outcome=d.outcome,
                     decided_at=d.decided_at,
-                    decision=read_decision(d.body),
+                    decision=read(d.event_seq, d.body),
                 )
                 for d in decisions
             ),
@@ -193,13 +199,16 @@ class MemoryTx:
             }
         )
 
-    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None:
+    def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None:
         found = [
             d.invite_at
             for d in self._rows.decisions
             if d.email_hash == email_hash
             and d.invite_at is not None
             and (d.source, d.stream) != (source, stream)
+            and not (order is not None and (d.key or "").startswith(order))
             and self._state(d.key) not in (None, State.CANCELLED)
         ]
         return max(found, default=None)

@@ -65,9 +65,13 @@ class Journal(Protocol):
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
     ) -> None: ...
 
-    async def last_invite(self, email_hash: str, *, source: str, stream: str) -> float | None:
+    async def last_invite(
+        self, email_hash: str, *, source: str, stream: str, order: str | None = None
+    ) -> float | None:
         """``send_after`` of the newest invite enqueued for ``email_hash`` by any other stream
-        and not withdrawn since (epoch seconds), for the per-customer throttle."""
+        and not withdrawn since (epoch seconds), for the per-customer throttle. ``order``, a key
+        prefix (``{platform}:{account}:{stream}:``), leaves out that order's own invites that
+        another source decided (one renewal reported by two sources is one invite)."""
         ...
 
     async def erase(self, request: CustomerErasureRequested) -> None:
@@ -81,19 +85,31 @@ class JournalTx(Protocol):
     PostgreSQL offers the same names as coroutines (:class:`kit.journal._pg_tx.PgTx`).
     """
 
-    def record_delivery(self, delivery: Delivery, skip: Skip | None) -> int | None:
-        """The delivery's new row id, or None when its delivery or event id is known."""
+    def record_delivery(
+        self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
+    ) -> int | None:
+        """The delivery's new row id, or None when its delivery or event id is known.
+
+        A new delivery also locks the streams ``lock`` (sorted) until the transaction ends, so
+        deliveries of one stream decide one after the other; one step, so that PostgreSQL
+        needs one round trip for both.
+        """
         ...
 
-    def lock_streams(self, streams: Sequence[Stream]) -> None: ...
-
     def append_event(self, delivery_row: int, event: DomainEvent) -> int: ...
+
+    def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
+        """:meth:`append_event`, then :meth:`read_stream` of its stream before it (one round
+        trip on PostgreSQL)."""
+        ...
 
     def read_stream(self, source: str, stream: str, before: int | None) -> StreamHistory:
         """Events journaled before the event ``before`` (all when None), every decision."""
         ...
 
-    def last_invite(self, email_hash: str, source: str, stream: str) -> float | None: ...
+    def last_invite(
+        self, email_hash: str, source: str, stream: str, order: str | None
+    ) -> float | None: ...
 
     def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
         """The stored bodies of ``subscription``'s charges in ``source``'s other streams."""

@@ -64,9 +64,12 @@ class JournalStore(abc.ABC):
             lambda: one_step("record_decision", event_seq, source, stream, decision, outcome),
         )
 
-    async def last_invite(self, email_hash: str, *, source: str, stream: str) -> float | None:
+    async def last_invite(
+        self, email_hash: str, *, source: str, stream: str, order: str | None = None
+    ) -> float | None:
         found: float | None = await self._run(
-            "journal.last_invite", lambda: one_step("last_invite", email_hash, source, stream)
+            "journal.last_invite",
+            lambda: one_step("last_invite", email_hash, source, stream, order),
         )
         return found
 

@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from kit.feeds.checkpoint import CheckpointStore
 from kit.flusher import Flusher
 from kit.flusher.decisions import Decision
 from kit.journal.records import IngestResult, IngestStatus
 from kit.metrics import labels
+from kit.metrics.feeds import FeedHealth, FeedWatch, empty_feed_families
 from kit.outbox import Outbox
 from kit.outbox.types import AttemptKind, Claimed, Delivered, OutboxStats, State
 from kit.webhooks.answer import WebhookAnswer
@@ -77,6 +79,7 @@ class Metrics:
         self._stats: OutboxStats | None = None
         self._stats_at = 0.0
         self._stats_ok = False
+        self._feeds: FeedWatch | None = None
         r = self.registry
         self.webhooks = Counter(
             f"{PREFIX}_webhooks",
@@ -162,6 +165,16 @@ class Metrics:
             self._flusher = flusher
             self._running = running if running is not None else (lambda: True)
 
+    def watch_feeds(
+        self,
+        checkpoints: CheckpointStore,
+        intervals: Mapping[str, float],
+        health: Callable[[], Iterable[FeedHealth]] = tuple,
+    ) -> None:
+        """Report the poll lag of the feeds in ``intervals`` (source -> poll interval in
+        seconds), read from ``checkpoints`` on :meth:`refresh`."""
+        self._feeds = FeedWatch(checkpoints, intervals, health, started_at=self._clock())
+
     async def refresh(self, *, timeout: float = 5.0) -> bool:  # noqa: ASYNC109 - a scrape bound
         """Read the outbox's figures now; False (and the gauge ``etrusted_kit_outbox_up`` 0)
         when it could not be read in ``timeout`` seconds."""
@@ -170,6 +183,8 @@ class Metrics:
         try:
             async with asyncio.timeout(timeout):
                 self._stats = await self._outbox.stats()
+                if self._feeds is not None:
+                    await self._feeds.refresh()
         except Exception:  # noqa: BLE001 - a scrape reports the database down; it never fails
             self._stats_ok = False
             return False
@@ -241,6 +256,10 @@ class Metrics:
             value=1.0 if self._stats_ok else 0.0,
         )
         yield from _outbox_families(self._stats, self._stats_at)
+        if self._feeds is not None:
+            yield from self._feeds.families(self._clock())
+        else:
+            yield from empty_feed_families()
         flusher = self._flusher
         yield GaugeMetricFamily(
             f"{PREFIX}_flusher_running",

@@ -9,13 +9,14 @@ never a difference, so applying it twice changes nothing.
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import attrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
-from kit.domain import LineItem, SkipReason, utc
-from kit.domain.codec import TaggedCodec, converter, register_enum
+from kit.domain import LineItem, OrderFacts, SkipReason, utc
+from kit.domain.codec import KIND, TaggedCodec, converter, register_enum
 from kit.mapping import BodyFacts
 
 
@@ -123,12 +124,40 @@ decisions = TaggedCodec[Decision](DECISION_TYPES, subject="policy decision")
 """The journal's codec for decisions (same storage format as domain events)."""
 
 
-def dump_decision(decision: Decision) -> dict[str, Any]:
-    return decisions.dump(decision)
+# The journal keeps an order's facts once, in its events: an Enqueue's body may leave its
+# order out (dump_decision(..., order=False)), and the reader puts back the order its stream's
+# events fold to (load_decision(..., order=...)), so the bulk of the body (the order) is
+# neither unstructured nor structured for the decision. The stand-in is what the codec
+# structures in place of the order.
+_ENQUEUE_WITHOUT_ORDER = make_dict_unstructure_fn(
+    Enqueue,
+    converter,
+    facts=override(
+        unstruct_hook=make_dict_unstructure_fn(BodyFacts, converter, order=override(omit=True))
+    ),
+)
+_STAND_IN = converter.unstructure(
+    OrderFacts(reference="", placed_at=datetime(1970, 1, 1, tzinfo=UTC)), OrderFacts
+)
 
 
-def load_decision(data: Any) -> Decision:
-    return decisions.load(data)
+def dump_decision(decision: Decision, *, order: bool = True) -> dict[str, Any]:
+    """``order=False``: an :class:`Enqueue`'s ``facts`` without their ``order``."""
+    if order or not isinstance(decision, Enqueue):
+        return decisions.dump(decision)
+    return {KIND: Enqueue.kind, **_ENQUEUE_WITHOUT_ORDER(decision)}
+
+
+def load_decision(data: Any, *, order: OrderFacts | None = None) -> Decision:
+    """``order``: the order of an :class:`Enqueue` stored without it (ignored when the body
+    has its own); without one, such a body fails validation."""
+    facts = data.get("facts") if isinstance(data, dict) else None
+    if order is None or not isinstance(facts, dict) or "order" in facts:
+        return decisions.load(data)
+    decision = decisions.load({**data, "facts": {**facts, "order": _STAND_IN}})
+    if not isinstance(decision, Enqueue):
+        return decision
+    return attrs.evolve(decision, facts=attrs.evolve(decision.facts, order=order))
 
 
 __all__ = [

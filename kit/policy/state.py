@@ -87,13 +87,10 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
     refunds: dict[str, Refund] = {}
     refunded_in_full = False
     newest_at: datetime | None = None
-    charge: SubscriptionRenewed | None = None
+    charges: list[SubscriptionRenewed] = []
     for event in events:
-        if isinstance(event, SubscriptionRenewed) and (
-            charge is None
-            or (event.occurred_at, event.delivery_id) < (charge.occurred_at, charge.delivery_id)
-        ):
-            charge = event
+        if isinstance(event, SubscriptionRenewed):
+            charges.append(event)
         newest_at = event.occurred_at if newest_at is None else max(newest_at, event.occurred_at)
         if order_of(event) is not None and (
             snapshot is None or _snapshot_order(event) > _snapshot_order(snapshot)
@@ -119,7 +116,27 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
         refunds=tuple(refunds[key] for key in sorted(refunds)),
         refunded_in_full=refunded_in_full,
         newest_at=newest_at,
-        charge=charge,
+        charge=_charge(charges),
+    )
+
+
+def _charge(reports: list[SubscriptionRenewed]) -> SubscriptionRenewed | None:
+    """The earliest report of the stream's charge, completed from the others.
+
+    One renewal may be reported twice on one stream with different knowledge: Shopify's order
+    webhook knows when the renewal's order was placed, its billing attempt which contract it
+    renewed. The charge keeps the earliest report's time and takes the subscription, the
+    renewal number and the start from the earliest report that names each.
+    """
+    if not reports:
+        return None
+    ordered = sorted(reports, key=lambda e: (e.occurred_at, e.delivery_id))
+    first = ordered[0]
+    return attrs.evolve(
+        first,
+        subscription=next((e.subscription for e in ordered if e.subscription), None),
+        renewal=next((e.renewal for e in ordered if e.renewal is not None), None),
+        started_at=next((e.started_at for e in ordered if e.started_at is not None), None),
     )
 
 

@@ -1,14 +1,16 @@
-"""The service behind ``etrusted-kit serve``: the webhook routes of every source and the
-flusher, in one process, supervised as one.
+"""The service behind ``etrusted-kit serve``: the webhook routes of every source, the order-feed
+pollers of the sources whose feed is on, and the flusher, in one process, supervised as one.
 
 :meth:`Service.run` opens the outbox and the eTrusted client, starts the listener and the
-flusher, and returns only when both have stopped:
+flusher, then the pollers (:mod:`kit.serve.polling`), and returns only when all have stopped:
 
 - :meth:`Service.stop` (the CLI calls it on SIGTERM/SIGINT) closes the listening socket first,
-  so nothing new gets in; lets the requests in flight finish, for at most
-  :attr:`ServeSettings.shutdown_grace`; then stops the flusher gracefully (its in-flight POSTs
-  get :attr:`FlusherConfig.grace_period`). Every delivery answered 2xx was committed before its
-  answer, so nothing a platform was told is stored is lost by stopping. A second ``stop()``
+  so nothing new gets in, and stops the pollers; lets the requests in flight and a page being
+  polled finish, for at most :attr:`ServeSettings.shutdown_grace` (a page cut off is read
+  again by the next poll: its checkpoint was not saved); then stops the flusher gracefully
+  (its in-flight POSTs get :attr:`FlusherConfig.grace_period`). Every delivery answered 2xx
+  was committed before its answer, so nothing a platform was told is stored is lost by
+  stopping. A second ``stop()``
   makes the flusher abandon its in-flight POSTs at once (they become ``in_doubt``, and are
   reconciled before any resend).
 - A part that fails stops the whole service: a flusher that stops on its own (a moved outbox,
@@ -16,6 +18,9 @@ flusher, and returns only when both have stopped:
   :class:`~kit.errors.ServiceError`. A listener that cannot bind fails ``run()`` before the
   flusher starts. A process that went on taking webhooks with nothing sending them, or
   sending with nothing taking webhooks in, would look healthy and do half its job.
+- A poller is the exception: one whose credentials the platform refuses stops alone, logs an
+  ERROR and shows ``failed`` in :attr:`Service.pollers`, while webhooks keep coming in (the
+  poll is the safety net under them, not the intake itself).
 
 With an ``[admin]`` table in the configuration, an admin listener on a port of its own serves
 ``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`kit.admin`). It opens after the webhook
@@ -36,6 +41,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import aiohttp
 import attrs
 
 from kit import admin
@@ -43,11 +49,16 @@ from kit.client import ETrustedClient
 from kit.config import ClientConfig
 from kit.configfile import KitConfig
 from kit.errors import ConfigError, KitError, ServiceError
+from kit.feeds.checkpoint import checkpoints_for
+from kit.feeds.lease import leases_for
+from kit.feeds.runner import FeedRunner, FeedSource
 from kit.flusher import Flusher, FlusherConfig, FlusherStats, RunningFlusher
 from kit.journal import Intake
 from kit.metrics import Metrics
+from kit.metrics.feeds import FeedHealth
 from kit.outbox import Outbox
 from kit.serve.listener import Address, Listener
+from kit.serve.polling import Poller, PollerHealth
 from kit.serve.settings import ServeSettings
 from kit.webhooks import Webhooks
 
@@ -129,6 +140,7 @@ class Service:
         self._flusher: Flusher | None = None
         self._handle: RunningFlusher | None = None
         self._listening: Listening | None = None
+        self._pollers: tuple[Poller, ...] = ()
         self._outbox: Outbox | None = None
         self._admin: Listener | None = None
         self._metrics = metrics or Metrics(sources=(s.name for s in config.sources))
@@ -158,6 +170,13 @@ class Service:
     def flusher(self) -> RunningFlusher | None:
         """The running flusher's handle (``healthy``, ``failure``, ``stats``), while it runs."""
         return self._handle
+
+    @property
+    def pollers(self) -> tuple[PollerHealth, ...]:
+        """Each started poller's state (``polling``, ``standby``, ``failed`` with its reason):
+        what a readiness check reads; empty before they start and for a service that polls
+        nothing."""
+        return tuple(poller.health for poller in self._pollers)
 
     @property
     def flusher_owner(self) -> str | None:
@@ -216,8 +235,13 @@ class Service:
         )
         webhooks.install(listener.app)
         admin_listener = self._admin_listener()
+        feeds = [feed for feed in map(FeedSource.polled, self._config.sources) if feed is not None]
         try:
-            async with outbox, ETrustedClient(self._client_config) as client:
+            async with (
+                outbox,
+                ETrustedClient(self._client_config) as client,
+                aiohttp.ClientSession() as session,
+            ):
                 self._outbox = outbox
                 flusher = self._built = Flusher(
                     outbox, client, self._flusher_config, observer=self._metrics
@@ -227,6 +251,10 @@ class Service:
                     flusher=flusher,
                     running=lambda: self._handle is not None and self._handle.healthy,
                 )
+                self._pollers = tuple(
+                    self._poller(feed, outbox, session, flusher.owner) for feed in feeds
+                )
+                self._watch_feeds(feeds, outbox)
                 await listener.start()
                 try:
                     if admin_listener is not None:
@@ -241,6 +269,19 @@ class Service:
             self._outbox = None
             logger.info("serve stopped", extra={"action": "serve_stopped"})
 
+    def _watch_feeds(self, feeds: list[FeedSource], outbox: Outbox) -> None:
+        intervals = {
+            feed.name: feed.feed.poll_interval.total_seconds()
+            for feed in feeds
+            if feed.feed.poll_interval is not None
+        }
+        if intervals:
+            self._metrics.watch_feeds(
+                checkpoints_for(outbox),
+                intervals,
+                lambda: [FeedHealth(p.source, not p.healthy) for p in self.pollers],
+            )
+
     def _admin_listener(self) -> Listener | None:
         settings = self._config.admin
         if settings is None:
@@ -250,17 +291,36 @@ class Service:
         self._admin = listener
         return listener
 
+    def _poller(
+        self, feed: FeedSource, outbox: Outbox, session: aiohttp.ClientSession, holder: str
+    ) -> Poller:
+        interval = feed.feed.poll_interval
+        assert interval is not None  # FeedSource.polled() keeps only feeds that poll
+        runner = FeedRunner(
+            feed, intake=Intake(outbox), checkpoints=checkpoints_for(outbox), session=session
+        )
+        return Poller(
+            runner,
+            interval,
+            leases=leases_for(outbox),
+            holder=holder,
+            lease_ttl=self._settings.feed_lease,
+            grace=self._settings.shutdown_grace,
+        )
+
     async def _supervise(self, flusher: Flusher, listener: Listener) -> FlusherStats:
         handle: RunningFlusher | None = None
+        polling: list[asyncio.Future[None]] = []
         try:
             async with flusher.running() as handle:
                 self._flusher, self._handle = flusher, handle
                 self._announce(listener)
+                polling = [asyncio.ensure_future(poller.run()) for poller in self._pollers]
                 try:
                     flusher_ended = await self._until_stopped_or_ended(handle)
                 except asyncio.CancelledError:
                     self._stop()
-                    await listener.close()
+                    await asyncio.gather(listener.close(), self._stop_polling(polling))
                     raise
                 if flusher_ended:
                     logger.error(
@@ -269,7 +329,8 @@ class Service:
                     )
                 else:
                     logger.info("serve stopping", extra={"action": "serve_stopping"})
-                await listener.close()  # first: in-flight requests enqueue before the flusher stops
+                # first: in-flight requests and polled pages enqueue before the flusher stops
+                await asyncio.gather(listener.close(), self._stop_polling(polling))
         except KitError as exc:
             if handle is None or handle.failure is not exc:
                 raise
@@ -278,9 +339,17 @@ class Service:
             ) from exc
         finally:
             self._flusher = self._handle = None
+            await self._stop_polling(polling)
         if not self._stop_requested:
             raise ServiceError("flusher", "serve stopped because the flusher ended on its own")
         return flusher.stats
+
+    async def _stop_polling(self, polling: list[asyncio.Future[None]]) -> None:
+        """Stop every poller; each lets its page in flight finish within the grace."""
+        for poller in self._pollers:
+            poller.stop()
+        if polling:
+            await asyncio.gather(*polling, return_exceptions=True)
 
     async def _until_stopped_or_ended(self, handle: RunningFlusher) -> bool:
         """Wait for a stop request or for the flusher to end; True when the flusher ended."""

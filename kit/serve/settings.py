@@ -13,6 +13,7 @@ from kit.webhooks import WebhookSettings
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_SHUTDOWN_GRACE = 10.0
+DEFAULT_FEED_LEASE = 30.0
 
 
 def _port(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -35,12 +36,22 @@ class ServeSettings:
     was asked for; platforms give up on a webhook after a few seconds (Shopify after 5), so the
     default leaves room and still stops well inside a container's kill timeout. The flusher's
     own bound for its POSTs is :attr:`FlusherConfig.grace_period`.
+
+    ``feed_lease``: seconds a replica's claim to poll a source lasts without renewal (it renews
+    every third of it); when a replica dies, another takes its sources' polling over within it.
     """
 
     host: str = attrs.field(default=DEFAULT_HOST, validator=_host)
     port: int = attrs.field(default=DEFAULT_PORT, validator=_port)
     shutdown_grace: float = attrs.field(default=DEFAULT_SHUTDOWN_GRACE, validator=positive)
     webhooks: WebhookSettings = attrs.field(factory=WebhookSettings)
+    feed_lease: float = attrs.field(default=DEFAULT_FEED_LEASE, validator=positive)
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "DEFAULT_SHUTDOWN_GRACE", "ServeSettings"]
+__all__ = [
+    "DEFAULT_FEED_LEASE",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DEFAULT_SHUTDOWN_GRACE",
+    "ServeSettings",
+]

@@ -104,3 +104,23 @@ async def test_an_ingest_reads_back_as_the_events_parsed_and_the_decisions_taken
     found = await kit.intake.journal.history("my-shop", ORDER_ID)
     assert [row.event for row in found.events] == list(parsed)
     assert [row.decision for row in found.decisions] == [d.decision for d in result.decisions]
+
+
+async def test_the_last_invite_leaves_out_the_same_orders_invite_from_another_source(
+    kit: Kit,
+) -> None:
+    """One order reported by two sources (a renewal from Recharge and from the shop) is one
+    invite: the throttle does not hold it against the order itself."""
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    entry = await kit.outbox.get(KEY)
+    hashed = email_hash(EMAIL)
+    journal = kit.intake.journal
+    same_order = KEY.removesuffix("order_shipped")
+    other_order = f"shopify:{SHOP}:999:"
+
+    assert await journal.last_invite(hashed, source="subs", stream=ORDER_ID) == entry.due_at
+    assert (
+        await journal.last_invite(hashed, source="subs", stream=ORDER_ID, order=same_order) is None
+    )
+    found = await journal.last_invite(hashed, source="subs", stream="999", order=other_order)
+    assert found == entry.due_at

@@ -113,11 +113,14 @@ class ServeProcess:
         env: Mapping[str, str],
         stderr_path: Path,
         args: Sequence[str] = FLUSH_ARGS,
+        verbose: bool = False,
     ) -> ServeProcess:
-        """Start serve on a free port and wait for the line that says where it listens."""
+        """Start serve on a free port and wait for the line that says where it listens
+        (``verbose``: INFO lines in its log too)."""
         with stderr_path.open("ab") as stderr:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "kit", "serve", "--config", str(config), "--port", "0",
+                sys.executable, "-m", "kit", *(["-v"] if verbose else []), "serve",
+                "--config", str(config), "--port", "0",
                 *args, *extra,
                 stdout=asyncio.subprocess.PIPE, stderr=stderr, env=dict(env),
             )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -38,12 +39,17 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 async def _refuses_connections(host: str, port: int) -> bool:
+    """Whether the listener is closed. A probe that was queued just as it closed is reset
+    rather than refused: that says nothing yet, so the caller asks again."""
     try:
         _, writer = await asyncio.open_connection(host, port)
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False
     writer.close()
-    await writer.wait_closed()
+    with contextlib.suppress(ConnectionResetError):
+        await writer.wait_closed()
     return False
 
 

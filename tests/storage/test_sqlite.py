@@ -52,6 +52,7 @@ TABLES = {
     "etk_journal_events",
     "etk_journal_decisions",
     "etk_feed_checkpoints",
+    "etk_feed_leases",
 }
 
 
@@ -353,6 +354,7 @@ def test_migration_files_load_in_order() -> None:
         (3, "journal"),
         (4, "journal_reference"),
         (5, "feeds"),
+        (6, "feed_leases"),
     ]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
@@ -375,6 +377,7 @@ async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
             (3, "journal"),
             (4, "journal_reference"),
             (5, "feeds"),
+            (6, "feed_leases"),
         ]
     db.close()
 

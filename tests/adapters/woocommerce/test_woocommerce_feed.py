@@ -195,10 +195,16 @@ def test_the_entry_point_offers_a_feed() -> None:
     assert isinstance(load_feed("woocommerce"), FeedPlugin)
 
 
-def test_a_source_without_a_rest_api_key_has_no_feed() -> None:
+async def test_a_source_without_a_rest_api_key_has_its_feed_off() -> None:
+    """A webhooks-only store builds (serve asks every source for its feed) but never polls,
+    and a read (a backfill) is refused with the missing keys named."""
     config = WooCommerceConfig(store_url="https://kit-shop.example")
-    with pytest.raises(ConfigError, match="needs consumer_key and consumer_secret"):
-        plugin.create_feed(source="my-store", config=config)  # type: ignore[attr-defined]
+    feed = plugin.create_feed(source="my-store", config=config)  # type: ignore[attr-defined]
+    assert feed.poll_interval is None
+    window = FeedWindow(since=datetime(2026, 1, 1, tzinfo=UTC))
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ConfigError, match="needs consumer_key and consumer_secret"):
+            await feed.read_page(session, window, None)
 
 
 def test_the_feed_reports_its_pacing_settings() -> None:
