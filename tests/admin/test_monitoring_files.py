@@ -55,7 +55,8 @@ def test_the_exported_names_are_what_the_checks_compare_against() -> None:
 def test_every_alert_rule_queries_exported_metrics() -> None:
     """Each rule of etrusted-kit.rules.yml is a named alert whose expression uses only
     exported metrics and label values; together they cover due entries waiting, entries
-    backing off, dead entries, a paused flusher and webhook signature failures."""
+    backing off, dead entries, a paused flusher, a feed not polled for 3 intervals and
+    webhook signature failures."""
     document = yaml.safe_load((MONITORING / "etrusted-kit.rules.yml").read_text())
     exported = _exported()
     used: set[str] = set()
@@ -72,6 +73,7 @@ def test_every_alert_rule_queries_exported_metrics() -> None:
         "etrusted_kit_dead_total",
         "etrusted_kit_flusher_paused",
         "etrusted_kit_webhooks_total",
+        "etrusted_kit_feed_poll_lag_intervals",
     } <= used
     assert any('answer="verification_failed"' in expr for expr in exprs)
 
