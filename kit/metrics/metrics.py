@@ -3,9 +3,9 @@
 Two kinds of figures:
 
 - Counted as they happen, through the observer hooks of the flusher
-  (:class:`~kit.flusher.FlusherObserver`) and of the intake
-  (:class:`~kit.webhooks.WebhookObserver`): deliveries answered, decisions, HTTP attempts,
-  latencies.
+  (:class:`~kit.flusher.FlusherObserver`), of the webhook routes
+  (:class:`~kit.webhooks.WebhookObserver`: answers, answer times) and of the intake
+  (:class:`~kit.journal.ingest.IngestObserver`: events and decisions, pushed or polled).
 - Read when asked (:meth:`Metrics.refresh`, then a custom collector): the outbox's entries by
   state and its ages, the flusher's counters, whether it runs or is paused. The outbox is read
   with one ``stats()`` query per scrape, not per change.
@@ -57,7 +57,8 @@ _FLUSHER_COUNTERS = {
 
 class Metrics:
     """The kit's metrics: hand it to a :class:`~kit.serve.Service` (or to a
-    :class:`~kit.flusher.Flusher` and :class:`~kit.webhooks.Webhooks` as their ``observer``),
+    :class:`~kit.flusher.Flusher`, :class:`~kit.webhooks.Webhooks` and
+    :class:`~kit.journal.Intake` as their ``observer``),
     :meth:`watch` the outbox and the flusher, then :meth:`refresh` and read :meth:`snapshot`
     or :meth:`text`. ``sources`` are the configured source names, the only ones used as
     label values.
@@ -232,8 +233,9 @@ class Metrics:
         name = labels.source(source, self.sources)
         self.webhooks.labels(name, labels.answer(answer.status, answer.body)).inc()
         self.webhook_seconds.labels(name).observe(seconds)
-        if result is None:
-            return
+
+    def ingested(self, source: str, result: IngestResult) -> None:
+        name = labels.source(source, self.sources)
         if result.status is IngestStatus.SKIPPED and result.skip is not None:
             self.skipped.labels(name, labels.skip_reason(result.skip.reason)).inc()
         for kind in result.kinds:

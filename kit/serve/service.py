@@ -226,7 +226,10 @@ class Service:
         # or a bad source fails here, with no database opened and no port bound.
         outbox = Outbox.from_url(url.value, **self._storage_options)
         webhooks = Webhooks.from_config(
-            Intake(outbox), self._config, settings=self._settings.webhooks, observer=self._metrics
+            Intake(outbox, observer=self._metrics),
+            self._config,
+            settings=self._settings.webhooks,
+            observer=self._metrics,
         )
         listener = Listener(
             host=self._settings.host,
@@ -297,7 +300,10 @@ class Service:
         interval = feed.feed.poll_interval
         assert interval is not None  # FeedSource.polled() keeps only feeds that poll
         runner = FeedRunner(
-            feed, intake=Intake(outbox), checkpoints=checkpoints_for(outbox), session=session
+            feed,
+            intake=Intake(outbox, observer=self._metrics),
+            checkpoints=checkpoints_for(outbox),
+            session=session,
         )
         return Poller(
             runner,

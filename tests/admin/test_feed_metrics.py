@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from feeds.orders import TOKEN
@@ -16,7 +17,7 @@ from kit.configfile import KitConfig, parse_config
 from kit.flusher import FlusherConfig, FlusherStats
 from kit.sandbox import SandboxServer
 from kit.serve import ServeSettings, Service
-from kit.testing.shopify_orders import ShopifyOrdersStandIn, ShopifyServer
+from kit.testing.shopify_orders import ShopifyOrdersStandIn, ShopifyServer, synthetic_order
 
 TOKEN_VARIABLE = "SHOPIFY_ADMIN_TOKEN"
 LAG = f'etrusted_kit_feed_poll_lag_intervals{{source="{SOURCE}"}}'
@@ -48,28 +49,30 @@ event_type = "order_shipped"
 
 
 @pytest.fixture
-async def running(
-    sandbox: SandboxServer, db: str, request: pytest.FixtureRequest
-) -> AsyncIterator[Service]:
-    token = getattr(request, "param", TOKEN)
-    async with ShopifyServer(ShopifyOrdersStandIn(token=token)) as shop:
-        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        service = Service(
-            _config(db, shop.url),
-            sandbox.client_config(),
-            FlusherConfig(poll_interval=0.05, grace_period=1.0),
-            ServeSettings(port=0, shutdown_grace=2.0, feed_lease=3.0),
-            on_listening=lambda _: started.set_result(None),
-        )
-        task: asyncio.Task[FlusherStats] = asyncio.create_task(service.run())
+async def shop(request: pytest.FixtureRequest) -> AsyncIterator[ShopifyServer]:
+    async with ShopifyServer(ShopifyOrdersStandIn(token=getattr(request, "param", TOKEN))) as s:
+        yield s
+
+
+@pytest.fixture
+async def running(sandbox: SandboxServer, db: str, shop: ShopifyServer) -> AsyncIterator[Service]:
+    started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    service = Service(
+        _config(db, shop.url),
+        sandbox.client_config(),
+        FlusherConfig(poll_interval=0.05, grace_period=1.0),
+        ServeSettings(port=0, shutdown_grace=2.0, feed_lease=3.0),
+        on_listening=lambda _: started.set_result(None),
+    )
+    task: asyncio.Task[FlusherStats] = asyncio.create_task(service.run())
+    async with asyncio.timeout(30):
+        await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        yield service
+    finally:
+        service.stop()
         async with asyncio.timeout(30):
-            await asyncio.wait({task, started}, return_when=asyncio.FIRST_COMPLETED)
-        try:
-            yield service
-        finally:
-            service.stop()
-            async with asyncio.timeout(30):
-                await task
+            await task
 
 
 async def _snapshot(service: Service) -> dict[str, float]:
@@ -77,20 +80,28 @@ async def _snapshot(service: Service) -> dict[str, float]:
     return service.metrics.snapshot()
 
 
-async def test_a_polled_feed_shows_a_lag_under_one_interval_or_two(running: Service) -> None:
+async def test_a_polled_feed_shows_a_small_lag_and_counts_its_orders(
+    running: Service, shop: ShopifyServer
+) -> None:
     """Once the poller has polled, the lag (read from the poll checkpoint in the database) is
-    under 3 intervals and the poller is not failed."""
+    under 3 intervals and the poller is not failed; an order found by the poll is counted as a
+    domain event and an enqueued entry of its source, as a webhook's would be."""
+    fulfilled = datetime.now(UTC) - timedelta(minutes=30)
+    shop.stand_in.put(synthetic_order(1, updated_at=fulfilled, fulfilled_at=fulfilled))
 
-    async def polled() -> bool:
-        return bool(running.pollers) and running.pollers[0].polls >= 1
+    async def enqueued() -> bool:
+        snapshot = await _snapshot(running)
+        return snapshot[f'etrusted_kit_enqueued_total{{source="{SOURCE}"}}'] == 1
 
-    await wait_until(polled)
+    await wait_until(enqueued)
     snapshot = await _snapshot(running)
     assert snapshot[LAG] < 3
     assert snapshot[FAILED] == 0
+    events = f'etrusted_kit_domain_events_total{{event_kind="order_fulfilled",source="{SOURCE}"}}'
+    assert snapshot[events] >= 1
 
 
-@pytest.mark.parametrize("running", ["a-revoked-token"], indirect=True)
+@pytest.mark.parametrize("shop", ["a-revoked-token"], indirect=True)
 async def test_a_feed_not_polled_for_3_intervals_shows_it(running: Service) -> None:
     """A poller whose token the shop refuses stops: it shows as failed, and its lag climbs
     past 3 intervals, which is what the alert rule fires on."""
