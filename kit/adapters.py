@@ -28,6 +28,9 @@ holds.
 A plugin may also offer an order feed (``create_feed``, :class:`kit.feeds.FeedPlugin`): the pull
 side, read by polling and backfill (:mod:`kit.feeds.contract`).
 
+A plugin whose adapter takes no webhooks (the file importer) says ``takes_webhooks = False``: its
+sources then need no secrets (:func:`takes_webhooks`).
+
 Header names reach an adapter in lower case (:func:`normalise_headers`); the intake does this
 once for every framework it serves.
 """
@@ -174,6 +177,13 @@ def check_url_template(key: str, value: str | None, placeholders: Sequence[str])
         raise ConfigError(f"{key} may use only {allowed}: {exc}") from exc
 
 
+def takes_webhooks(plugin: object | None) -> bool:
+    """Whether the adapter verifies signed deliveries, so its sources need secrets: every push
+    adapter does (and one that did not load is taken to be one); a plugin says otherwise with
+    ``takes_webhooks = False`` (the file importer)."""
+    return bool(getattr(plugin, "takes_webhooks", True))
+
+
 def _adapter_entry_points() -> dict[str, list[EntryPoint]]:
     found: dict[str, list[EntryPoint]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
@@ -246,4 +256,5 @@ __all__ = [
     "load_adapter",
     "load_plugin",
     "normalise_headers",
+    "takes_webhooks",
 ]

@@ -35,7 +35,7 @@ from kit.sandbox import Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 
 FENCE = re.compile(r"^\s*```(?P<lang>[\w+-]*)\s*$")
 INLINE = re.compile(r"`(etrusted-kit [^`]+)`")
@@ -98,7 +98,7 @@ def _documented_commands() -> list[Any]:
                 continue
             if words[-1] == "&":
                 words = words[:-1]
-            params.append(pytest.param(words[1:], id=f"{path.name}:{number}"))
+            params.append(pytest.param(words[1:], id=f"{path.relative_to(ROOT)}:{number}"))
     return params
 
 

@@ -12,6 +12,7 @@ from kit.cli import demo as _demo
 from kit.cli import doctor as _doctor
 from kit.cli import explain as _explain
 from kit.cli import flush as _flush
+from kit.cli import import_cmd as _import
 from kit.cli import outbox_cmds as _outbox
 from kit.cli import sandbox as _sandbox
 from kit.cli import serve as _serve
@@ -31,4 +32,5 @@ REGISTRY: list[Register] = [
     _explain.register,
     _backfill.register,
     _doctor.register,
+    _import.register,
 ]

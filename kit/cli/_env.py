@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from kit.config import ENV_VARIABLES, ClientConfig
 from kit.configfile import KitConfig, load_config
 from kit.errors import ConfigError
+from kit.outbox import Outbox
+from kit.outbox.sqlite import SQLiteStorage
 
 DEFAULT_DB = "./etrusted-kit.db"
 CONFIG_VARIABLE = "ETRUSTED_KIT_CONFIG"
@@ -156,3 +159,12 @@ def client_config_from(
     variables = layered(env, {var: from_file.get(field) for field, var in ENV_VARIABLES.items()})
     others = layered(flags or {}, {k: v for k, v in from_file.items() if k not in ENV_VARIABLES})
     return ClientConfig.from_env(variables, **others)
+
+
+def file_not_there(outbox: Outbox) -> bool:
+    """Whether the outbox is a SQLite file that does not exist yet: opening it would create it,
+    which a dry run must not do."""
+    storage = outbox.storage
+    if not isinstance(storage, SQLiteStorage) or storage.is_memory:
+        return False
+    return not Path(storage.path).exists()

@@ -18,12 +18,12 @@ import contextlib
 import json
 import sys
 from datetime import UTC, datetime, time
-from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
 
-from kit.cli._env import add_db_option, db_url, file_config, storage_options
+from kit.cli._env import add_db_option, db_url, file_config, file_not_there, storage_options
+from kit.cli._progress import TerminalBar
 from kit.codec import parse_datetime
 from kit.configfile import KitConfig, SourceConfig
 from kit.errors import ConfigError
@@ -33,7 +33,6 @@ from kit.feeds.runner import FeedRunner, FeedSource, Tally
 from kit.journal import Intake
 from kit.outbox import Outbox
 from kit.outbox.migrations import load_migrations
-from kit.outbox.sqlite import SQLiteStorage
 
 
 def parse_date(value: str) -> datetime:
@@ -59,58 +58,45 @@ def _source(config: KitConfig | None, name: str) -> SourceConfig:
 
 
 class _Bar:
-    """The progress bar (tqdm) on a terminal: how much of the window is read, orders, rate,
-    the platform's remaining budget; nothing at all when stderr is not a terminal."""
+    """The progress bar on a terminal: how much of the window is read, orders, rate, the
+    platform's remaining budget; nothing at all when stderr is not a terminal."""
 
     def __init__(self, window: FeedWindow, now: datetime, stream: TextIO) -> None:
-        self._enabled = stream.isatty()
         self._since = window.since
         self._span = max(1.0, ((window.until or now) - window.since).total_seconds())
-        self._bar: Any = None
-        if self._enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=100.0,
-                file=stream,
-                unit="%",
-                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
-                desc="backfill",
-                leave=True,
-            )
+        self._bar = TerminalBar(
+            stream,
+            desc="backfill",
+            total=100.0,
+            unit="%",
+            bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]",
+        )
+        self._done = 0.0
 
     def __call__(self, tally: Tally) -> None:
-        if self._bar is None:
+        if not self._bar.shown:
             return
         if tally.done:
-            self._bar.n = 100.0
+            self._done = 100.0
         elif tally.high_water is not None:
             done = (tally.high_water - self._since).total_seconds() / self._span * 100.0
-            self._bar.n = max(0.0, min(100.0, done))
-        elapsed = max(self._bar.format_dict.get("elapsed", 0.0), 1e-6)
+            self._done = max(0.0, min(100.0, done))
         budget = tally.budget
         fields = {
             "pages": tally.pages,
             "orders": tally.orders,
             "enqueued": tally.enqueued,
-            "rate": f"{tally.orders / elapsed:.1f}/s",
+            "rate": f"{self._bar.per_second(tally.orders):.1f}/s",
         }
         if budget is not None:
             fields["budget"] = f"{budget.available:.0f}/{budget.maximum:.0f}"
-        self._bar.set_postfix(fields, refresh=False)
-        self._bar.refresh()
+        self._bar.show(self._done, fields)
 
     def logging(self) -> contextlib.AbstractContextManager[object]:
-        """Log lines (a retry's warning) printed above the bar instead of through it."""
-        if self._bar is None:
-            return contextlib.nullcontext()
-        from tqdm.contrib.logging import logging_redirect_tqdm
-
-        return logging_redirect_tqdm()
+        return self._bar.logging()
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        self._bar.close()
 
 
 def summary_lines(source: str, window: FeedWindow, tally: Tally) -> list[str]:
@@ -213,12 +199,8 @@ _MIGRATE_FIRST = (
 
 
 def _refuse_missing_file(outbox: Outbox) -> None:
-    """Opening a SQLite file that is not there would create it: not in a dry run."""
-    storage = outbox.storage
-    if not isinstance(storage, SQLiteStorage) or storage.is_memory:
-        return
-    if not Path(storage.path).exists():
-        raise ConfigError(f"there is no outbox at {storage.url}: {_MIGRATE_FIRST}")
+    if file_not_there(outbox):
+        raise ConfigError(f"there is no outbox at {outbox.storage.url}: {_MIGRATE_FIRST}")
 
 
 async def _refuse_unmigrated(outbox: Outbox, url: str) -> None:

@@ -7,6 +7,7 @@ import os
 import sys
 from datetime import timedelta
 
+from kit.adapters import load_adapter, takes_webhooks
 from kit.cli._env import CONFIG_VARIABLE, add_config_option, config_path
 from kit.configfile import KitConfig, Secret, SourceConfig, load_config
 from kit.errors import ConfigError, ConfigFileError
@@ -33,9 +34,12 @@ def _source_lines(source: SourceConfig) -> list[str]:
     channels = [policy.channel_id] if policy.channel_id else []
     channels += [f"{locale}: {channel}" for locale, channel in policy.channels_by_locale]
     secrets = len(source.webhook_secrets)
+    if takes_webhooks(load_adapter(source.adapter)):
+        intake = f"POST {source.route}, {secrets} webhook secret{'s' * (secrets != 1)}"
+    else:
+        intake = "no webhooks"
     lines = [
-        f"source {source.name}: adapter {source.adapter}, POST {source.route}, "
-        f"{secrets} webhook secret{'s' * (secrets != 1)}, channel {', '.join(channels)}, "
+        f"source {source.name}: adapter {source.adapter}, {intake}, channel {', '.join(channels)}, "
         f"consent {policy.consent.value}"
     ]
     for trigger in policy.triggers:

@@ -16,7 +16,7 @@ from cattrs import Converter
 from cattrs.errors import AttributeValidationNote, BaseValidationError, ClassValidationError
 from cattrs.gen import override
 
-from kit.adapters import AdapterPlugin, load_adapter
+from kit.adapters import AdapterPlugin, load_adapter, takes_webhooks
 from kit.configfile._convert import WrongType, table_hook
 from kit.configfile.model import NESTED_SOURCE_FIELDS, SourceConfig
 from kit.errors import ConfigError
@@ -99,9 +99,6 @@ def source_hook(converter: Converter) -> Callable[[object, type], SourceConfig]:
         if not isinstance(table, dict):
             raise WrongType("a table", table)
         errors: list[Exception] = []
-        if table.get("webhook_secrets", []) == []:
-            # Every adapter of the contract is a push adapter: it verifies each delivery.
-            errors.append(at_key(ConfigError(_NO_SECRETS), "webhook_secrets"))
         values: dict[str, Any] = {"policy": None, "adapter_config": None}
         policy_part = {k: v for k, v in table.items() if k in policy_keys()}
         try:
@@ -109,6 +106,7 @@ def source_hook(converter: Converter) -> Callable[[object, type], SourceConfig]:
         except (BaseValidationError, ConfigError, TypeError) as exc:
             errors.append(exc)
         name = table.get("adapter")
+        plugin: AdapterPlugin[Any] | None = None
         if isinstance(name, str):  # a missing or mistyped name is reported with the own keys
             try:
                 plugin = plugin_for(name)
@@ -116,6 +114,8 @@ def source_hook(converter: Converter) -> Callable[[object, type], SourceConfig]:
                 errors.append(at_key(exc, "adapter"))
             else:
                 values["adapter_config"] = _adapter_config(plugin, table, converter, errors)
+        if takes_webhooks(plugin) and table.get("webhook_secrets", []) == []:
+            errors.append(at_key(ConfigError(_NO_SECRETS), "webhook_secrets"))
         mine = {k: v for k, v in table.items() if k in own_keys()}
         try:
             source: SourceConfig = own(mine | values, SourceConfig)

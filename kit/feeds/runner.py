@@ -13,7 +13,7 @@ starts per source). Each page goes the same way:
 
 A run starts ``overlap`` before its checkpoint, because a platform's listing can lag behind its
 writes (an order saved a moment before the last poll may only show up now). A dry run decides
-each order in memory (:mod:`kit.feeds.preview`) and writes nothing, not even a checkpoint.
+each order in memory (:mod:`kit.journal.preview`) and writes nothing, not even a checkpoint.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from kit.feeds.contract import (
     load_feed,
 )
 from kit.feeds.pacing import Pacer, RequestStats, RetryPolicy, Sleep, read_with_retries
-from kit.feeds.preview import Preview, preview
 from kit.journal import Intake, IntakeSource, Outcome
+from kit.journal.preview import Preview, preview
 from kit.journal.records import IngestStatus
 from kit.policy import Decision, Enqueue, Skipped
 
@@ -329,7 +329,8 @@ class FeedRunner:
                 self._intake.journal,
                 self._source.name,
                 self._source.intake.policy,
-                attrs.evolve(order, parsed=parsed),
+                order.identity,
+                parsed,
             )
             if seen.duplicate:
                 tally.duplicates += 1

@@ -4,7 +4,7 @@ transaction the caller holds.
 :class:`PgTx` offers the operations :mod:`kit.journal.core` yields (as coroutines);
 :func:`purge_journal` and :func:`forget_journal` are what the outbox's own ``purge`` and
 ``forget_customer`` add. Deliveries of one stream are serialised by a transaction-scoped
-advisory lock per stream (:meth:`PgTx.lock_streams`), so under READ COMMITTED the second
+advisory lock per stream (taken by :meth:`PgTx.record_delivery`), so under READ COMMITTED the second
 reads the first's decisions before it decides. This module imports no storage class.
 """
 
@@ -42,6 +42,11 @@ class JournalSql:
         # A new delivery's row and its streams' advisory locks (keys in sorted order, taken
         # one after the other as unnest yields them) in one round trip; a known delivery
         # returns no row and locks nothing.
+        # A batch's streams, locked before its first delivery (keys in sorted order).
+        self.lock_streams = """
+            SELECT count(*) FROM (
+                SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
+                FROM unnest($1::text[]) AS keys (k)) AS locked"""
         self.record_delivery = f"""
             WITH new AS (
                 INSERT INTO {d} (source, delivery_id, event_id, topic, received_at,
@@ -238,6 +243,16 @@ class PgTx:
             [f"{prefix}{source}\x1f{stream}" for source, stream in sorted(lock)],
         )
         return row_id
+
+    async def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Every stream of a batch, in sorted order before its first delivery, so a batch and
+        a webhook, or two batches, cannot deadlock; each delivery's own locks are then taken
+        again, which the session already holds."""
+        prefix = self._sql.lock_prefix
+        await self._conn.fetchval(
+            self._sql.lock_streams,
+            [f"{prefix}{source}\x1f{stream}" for source, stream in sorted(streams)],
+        )
 
     def _event_args(self, delivery_row: int, event: DomainEvent) -> tuple[Any, ...]:
         c = event_columns(event)

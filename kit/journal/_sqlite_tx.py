@@ -185,6 +185,9 @@ class SQLiteTx:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Nothing to do: the transaction holds SQLite's one write lock."""
+
     def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
         seq = self.append_event(delivery_row, event)
         return seq, self.read_stream(event.source, event.stream, seq)

@@ -147,6 +147,32 @@ class Intake:
         received_at: float | None = None,
     ) -> IngestResult:
         """Journal a parsed delivery and carry out the policy's decisions, in one transaction."""
+        plan = self._plan(source, identity, parsed, received_at)
+        result = await self._journal.ingest(plan)
+        self._after(source, [result])
+        return result
+
+    async def ingest_many(
+        self,
+        source: IntakeSource,
+        deliveries: Sequence[tuple[DeliveryIdentity, ParseResult]],
+        *,
+        received_at: float | None = None,
+    ) -> list[IngestResult]:
+        """:meth:`ingest` for each delivery, all in ONE transaction (a file import's batch):
+        a storage error leaves none of them journaled, so the whole batch may be sent again."""
+        plans = [self._plan(source, i, p, received_at) for i, p in deliveries]
+        results = await self._journal.ingest_many(plans)
+        self._after(source, results)
+        return results
+
+    def _plan(
+        self,
+        source: IntakeSource,
+        identity: DeliveryIdentity,
+        parsed: ParseResult,
+        received_at: float | None,
+    ) -> Plan:
         events = () if isinstance(parsed, Skip) else tuple(parsed)
         delivery = Delivery(
             source=source.name,
@@ -157,19 +183,21 @@ class Intake:
         foreign = sorted({e.source for e in events} - {source.name})
         if foreign:
             raise ConfigError(f"source {source.name!r} got events of source {foreign[0]!r}")
-        plan = Plan(
+        return Plan(
             delivery=delivery,
             parsed=parsed if isinstance(parsed, Skip) else events,
             policy=source.policy,
             prepare=self._prepare,
         )
-        result = await self._journal.ingest(plan)
-        if any(d.outcome.value in ("enqueued", "amended") for d in result.decisions):
+
+    def _after(self, source: IntakeSource, results: Sequence[IngestResult]) -> None:
+        """Wake the flusher for new entries; one log line (and observer call) per delivery."""
+        if any(d.outcome.value in ("enqueued", "amended") for r in results for d in r.decisions):
             self._outbox.notify()
-        _log(source.name, result)
-        if self._observer is not None:
-            self._observer.ingested(source.name, result)
-        return result
+        for result in results:
+            _log(source.name, result)
+            if self._observer is not None:
+                self._observer.ingested(source.name, result)
 
     def _prepare(
         self, facts: BodyFacts, *, event_type: str, channel_id: str, key: str, send_after: float

@@ -132,6 +132,9 @@ class MemoryTx:
         )
         return seq
 
+    def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Nothing to do: no await happens inside a transaction."""
+
     def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
         seq = self.append_event(delivery_row, event)
         return seq, self.read_stream(event.source, event.stream, seq)

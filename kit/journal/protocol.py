@@ -42,6 +42,11 @@ class Journal(Protocol):
         """Dedupe, journal, decide and carry out one delivery (see :mod:`kit.journal.core`)."""
         ...
 
+    async def ingest_many(self, plans: Sequence[Plan]) -> list[IngestResult]:
+        """:meth:`ingest` for each plan, all in ONE transaction (a file import's batch): one
+        commit instead of many, and all of them or none are journaled."""
+        ...
+
     async def append(self, delivery: Delivery, events: Sequence[DomainEvent]) -> bool:
         """Journal ``events`` under ``delivery``; False, writing nothing, if it is known."""
         ...
@@ -97,6 +102,11 @@ class JournalTx(Protocol):
         ...
 
     def append_event(self, delivery_row: int, event: DomainEvent) -> int: ...
+
+    def lock_streams(self, streams: Sequence[Stream]) -> None:
+        """Serialise with other transactions on these streams (a batch takes all of its
+        streams up front)."""
+        ...
 
     def append_and_read(self, delivery_row: int, event: DomainEvent) -> tuple[int, StreamHistory]:
         """:meth:`append_event`, then :meth:`read_stream` of its stream before it (one round

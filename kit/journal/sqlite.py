@@ -6,7 +6,7 @@ checkpointed, as after the outbox's own forget, so erased data does not linger t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kit.domain import CustomerErasureRequested
@@ -29,6 +29,12 @@ class SQLiteJournal(JournalStore):
         if any(d.outcome is Outcome.ERASED for d in result.decisions):
             await self._storage.scrub_wal("journal.erase")
         return result
+
+    async def ingest_many(self, plans: Sequence[Plan]) -> list[IngestResult]:
+        results = await super().ingest_many(plans)
+        if any(d.outcome is Outcome.ERASED for r in results for d in r.decisions):
+            await self._storage.scrub_wal("journal.erase")
+        return results
 
     async def erase(self, request: CustomerErasureRequested) -> None:
         await super().erase(request)

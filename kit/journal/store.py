@@ -13,6 +13,7 @@ from kit.journal.core import (
     Plan,
     Stream,
     append_steps,
+    batch_steps,
     erase_steps,
     find_steps,
     ingest_steps,
@@ -36,6 +37,10 @@ class JournalStore(abc.ABC):
     async def ingest(self, plan: Plan) -> IngestResult:
         result: IngestResult = await self._run("ingest", lambda: ingest_steps(plan))
         return result
+
+    async def ingest_many(self, plans: Sequence[Plan]) -> list[IngestResult]:
+        results: list[IngestResult] = await self._run("ingest_many", lambda: batch_steps(plans))
+        return results
 
     async def append(self, delivery: Delivery, events: Sequence[DomainEvent]) -> bool:
         return bool(await self._run("journal.append", lambda: append_steps(delivery, events)))

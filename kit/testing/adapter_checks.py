@@ -16,7 +16,9 @@ the secrets, and signed sample deliveries), and every check runs against that de
 * :func:`check_unsigned_only_skip`: a delivery the platform sends unsigned (a creation ping)
   may pass ``verify`` without a secret, but is only ever skipped;
 * :func:`check_parse_deterministic`: the same input gives equal identities and equal events;
-* :func:`check_event_envelope`: events name the source, platform, account and delivery.
+* :func:`check_event_envelope`: events name the source, account and delivery, and the
+  adapter's platform (or, for a renewal named by the Shopify order it created, Shopify's:
+  :mod:`kit.renewals`).
 
 :mod:`kit.testing.adapter_contract` runs them as a pytest class; this module needs no pytest.
 """
@@ -35,6 +37,7 @@ from kit.domain import EVENT_TYPES, Skip, SkipReason
 from kit.errors import VerificationError
 from kit.journal import IngestStatus, IntakeSource
 from kit.policy import PolicyConfig
+from kit.renewals import SHOPIFY, shopify_order_stream
 from kit.testing.deliveries import SignedDelivery
 from kit.testing.intake import memory_intake
 
@@ -263,8 +266,18 @@ def check_parse_deterministic(samples: AdapterSamples) -> None:
         assert parsed == _parse(second, delivery, samples.received_at), f"{name}: parse varies"
 
 
+def _own_platform(adapter: PushAdapter, platform: str, stream: str) -> bool:
+    """The adapter's own platform, or Shopify's on a Shopify order's stream: a subscription
+    app names the renewal it charged by the order it created, so the shop's order webhooks
+    land on the same key (:mod:`kit.renewals`)."""
+    if platform == adapter.platform:
+        return True
+    return platform == SHOPIFY and shopify_order_stream(stream) == stream
+
+
 def check_event_envelope(samples: AdapterSamples) -> None:
-    """Every event is a domain event of this source, platform, account and delivery."""
+    """Every event is a domain event of this source, account and delivery, on a stream of
+    the adapter's platform (or a Shopify order's, see :func:`_own_platform`)."""
     adapter = samples.adapter()
     for delivery in samples.accepted:
         name = _name(samples, delivery)
@@ -272,7 +285,9 @@ def check_event_envelope(samples: AdapterSamples) -> None:
         for event in _events(samples, delivery):
             assert isinstance(event, EVENT_TYPES), f"{name}: {event!r} is not a domain event"
             assert event.source == samples.source, f"{name}: source {event.source!r}"
-            assert event.platform == adapter.platform, f"{name}: platform {event.platform!r}"
+            assert _own_platform(adapter, event.platform, event.stream), (
+                f"{name}: platform {event.platform!r} on stream {event.stream!r}"
+            )
             assert event.account == adapter.account, f"{name}: account {event.account!r}"
             assert event.delivery_id == identity.delivery_id, (
                 f"{name}: delivery_id {event.delivery_id!r}, identify() says "

@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from adapters.importer.config import ImportedAs
 from adapters.recharge.config import SignatureScheme
 from adapters.shopify.config import ReferenceField
 from kit.config import ENV_VARIABLES, ClientConfig
@@ -51,6 +52,7 @@ def test_the_built_in_adapters_keys_are_among_those_checked() -> None:
         ("[[sources]]", "consent", ConsentMode),
         ('adapter = "shopify"', "reference", ReferenceField),
         ('adapter = "recharge"', "signature", SignatureScheme),
+        ('adapter = "import"', "event", ImportedAs),
     ],
 )
 def test_the_reference_names_every_choice_of_a_key(

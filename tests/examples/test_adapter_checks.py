@@ -55,6 +55,20 @@ def _other_source(self: Any, headers: Headers, raw: bytes, *, received_at: datet
     return [attrs.evolve(e, source="somebody-else") for e in parsed]
 
 
+def _other_platform(self: Any, headers: Headers, raw: bytes, *, received_at: datetime) -> Any:
+    parsed = self._good_parse(headers, raw, received_at=received_at)
+    if isinstance(parsed, Skip):
+        return parsed
+    return [attrs.evolve(e, platform="shopify") for e in parsed]
+
+
+def _shopify_order(self: Any, headers: Headers, raw: bytes, *, received_at: datetime) -> Any:
+    parsed = self._good_parse(headers, raw, received_at=received_at)
+    if isinstance(parsed, Skip):
+        return parsed
+    return [attrs.evolve(e, platform="shopify", stream="5560002000042") for e in parsed]
+
+
 def _broken_plugin(method: str, replacement: Callable[..., Any]) -> Any:
     """The example's plugin, building adapters with ``method`` replaced."""
     from stay_adapter import StayAdapter, StayPlugin
@@ -106,6 +120,8 @@ BREAKAGES = [
                  "parse varies", id="parse-reads-the-clock"),
     pytest.param("parse", _other_source, checks.check_event_envelope,
                  "source 'somebody-else'", id="events-of-another-source"),
+    pytest.param("parse", _other_platform, checks.check_event_envelope,
+                 "platform 'shopify' on stream 'bk_", id="another-platform-on-its-own-stream"),
 ]  # fmt: skip
 
 
@@ -124,6 +140,13 @@ async def test_every_check_passes_the_unbroken_example(check: Check) -> None:
     from stay_adapter import plugin
 
     await _run(check, samples(plugin))
+
+
+def test_an_event_on_a_shopify_orders_stream_keeps_the_envelope() -> None:
+    """A subscription app names the renewal it charged by the Shopify order it created
+    (kit.renewals), so an event on platform ``shopify`` with a Shopify order's id as its
+    stream keeps the envelope promise; on the adapter's own stream it does not (above)."""
+    checks.check_event_envelope(samples(_broken_plugin("parse", _shopify_order)))
 
 
 def test_an_unsigned_delivery_that_makes_an_event_fails() -> None:

@@ -1,4 +1,5 @@
-"""What ingesting a polled order would do, worked out without writing anything (``--dry-run``).
+"""What ingesting a delivery would do, worked out without writing anything: the ``--dry-run``
+of ``backfill`` (a polled order) and of ``import`` (a file's transaction).
 
 The policy is a pure function of a stream's journaled history and the new event
 (:func:`kit.policy.decide`), so a dry run reads each stream's history from the journal and
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import attrs
 
+from kit.adapters import DeliveryIdentity, ParseResult
 from kit.domain import Skip
-from kit.feeds.contract import FeedOrder
-from kit.journal import Journal
+from kit.journal.protocol import Journal
 from kit.policy import Decision, Enqueue, History, PolicyConfig, decide
 
 
@@ -27,17 +28,23 @@ class Preview:
     decisions: tuple[Decision, ...] = ()
 
 
-async def preview(journal: Journal, source: str, policy: PolicyConfig, order: FeedOrder) -> Preview:
-    if isinstance(order.parsed, Skip):
-        return Preview(skip=order.parsed)
+async def preview(
+    journal: Journal,
+    source: str,
+    policy: PolicyConfig,
+    identity: DeliveryIdentity,
+    parsed: ParseResult,
+) -> Preview:
+    if isinstance(parsed, Skip):
+        return Preview(skip=parsed)
     known: dict[str, History] = {}
     out: list[Decision] = []
-    for event in order.parsed:
+    for event in parsed:
         history = known.get(event.stream)
         if history is None:
             stored = await journal.history(source, event.stream)
             if any(
-                row.event is not None and row.event.delivery_id == order.identity.delivery_id
+                row.event is not None and row.event.delivery_id == identity.delivery_id
                 for row in stored.events
             ):
                 return Preview(duplicate=True)
