@@ -151,6 +151,7 @@ async def test_readme_daemon_walkthrough(
     status = await run("status", "--json")
     data = json.loads(status.out)
     expected = {"db", "counts", "oldest_pending_age_seconds", "oldest_due_age_seconds"}
+    expected |= {"backing_off", "oldest_backing_off_age_seconds"}
     expected |= {"last_error", "blind_resends", "adopted", "holds"}
     assert set(data) == expected
     assert data["counts"]["delivered"] == 1

@@ -171,6 +171,14 @@ async def _status(outbox: Outbox) -> dict[str, Any]:
         # How long due work has waited; None when nothing pending is due (held back, backing
         # off, or nothing pending). This, not the oldest pending entry, is what to alert on.
         "oldest_due_age_seconds": None if due is None or due > now else round(now - due, 1),
+        # Entries waiting to try again after a failure, and how long the oldest has waited
+        # since it was enqueued: during an eTrusted outage nothing is due, and this grows.
+        "backing_off": stats.backing_off,
+        "oldest_backing_off_age_seconds": (
+            None
+            if stats.oldest_backing_off_created_at is None
+            else round(now - stats.oldest_backing_off_created_at, 1)
+        ),
         "last_error": stats.last_error,
         "blind_resends": stats.blind_resends,
         "adopted": stats.adopted,
@@ -188,6 +196,11 @@ def _status_lines(data: dict[str, Any]) -> list[str]:
     lines.append(f"  oldest pending: {'-' if age is None else f'{age} s'}")
     waited = data["oldest_due_age_seconds"]
     lines.append(f"  due and waiting for: {'-' if waited is None else f'{waited} s'}")
+    backing = data["oldest_backing_off_age_seconds"]
+    lines.append(
+        f"  backing off after a failure: {data['backing_off']}"
+        + ("" if backing is None else f", oldest enqueued {backing} s ago")
+    )
     lines.append(
         f"  adopted by reconciliation: {data['adopted']}, blind resends: {data['blind_resends']}"
     )

@@ -48,6 +48,8 @@ def listening_line(listening: Listening) -> str:
 
 def _announce(listening: Listening) -> None:
     print(listening_line(listening), flush=True)
+    if listening.admin is not None:
+        print(f"admin {listening.admin.url}: /healthz /readyz /metrics", flush=True)
 
 
 async def cmd_serve(args: argparse.Namespace) -> int:

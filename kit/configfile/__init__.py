@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from kit.configfile.load import config_from_mapping, load_config, parse_config
 from kit.configfile.model import (
+    AdminSettings,
     ETrustedSettings,
     KitConfig,
     OutboxSettings,
@@ -20,6 +21,7 @@ from kit.configfile.model import (
 )
 
 __all__ = [
+    "AdminSettings",
     "ETrustedSettings",
     "KitConfig",
     "OutboxSettings",

@@ -23,6 +23,16 @@ def _element(t: Any) -> Any:
     return None
 
 
+def _table(t: Any) -> Any:
+    """The attrs class of a table, also of an optional one (``AdminSettings | None``)."""
+    if attrs.has(t) and t is not Secret:
+        return t
+    args = [a for a in get_args(t) if a is not type(None)]
+    if len(args) == 1 and attrs.has(args[0]) and args[0] is not Secret:
+        return args[0]
+    return None
+
+
 def _walk(cl: type, prefix: str, header: str, out: dict[str, list[str]]) -> None:
     keys = out.setdefault(header, [])
     for a in attrs.fields(attrs.resolve_types(cl)):
@@ -33,8 +43,8 @@ def _walk(cl: type, prefix: str, header: str, out: dict[str, list[str]]) -> None
         element = _element(a.type)
         if element is not None:
             _walk(element, f"{prefix}{a.name}.", f"[[{prefix}{a.name}]]", out)
-        elif attrs.has(a.type) and a.type is not Secret:
-            _walk(a.type, f"{prefix}{a.name}.", f"[{prefix}{a.name}]", out)
+        elif (table := _table(a.type)) is not None:
+            _walk(table, f"{prefix}{a.name}.", f"[{prefix}{a.name}]", out)
         else:
             keys.append(a.name)
 

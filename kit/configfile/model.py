@@ -71,6 +71,29 @@ class ETrustedSettings:
         }
 
 
+DEFAULT_ADMIN_HOST = "127.0.0.1"
+DEFAULT_ADMIN_PORT = 9108
+
+
+def _admin_port(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigError(f"admin {attribute.name} must be a whole number 0..65535, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class AdminSettings:
+    """``[admin]``: the admin listener of ``serve`` (``/healthz``, ``/readyz``, ``/metrics``).
+
+    Separate from the webhook port, and on loopback by default: it is for the host's
+    Prometheus and probes, never for the shop platform. ``token`` guards the actions of the
+    operator page; the read-only endpoints do not ask for it.
+    """
+
+    host: str = DEFAULT_ADMIN_HOST
+    port: int = attrs.field(default=DEFAULT_ADMIN_PORT, validator=_admin_port)
+    token: Secret | None = None
+
+
 _ROUTE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
 
 
@@ -132,10 +155,15 @@ class KitConfig:
     outbox: OutboxSettings = OutboxSettings()
     etrusted: ETrustedSettings = ETrustedSettings()
     sources: tuple[SourceConfig, ...] = attrs.field(default=(), converter=_unique_names)
+    # None: no [admin] table, so serve opens no admin port (see docs/metrics.md).
+    admin: AdminSettings | None = None
 
 
 __all__ = [
+    "DEFAULT_ADMIN_HOST",
+    "DEFAULT_ADMIN_PORT",
     "NESTED_SOURCE_FIELDS",
+    "AdminSettings",
     "ETrustedSettings",
     "KitConfig",
     "OutboxSettings",

@@ -16,6 +16,7 @@ from kit.flusher.config import FlusherConfig, FlusherStats, InDoubtPolicy
 from kit.flusher.core import Flusher
 from kit.flusher.decisions import Label
 from kit.flusher.delivery import Accepted, DeliveryClient
+from kit.flusher.observer import FlusherObserver
 from kit.flusher.supervise import RunningFlusher
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "DeliveryClient",
     "Flusher",
     "FlusherConfig",
+    "FlusherObserver",
     "FlusherStats",
     "InDoubtPolicy",
     "Label",

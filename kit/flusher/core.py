@@ -46,6 +46,7 @@ from kit.flusher.cutoff import Deadlines
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
 from kit.flusher.holds import Holds
+from kit.flusher.observer import FlusherObserver
 from kit.flusher.report import Reporter
 from kit.flusher.supervise import RunningFlusher, running
 from kit.flusher.wakeups import relay_notifications
@@ -87,6 +88,7 @@ class Flusher:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        observer: FlusherObserver | None = None,
     ) -> None:
         self.outbox = outbox
         self.client = client
@@ -127,6 +129,17 @@ class Flusher:
         self._pace_streak = 0
         self._catalog = EventTypeCatalog(client, ttl=self.config.event_types_ttl, clock=clock)
         self._has_run = False
+        self._observer = observer
+
+    @property
+    def paused_by_credentials(self) -> bool:
+        """Whether this flusher sends nothing because eTrusted refused its credentials."""
+        return self._holds.own_paused
+
+    @property
+    def paced(self) -> bool:
+        """Whether the fleet waits out a 429 (eTrusted's rate limit) now, as last seen."""
+        return self._holds.paced(self._clock())
 
     def _start_again(self) -> None:
         """Undo what the previous run's shutdown left set, so that run() may be called again
@@ -385,6 +398,8 @@ class Flusher:
         """The one place a decision takes effect: counted, reported, turned into a result."""
         self.stats.count(decision.counts)
         self._report.decision(item, decision, clock=self._clock)
+        if self._observer is not None:
+            self._observer.decided(item, decision, kind, self._clock())
         return decisions.completion(
             item, decision, kind=kind, started_at=started_at, duration_ms=duration_ms
         )

@@ -130,6 +130,7 @@ def ingest_steps(plan: Plan) -> Steps:
         status=IngestStatus.ACCEPTED,
         delivery_id=delivery.identity.delivery_id,
         decisions=tuple(out),
+        kinds=tuple(event.kind for event in events),
     )
 
 

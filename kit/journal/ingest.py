@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 
 import attrs
 
@@ -43,6 +44,13 @@ from kit.policy import PolicyConfig
 logger = logging.getLogger(__name__)
 
 SYSTEM = "etrusted-kit"
+
+
+class IngestObserver(Protocol):
+    """Watches every committed ingest, pushed or polled (metrics, for one); called once per
+    delivery after its transaction, so it must be quick and must not raise."""
+
+    def ingested(self, source: str, result: IngestResult) -> None: ...
 
 
 @attrs.frozen(kw_only=True)
@@ -102,8 +110,10 @@ class Intake:
         clock: Callable[[], float] = time.time,
         system: str = SYSTEM,
         system_version: str = kit.__version__,
+        observer: IngestObserver | None = None,
     ) -> None:
         self._outbox = outbox
+        self._observer = observer
         self._journal = journal if journal is not None else journal_for(outbox, clock=clock)
         self._clock = clock
         self._system = system
@@ -181,11 +191,13 @@ class Intake:
         )
 
     def _after(self, source: IntakeSource, results: Sequence[IngestResult]) -> None:
-        """Wake the flusher for new entries; one log line per delivery."""
+        """Wake the flusher for new entries; one log line (and observer call) per delivery."""
         if any(d.outcome.value in ("enqueued", "amended") for r in results for d in r.decisions):
             self._outbox.notify()
         for result in results:
             _log(source.name, result)
+            if self._observer is not None:
+                self._observer.ingested(source.name, result)
 
     def _prepare(
         self, facts: BodyFacts, *, event_type: str, channel_id: str, key: str, send_after: float
@@ -223,4 +235,4 @@ def _log(source: str, result: IngestResult) -> None:
     )
 
 
-__all__ = ["SYSTEM", "Intake", "IntakeSource", "journal_for"]
+__all__ = ["SYSTEM", "IngestObserver", "Intake", "IntakeSource", "journal_for"]

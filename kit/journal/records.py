@@ -63,6 +63,7 @@ class IngestResult:
     delivery_id: str
     skip: Skip | None = None
     decisions: tuple[JournaledDecision, ...] = ()
+    kinds: tuple[str, ...] = ()  # the journaled domain events' kinds, in order (for metrics)
 
     @property
     def enqueued(self) -> tuple[str, ...]:

@@ -205,7 +205,11 @@ class Sql:
                  ORDER BY updated_at DESC, id DESC LIMIT 1) AS last_error,
                 (SELECT coalesce(sum(blind_resends), 0) FROM {t}
                  WHERE blind_resends > 0) AS blind_resends,
-                (SELECT count(*) FROM {t} WHERE adopted) AS adopted
+                (SELECT count(*) FROM {t} WHERE adopted) AS adopted,
+                (SELECT count(*) FROM {t}
+                 WHERE state = 'pending' AND last_error IS NOT NULL) AS backing_off,
+                (SELECT min(created_at) FROM {t}
+                 WHERE state = 'pending' AND last_error IS NOT NULL) AS oldest_backing_off
         """
         self.load = f"""
             INSERT INTO {t} (key, state, event_type, channel_id, transaction_reference, payload,
@@ -344,6 +348,8 @@ def stats_from_row(row: Any) -> OutboxStats:
         last_error=row["last_error"],
         blind_resends=row["blind_resends"],
         adopted=row["adopted"],
+        backing_off=row["backing_off"],
+        oldest_backing_off_created_at=row["oldest_backing_off"],
     )
 
 

@@ -231,7 +231,10 @@ STATS_SUMMARY = (
     "  ORDER BY updated_at DESC, id DESC LIMIT 1),"
     " (SELECT coalesce(sum(blind_resends), 0) FROM etk_entries"
     "  WHERE blind_resends > 0),"
-    " (SELECT count(*) FROM etk_entries WHERE adopted = 1)"
+    " (SELECT count(*) FROM etk_entries WHERE adopted = 1),"
+    " (SELECT count(*) FROM etk_entries WHERE state = 'pending' AND last_error IS NOT NULL),"
+    " (SELECT min(created_at) FROM etk_entries"
+    "  WHERE state = 'pending' AND last_error IS NOT NULL)"
 )
 
 
@@ -366,7 +369,7 @@ def stats_from_rows(grouped: Iterable[Sequence[Any]], summary: Sequence[Any]) ->
     counts = empty_stats_counts()
     for state, count in grouped:
         counts[State(state)] = count
-    oldest, earliest_due, last_error, blind, adopted = summary
+    oldest, earliest_due, last_error, blind, adopted, backing_off, oldest_backing_off = summary
     return OutboxStats(
         counts=counts,
         oldest_pending_created_at=oldest,
@@ -374,6 +377,8 @@ def stats_from_rows(grouped: Iterable[Sequence[Any]], summary: Sequence[Any]) ->
         last_error=last_error,
         blind_resends=int(blind),
         adopted=int(adopted),
+        backing_off=int(backing_off),
+        oldest_backing_off_created_at=oldest_backing_off,
     )
 
 

@@ -338,9 +338,14 @@ class InMemoryStorage:
         oldest: float | None = None
         earliest_due: float | None = None
         latest: tuple[float, int, str] | None = None
-        blind = adopted = 0
+        blind = adopted = backing_off = 0
+        oldest_backing_off: float | None = None
         for entry in self._entries.values():
             counts[entry.state] += 1
+            if entry.state is State.PENDING and entry.last_error is not None:
+                backing_off += 1
+                if oldest_backing_off is None or entry.created_at < oldest_backing_off:
+                    oldest_backing_off = entry.created_at
             if entry.state is State.PENDING:
                 if oldest is None or entry.created_at < oldest:
                     oldest = entry.created_at
@@ -359,6 +364,8 @@ class InMemoryStorage:
             last_error=None if latest is None else latest[2],
             blind_resends=blind,
             adopted=adopted,
+            backing_off=backing_off,
+            oldest_backing_off_created_at=oldest_backing_off,
         )
 
     # -- moving an outbox -------------------------------------------------------------------

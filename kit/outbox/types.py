@@ -282,6 +282,11 @@ class OutboxStats:
     last_error: str | None
     blind_resends: int
     adopted: int
+    # Pending entries that failed before (they carry an error) and wait for their next try,
+    # with the enqueue time of the oldest. During an eTrusted outage every entry is here and
+    # none is due, so these, not ``earliest_due_at``, show that sending has stopped working.
+    backing_off: int = 0
+    oldest_backing_off_created_at: float | None = None
 
 
 @attrs.frozen(kw_only=True)

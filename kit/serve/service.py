@@ -22,6 +22,11 @@ flusher, then the pollers (:mod:`kit.serve.polling`), and returns only when all 
   ERROR and shows ``failed`` in :attr:`Service.pollers`, while webhooks keep coming in (the
   poll is the safety net under them, not the intake itself).
 
+With an ``[admin]`` table in the configuration, an admin listener on a port of its own serves
+``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`kit.admin`). It opens after the webhook
+listener and closes last, so ``/readyz`` answers 503 while the service drains. The figures are
+:attr:`Service.metrics`, also without the admin listener.
+
 Everything comes in as objects (:class:`~kit.configfile.KitConfig`,
 :class:`~kit.config.ClientConfig`, :class:`~kit.flusher.FlusherConfig`,
 :class:`ServeSettings`); nothing here reads the environment or installs signal handlers, so an
@@ -39,6 +44,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from kit import admin
 from kit.client import ETrustedClient
 from kit.config import ClientConfig
 from kit.configfile import KitConfig
@@ -48,6 +54,8 @@ from kit.feeds.lease import leases_for
 from kit.feeds.runner import FeedRunner, FeedSource
 from kit.flusher import Flusher, FlusherConfig, FlusherStats, RunningFlusher
 from kit.journal import Intake
+from kit.metrics import Metrics
+from kit.metrics.feeds import FeedHealth
 from kit.outbox import Outbox
 from kit.serve.listener import Address, Listener
 from kit.serve.polling import Poller, PollerHealth
@@ -72,6 +80,7 @@ class Listening:
 
     addresses: tuple[Address, ...]
     routes: tuple[Route, ...]
+    admin: Address | None = None  # the admin listener's address, when [admin] is configured
 
     @property
     def url(self) -> str:
@@ -105,6 +114,7 @@ class Service:
         *,
         storage_options: Mapping[str, Any] | None = None,
         on_listening: Callable[[Listening], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not config.sources:
             raise ConfigError(
@@ -131,6 +141,21 @@ class Service:
         self._handle: RunningFlusher | None = None
         self._listening: Listening | None = None
         self._pollers: tuple[Poller, ...] = ()
+        self._outbox: Outbox | None = None
+        self._admin: Listener | None = None
+        self._metrics = metrics or Metrics(sources=(s.name for s in config.sources))
+
+    @property
+    def metrics(self) -> Metrics:
+        """The service's metrics (:class:`~kit.metrics.Metrics`), readable without HTTP."""
+        return self._metrics
+
+    async def readiness(self) -> admin.Readiness:
+        """What ``/readyz`` answers: the database, the flusher and the intake, each checked."""
+        return await admin.readiness(self._outbox, self._handle, self._accepting)
+
+    def _accepting(self) -> bool:
+        return self._listening is not None and not self._stop_requested
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -201,7 +226,10 @@ class Service:
         # or a bad source fails here, with no database opened and no port bound.
         outbox = Outbox.from_url(url.value, **self._storage_options)
         webhooks = Webhooks.from_config(
-            Intake(outbox), self._config, settings=self._settings.webhooks
+            Intake(outbox, observer=self._metrics),
+            self._config,
+            settings=self._settings.webhooks,
+            observer=self._metrics,
         )
         listener = Listener(
             host=self._settings.host,
@@ -209,6 +237,7 @@ class Service:
             grace=self._settings.shutdown_grace,
         )
         webhooks.install(listener.app)
+        admin_listener = self._admin_listener()
         feeds = [feed for feed in map(FeedSource.polled, self._config.sources) if feed is not None]
         try:
             async with (
@@ -216,18 +245,54 @@ class Service:
                 ETrustedClient(self._client_config) as client,
                 aiohttp.ClientSession() as session,
             ):
-                flusher = self._built = Flusher(outbox, client, self._flusher_config)
+                self._outbox = outbox
+                flusher = self._built = Flusher(
+                    outbox, client, self._flusher_config, observer=self._metrics
+                )
+                self._metrics.watch(
+                    outbox=outbox,
+                    flusher=flusher,
+                    running=lambda: self._handle is not None and self._handle.healthy,
+                )
                 self._pollers = tuple(
                     self._poller(feed, outbox, session, flusher.owner) for feed in feeds
                 )
+                self._watch_feeds(feeds, outbox)
                 await listener.start()
                 try:
+                    if admin_listener is not None:
+                        await admin_listener.start()
                     return await self._supervise(flusher, listener)
                 finally:
                     await listener.close()
+                    if admin_listener is not None:
+                        await admin_listener.close()
         finally:
             self._listening = None
+            self._outbox = None
             logger.info("serve stopped", extra={"action": "serve_stopped"})
+
+    def _watch_feeds(self, feeds: list[FeedSource], outbox: Outbox) -> None:
+        intervals = {
+            feed.name: feed.feed.poll_interval.total_seconds()
+            for feed in feeds
+            if feed.feed.poll_interval is not None
+        }
+        if intervals:
+            self._metrics.watch_feeds(
+                checkpoints_for(outbox),
+                intervals,
+                lambda: [FeedHealth(p.source, not p.healthy) for p in self.pollers],
+            )
+
+    def _admin_listener(self) -> Listener | None:
+        settings = self._config.admin
+        if settings is None:
+            return None
+        listener = Listener(host=settings.host, port=settings.port, grace=1.0)
+        admin.install(listener.app, self._metrics, self.readiness)
+        self._admin = listener
+        return listener
 
     def _poller(
         self, feed: FeedSource, outbox: Outbox, session: aiohttp.ClientSession, holder: str
@@ -235,7 +300,10 @@ class Service:
         interval = feed.feed.poll_interval
         assert interval is not None  # FeedSource.polled() keeps only feeds that poll
         runner = FeedRunner(
-            feed, intake=Intake(outbox), checkpoints=checkpoints_for(outbox), session=session
+            feed,
+            intake=Intake(outbox, observer=self._metrics),
+            checkpoints=checkpoints_for(outbox),
+            session=session,
         )
         return Poller(
             runner,
@@ -303,7 +371,8 @@ class Service:
         return ended in done and stop not in done
 
     def _announce(self, listener: Listener) -> None:
-        self._listening = Listening(listener.addresses, self._routes)
+        admin_at = None if self._admin is None else self._admin.addresses[0]
+        self._listening = Listening(listener.addresses, self._routes, admin_at)
         logger.info(
             "serve listening on %s",
             self._listening.url,

@@ -8,7 +8,8 @@ delivery from any framework. Embedding: ``docs/intake.md``.
 from __future__ import annotations
 
 from kit.webhooks.answer import WebhookAnswer
+from kit.webhooks.observer import WebhookObserver
 from kit.webhooks.settings import WebhookSettings
 from kit.webhooks.webhooks import Webhooks
 
-__all__ = ["WebhookAnswer", "WebhookSettings", "Webhooks"]
+__all__ = ["WebhookAnswer", "WebhookObserver", "WebhookSettings", "Webhooks"]

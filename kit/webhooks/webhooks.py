@@ -11,6 +11,7 @@ the platform never retries what is stored. A database failure answers 503 with
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from typing import TypeAlias
 
@@ -26,9 +27,11 @@ from kit.errors import (
     VerificationError,
 )
 from kit.journal.ingest import Intake, IntakeSource
+from kit.journal.records import IngestResult
 from kit.webhooks import refusals
 from kit.webhooks.answer import WebhookAnswer, stored
 from kit.webhooks.body import BodyTooLarge, BodyUnreadable, check_declared, read_capped
+from kit.webhooks.observer import WebhookObserver
 from kit.webhooks.settings import WebhookSettings
 
 _CHUNK = 64 * 1024
@@ -50,9 +53,12 @@ class Webhooks:
         intake: Intake,
         sources: Iterable[IntakeSource],
         settings: WebhookSettings = WebhookSettings(),  # noqa: B008 - frozen, shared safely
+        *,
+        observer: WebhookObserver | None = None,
     ) -> None:
         self._intake = intake
         self._settings = settings
+        self._observer = observer
         self._sources: dict[str, IntakeSource] = {}
         for source in sources:
             if source.name in self._sources:
@@ -65,9 +71,12 @@ class Webhooks:
         intake: Intake,
         config: KitConfig,
         settings: WebhookSettings = WebhookSettings(),  # noqa: B008
+        *,
+        observer: WebhookObserver | None = None,
     ) -> Webhooks:
         """Every ``[[sources]]`` table of the file, each with its adapter looked up by name."""
-        return cls(intake, [IntakeSource.from_config(s) for s in config.sources], settings)
+        sources = [IntakeSource.from_config(s) for s in config.sources]
+        return cls(intake, sources, settings, observer=observer)
 
     @property
     def intake(self) -> Intake:
@@ -121,9 +130,20 @@ class Webhooks:
     # -- the one path every delivery takes --------------------------------------------------
 
     async def _answer(self, name: str, headers: HeadersIn, read: _Reader) -> WebhookAnswer:
+        if self._observer is None:
+            return (await self._decide(name, headers, read))[0]
+        started = time.perf_counter()
+        answer, result = await self._decide(name, headers, read)
+        known = name if name in self._sources else None
+        self._observer.answered(known, answer, result, time.perf_counter() - started)
+        return answer
+
+    async def _decide(
+        self, name: str, headers: HeadersIn, read: _Reader
+    ) -> tuple[WebhookAnswer, IngestResult | None]:
         source = self._sources.get(name)
         if source is None:
-            return refusals.unknown_source(name)
+            return refusals.unknown_source(name), None
         try:
             lowered = normalise_headers(headers)
             limit = self._settings.max_body_bytes
@@ -133,18 +153,18 @@ class Webhooks:
                 raise BodyTooLarge(declared=False)
             result = await self._intake.ingest_raw(source, lowered, raw_body)
         except BodyTooLarge as exc:
-            return refusals.too_large(name, exc, self._settings.max_body_bytes)
+            return refusals.too_large(name, exc, self._settings.max_body_bytes), None
         except BodyUnreadable as exc:
-            return refusals.unreadable(name, exc)
+            return refusals.unreadable(name, exc), None
         except VerificationError as exc:
-            return refusals.not_verified(name, exc)
+            return refusals.not_verified(name, exc), None
         except PayloadError as exc:
-            return refusals.bad_payload(name, exc)
+            return refusals.bad_payload(name, exc), None
         except (StorageError, OutboxMovedError) as exc:
-            return refusals.storage_failed(name, exc, self._settings.retry_after)
+            return refusals.storage_failed(name, exc, self._settings.retry_after), None
         except Exception:  # noqa: BLE001 - a bug: rolled back, logged with its traceback
-            return refusals.crashed(name)
-        return stored(result)
+            return refusals.crashed(name), None
+        return stored(result), result
 
 
 async def _ready(raw_body: bytes) -> bytes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kit.outbox.protocol import Storage
 from kit.outbox.types import (
+    Delivered,
     Entry,
     Retry,
     State,
@@ -54,6 +55,29 @@ class ReadingContract(ContractBase):
         assert s.last_error == "HTTP 502"
         # Backing off: p-old is still the oldest pending entry, but p-new is due earliest.
         assert (s.oldest_pending_created_at, s.earliest_due_at) == (T + 4, T + 5)
+
+    async def test_stats_count_entries_backing_off(self, storage: Storage) -> None:
+        """``stats`` counts the pending entries that failed and wait for their next try, with
+        the enqueue time of the oldest; pending entries that never failed are not counted, so
+        an outage in which every entry fails shows, although none of them is due."""
+        empty = await storage.stats()
+        assert (empty.backing_off, empty.oldest_backing_off_created_at) == (0, None)
+        await enqueue(storage, "first", now=T + 1)
+        await enqueue(storage, "second", now=T + 2)
+        await enqueue(storage, "fresh", now=T + 3, send_after=T + 50)  # held back, no failure
+        for key in ("first", "second"):
+            c = await claim_one(storage, key, now=T + 10, limit=1)
+            assert await finish(storage, c, Retry(due_at=T + 100, error="HTTP 503"), now=T + 11)
+        s = await storage.stats()
+        assert (s.backing_off, s.oldest_backing_off_created_at) == (2, T + 1)
+        assert s.earliest_due_at == T + 50  # nothing failed is due: only the held-back one
+
+        c = await claim_one(storage, "fresh", now=T + 60, limit=1)
+        assert await finish(storage, c, Delivered(event_ref="evt-0"), now=T + 61)
+        c = await claim_one(storage, "first", now=T + 100, limit=1)
+        assert await finish(storage, c, Delivered(event_ref="evt-1"), now=T + 101)
+        s = await storage.stats()
+        assert (s.backing_off, s.oldest_backing_off_created_at) == (1, T + 2)
 
     async def test_entries_filter_and_pagination(self, storage: Storage) -> None:
         """``entries`` lists in id order, filtered by state, a page at a time after a given id."""
