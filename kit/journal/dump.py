@@ -168,6 +168,29 @@ def rows_of(storage: Storage) -> JournalRows | None:
     return None
 
 
+async def refuse_foreign_journal(source: JournalRows, target: JournalRows) -> None:
+    """Refuse, before anything is copied, a ``target`` whose journal began apart from
+    ``source``'s: its first row of a table is not the row ``source`` has under that id.
+
+    :func:`copy_journal` checks every row it finds in place; this catches the common case
+    (a target that took deliveries of its own) before the source is marked as moved.
+    """
+    for table in Table:
+        first = await target.page(table, after=0, upto=None, limit=1)
+        if (
+            first
+            and await source.page(table, after=first[0][0] - 1, upto=first[0][0], limit=1) != first
+        ):
+            raise OutboxError(_foreign(table, first[0][0], first[0][0]))
+
+
+def _foreign(table: Table, first: int, last: int) -> str:
+    return (
+        f"the target's journal already holds other rows ({table.name.lower()} ids"
+        f" {first}..{last}): a journal can only be moved into an outbox whose journal is empty"
+    )
+
+
 async def copy_journal(source: JournalRows, target: JournalRows, *, batch: int) -> int:
     """Copy every journal row of ``source`` into ``target``, page by page; the rows copied.
 
@@ -182,14 +205,19 @@ async def copy_journal(source: JournalRows, target: JournalRows, *, batch: int) 
             if inserted < len(page):
                 there = await target.page(table, after=after, upto=page[-1][0], limit=len(page))
                 if set(there) != set(page):
-                    raise OutboxError(
-                        f"the target's journal already holds other rows ({table.name.lower()}"
-                        f" ids {page[0][0]}..{page[-1][0]}): a journal can only be moved into"
-                        " an outbox whose journal is empty"
-                    )
+                    raise OutboxError(_foreign(table, page[0][0], page[-1][0]))
             copied += inserted
             after = page[-1][0]
     return copied
 
 
-__all__ = ["JournalRows", "MemoryRows", "PostgresRows", "SQLiteRows", "Table", "copy_journal"]
+__all__ = [
+    "JournalRows",
+    "MemoryRows",
+    "PostgresRows",
+    "SQLiteRows",
+    "Table",
+    "copy_journal",
+    "refuse_foreign_journal",
+    "rows_of",
+]

@@ -3,15 +3,22 @@ platform's retries, cancellations, ``explain`` and feeds carry on where the outb
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
+from kit.errors import OutboxError
 from kit.feeds.checkpoint import Checkpoint, Run, checkpoints_in
 from kit.journal.dump import Row, Table, rows_of
 from kit.journal.explain import explain
 from kit.journal.records import IngestStatus
+from kit.outbox import _sqlite_sql as sql
 from kit.outbox import email_hash
+from kit.outbox.migrations import load_migrations
 from kit.outbox.move import migrate_outbox
 from kit.outbox.protocol import Storage
+from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import State
 
 from .conftest import Kit, decided, deliver, history, outcomes
@@ -100,7 +107,33 @@ async def test_a_target_with_a_journal_of_its_own_is_refused(
     """Two journals cannot be merged without reordering one: the move names the conflict."""
     await deliver(memory_kit, fulfilled_order(), "orders/fulfilled", "w-1")
     await deliver(sqlite_kit, fulfilled_order(OTHER_ORDER), "orders/fulfilled", "w-9")
-    from kit.errors import OutboxError
-
     with pytest.raises(OutboxError, match="journal already holds other rows"):
         await migrate_outbox(memory_kit.storage, sqlite_kit.storage, now=NOW)
+    assert await memory_kit.storage.moved_to() is None  # refused before the source was marked
+    assert await sqlite_kit.storage.get(KEY) is None  # and before any entry was copied
+
+
+async def test_a_source_from_before_the_journal_moves_without_one(tmp_path: Path) -> None:
+    """A source the move does not upgrade (schema version 2: no journal, no feeds) moves its
+    entries, and no journal row or checkpoint is looked for."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        db.execute(sql.SCHEMA_TABLE)
+        for migration in load_migrations("sqlite")[:2]:
+            for statement in sql.statements(migration.sql):
+                db.execute(statement)
+            db.execute(sql.RECORD_VERSION, (migration.version, migration.name, 0.0))
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    source = SQLiteStorage(path)
+    await source.open(migrate=False)
+    try:
+        async with SQLiteStorage(tmp_path / "new.db") as target:
+            report = await migrate_outbox(source, target, now=NOW)
+            assert (report.copied, report.journal_copied, report.checkpoints_copied) == (0, 0, 0)
+            assert await source.moved_to() == target.url
+    finally:
+        await source.aclose()
