@@ -348,7 +348,7 @@ class MemoryJournal(JournalStore):
         here, so a row must come right after the last one."""
         added = 0
         for row in rows:
-            present = len(self.stored(table))
+            present = len(self._table(table))
             if row[0] <= present:
                 continue
             if row[0] != present + 1:
@@ -356,6 +356,12 @@ class MemoryJournal(JournalStore):
             self._append(table, row)
             added += 1
         return added
+
+    def _table(self, table: Table) -> list[Any]:
+        rows = self._rows
+        if table is Table.DELIVERIES:
+            return rows.delivery_rows
+        return rows.events if table is Table.EVENTS else rows.decisions
 
     def _append(self, table: Table, row: tuple[Any, ...]) -> None:
         rows = self._rows
