@@ -885,7 +885,7 @@ async def test_migrate_outbox(run: Run, tmp_path: Path, monkeypatch: pytest.Monk
     assert result.code == 0, result.err
     assert result.out == (
         "copied 7 entries (cancelled=1, dead=1, delivered=1, in_doubt=1, pending=2, sending=1);"
-        " 0 already present in the target\n"
+        " 0 already present in the target; 0 journal rows and 0 feed checkpoints copied\n"
     )
     source, target = await entries(str(tmp_path / "a.db")), await entries(str(tmp_path / "b.db"))
     assert {k: (e.state, e.event_ref, e.attempt, e.payload) for k, e in target.items()} == {
@@ -895,7 +895,9 @@ async def test_migrate_outbox(run: Run, tmp_path: Path, monkeypatch: pytest.Monk
     again = await run(*argv)
     assert again.code == 0
     assert again.out.startswith("copied 0 entries (")
-    assert again.out.endswith("; 7 already present in the target\n")
+    assert again.out.endswith(
+        "; 7 already present in the target; 0 journal rows and 0 feed checkpoints copied\n"
+    )
 
 
 # -- errors and -v -----------------------------------------------------------------------------

@@ -397,7 +397,9 @@ async def cmd_migrate_outbox(args: argparse.Namespace) -> int:
     by_state = ", ".join(f"{k}={v}" for k, v in sorted(report.by_state.items()))
     print(
         f"copied {report.copied} entries ({by_state or 'none'}); "
-        f"{report.skipped_existing} already present in the target"
+        f"{report.skipped_existing} already present in the target; "
+        f"{report.journal_copied} journal rows and {report.checkpoints_copied} feed checkpoints"
+        " copied"
     )
     return 0
 

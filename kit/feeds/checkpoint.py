@@ -24,6 +24,7 @@ from kit.outbox import Outbox
 
 if TYPE_CHECKING:  # the backends import their drivers; the store imports them when chosen
     from kit.outbox.postgres import PostgresStorage
+    from kit.outbox.protocol import Storage
     from kit.outbox.sqlite import SQLiteStorage
 
 
@@ -58,6 +59,14 @@ class CheckpointStore(Protocol):
 
     async def save(self, checkpoint: Checkpoint) -> None:
         """Insert or replace the source's checkpoint for ``checkpoint.run``."""
+        ...
+
+    async def dump(self) -> list[Checkpoint]:
+        """Every checkpoint (one per source and run: a short list), for a move."""
+        ...
+
+    async def add(self, checkpoint: Checkpoint) -> bool:
+        """Insert ``checkpoint`` unless its source and run have one already (which stays)."""
         ...
 
 
@@ -99,6 +108,9 @@ class SQLiteCheckpoints:
         f"INSERT OR REPLACE INTO etk_feed_checkpoints ({_COLUMNS}) VALUES ({', '.join('?' * 9)})"
     )
 
+    _DUMP = f"SELECT {_COLUMNS} FROM etk_feed_checkpoints ORDER BY source, run"
+    _ADD = f"INSERT OR IGNORE INTO etk_feed_checkpoints ({_COLUMNS}) VALUES ({', '.join('?' * 9)})"
+
     def __init__(self, storage: SQLiteStorage) -> None:
         self._storage = storage
 
@@ -115,12 +127,29 @@ class SQLiteCheckpoints:
             "feed.checkpoint.save", lambda db: db.execute(self._SAVE, values)
         )
 
+    async def dump(self) -> list[Checkpoint]:
+        rows = await self._storage.run_transaction(
+            "feed.checkpoint.dump", lambda db: db.execute(self._DUMP).fetchall()
+        )
+        return [_row(r) for r in rows]
+
+    async def add(self, checkpoint: Checkpoint) -> bool:
+        values = _values(checkpoint)
+        added: int = await self._storage.run_transaction(
+            "feed.checkpoint.add", lambda db: db.execute(self._ADD, values).rowcount
+        )
+        return added == 1
+
 
 class PostgresCheckpoints:
     def __init__(self, storage: PostgresStorage) -> None:
         self._storage = storage
         table = f'"{storage.schema}".feed_checkpoints'
         self._load = f"SELECT {_COLUMNS} FROM {table} WHERE source = $1 AND run = $2"
+        self._dump = f"SELECT {_COLUMNS} FROM {table} ORDER BY source, run"
+        self._add = f"""
+            INSERT INTO {table} ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (source, run) DO NOTHING RETURNING source"""
         self._save = f"""
             INSERT INTO {table} ({_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (source, run) DO UPDATE SET
@@ -137,6 +166,14 @@ class PostgresCheckpoints:
         async with self._storage.transaction("feed.checkpoint.save") as conn:
             await conn.execute(self._save, *_values(checkpoint))
 
+    async def dump(self) -> list[Checkpoint]:
+        async with self._storage.transaction("feed.checkpoint.dump") as conn:
+            return [_row(r) for r in await conn.fetch(self._dump)]
+
+    async def add(self, checkpoint: Checkpoint) -> bool:
+        async with self._storage.transaction("feed.checkpoint.add") as conn:
+            return await conn.fetchval(self._add, *_values(checkpoint)) is not None
+
 
 class MemoryCheckpoints:
     def __init__(self) -> None:
@@ -148,13 +185,23 @@ class MemoryCheckpoints:
     async def save(self, checkpoint: Checkpoint) -> None:
         self._rows[(checkpoint.source, checkpoint.run)] = checkpoint
 
+    async def dump(self) -> list[Checkpoint]:
+        return [self._rows[k] for k in sorted(self._rows)]
+
+    async def add(self, checkpoint: Checkpoint) -> bool:
+        return self._rows.setdefault((checkpoint.source, checkpoint.run), checkpoint) is checkpoint
+
 
 _MEMORY: weakref.WeakKeyDictionary[object, MemoryCheckpoints] = weakref.WeakKeyDictionary()
 
 
 def checkpoints_for(outbox: Outbox) -> CheckpointStore:
     """The checkpoint store in ``outbox``'s database (the outbox must be open)."""
-    storage = outbox.storage
+    return checkpoints_in(outbox.storage)
+
+
+def checkpoints_in(storage: Storage) -> CheckpointStore:
+    """The checkpoint store beside ``storage`` (which must be open)."""
     from kit.outbox.memory import InMemoryStorage
 
     if isinstance(storage, InMemoryStorage):
@@ -180,4 +227,5 @@ __all__ = [
     "Run",
     "SQLiteCheckpoints",
     "checkpoints_for",
+    "checkpoints_in",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from kit.domain import DomainEvent, Skip
+from kit.errors import OutboxError
 from kit.journal.core import (
     Stream,
     decision_columns,
@@ -26,6 +27,7 @@ from kit.journal.core import (
     read_event,
     run_sync,
 )
+from kit.journal.dump import Table
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -317,6 +319,82 @@ class MemoryJournal(JournalStore):
             self._rows = rows
             restore()
             raise
+
+    # -- a move to another backend (kit.journal.dump) -------------------------------------------
+
+    def stored(self, table: Table) -> list[tuple[Any, ...]]:
+        """``table``'s rows as the SQL backends store them (:class:`~kit.journal.dump.Table`)."""
+        rows = self._rows
+        if table is Table.DELIVERIES:
+            return [
+                (d.seq, d.source, d.delivery_id, d.event_id, d.topic, d.received_at,
+                 d.skip_reason, d.skip_detail)
+                for d in rows.delivery_rows
+            ]  # fmt: skip
+        if table is Table.EVENTS:
+            return [
+                (e.seq, e.delivery, e.source, e.stream, e.kind, e.occurred_at, e.recorded_at,
+                 e.email_hash, e.body, e.reference)
+                for e in rows.events
+            ]  # fmt: skip
+        return [
+            (d.seq, d.event_seq, d.source, d.stream, d.kind, d.key, d.outcome.value,
+             d.decided_at, d.email_hash, d.invite_at, d.body)
+            for d in rows.decisions
+        ]  # fmt: skip
+
+    def restore(self, table: Table, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Append the rows of :meth:`stored`'s shape that are new; how many. Ids are positions
+        here, so a row must come right after the last one."""
+        added = 0
+        for row in rows:
+            present = len(self._table(table))
+            if row[0] <= present:
+                continue
+            if row[0] != present + 1:
+                raise OutboxError(f"journal row {row[0]} would leave a gap after {present}")
+            self._append(table, row)
+            added += 1
+        return added
+
+    def _table(self, table: Table) -> list[Any]:
+        rows = self._rows
+        if table is Table.DELIVERIES:
+            return rows.delivery_rows
+        return rows.events if table is Table.EVENTS else rows.decisions
+
+    def _append(self, table: Table, row: tuple[Any, ...]) -> None:
+        rows = self._rows
+        if table is Table.DELIVERIES:
+            delivery = DeliveryRow(
+                seq=row[0],
+                source=row[1],
+                delivery_id=row[2],
+                event_id=row[3],
+                topic=row[4],
+                received_at=row[5],
+                skip_reason=row[6],
+                skip_detail=row[7],
+            )
+            rows.delivery_rows.append(delivery)
+            rows.deliveries.add((delivery.source, delivery.delivery_id))
+            if delivery.event_id is not None:
+                rows.event_ids.add((delivery.source, delivery.event_id))
+        elif table is Table.EVENTS:
+            seq, delivery_row, source, stream, kind, occurred, recorded, email, body, ref = row
+            rows.events.append(
+                _Event(
+                    seq, delivery_row, source, stream, kind, occurred, recorded, email, ref, body
+                )
+            )
+        else:
+            seq, event_seq, source, stream, kind, key, outcome, decided, email, invite, body = row
+            rows.decisions.append(
+                _Decision(
+                    seq, event_seq, source, stream, kind, key, Outcome(outcome), decided, email,
+                    invite, body,
+                )
+            )  # fmt: skip
 
     # -- the storage's companion: purge and forget ------------------------------------------
 

@@ -2,8 +2,11 @@
 
 Everything that exactly-once delivery depends on travels: the key ledger (so a replayed webhook
 stays a duplicate), event refs, attempt numbers (the fencing tokens), ``in_doubt`` state and its
-timestamps, blind resends, leases and the attempt logs. Holds do not: they are short-lived brakes
-that the flushers set again if the cause is still there.
+timestamps, blind resends, leases and the attempt logs. The journal travels after them (so a
+platform's retry of an earlier delivery stays a duplicate, a cancellation finds its order's
+history, and ``explain`` shows earlier orders: :mod:`kit.journal.dump`), and so do the feed
+checkpoints (a poll or backfill resumes where it stood). Holds and feed leases do not: they are
+short-lived, and set again by whoever still needs them.
 
 Flushers must be stopped on the source while it is copied: an entry that changes after its batch
 was copied would be stale in the target. A live lease proves a flusher is at work, so its presence
@@ -29,6 +32,8 @@ from kit.outbox.types import Hold, State
 log = logging.getLogger(__name__)
 
 _PAGE = 500
+# Schema versions (kit/outbox/migrations): the journal's tables, their reference column, feeds.
+_JOURNAL, _JOURNAL_REFERENCE, _FEEDS = 3, 4, 5
 
 
 @attrs.frozen(kw_only=True)
@@ -36,12 +41,16 @@ class MigrationReport:
     """What :func:`migrate_outbox` did.
 
     ``by_state`` counts every source entry by state (every State present, zero when none), so it
-    sums to ``copied + skipped_existing``.
+    sums to ``copied + skipped_existing``. ``journal_copied`` counts the journal's rows
+    (deliveries, events and decisions) and ``checkpoints_copied`` the feed checkpoints this run
+    wrote; both are 0 on a run that repeats a finished move.
     """
 
     copied: int
     skipped_existing: int
     by_state: dict[State, int]
+    journal_copied: int = 0
+    checkpoints_copied: int = 0
 
 
 async def migrate_outbox(
@@ -76,6 +85,7 @@ async def migrate_outbox(
     if onward is not None:
         # Its flushers stopped for good: what was copied there would never be sent.
         raise OutboxError(f"{target.url} was itself moved to {onward}; move to that one instead")
+    carried = await _journal_to_copy(source, target)
     if not force:
         # Before the mark, so that a move refused for a running flusher leaves no trace (the
         # mark would make that flusher stop); checked again below, after the mark.
@@ -112,16 +122,79 @@ async def migrate_outbox(
             skipped,
             extra={"action": "outbox.migrate_outbox.batch", "copied": copied, "skipped": skipped},
         )
-    report = MigrationReport(copied=copied, skipped_existing=skipped, by_state=by_state)
+    journal, checkpoints = await _copy_journal(source, target, carried, batch)
+    report = MigrationReport(
+        copied=copied,
+        skipped_existing=skipped,
+        by_state=by_state,
+        journal_copied=journal,
+        checkpoints_copied=checkpoints,
+    )
     log.info(
-        "outbox migrated from %s to %s: %d copied, %d already there",
+        "outbox migrated from %s to %s: %d copied, %d already there, %d journal rows,"
+        " %d feed checkpoints",
         source.url,
         target.url,
         copied,
         skipped,
-        extra={"action": "outbox.migrate_outbox", "copied": copied, "skipped": skipped},
+        journal,
+        checkpoints,
+        extra={
+            "action": "outbox.migrate_outbox",
+            "copied": copied,
+            "skipped": skipped,
+            "journal_copied": journal,
+            "checkpoints_copied": checkpoints,
+        },
     )
     return report
+
+
+@attrs.frozen
+class _Carried:
+    """What of the journal's database the source's schema holds for a move."""
+
+    journal: bool
+    checkpoints: bool
+
+
+async def _journal_to_copy(source: Storage, target: Storage) -> _Carried:
+    """Before the source is marked: which of the journal and the feed checkpoints the source's
+    schema (never upgraded by a move) holds, and a refusal for a target with a journal of its
+    own (two journals cannot be merged without reordering one)."""
+    from kit.journal.dump import refuse_foreign_journal, rows_of
+
+    rows, onto = rows_of(source), rows_of(target)
+    if rows is None or onto is None:  # a storage of another kind keeps no journal
+        return _Carried(journal=False, checkpoints=False)
+    version_of = getattr(source, "schema_version", None)
+    version: int = _FEEDS if version_of is None else await version_of()  # memory: all
+    if _JOURNAL <= version < _JOURNAL_REFERENCE:
+        raise OutboxError(
+            f"the journal of {source.url} is at schema version {version}: upgrade it first"
+            " (open it once with this kit, e.g. `etrusted-kit doctor --fix`), then move it"
+        )
+    if version >= _JOURNAL:
+        await refuse_foreign_journal(rows, onto)
+    return _Carried(journal=version >= _JOURNAL, checkpoints=version >= _FEEDS)
+
+
+async def _copy_journal(
+    source: Storage, target: Storage, carried: _Carried, batch: int
+) -> tuple[int, int]:
+    """The journal's rows, then the feed checkpoints; how many of each were copied. After the
+    entries, so that a decision's outbox entry is there when its journal row is."""
+    from kit.feeds.checkpoint import checkpoints_in
+    from kit.journal.dump import copy_journal, rows_of
+
+    rows, onto = rows_of(source), rows_of(target)
+    journal = checkpoints = 0
+    if carried.journal and rows is not None and onto is not None:
+        journal = await copy_journal(rows, onto, batch=batch)
+    if carried.checkpoints:
+        there = checkpoints_in(target)
+        checkpoints = sum([await there.add(c) for c in await checkpoints_in(source).dump()])
+    return journal, checkpoints
 
 
 async def _refuse_same_database(source: Storage, target: Storage, now: float) -> None:
