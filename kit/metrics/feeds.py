@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 import attrs
 from prometheus_client.core import GaugeMetricFamily
 
-from kit.feeds.checkpoint import CheckpointStore, Run
+from kit.feeds.checkpoint import CheckpointStore, MemoryCheckpoints, Run
 
 PREFIX = "etrusted_kit"
 
@@ -74,15 +74,7 @@ class FeedWatch:
 
 def empty_feed_families() -> Iterator[GaugeMetricFamily]:
     """The feed families without samples: named on every scrape, also with no feed polled."""
-    return FeedWatch(_NoCheckpoints(), {}, tuple, 0.0).families(0.0)
-
-
-class _NoCheckpoints:
-    async def load(self, source: str, run: Run) -> None:
-        return None
-
-    async def save(self, checkpoint: object) -> None:
-        return None
+    return FeedWatch(MemoryCheckpoints(), {}, tuple, 0.0).families(0.0)
 
 
 __all__ = ["FeedHealth", "FeedWatch", "empty_feed_families"]
