@@ -35,6 +35,19 @@ def subscription_id(invoice: Obj) -> str | None:
     return invoice.ident("subscription")
 
 
+def payment_ids(invoice: Obj) -> tuple[str, ...]:
+    """The ids of the charge and payment intent that paid the invoice, which a refund or a
+    dispute names instead of the invoice: ``charge`` and ``payment_intent`` before basil; from
+    basil on, those of each of ``payments`` (an includable field: the invoice carries it only
+    when the endpoint includes it)."""
+    found = [invoice.ident("charge"), invoice.ident("payment_intent")]
+    for each in invoice.items("payments"):
+        payment = each.node("payment")
+        if payment is not None:
+            found += [payment.ident("charge"), payment.ident("payment_intent")]
+    return tuple(dict.fromkeys(i for i in found if i))
+
+
 def _price(line: Obj) -> tuple[str | None, str | None]:
     """The line's (product id, price id)."""
     pricing = line.node("pricing")
@@ -130,4 +143,4 @@ def order_facts(
     )
 
 
-__all__ = ["money", "order_facts", "paid_at", "split_name", "subscription_id"]
+__all__ = ["money", "order_facts", "paid_at", "payment_ids", "split_name", "subscription_id"]

@@ -3,7 +3,9 @@
 Only what a review invite needs is read: ``invoice.paid`` (the subscription's charges) and the
 events that take a charge back (``charge.refunded``, ``credit_note.created``,
 ``charge.dispute.created``). Each paid subscription invoice is its own stream, keyed by the
-invoice id, so a refund or dispute of that invoice lands where its invite waits; which of the
+invoice id, so a refund or dispute of that invoice lands where its invite waits: one that names
+only the charge or payment intent (a dispute; a refund from API ``2025-03-31.basil`` on) links
+to it through those ids, which the paid invoice recorded as the stream's ``aliases``; which of the
 charges becomes an invite is the renewal policy's business (:mod:`kit.policy.renewals`):
 
 * ``billing_reason = "subscription_cycle"``: a renewal (the journal counts which one);
@@ -29,7 +31,7 @@ from typing import Any
 import attrs
 
 from adapters.stripe import signature
-from adapters.stripe._invoice import order_facts, paid_at, subscription_id
+from adapters.stripe._invoice import order_facts, paid_at, payment_ids, subscription_id
 from adapters.stripe._json import Obj
 from adapters.stripe.config import StripeConfig
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
@@ -118,6 +120,22 @@ class StripeAdapter:
 
     # -- building events ------------------------------------------------------------------
 
+    def _charge_envelope(
+        self,
+        delivered: _Event,
+        invoice: str | None,
+        charge_id: str,
+        *payment_intents: str | None,
+        when: datetime | None = None,
+    ) -> dict[str, Any]:
+        """The envelope of an event about one charge: on its invoice's stream when it names
+        the invoice; else on the charge's own, linked by the charge and payment intent ids to
+        the invoice stream that recorded them as aliases (see :func:`payment_ids`)."""
+        if invoice is not None:
+            return self._envelope(delivered, invoice, when)
+        link = tuple(dict.fromkeys(i for i in (charge_id, *payment_intents) if i))
+        return self._envelope(delivered, charge_id, when) | {"link": link}
+
     def _envelope(self, delivered: _Event, stream: str, *when: datetime | None) -> dict[str, Any]:
         occurred_at = next(
             (t for t in (*when, delivered.created) if t is not None), delivered.received_at
@@ -156,23 +174,19 @@ class StripeAdapter:
                 order=facts,
                 renewal=0 if reason == FIRST_PURCHASE else None,
                 subscription=subscription,
+                aliases=payment_ids(invoice),
             )
         ]
 
     def _charge_refunded(self, delivered: _Event) -> ParseResult:
         """A refund of the charge that paid an invoice; full when the charge says so."""
         charge = delivered.data
-        invoice = charge.ident("invoice")
-        if invoice is None:
-            return Skip(
-                SkipReason.UNLINKED,
-                "the charge names no invoice (API 2025-03-31.basil and later: refund an "
-                "invoice through a credit note, credit_note.created)",
-            )
         charge_id = charge.required_text("id")
         refunded = charge.integer("amount_refunded") or 0
         full = charge.flag("refunded")
-        envelope = self._envelope(delivered, invoice)
+        envelope = self._charge_envelope(
+            delivered, charge.ident("invoice"), charge_id, charge.ident("payment_intent")
+        )
         refund = Refund(refund_id=charge_id if full else f"{charge_id}:{refunded}")
         return [OrderRefunded(**envelope, refund=refund, full=full)]
 
@@ -195,18 +209,24 @@ class StripeAdapter:
         ]
 
     def _dispute(self, delivered: _Event) -> ParseResult:
-        """A dispute withdraws the money: the invoice counts as refunded in full. Stripe's
-        dispute names its charge, not the invoice, so it links only when its ``charge`` comes
-        as an object naming the invoice; otherwise it is skipped as ``unlinked`` (the adapter
-        makes no API calls to look the charge up)."""
+        """A dispute withdraws the money: the invoice counts as refunded in full, and the
+        journal names the dispute as the reason. Stripe's dispute names its charge and payment
+        intent, not the invoice (unless the charge comes expanded and names it)."""
         dispute = delivered.data
-        charge = dispute.node("charge")
-        invoice = charge.ident("invoice") if charge is not None else None
-        if invoice is None:
-            return Skip(SkipReason.UNLINKED, "the dispute's charge names no invoice")
-        envelope = self._envelope(delivered, invoice, dispute.when("created"))
+        charge_id = dispute.ident("charge")
+        if charge_id is None:
+            return Skip(SkipReason.UNLINKED, "the dispute names no charge")
+        charge = dispute.node("charge")  # an id, or the charge object when expanded
+        envelope = self._charge_envelope(
+            delivered,
+            charge.ident("invoice") if charge is not None else None,
+            charge_id,
+            dispute.ident("payment_intent"),
+            charge.ident("payment_intent") if charge is not None else None,
+            when=dispute.when("created"),
+        )
         refund = Refund(refund_id=dispute.required_text("id"))
-        return [OrderRefunded(**envelope, refund=refund, full=True)]
+        return [OrderRefunded(**envelope, refund=refund, full=True, disputed=True)]
 
 
 def _json_object(raw_body: bytes) -> Obj:

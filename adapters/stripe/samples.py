@@ -95,8 +95,13 @@ def invoice_paid(
     paid_at: int = 1741599990,
     amount_paid: int = 1990,
     livemode: bool = True,
+    payment_intent: str | None = None,
 ) -> dict[str, Any]:
-    """An ``invoice.paid`` event in either API shape (the fixture's values by default)."""
+    """An ``invoice.paid`` event in either API shape (the fixture's values by default).
+
+    With ``payment_intent``, the invoice names its payment: the legacy shape its ``charge``
+    (``ch_for_{invoice id}``) and ``payment_intent``; the basil shape its included
+    ``payments``, which name the payment intent alone (as Stripe does when there is one)."""
     event = copy.deepcopy(_BASIL_EVENT)
     invoice = event["data"]["object"]
     event["id"] = event_id or event["id"]
@@ -127,15 +132,36 @@ def invoice_paid(
                 "product": details["product"],
                 "recurring": {"interval": "month", "interval_count": 1},
             }
+        if payment_intent is not None:
+            invoice["charge"] = f"ch_for_{invoice['id']}"
+            invoice["payment_intent"] = payment_intent
+    elif payment_intent is not None:
+        invoice["payments"] = {
+            "object": "list",
+            "data": [
+                {
+                    "id": f"inpay_for_{invoice['id']}",
+                    "object": "invoice_payment",
+                    "status": "paid",
+                    "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+                }
+            ],
+        }
     return event
 
 
 def charge_refunded(
-    invoice_id: str, *, event_id: str, created: int, full: bool = True
+    invoice_id: str,
+    *,
+    event_id: str,
+    created: int,
+    full: bool = True,
+    shape: Shape = "legacy",
+    payment_intent: str | None = None,
 ) -> dict[str, Any]:
-    """A ``charge.refunded`` event of the charge that paid ``invoice_id`` (legacy shape: a
-    charge names its invoice only before basil)."""
-    return {
+    """A ``charge.refunded`` event of the charge ``ch_for_{invoice_id}`` that paid the
+    invoice; only the legacy shape names the invoice (basil removed ``charge.invoice``)."""
+    event: dict[str, Any] = {
         "id": event_id,
         "object": "event",
         "api_version": LEGACY,
@@ -150,10 +176,15 @@ def charge_refunded(
                 "amount_refunded": 1990 if full else 500,
                 "refunded": full,
                 "invoice": invoice_id,
+                "payment_intent": payment_intent,
                 "created": created - 100,
             }
         },
     }
+    if shape == "basil":
+        event["api_version"] = BASIL
+        del event["data"]["object"]["invoice"]
+    return event
 
 
 def credit_note_created(
@@ -187,13 +218,18 @@ def credit_note_created(
 
 
 def dispute_created(
-    *, event_id: str, created: int, invoice_id: str | None = None
+    *,
+    event_id: str,
+    created: int,
+    invoice_id: str | None = None,
+    charge_id: str = "ch_disputed",
+    payment_intent: str | None = None,
 ) -> dict[str, Any]:
-    """A ``charge.dispute.created`` event; its charge is an object naming ``invoice_id`` only
-    when one is given (Stripe sends the charge's id alone)."""
-    charge: str | dict[str, Any] = "ch_disputed"
+    """A ``charge.dispute.created`` event of ``charge_id``; its charge is an object naming
+    ``invoice_id`` only when one is given (Stripe sends the charge's id alone)."""
+    charge: str | dict[str, Any] = charge_id
     if invoice_id is not None:
-        charge = {"id": "ch_disputed", "object": "charge", "invoice": invoice_id}
+        charge = {"id": charge_id, "object": "charge", "invoice": invoice_id}
     return {
         "id": event_id,
         "object": "event",
@@ -206,6 +242,7 @@ def dispute_created(
                 "id": "dp_KitDemo01",
                 "object": "dispute",
                 "charge": charge,
+                "payment_intent": payment_intent,
                 "reason": "fraudulent",
                 "created": created,
             }

@@ -5,7 +5,9 @@ stream's events to decide what eTrusted should hear. They say what happened, nev
 about it, so the same event can feed different policies. Every event names where it came from
 (``platform``/``account``/``source``), the stream it belongs to (the platform's order,
 subscription or customer id), when it happened in the shop (``occurred_at``, UTC), and the
-platform's transport ids, which the journal uses to record a redelivery once.
+platform's transport ids, which the journal uses to record a redelivery once. An event that
+the platform sends naming only a payment, not the order it paid, can still find its stream by
+an id that stream's own events recorded (``aliases`` and ``link``).
 
 Events that a platform sends without the order (a Shopify fulfilment or refund webhook) carry
 ``order=None``; the policy folds the stream's newest snapshot in from earlier events.
@@ -36,6 +38,13 @@ class _Envelope:
     delivery_id: str  # transport id; a retry of the same delivery repeats it
     event_id: str | None = None  # the platform's event id; two subscriptions repeat it
     topic: str | None = None  # the platform's name for what it sent, for ``explain``
+    # Other platform ids that name this stream (a Stripe invoice's charge and payment intent),
+    # so that a later event knowing only one of them finds the stream: see ``link``.
+    aliases: tuple[str, ...] = ()
+    # Ids of the stream this event belongs to, when the platform did not name that stream: the
+    # journal moves the event to the newest stream of its source whose events listed one of
+    # them in ``aliases``. ``stream`` is where it stays when none did.
+    link: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -86,11 +95,13 @@ class OrderCancelled(_Envelope):
 @attrs.frozen(kw_only=True)
 class OrderRefunded(_Envelope):
     """Money went back. ``full`` only when the platform said the whole order is refunded;
-    otherwise the policy weighs the refund's lines against the order's lines."""
+    otherwise the policy weighs the refund's lines against the order's lines. ``disputed``:
+    the buyer disputed the charge, which the policy names as its own reason."""
 
     kind: ClassVar[str] = "order_refunded"
     refund: Refund
     full: bool = False
+    disputed: bool = False  # the buyer's bank took the money back (a chargeback), in full
     order: OrderFacts | None = None
 
 

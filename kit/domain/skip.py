@@ -56,6 +56,7 @@ class SkipReason(enum.StrEnum):
     # -- the order's state rules the trigger out
     CANCELLED = "cancelled"
     REFUNDED = "refunded"
+    DISPUTED = "disputed"  # the buyer disputed the charge (a chargeback)
 
 
 @attrs.frozen

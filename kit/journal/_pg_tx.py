@@ -96,6 +96,10 @@ class JournalSql:
             SELECT body FROM {je}
             WHERE source = $1 AND kind = 'subscription_renewed' AND stream <> $2
               AND body IS NOT NULL AND body::jsonb ->> 'subscription' = $3"""
+        self.stream_by_alias = f"""
+            SELECT stream FROM {je}
+            WHERE source = $1 AND body IS NOT NULL AND body::jsonb -> 'aliases' ?| $2::text[]
+            ORDER BY id DESC LIMIT 1"""
         self.customer_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE email_hash = $1"
         self.source_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE source = $1"
         self.stream_hashes = f"""
@@ -307,6 +311,10 @@ class PgTx:
             self._sql.last_invite, email_hash, source, stream, order
         )
         return found
+
+    async def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
+        found = await self._conn.fetchval(self._sql.stream_by_alias, source, list(aliases))
+        return None if found is None else str(found)
 
     async def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
         rows = await self._conn.fetch(self._sql.subscription_charges, source, stream, subscription)

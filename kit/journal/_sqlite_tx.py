@@ -9,6 +9,7 @@ the storage can import it.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 
@@ -78,6 +79,14 @@ SUBSCRIPTION_CHARGES = """
 SELECT body FROM etk_journal_events
 WHERE source = ? AND kind = 'subscription_renewed' AND stream <> ? AND body IS NOT NULL
   AND json_extract(body, '$.subscription') = ?"""
+# An event that names its stream by a payment id finds the stream whose event recorded it (a
+# scan of one source's events; only such events, which are rare, ask).
+STREAM_BY_ALIAS = """
+SELECT stream FROM etk_journal_events
+WHERE source = ? AND body IS NOT NULL
+  AND EXISTS (SELECT 1 FROM json_each(body, '$.aliases') AS a
+              WHERE a.value IN (SELECT value FROM json_each(?)))
+ORDER BY id DESC LIMIT 1"""
 CUSTOMER_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE email_hash = ?"
 SOURCE_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE source = ?"
 STREAM_KEYS_HASHES = """
@@ -248,6 +257,10 @@ class SQLiteTx:
             LAST_INVITE, (email_hash, source, stream, order, order, order)
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
+
+    def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
+        row = self._db.execute(STREAM_BY_ALIAS, (source, json.dumps(list(aliases)))).fetchone()
+        return None if row is None else str(row[0])
 
     def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
         rows = self._db.execute(SUBSCRIPTION_CHARGES, (source, stream, subscription)).fetchall()

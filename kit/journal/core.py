@@ -109,6 +109,7 @@ def ingest_steps(plan: Plan) -> Steps:
     delivery = plan.delivery
     skip = plan.parsed if isinstance(plan.parsed, Skip) else None
     events = () if isinstance(plan.parsed, Skip) else plan.parsed
+    events = yield from link_steps(events)
     # PostgreSQL: one stream's deliveries queue at this step, so each decides on the other's
     # result.
     row = yield _op(
@@ -132,6 +133,22 @@ def ingest_steps(plan: Plan) -> Steps:
         decisions=tuple(out),
         kinds=tuple(event.kind for event in events),
     )
+
+
+def link_steps(events: Sequence[DomainEvent]) -> Generator[Op, Any, tuple[DomainEvent, ...]]:
+    """Each event that names its stream only by ``link`` moved onto the stream whose events
+    recorded one of those ids in ``aliases`` (the newest such stream of its source); left on
+    its own ``stream`` when none did. Read before the streams are locked, so an alias that a
+    concurrent delivery is still recording is not seen yet: the event then stays where it is.
+    """
+    linked: list[DomainEvent] = []
+    for event in events:
+        if event.link:
+            found = yield _op("stream_by_alias", event.source, sorted(set(event.link)))
+            if found is not None and found != event.stream:
+                event = attrs.evolve(event, stream=found)
+        linked.append(event)
+    return tuple(linked)
 
 
 def batch_steps(plans: Sequence[Plan]) -> Generator[Op, Any, list[IngestResult]]:
@@ -448,6 +465,7 @@ __all__ = [
     "event_columns",
     "find_steps",
     "ingest_steps",
+    "link_steps",
     "one_step",
     "read_event",
     "run_async",

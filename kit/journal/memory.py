@@ -218,6 +218,14 @@ class MemoryTx:
         ]
         return max(found, default=None)
 
+    def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
+        wanted = set(aliases)
+        for e in reversed(self._rows.events):
+            body = json.loads(e.body) if e.source == source and e.body is not None else {}
+            if wanted & set(body.get("aliases") or ()):
+                return e.stream
+        return None
+
     def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
         return [
             e.body

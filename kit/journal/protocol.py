@@ -125,6 +125,10 @@ class JournalTx(Protocol):
         """The stored bodies of ``subscription``'s charges in ``source``'s other streams."""
         ...
 
+    def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
+        """The newest of ``source``'s streams with an event listing one of ``aliases``."""
+        ...
+
     def streams_by_key(self, key: str) -> list[Stream]:
         """Streams with a decision about outbox key ``key``."""
         ...

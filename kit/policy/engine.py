@@ -154,6 +154,8 @@ def _reported(trigger: Trigger, state: StreamState) -> Happened | None:
 def _blocked(config: PolicyConfig, state: StreamState) -> Skip | None:
     if state.cancelled:
         return Skip(SkipReason.CANCELLED)
+    if state.disputed:
+        return Skip(SkipReason.DISPUTED)
     if state.fully_refunded:
         return Skip(SkipReason.REFUNDED)
     if state.order is None:

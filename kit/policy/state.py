@@ -50,6 +50,7 @@ class StreamState:
     first: dict[str, Happened] = attrs.Factory(dict)  # domain event kind -> earliest report
     refunds: tuple[Refund, ...] = ()
     refunded_in_full: bool = False
+    disputed: bool = False  # a dispute took the money back
     newest_at: datetime | None = None  # the latest occurred_at of any event
     charge: SubscriptionRenewed | None = None  # the subscription charge this stream is
 
@@ -60,7 +61,7 @@ class StreamState:
     @property
     def fully_refunded(self) -> bool:
         """Said so by the platform, or nothing the buyer bought is left after the refunds."""
-        if self.refunded_in_full:
+        if self.refunded_in_full or self.disputed:
             return True
         order = self.order
         return bool(order and order.lines and not purchased_lines(order, self.refunds))
@@ -86,6 +87,7 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
     first: dict[str, Happened] = {}
     refunds: dict[str, Refund] = {}
     refunded_in_full = False
+    disputed = False
     newest_at: datetime | None = None
     charges: list[SubscriptionRenewed] = []
     for event in events:
@@ -106,6 +108,7 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
         if isinstance(event, OrderRefunded):
             refunds.setdefault(event.refund.refund_id, event.refund)
             refunded_in_full = refunded_in_full or event.full
+            disputed = disputed or event.disputed
     order = order_of(snapshot) if snapshot is not None else None
     if order is not None:
         for refund in order.refunds:
@@ -115,6 +118,7 @@ def fold(events: Iterable[DomainEvent]) -> StreamState:
         first=first,
         refunds=tuple(refunds[key] for key in sorted(refunds)),
         refunded_in_full=refunded_in_full,
+        disputed=disputed,
         newest_at=newest_at,
         charge=_charge(charges),
     )

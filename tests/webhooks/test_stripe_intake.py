@@ -13,10 +13,12 @@ from journal.deliveries import CHANNEL
 
 from adapters.stripe import StripeAdapter, StripeConfig, samples
 from kit.domain import SkipReason
+from kit.flusher import Flusher
 from kit.journal.ingest import IntakeSource
 from kit.outbox import State
 from kit.outbox.sqlite import SQLiteStorage
-from kit.policy import Cancel, PolicyConfig, Skipped, Throttled, Trigger
+from kit.policy import Cancel, Note, PolicyConfig, Recorded, Skipped, Throttled, Trigger
+from kit.testing import FakeDeliveryClient
 
 from .conftest import Reply, Serve, Served, open_kit
 
@@ -237,17 +239,18 @@ async def test_per_customer_throttle_across_two_subscriptions(start: Start) -> N
     assert row.decision.last_invite_at.timestamp() == T0 + 30 * DAY
 
 
+TAKE_BACKS: list[Callable[[str, int], dict[str, Any]]] = [
+    lambda invoice, at: samples.charge_refunded(invoice, event_id="evt_re", created=at),
+    lambda invoice, at: samples.credit_note_created(
+        invoice, ["il_KitDemo01"], event_id="evt_cn", created=at
+    ),
+    lambda invoice, at: samples.dispute_created(event_id="evt_dp", created=at, invoice_id=invoice),
+]
+
+
 @pytest.mark.parametrize(
     "take_back",
-    [
-        lambda invoice, at: samples.charge_refunded(invoice, event_id="evt_re", created=at),
-        lambda invoice, at: samples.credit_note_created(
-            invoice, ["il_KitDemo01"], event_id="evt_cn", created=at
-        ),
-        lambda invoice, at: samples.dispute_created(
-            event_id="evt_dp", created=at, invoice_id=invoice
-        ),
-    ],
+    TAKE_BACKS,
     ids=["charge.refunded", "credit_note.created", "charge.dispute.created"],
 )
 async def test_a_refund_inside_the_hold_back_cancels_the_waiting_invite(
@@ -264,10 +267,133 @@ async def test_a_refund_inside_the_hold_back_cancels_the_waiting_invite(
     assert entry.state is State.CANCELLED
     history = await billing.history("in_sub_A_1", source=SOURCE)
     assert [row.kind for row in history.events] == ["subscription_renewed", "order_refunded"]
+    reason = SkipReason.DISPUTED if take_back is TAKE_BACKS[-1] else SkipReason.REFUNDED
+    assert history.decisions[-1].decision == Cancel(key=key("in_sub_A_1"), reason=reason)
+    assert history.decisions[-1].outcome.value == "cancelled"
+
+
+def paid_with(shape: str, n: int = 1) -> dict[str, Any]:
+    """:func:`renewal` ``n`` of sub_A whose invoice names its payment (``pi_A{n}``; the legacy
+    shape also its charge ``ch_for_in_sub_A_{n}``)."""
+    event = renewal(n)
+    invoice = event["data"]["object"]
+    return samples.invoice_paid(
+        shape,  # type: ignore[arg-type]
+        event_id=event["id"],
+        invoice_id=invoice["id"],
+        number=invoice["number"],
+        billing_reason=invoice["billing_reason"],
+        subscription="sub_A",
+        paid_at=invoice["status_transitions"]["paid_at"],
+        payment_intent=f"pi_A{n}",
+    )
+
+
+def dispute_of(shape: str, at: int) -> dict[str, Any]:
+    """A dispute of renewal 1's payment as Stripe sends it: the charge's id and payment
+    intent, no invoice. The basil invoice recorded only the payment intent."""
+    charge_id = "ch_for_in_sub_A_1" if shape == "legacy" else "ch_unknown_to_the_invoice"
+    return samples.dispute_created(
+        event_id="evt_dp", created=at, charge_id=charge_id, payment_intent="pi_A1"
+    )
+
+
+@pytest.mark.parametrize("shape", ["legacy", "basil"])
+async def test_a_dispute_naming_only_the_charge_cancels_the_waiting_invite(
+    start: Start, shape: str
+) -> None:
+    """A dispute names the charge and payment intent, never the invoice: it finds the
+    renewal's stream through the ids the paid invoice recorded, withdraws the waiting invite,
+    and the journal gives the dispute as the reason."""
+    billing = await start(delay="2d")
+    await charge(billing, paid_with(shape))
+    assert await pending(billing) == [key("in_sub_A_1")]
+
+    reply = await charge(billing, dispute_of(shape, T0 + 30 * DAY + 3600))
+
+    assert reply.body["status"] == "accepted"
+    assert (await billing.outbox.get(key("in_sub_A_1"))).state is State.CANCELLED
+    history = await billing.history("in_sub_A_1", source=SOURCE)
+    assert [(row.kind, row.event and row.event.topic) for row in history.events] == [
+        ("subscription_renewed", "invoice.paid"),
+        ("order_refunded", "charge.dispute.created"),
+    ]
+    assert history.decisions[-1].decision == Cancel(
+        key=key("in_sub_A_1"), reason=SkipReason.DISPUTED
+    )
+    assert history.decisions[-1].outcome.value == "cancelled"
+
+
+async def test_a_dispute_after_the_invite_left_is_recorded_and_undoes_nothing(
+    billing: Served,
+) -> None:
+    """The invite reached eTrusted before the dispute: the dispute is journaled on the
+    renewal's stream as already sent, and the delivered entry stays delivered."""
+    await charge(billing, paid_with("legacy"))
+    clock = billing.kit.clock
+    clock.now = (await billing.outbox.get(key("in_sub_A_1"))).due_at + 1
+    client = FakeDeliveryClient(event_types=("subscription_renewed",), clock=clock)
+    await Flusher(billing.outbox, client, clock=clock).run_once()
+    delivered = await billing.outbox.get(key("in_sub_A_1"))
+    assert delivered.state is State.DELIVERED
+
+    reply = await charge(billing, dispute_of("legacy", int(clock.now) + DAY))
+
+    assert reply.body["status"] == "accepted"
+    after = await billing.outbox.get(key("in_sub_A_1"))
+    assert (after.state, after.event_ref) == (State.DELIVERED, delivered.event_ref)
+    assert len(client.posts) == 1
+    history = await billing.history("in_sub_A_1", source=SOURCE)
+    assert [row.kind for row in history.events][-1] == "order_refunded"
+    last = history.decisions[-1]
+    assert isinstance(last.decision, Recorded)
+    assert (last.decision.note, last.outcome.value) == (Note.ALREADY_SENT, "already_sent")
+
+
+async def test_a_basil_refund_naming_no_invoice_cancels_the_waiting_invite(
+    start: Start,
+) -> None:
+    """From API basil on a charge no longer names its invoice; its payment intent, which the
+    basil invoice's payments recorded, links the refund to the renewal."""
+    billing = await start(delay="2d")
+    await charge(billing, paid_with("basil"))
+    refund = samples.charge_refunded(
+        "in_sub_A_1",
+        event_id="evt_re",
+        created=T0 + 30 * DAY + 3600,
+        shape="basil",
+        payment_intent="pi_A1",
+    )
+    assert "invoice" not in refund["data"]["object"]
+
+    reply = await charge(billing, refund)
+
+    assert reply.body["status"] == "accepted"
+    assert (await billing.outbox.get(key("in_sub_A_1"))).state is State.CANCELLED
+    history = await billing.history("in_sub_A_1", source=SOURCE)
     assert history.decisions[-1].decision == Cancel(
         key=key("in_sub_A_1"), reason=SkipReason.REFUNDED
     )
-    assert history.decisions[-1].outcome.value == "cancelled"
+
+
+async def test_a_dispute_of_a_charge_no_invoice_recorded_stays_on_its_own_stream(
+    start: Start,
+) -> None:
+    """A dispute whose charge and payment intent no journaled invoice named (an invoice the
+    endpoint rendered without its payments, or no subscription charge at all) is journaled on
+    the charge's own stream; the waiting invite is left alone."""
+    billing = await start(delay="2d")
+    await charge(billing, renewal(1))
+    dispute = samples.dispute_created(
+        event_id="evt_dp", created=T0 + 30 * DAY + 3600, payment_intent="pi_elsewhere"
+    )
+
+    reply = await charge(billing, dispute)
+
+    assert reply.body["status"] == "accepted"
+    assert await pending(billing) == [key("in_sub_A_1")]
+    stray = await billing.history("ch_disputed", source=SOURCE)
+    assert [row.kind for row in stray.events] == ["order_refunded"]
 
 
 async def test_a_partial_refund_leaves_the_invite_waiting(billing: Served) -> None:

@@ -205,14 +205,36 @@ def test_a_refunded_charge_refunds_its_invoice() -> None:
     assert (parsed.full, parsed.refund) == (False, Refund(refund_id="ch_for_in_A:500"))
 
 
-def test_a_charge_or_dispute_that_names_no_invoice_is_skipped_as_unlinked() -> None:
-    event = samples.charge_refunded("in_A", event_id="evt_refund", created=1741700000)
-    del event["data"]["object"]["invoice"]
-    result = parse(event)
-    assert isinstance(result, Skip)
-    assert result.reason is SkipReason.UNLINKED
-    dispute = samples.dispute_created(event_id="evt_dp", created=1741700000)
-    assert parse(dispute) == Skip(SkipReason.UNLINKED, "the dispute's charge names no invoice")
+@pytest.mark.parametrize("shape", ["legacy", "basil"])
+def test_a_paid_invoice_records_the_ids_of_its_payment_as_aliases(shape: str) -> None:
+    """A refund or dispute names the charge or payment intent, not the invoice: the invoice's
+    stream records those ids, in either API shape, so such an event can find it."""
+    event = samples.invoice_paid(shape, invoice_id="in_A", payment_intent="pi_A")  # type: ignore[arg-type]
+    (renewed,) = parse(event)
+    expected = ("ch_for_in_A", "pi_A") if shape == "legacy" else ("pi_A",)
+    assert renewed.aliases == expected
+    (plain,) = parse(samples.invoice_paid(shape))  # type: ignore[arg-type]
+    assert plain.aliases == ()
+
+
+def test_a_charge_or_dispute_that_names_no_invoice_is_linked_by_its_payment_ids() -> None:
+    """Without the invoice, the event waits on the charge's own stream and asks the journal
+    to move it to the invoice that recorded its charge or payment intent."""
+    refund = samples.charge_refunded(
+        "in_A", event_id="evt_refund", created=1741700000, shape="basil", payment_intent="pi_A"
+    )
+    (refunded,) = parse(refund)
+    assert (refunded.stream, refunded.link, refunded.disputed) == (
+        "ch_for_in_A",
+        ("ch_for_in_A", "pi_A"),
+        False,
+    )
+    dispute = samples.dispute_created(event_id="evt_dp", created=1741700000, payment_intent="pi_A")
+    (disputed,) = parse(dispute)
+    assert (disputed.stream, disputed.link) == ("ch_disputed", ("ch_disputed", "pi_A"))
+    assert (disputed.full, disputed.disputed) == (True, True)
+    del dispute["data"]["object"]["charge"]
+    assert parse(dispute) == Skip(SkipReason.UNLINKED, "the dispute names no charge")
 
 
 def test_a_dispute_that_names_its_invoice_refunds_it_in_full() -> None:
@@ -228,6 +250,7 @@ def test_a_dispute_that_names_its_invoice_refunds_it_in_full() -> None:
             ),
             refund=Refund(refund_id="dp_KitDemo01"),
             full=True,
+            disputed=True,
         )
     ]
 
