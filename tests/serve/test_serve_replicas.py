@@ -5,6 +5,7 @@ fulfilment on the other ends cancelled, and the two flushers deliver each entry 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,12 +105,20 @@ async def test_two_replicas_on_postgres_decide_each_order_once(
                 return (await outbox.stats()).counts[State.DELIVERED] >= len(SHIPPED)
 
         await wait_until(all_delivered, timeout=60, every=0.1)
+        for served in replicas:
+            served.send_signal(signal.SIGTERM)
+        for served in replicas:
+            assert await served.wait() == 0, served.stderr
     finally:
         for served in replicas:
             await served.kill()
 
     async with Outbox.from_url(db) as outbox:
-        entries = {e.key: e.state for e in await outbox.entries(limit=1000)}
+        rows = await outbox.entries(limit=1000)
+    entries = {e.key: e.state for e in rows}
+    assert {e.key: e.sends for e in rows if e.state is State.DELIVERED} == {
+        key_of(oid): 1 for oid in SHIPPED
+    }  # one POST each: the two flushers never both claimed an entry
     assert {key_of(oid): State.DELIVERED for oid in SHIPPED}.items() <= entries.items()
     assert set(entries) - {key_of(oid) for oid in SHIPPED} <= {key_of(o) for o in CANCELLED}
     for oid in CANCELLED:  # withdrawn if it was enqueued first, never enqueued otherwise
