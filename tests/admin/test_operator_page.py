@@ -1,0 +1,168 @@
+"""The operator page at ``/`` of the admin listener: counts, dead and in-doubt entries with
+their (masked) last error, an order's explain timeline, and the guarded retry action. Served
+by a real aiohttp server on loopback over a SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from journal.conftest import Kit, _kit, deliver
+from journal.deliveries import EMAIL, KEY, fulfilled_order
+
+from kit.admin.page import PageSources, install_page
+from kit.outbox.sqlite import SQLiteStorage
+from kit.outbox.types import Completion, Dead, State
+
+TOKEN = "s3cret-admin-token"
+ERROR = f"HTTP 400: customer.email {EMAIL} is not accepted"
+LATER = 1e7  # past any hold-back the shop's policy sets
+
+
+@attrs.frozen
+class Page:
+    kit: Kit
+    client: TestClient[web.Request, web.Application]
+
+    @property
+    def origin(self) -> str:
+        return str(self.client.make_url("/")).rstrip("/")
+
+    async def html(self, path: str = "/") -> str:
+        response = await self.client.get(path)
+        assert response.status == 200
+        return await response.text()
+
+    async def csrf(self) -> str:
+        found = re.search(r'name="csrf" value="([^"]+)"', await self.html())
+        assert found is not None
+        return found[1]
+
+    async def retry(self, form: dict[str, str], **headers: str) -> int:
+        response = await self.client.post(
+            "/retry", data=form, headers=headers, allow_redirects=False
+        )
+        return response.status
+
+
+async def _page(tmp_path: Path, token: str | None) -> AsyncIterator[Page]:
+    kit = await _kit("sqlite", SQLiteStorage(tmp_path / "outbox.db"), None)
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    storage = kit.outbox.storage
+    now = kit.clock.now + LATER
+    (claimed,) = await storage.claim(owner="test", limit=1, lease_seconds=60, now=now)
+    await storage.finish([Completion(claimed.key, claimed.attempt, Dead(ERROR))], now=now)
+    app = web.Application()
+    install_page(app, PageSources(lambda: kit.outbox, lambda: kit.intake.journal, token))
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Page(kit, client)
+    finally:
+        await client.close()
+        await kit.aclose()
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    async for value in _page(tmp_path, TOKEN):
+        yield value
+
+
+@pytest.fixture
+async def tokenless(tmp_path: Path) -> AsyncIterator[Page]:
+    async for value in _page(tmp_path, None):
+        yield value
+
+
+async def test_the_page_counts_entries_by_state(page: Page) -> None:
+    html = await page.html()
+    assert '<td data-state="dead">1</td>' in html
+    assert '<td data-state="pending">0</td>' in html
+    assert '<td data-state="delivered">0</td>' in html
+
+
+async def test_dead_entries_show_their_last_error_with_emails_masked(page: Page) -> None:
+    """The key and the server's error are shown; the customer's address never in full."""
+    html = await page.html()
+    assert f'<td class="key">{KEY}</td>' in html
+    assert "customer.email e***@example.org is not accepted" in html
+    assert EMAIL not in html
+
+
+async def test_a_search_shows_the_orders_explain_timeline(page: Page) -> None:
+    html = await page.html("/?q=%231042")
+    assert "orders/fulfilled" in html  # the delivery that carried the event
+    assert "decision enqueue" in html
+    assert KEY in html
+    assert "Nothing matches" not in html
+    assert "Nothing matches #9999" in await page.html("/?q=%239999")
+
+
+async def test_a_search_is_escaped_and_masked(page: Page) -> None:
+    """Whatever is typed comes back as text, never as markup, and never as a whole address."""
+    html = await page.html(f"/?q=<script>x</script>{EMAIL}")
+    assert "<script>x" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;e***@example.org" in html
+
+
+async def test_retry_with_the_token_makes_the_entry_pending_and_is_logged(
+    page: Page, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    with caplog.at_level(logging.INFO, logger="kit.admin.page"):
+        assert await page.retry(form, Origin=page.origin) == 303
+    assert (await page.kit.outbox.get(KEY)).state is State.PENDING
+    assert "admin retried 1 dead entries" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+async def test_retry_takes_the_token_as_a_bearer_header(page: Page) -> None:
+    form = {"csrf": await page.csrf(), "key": KEY}
+    status = await page.retry(form, Origin=page.origin, Authorization=f"Bearer {TOKEN}")
+    assert status == 303
+    assert (await page.kit.outbox.get(KEY)).state is State.PENDING
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token"])
+async def test_retry_without_the_right_token_is_forbidden(page: Page, token: str | None) -> None:
+    form = {"csrf": await page.csrf(), "key": KEY}
+    if token is not None:
+        form["token"] = token
+    assert await page.retry(form, Origin=page.origin) == 403
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_retry_is_forbidden_when_no_token_is_configured(tokenless: Page) -> None:
+    form = {"csrf": await tokenless.csrf(), "token": "", "key": KEY}
+    assert await tokenless.retry(form, Origin=tokenless.origin) == 403
+    assert (await tokenless.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_retry_with_a_bad_csrf_token_is_forbidden(page: Page) -> None:
+    form = {"csrf": "forged", "token": TOKEN, "key": KEY}
+    assert await page.retry(form, Origin=page.origin) == 403
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://evil.example"}, {"Referer": "http://evil.example/"}],
+    ids=["no-origin", "foreign-origin", "foreign-referer"],
+)
+async def test_retry_from_another_origin_is_forbidden(page: Page, headers: dict[str, str]) -> None:
+    """The CSRF secret alone is not enough: the request must come from the page itself."""
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    assert await page.retry(form, **headers) == 403
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_retry_with_a_same_origin_referer_is_accepted(page: Page) -> None:
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    assert await page.retry(form, Referer=page.origin + "/") == 303
