@@ -20,8 +20,9 @@ import attrs
 import jinja2
 from aiohttp import web
 
-from kit.journal.explain import explain, explanation_json, utc_text
+from kit.journal.explain import decision_facts, explain, explanation_json, utc_text
 from kit.journal.protocol import Journal
+from kit.journal.records import LatestDecision
 from kit.outbox import Outbox
 from kit.outbox.types import Entry, State
 from kit.redact import mask_emails
@@ -29,6 +30,7 @@ from kit.redact import mask_emails
 log = logging.getLogger("kit.admin.page")
 
 LIST_LIMIT = 50  # dead and in-doubt entries shown; the CLI lists them all
+DECISIONS_LIMIT = 30  # the newest decisions shown; ``explain`` has a stream's whole story
 MAX_QUERY = 200  # a search is one order reference or key
 
 _TEMPLATES = jinja2.Environment(
@@ -63,12 +65,17 @@ def install_page(app: web.Application, sources: PageSources) -> None:
             for e in await outbox.entries(state=state, limit=LIST_LIMIT)
         ]
         found = None
+        decisions = []
         journal = sources.journal()
-        if query and journal is not None:
-            found = explanation_json(query, None, await explain(outbox, journal, query))
+        if journal is not None:
+            latest = await journal.latest_decisions(DECISIONS_LIMIT)
+            decisions = [_decision_view(d) for d in latest]
+            if query:
+                found = explanation_json(query, None, await explain(outbox, journal, query))
         html = _TEMPLATES.get_template("page.html").render(
             counts=[(state.value, stats.counts.get(state, 0)) for state in State],
             troubled=troubled,
+            decisions=decisions,
             query=mask_emails(query),
             found=found,
             csrf=csrf,
@@ -111,6 +118,20 @@ def _entry_view(entry: Entry) -> dict[str, Any]:
         "event_type": entry.event_type,
         "updated_at": utc_text(entry.updated_at),
         "last_error": mask_emails(entry.last_error or ""),
+    }
+
+
+def _decision_view(latest: LatestDecision) -> dict[str, Any]:
+    facts = decision_facts(latest.row)  # masks e-mails in free text
+    return {
+        "at": utc_text(latest.row.decided_at),
+        "source": latest.source,
+        "stream": latest.stream,
+        "kind": latest.row.kind,
+        "outcome": latest.row.outcome.value,
+        "reason": facts.reason or "",
+        "detail": facts.detail or "",
+        "key": latest.row.key or "",
     }
 
 

@@ -19,6 +19,7 @@ from kit.outbox.types import Completion, Dead
 
 TOKEN = "s3cret-admin-token"
 ERROR = f"HTTP 400: customer.email {EMAIL} is not accepted"
+TEST_ORDER = "5560001000777"
 LATER = 1e7  # past any hold-back the shop's policy sets
 
 
@@ -51,6 +52,9 @@ class Page:
 async def opened_page(tmp_path: Path, token: str | None) -> AsyncIterator[Page]:
     kit = await _kit("sqlite", SQLiteStorage(tmp_path / "outbox.db"), None)
     await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    test_order = fulfilled_order(TEST_ORDER, email="max@example.org")
+    test_order["test"] = True  # skipped: the page shows the reason
+    await deliver(kit, test_order, "orders/fulfilled", "w-2")
     storage = kit.outbox.storage
     now = kit.clock.now + LATER
     (claimed,) = await storage.claim(owner="test", limit=1, lease_seconds=60, now=now)

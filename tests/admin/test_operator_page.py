@@ -5,11 +5,12 @@ by a real aiohttp server on loopback over a SQLite file."""
 from __future__ import annotations
 
 import logging
+import re
 
 import pytest
 from journal.deliveries import EMAIL, KEY
 
-from admin.page_helpers import TOKEN, Page
+from admin.page_helpers import TEST_ORDER, TOKEN, Page
 from kit.outbox.types import State
 
 
@@ -18,6 +19,18 @@ async def test_the_page_counts_entries_by_state(page: Page) -> None:
     assert '<td data-state="dead">1</td>' in html
     assert '<td data-state="pending">0</td>' in html
     assert '<td data-state="delivered">0</td>' in html
+
+
+async def test_the_latest_decisions_show_newest_first_with_skip_reasons(page: Page) -> None:
+    html = await page.html()
+    table = html[
+        html.index('<table id="decisions">') : html.index("</table>", html.index("decisions"))
+    ]
+    rows = re.findall(
+        r'<td class="kind">(\w+)</td>\s*<td>(\w+)</td><td class="reason">(\w*)</td>', table
+    )
+    assert rows == [("skipped", "recorded", "test_order"), ("enqueue", "enqueued", "")]
+    assert TEST_ORDER in table
 
 
 async def test_dead_entries_show_their_last_error_with_emails_masked(page: Page) -> None:
