@@ -20,6 +20,7 @@ import attrs
 import jinja2
 from aiohttp import web
 
+from kit.admin.trend import INTERVAL, CountsTrend, sampling
 from kit.journal.explain import decision_facts, explain, explanation_json, utc_text
 from kit.journal.protocol import Journal
 from kit.journal.records import LatestDecision
@@ -50,8 +51,12 @@ class PageSources:
     token: str | None
 
 
-def install_page(app: web.Application, sources: PageSources) -> None:
+def install_page(
+    app: web.Application, sources: PageSources, *, trend_interval: float = INTERVAL
+) -> None:
     csrf = secrets.token_urlsafe(32)  # per process: a restart invalidates open forms
+    trend = CountsTrend()
+    app.cleanup_ctx.append(sampling(trend, sources.outbox, interval=trend_interval))
 
     async def page(request: web.Request) -> web.Response:
         outbox = sources.outbox()
@@ -76,6 +81,8 @@ def install_page(app: web.Application, sources: PageSources) -> None:
             counts=[(state.value, stats.counts.get(state, 0)) for state in State],
             troubled=troubled,
             decisions=decisions,
+            states=[state.value for state in State],
+            trend=[(utc_text(t.at), [n for _, n in t.counts]) for t in reversed(trend.samples)],
             query=mask_emails(query),
             found=found,
             csrf=csrf,

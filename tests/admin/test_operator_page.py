@@ -4,6 +4,7 @@ by a real aiohttp server on loopback over a SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -11,6 +12,7 @@ import pytest
 from journal.deliveries import EMAIL, KEY
 
 from admin.page_helpers import TEST_ORDER, TOKEN, Page
+from kit.admin.trend import CountsTrend
 from kit.outbox.types import State
 
 
@@ -111,3 +113,27 @@ async def test_retry_from_another_origin_is_forbidden(page: Page, headers: dict[
 async def test_retry_with_a_same_origin_referer_is_accepted(page: Page) -> None:
     form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
     assert await page.retry(form, Referer=page.origin + "/") == 303
+
+
+async def test_the_trend_shows_the_counts_sampled_since_start(page: Page) -> None:
+    """The admin app samples at start: the page's trend has that sample's counts."""
+
+    async def sampled() -> str:
+        while '<tr class="sample">' not in (html := await page.html()):
+            await asyncio.sleep(0.02)  # polling a condition, bounded by the timeout
+        return html
+
+    async with asyncio.timeout(5):
+        html = await sampled()
+    row = re.search(r'<tr class="sample"><td>[^<]+</td>((?:<td>\d+</td>)+)</tr>', html)
+    assert row is not None
+    counts = re.findall(r"<td>(\d+)</td>", row[1])
+    assert dict(zip([s.value for s in State], counts, strict=True))["dead"] == "1"
+
+
+def test_the_trend_keeps_only_the_newest_samples() -> None:
+    trend = CountsTrend(capacity=3)
+    for at in range(5):
+        trend.record(float(at), {State.DEAD: at})
+    assert [s.at for s in trend.samples] == [2.0, 3.0, 4.0]
+    assert dict(trend.samples[-1].counts) == {s.value: 4 if s is State.DEAD else 0 for s in State}
