@@ -94,11 +94,11 @@ def install_page(
     async def retry(request: web.Request) -> web.Response:
         form = await request.post()
         if not _same_origin(request) or not _equal(_text(form.get("csrf")), csrf):
-            log.warning("admin retry refused: CSRF check failed", extra={"action": "admin.retry"})
+            _refused(request, "CSRF check failed")
             raise web.HTTPForbidden(text="CSRF check failed: reload the page and try again")
         offered = _text(form.get("token")) or _bearer(request)
         if sources.token is None or not _equal(offered, sources.token):
-            log.warning("admin retry refused: wrong admin token", extra={"action": "admin.retry"})
+            _refused(request, "the admin token is missing or wrong")
             raise web.HTTPForbidden(text="the admin token is missing or wrong")
         outbox = sources.outbox()
         if outbox is None:
@@ -106,15 +106,23 @@ def install_page(
         keys = [k for k in form.getall("key", []) if isinstance(k, str)]
         count = await outbox.retry_dead(keys or None) if keys or form.get("all") else 0
         log.warning(
-            "admin retried %d dead entries (%s)",
+            "admin retried %d dead entries (%s) for %s",
             count,
-            "all" if not keys else f"{len(keys)} keys",
+            f"{len(keys)} keys" if keys else "all",
+            request.remote,
             extra={"action": "admin.retry", "count": count},
         )
         raise web.HTTPSeeOther(f"/?retried={count}")
 
     app.router.add_get("/", page)
     app.router.add_post("/retry", retry)
+
+
+def _refused(request: web.Request, why: str) -> None:
+    log.warning(
+        "admin retry refused for %s: %s", request.remote, why,
+        extra={"action": "admin.retry_refused"},
+    )  # fmt: skip
 
 
 def _entry_view(entry: Entry) -> dict[str, Any]:

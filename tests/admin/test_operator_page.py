@@ -92,9 +92,14 @@ async def test_retry_is_forbidden_when_no_token_is_configured(tokenless: Page) -
     assert (await tokenless.kit.outbox.get(KEY)).state is State.DEAD
 
 
-async def test_retry_with_a_bad_csrf_token_is_forbidden(page: Page) -> None:
+async def test_retry_with_a_bad_csrf_token_is_forbidden_and_logged(
+    page: Page, caplog: pytest.LogCaptureFixture
+) -> None:
     form = {"csrf": "forged", "token": TOKEN, "key": KEY}
-    assert await page.retry(form, Origin=page.origin) == 403
+    with caplog.at_level(logging.INFO, logger="kit.admin.page"):
+        assert await page.retry(form, Origin=page.origin) == 403
+    assert "admin retry refused for 127.0.0.1: CSRF check failed" in caplog.text
+    assert TOKEN not in caplog.text
     assert (await page.kit.outbox.get(KEY)).state is State.DEAD
 
 
