@@ -1,8 +1,10 @@
-"""The admin listener of ``serve``: liveness, readiness and metrics, on a port of its own."""
+"""The admin listener of ``serve``, on a port of its own: liveness, readiness, metrics and
+the operator page."""
 
 from __future__ import annotations
 
 from kit.admin.health import Check, Readiness, readiness
+from kit.admin.page import PageSources, install_page
 from kit.admin.routes import install
 
-__all__ = ["Check", "Readiness", "install", "readiness"]
+__all__ = ["Check", "PageSources", "Readiness", "install", "install_page", "readiness"]

@@ -82,7 +82,7 @@ def _admin_port(instance: object, attribute: attrs.Attribute[Any], value: int) -
 
 @attrs.frozen(kw_only=True)
 class AdminSettings:
-    """``[admin]``: the admin listener of ``serve`` (``/healthz``, ``/readyz``, ``/metrics``).
+    """``[admin]``: the admin listener of ``serve`` (health, metrics and the operator page).
 
     Separate from the webhook port, and on loopback by default: it is for the host's
     Prometheus and probes, never for the shop platform. ``token`` guards the actions of the

@@ -79,6 +79,9 @@ class JournalSql:
             FROM {d} WHERE id IN (SELECT delivery FROM {je} WHERE source = $1 AND stream = $2)
             ORDER BY id"""
         self.streams_by_key = f"SELECT DISTINCT source, stream FROM {jd} WHERE key = $1"
+        self.latest_decisions = f"""
+            SELECT source, stream, id, event, kind, key, outcome, decided_at, body
+            FROM {jd} ORDER BY id DESC LIMIT $1"""
         self.streams_by_reference = f"""
             SELECT DISTINCT source, stream FROM {je}
             WHERE reference = $1 AND ($2::text IS NULL OR source = $2)"""
@@ -295,6 +298,9 @@ class PgTx:
     async def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
         rows = await self._conn.fetch(self._sql.stream_deliveries, source, stream)
         return [DeliveryRow(**dict(r)) for r in rows]
+
+    async def latest_decisions(self, limit: int) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self._conn.fetch(self._sql.latest_decisions, limit)]
 
     async def streams_by_key(self, key: str) -> list[Stream]:
         rows = await self._conn.fetch(self._sql.streams_by_key, key)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 
 from kit.domain import DomainEvent, Skip
 from kit.journal.core import Stream, decision_columns, decision_reader, event_columns, read_event
@@ -59,6 +60,9 @@ FROM etk_deliveries WHERE id IN (
     SELECT delivery FROM etk_journal_events WHERE source = ? AND stream = ?)
 ORDER BY id"""
 STREAMS_BY_KEY = "SELECT DISTINCT source, stream FROM etk_journal_decisions WHERE key = ?"
+LATEST_DECISIONS = """
+SELECT source, stream, id, event, kind, key, outcome, decided_at, body
+FROM etk_journal_decisions ORDER BY id DESC LIMIT ?"""
 STREAMS_BY_REFERENCE = """
 SELECT DISTINCT source, stream FROM etk_journal_events
 WHERE reference = ? AND (? IS NULL OR source = ?)"""
@@ -242,6 +246,9 @@ class SQLiteTx:
     def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:
         rows = self._db.execute(STREAM_DELIVERIES, (source, stream))
         return [DeliveryRow(**dict(zip(DELIVERY_FIELDS, r, strict=True))) for r in rows]
+
+    def latest_decisions(self, limit: int) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._db.execute(LATEST_DECISIONS, (limit,))]
 
     def streams_by_key(self, key: str) -> list[Stream]:
         return [(r[0], r[1]) for r in self._db.execute(STREAMS_BY_KEY, (key,))]

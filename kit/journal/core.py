@@ -42,11 +42,13 @@ from kit.domain import (
 )
 from kit.errors import ValidationError
 from kit.journal.records import (
+    DecisionRow,
     Delivery,
     EventRow,
     IngestResult,
     IngestStatus,
     JournaledDecision,
+    LatestDecision,
     Outcome,
     StreamHistory,
     StreamTimeline,
@@ -337,6 +339,28 @@ def timeline_steps(source: str, stream: str) -> Generator[Op, Any, StreamTimelin
     )
 
 
+def latest_steps(limit: int) -> Generator[Op, Any, list[LatestDecision]]:
+    """The ``limit`` newest decisions of all streams, newest first. A backend's rows are
+    (source, stream, id, event, kind, key, outcome, decided_at, body)."""
+    rows: Sequence[Sequence[Any]] = yield _op("latest_decisions", limit)
+    return [
+        LatestDecision(
+            source=r[0],
+            stream=r[1],
+            row=DecisionRow(
+                seq=r[2],
+                event_seq=r[3],
+                kind=r[4],
+                key=r[5],
+                outcome=Outcome(r[6]),
+                decided_at=r[7],
+                decision=_standalone_decision(r[8]),
+            ),
+        )
+        for r in rows
+    ]
+
+
 def one_step(name: str, *args: Any) -> Generator[Op, Any, Any]:
     """A single operation as steps (reading a stream, the last invite, recording a decision)."""
     return (yield _op(name, *args))
@@ -440,13 +464,26 @@ def decision_reader(events: Sequence[EventRow]) -> Callable[[int, str | None], D
         if body is None:
             return None
         data = json.loads(body)
-        facts = data.get("facts") if isinstance(data, dict) else None
-        if not isinstance(facts, dict) or "order" in facts:
+        if _needs_no_order(data):
             return load_decision(data)
         known = (e.event for e in events if e.seq <= event_seq and e.event is not None)
         return load_decision(data, order=fold(known).order)
 
     return read
+
+
+def _needs_no_order(data: Any) -> bool:
+    """A decision body reads alone unless it is an Enqueue stored without its order."""
+    facts = data.get("facts") if isinstance(data, dict) else None
+    return not isinstance(facts, dict) or "order" in facts
+
+
+def _standalone_decision(body: str | None) -> Decision | None:
+    """A decision read without its stream's events: None where those would be needed."""
+    if body is None:
+        return None
+    data = json.loads(body)
+    return load_decision(data) if _needs_no_order(data) else None
 
 
 __all__ = [
@@ -465,6 +502,7 @@ __all__ = [
     "event_columns",
     "find_steps",
     "ingest_steps",
+    "latest_steps",
     "link_steps",
     "one_step",
     "read_event",

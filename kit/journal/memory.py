@@ -192,6 +192,14 @@ class MemoryTx:
         }
         return [d for d in self._rows.delivery_rows if d.seq in carried]
 
+    def latest_decisions(self, limit: int) -> list[tuple[Any, ...]]:
+        newest = self._rows.decisions[::-1][:limit]
+        return [
+            (d.source, d.stream, d.seq, d.event_seq, d.kind, d.key, d.outcome.value,
+             d.decided_at, d.body)
+            for d in newest
+        ]  # fmt: skip
+
     def streams_by_key(self, key: str) -> list[Stream]:
         return sorted({(d.source, d.stream) for d in self._rows.decisions if d.key == key})
 

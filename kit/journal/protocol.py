@@ -18,7 +18,7 @@ A journal shares its database, and its transactions, with one outbox storage: SQ
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from kit.domain import CustomerErasureRequested, DomainEvent, Skip
 from kit.journal.core import Plan, Stream
@@ -26,6 +26,7 @@ from kit.journal.records import (
     Delivery,
     DeliveryRow,
     IngestResult,
+    LatestDecision,
     Outcome,
     StreamHistory,
     StreamTimeline,
@@ -64,6 +65,10 @@ class Journal(Protocol):
     async def timeline(self, source: str, stream: str) -> StreamTimeline:
         """The stream's deliveries, events and decisions in journal order (for ``explain``);
         empty when the journal holds nothing of it."""
+        ...
+
+    async def latest_decisions(self, limit: int) -> list[LatestDecision]:
+        """The ``limit`` newest decisions of all streams, newest first (the operator page)."""
         ...
 
     async def record_decision(
@@ -135,6 +140,10 @@ class JournalTx(Protocol):
 
     def streams_by_reference(self, reference: str, source: str | None) -> list[Stream]:
         """Streams with an event of transaction reference ``reference`` (of ``source``)."""
+        ...
+
+    def latest_decisions(self, limit: int) -> list[tuple[Any, ...]]:
+        """(source, stream, id, event, kind, key, outcome, decided_at, body), newest first."""
         ...
 
     def stream_deliveries(self, source: str, stream: str) -> list[DeliveryRow]:

@@ -131,6 +131,17 @@ class StreamHistory:
 
 
 @attrs.frozen(kw_only=True)
+class LatestDecision:
+    """A recent decision of any stream, newest first, for the operator page. ``row.decision``
+    is None once erased, and for an enqueue stored without its order (its stream's events
+    hold the order, and only a stream's own read folds them back)."""
+
+    source: str
+    stream: str
+    row: DecisionRow
+
+
+@attrs.frozen(kw_only=True)
 class StreamTimeline:
     """One stream's whole journal, for ``explain``: the deliveries that carried its events,
     the events and the decisions, each in journal order (its ``seq``)."""

@@ -17,10 +17,18 @@ from kit.journal.core import (
     erase_steps,
     find_steps,
     ingest_steps,
+    latest_steps,
     one_step,
     timeline_steps,
 )
-from kit.journal.records import Delivery, IngestResult, Outcome, StreamHistory, StreamTimeline
+from kit.journal.records import (
+    Delivery,
+    IngestResult,
+    LatestDecision,
+    Outcome,
+    StreamHistory,
+    StreamTimeline,
+)
 from kit.policy import Decision
 
 StepsFactory = Callable[[], Generator[Op, Any, Any]]
@@ -59,6 +67,10 @@ class JournalStore(abc.ABC):
         found: StreamTimeline = await self._run(
             "journal.timeline", lambda: timeline_steps(source, stream)
         )
+        return found
+
+    async def latest_decisions(self, limit: int) -> list[LatestDecision]:
+        found: list[LatestDecision] = await self._run("journal.latest", lambda: latest_steps(limit))
         return found
 
     async def record_decision(

@@ -23,9 +23,9 @@ flusher, then the pollers (:mod:`kit.serve.polling`), and returns only when all 
   poll is the safety net under them, not the intake itself).
 
 With an ``[admin]`` table in the configuration, an admin listener on a port of its own serves
-``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`kit.admin`). It opens after the webhook
-listener and closes last, so ``/readyz`` answers 503 while the service drains. The figures are
-:attr:`Service.metrics`, also without the admin listener.
+``/healthz``, ``/readyz``, ``/metrics`` and the operator page at ``/`` (:mod:`kit.admin`). It
+opens after the webhook listener and closes last, so ``/readyz`` answers 503 while the service
+drains. The figures are :attr:`Service.metrics`, also without the admin listener.
 
 Everything comes in as objects (:class:`~kit.configfile.KitConfig`,
 :class:`~kit.config.ClientConfig`, :class:`~kit.flusher.FlusherConfig`,
@@ -53,7 +53,7 @@ from kit.feeds.checkpoint import checkpoints_for
 from kit.feeds.lease import leases_for
 from kit.feeds.runner import FeedRunner, FeedSource
 from kit.flusher import Flusher, FlusherConfig, FlusherStats, RunningFlusher
-from kit.journal import Intake
+from kit.journal import Intake, Journal, journal_for
 from kit.metrics import Metrics
 from kit.metrics.feeds import FeedHealth
 from kit.outbox import Outbox
@@ -153,6 +153,12 @@ class Service:
     async def readiness(self) -> admin.Readiness:
         """What ``/readyz`` answers: the database, the flusher and the intake, each checked."""
         return await admin.readiness(self._outbox, self._handle, self._accepting)
+
+    def _page_outbox(self) -> Outbox | None:
+        return self._outbox
+
+    def _journal(self) -> Journal | None:
+        return None if self._outbox is None else journal_for(self._outbox)
 
     def _accepting(self) -> bool:
         return self._listening is not None and not self._stop_requested
@@ -291,6 +297,8 @@ class Service:
             return None
         listener = Listener(host=settings.host, port=settings.port, grace=1.0)
         admin.install(listener.app, self._metrics, self.readiness)
+        token = None if settings.token is None else settings.token.value
+        admin.install_page(listener.app, admin.PageSources(self._page_outbox, self._journal, token))
         self._admin = listener
         return listener
 

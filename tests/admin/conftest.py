@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from admin.page_helpers import TOKEN, Page, opened_page
 from kit.sandbox import SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
@@ -20,3 +21,17 @@ async def sandbox() -> AsyncIterator[SandboxServer]:
 @pytest.fixture
 def db(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'outbox.db'}"
+
+
+@pytest.fixture
+async def page(tmp_path: Path) -> AsyncIterator[Page]:
+    """The operator page with the admin token ``TOKEN`` configured."""
+    async for value in opened_page(tmp_path, TOKEN):
+        yield value
+
+
+@pytest.fixture
+async def tokenless(tmp_path: Path) -> AsyncIterator[Page]:
+    """The operator page without an admin token: its action is refused."""
+    async for value in opened_page(tmp_path, None):
+        yield value

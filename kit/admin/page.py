@@ -1,0 +1,175 @@
+"""The operator page at ``/`` of the admin listener: read-only views, one guarded action.
+
+Server-rendered HTML through jinja2 with autoescape on: customer data and server error texts
+reach the page, so escaping is the template engine's job, never a hand-written rule. The one
+action, retrying dead entries, changes the outbox: it asks for the admin token, a per-process
+CSRF secret from the form, and a same-origin ``Origin``/``Referer``, and it is logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import jinja2
+from aiohttp import web
+
+from kit.admin.trend import INTERVAL, CountsTrend, sampling
+from kit.journal.explain import decision_facts, explain, explanation_json, utc_text
+from kit.journal.protocol import Journal
+from kit.journal.records import LatestDecision
+from kit.outbox import Outbox
+from kit.outbox.types import Entry, State
+from kit.redact import mask_emails
+
+log = logging.getLogger("kit.admin.page")
+
+LIST_LIMIT = 50  # dead and in-doubt entries shown; the CLI lists them all
+DECISIONS_LIMIT = 30  # the newest decisions shown; ``explain`` has a stream's whole story
+MAX_QUERY = 200  # a search is one order reference or key
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@attrs.frozen
+class PageSources:
+    """Where the page reads from; callables because ``serve`` opens the outbox after the
+    admin listener's routes are installed. ``token`` None: the retry action is refused."""
+
+    outbox: Callable[[], Outbox | None]
+    journal: Callable[[], Journal | None]
+    token: str | None
+
+
+def install_page(
+    app: web.Application, sources: PageSources, *, trend_interval: float = INTERVAL
+) -> None:
+    csrf = secrets.token_urlsafe(32)  # per process: a restart invalidates open forms
+    trend = CountsTrend()
+    app.cleanup_ctx.append(sampling(trend, sources.outbox, interval=trend_interval))
+
+    async def page(request: web.Request) -> web.Response:
+        outbox = sources.outbox()
+        if outbox is None:
+            return web.Response(status=503, text="the outbox is not open yet")
+        query = request.query.get("q", "").strip()[:MAX_QUERY]
+        stats = await outbox.stats()
+        troubled = [
+            _entry_view(e)
+            for state in (State.DEAD, State.IN_DOUBT)
+            for e in await outbox.entries(state=state, limit=LIST_LIMIT)
+        ]
+        found = None
+        decisions = []
+        journal = sources.journal()
+        if journal is not None:
+            latest = await journal.latest_decisions(DECISIONS_LIMIT)
+            decisions = [_decision_view(d) for d in latest]
+            if query:
+                found = explanation_json(query, None, await explain(outbox, journal, query))
+        html = _TEMPLATES.get_template("page.html").render(
+            counts=[(state.value, stats.counts.get(state, 0)) for state in State],
+            troubled=troubled,
+            decisions=decisions,
+            states=[state.value for state in State],
+            trend=[(utc_text(t.at), [n for _, n in t.counts]) for t in reversed(trend.samples)],
+            query=mask_emails(query),
+            found=found,
+            csrf=csrf,
+            retried=request.query.get("retried"),
+            can_retry=sources.token is not None,
+        )
+        return web.Response(text=html, content_type="text/html")
+
+    async def retry(request: web.Request) -> web.Response:
+        form = await request.post()
+        if not _same_origin(request) or not _equal(_text(form.get("csrf")), csrf):
+            _refused(request, "CSRF check failed")
+            raise web.HTTPForbidden(text="CSRF check failed: reload the page and try again")
+        offered = _text(form.get("token")) or _bearer(request)
+        if sources.token is None or not _equal(offered, sources.token):
+            _refused(request, "the admin token is missing or wrong")
+            raise web.HTTPForbidden(text="the admin token is missing or wrong")
+        outbox = sources.outbox()
+        if outbox is None:
+            raise web.HTTPServiceUnavailable(text="the outbox is not open yet")
+        keys = [k for k in form.getall("key", []) if isinstance(k, str)]
+        count = await outbox.retry_dead(keys or None) if keys or form.get("all") else 0
+        log.warning(
+            "admin retried %d dead entries (%s) for %s",
+            count,
+            f"{len(keys)} keys" if keys else "all",
+            request.remote,
+            extra={"action": "admin.retry", "count": count},
+        )
+        raise web.HTTPSeeOther(f"/?retried={count}")
+
+    app.router.add_get("/", page)
+    app.router.add_post("/retry", retry)
+
+
+def _refused(request: web.Request, why: str) -> None:
+    log.warning(
+        "admin retry refused for %s: %s", request.remote, why,
+        extra={"action": "admin.retry_refused"},
+    )  # fmt: skip
+
+
+def _entry_view(entry: Entry) -> dict[str, Any]:
+    return {
+        "key": entry.key,
+        "state": entry.state.value,
+        "reference": mask_emails(entry.transaction_reference),
+        "event_type": entry.event_type,
+        "updated_at": utc_text(entry.updated_at),
+        "last_error": mask_emails(entry.last_error or ""),
+    }
+
+
+def _decision_view(latest: LatestDecision) -> dict[str, Any]:
+    facts = decision_facts(latest.row)  # masks e-mails in free text
+    return {
+        "at": utc_text(latest.row.decided_at),
+        "source": latest.source,
+        "stream": latest.stream,
+        "kind": latest.row.kind,
+        "outcome": latest.row.outcome.value,
+        "reason": facts.reason or "",
+        "detail": facts.detail or "",
+        "key": latest.row.key or "",
+    }
+
+
+def _same_origin(request: web.Request) -> bool:
+    """The browser's ``Origin`` (or, without it, the ``Referer``) names this listener."""
+    claimed = request.headers.get("Origin") or request.headers.get("Referer")
+    if not claimed:
+        return False
+    parts = urlsplit(claimed)
+    return parts.scheme == request.scheme and parts.netloc == request.host
+
+
+def _equal(offered: str, expected: str) -> bool:
+    return hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _bearer(request: web.Request) -> str:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value if scheme.lower() == "bearer" else ""
+
+
+__all__ = ["PageSources", "install_page"]

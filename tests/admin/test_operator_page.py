@@ -1,0 +1,144 @@
+"""The operator page at ``/`` of the admin listener: counts, dead and in-doubt entries with
+their (masked) last error, an order's explain timeline, and the guarded retry action. Served
+by a real aiohttp server on loopback over a SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+import pytest
+from journal.deliveries import EMAIL, KEY
+
+from admin.page_helpers import TEST_ORDER, TOKEN, Page
+from kit.admin.trend import CountsTrend
+from kit.outbox.types import State
+
+
+async def test_the_page_counts_entries_by_state(page: Page) -> None:
+    html = await page.html()
+    assert '<td data-state="dead">1</td>' in html
+    assert '<td data-state="pending">0</td>' in html
+    assert '<td data-state="delivered">0</td>' in html
+
+
+async def test_the_latest_decisions_show_newest_first_with_skip_reasons(page: Page) -> None:
+    html = await page.html()
+    table = html[
+        html.index('<table id="decisions">') : html.index("</table>", html.index("decisions"))
+    ]
+    rows = re.findall(
+        r'<td class="kind">(\w+)</td>\s*<td>(\w+)</td><td class="reason">(\w*)</td>', table
+    )
+    assert rows == [("skipped", "recorded", "test_order"), ("enqueue", "enqueued", "")]
+    assert TEST_ORDER in table
+
+
+async def test_dead_entries_show_their_last_error_with_emails_masked(page: Page) -> None:
+    """The key and the server's error are shown; the customer's address never in full."""
+    html = await page.html()
+    assert f'<td class="key">{KEY}</td>' in html
+    assert "customer.email e***@example.org is not accepted" in html
+    assert EMAIL not in html
+
+
+async def test_a_search_shows_the_orders_explain_timeline(page: Page) -> None:
+    html = await page.html("/?q=%231042")
+    assert "orders/fulfilled" in html  # the delivery that carried the event
+    assert "decision enqueue" in html
+    assert KEY in html
+    assert "Nothing matches" not in html
+    assert "Nothing matches #9999" in await page.html("/?q=%239999")
+
+
+async def test_a_search_is_escaped_and_masked(page: Page) -> None:
+    """Whatever is typed comes back as text, never as markup, and never as a whole address."""
+    html = await page.html(f"/?q=<script>x</script>{EMAIL}")
+    assert "<script>x" not in html
+    assert "&lt;script&gt;x&lt;/script&gt;e***@example.org" in html
+
+
+async def test_retry_with_the_token_makes_the_entry_pending_and_is_logged(
+    page: Page, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    with caplog.at_level(logging.INFO, logger="kit.admin.page"):
+        assert await page.retry(form, Origin=page.origin) == 303
+    assert (await page.kit.outbox.get(KEY)).state is State.PENDING
+    assert "admin retried 1 dead entries" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+async def test_retry_takes_the_token_as_a_bearer_header(page: Page) -> None:
+    form = {"csrf": await page.csrf(), "key": KEY}
+    status = await page.retry(form, Origin=page.origin, Authorization=f"Bearer {TOKEN}")
+    assert status == 303
+    assert (await page.kit.outbox.get(KEY)).state is State.PENDING
+
+
+@pytest.mark.parametrize("token", [None, "", "wrong-token"])
+async def test_retry_without_the_right_token_is_forbidden(page: Page, token: str | None) -> None:
+    form = {"csrf": await page.csrf(), "key": KEY}
+    if token is not None:
+        form["token"] = token
+    assert await page.retry(form, Origin=page.origin) == 403
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_retry_is_forbidden_when_no_token_is_configured(tokenless: Page) -> None:
+    form = {"csrf": await tokenless.csrf(), "token": "", "key": KEY}
+    assert await tokenless.retry(form, Origin=tokenless.origin) == 403
+    assert (await tokenless.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_retry_with_a_bad_csrf_token_is_forbidden_and_logged(
+    page: Page, caplog: pytest.LogCaptureFixture
+) -> None:
+    form = {"csrf": "forged", "token": TOKEN, "key": KEY}
+    with caplog.at_level(logging.INFO, logger="kit.admin.page"):
+        assert await page.retry(form, Origin=page.origin) == 403
+    assert "admin retry refused for 127.0.0.1: CSRF check failed" in caplog.text
+    assert TOKEN not in caplog.text
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://evil.example"}, {"Referer": "http://evil.example/"}],
+    ids=["no-origin", "foreign-origin", "foreign-referer"],
+)
+async def test_retry_from_another_origin_is_forbidden(page: Page, headers: dict[str, str]) -> None:
+    """The CSRF secret alone is not enough: the request must come from the page itself."""
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    assert await page.retry(form, **headers) == 403
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_retry_with_a_same_origin_referer_is_accepted(page: Page) -> None:
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    assert await page.retry(form, Referer=page.origin + "/") == 303
+
+
+async def test_the_trend_shows_the_counts_sampled_since_start(page: Page) -> None:
+    """The admin app samples at start: the page's trend has that sample's counts."""
+
+    async def sampled() -> str:
+        while '<tr class="sample">' not in (html := await page.html()):
+            await asyncio.sleep(0.02)  # polling a condition, bounded by the timeout
+        return html
+
+    async with asyncio.timeout(5):
+        html = await sampled()
+    row = re.search(r'<tr class="sample"><td>[^<]+</td>((?:<td>\d+</td>)+)</tr>', html)
+    assert row is not None
+    counts = re.findall(r"<td>(\d+)</td>", row[1])
+    assert dict(zip([s.value for s in State], counts, strict=True))["dead"] == "1"
+
+
+def test_the_trend_keeps_only_the_newest_samples() -> None:
+    trend = CountsTrend(capacity=3)
+    for at in range(5):
+        trend.record(float(at), {State.DEAD: at})
+    assert [s.at for s in trend.samples] == [2.0, 3.0, 4.0]
+    assert dict(trend.samples[-1].counts) == {s.value: 4 if s is State.DEAD else 0 for s in State}
