@@ -51,6 +51,9 @@ class WebDriver:
         options = {"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu"]}
         caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": options}}}
         self.session = (await self.call("POST", "", caps))["sessionId"]
+        # Finding an element waits for it (up to 10 s) instead of failing at once: after a
+        # form's submit the browser is still following the POST's redirect to the new page.
+        await self.call("POST", "/timeouts", {"implicit": 10_000})
 
     async def find(self, css: str) -> str:
         found = await self.call("POST", "/element", {"using": "css selector", "value": css})
