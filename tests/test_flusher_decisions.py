@@ -51,6 +51,7 @@ def claimed(*, sends: int = 0, attempt: int = 1, in_doubt_since: float | None = 
         first_sent_at=None,
         in_doubt_since=in_doubt_since,
         lease_expires_at=NOW + 60,
+        created_at=NOW - 5,
     )
 
 

@@ -216,12 +216,8 @@ class Metrics:
         if kind is not None:
             self.attempts.labels(kind.value, labels.status_class(decision.status)).inc()
         outcome = decision.outcome
-        if (
-            isinstance(outcome, Delivered)
-            and not outcome.adopted
-            and item.first_sent_at is not None
-        ):
-            self.latency.observe(max(0.0, now - item.first_sent_at))
+        if isinstance(outcome, Delivered) and not outcome.adopted:
+            self.latency.observe(max(0.0, now - item.created_at))
 
     def answered(
         self,

@@ -62,24 +62,24 @@ class FlushSql:
                 FROM pick WHERE e.id = pick.id
                 RETURNING e.id, e.key, e.attempt, e.state, e.payload, e.event_type, e.channel_id,
                           e.transaction_reference, e.sends, e.first_sent_at, e.in_doubt_since,
-                          e.lease_expires_at, pick.k
+                          e.lease_expires_at, pick.k, e.created_at
             )
             SELECT row_kind, key, attempt, state, payload, event_type, channel_id,
                    transaction_reference, sends, first_sent_at, in_doubt_since,
-                   lease_expires_at, name, until, reason
+                   lease_expires_at, name, until, reason, created_at
             FROM (
                 SELECT 'c' AS row_kind, k, id, key, attempt, state, payload, event_type,
                        channel_id, transaction_reference, sends, first_sent_at, in_doubt_since,
                        lease_expires_at, NULL::text AS name, NULL::float8 AS until,
-                       NULL::text AS reason
+                       NULL::text AS reason, created_at
                 FROM claimed
                 UNION ALL
                 SELECT 'h', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                       NULL, NULL, name, until, reason
+                       NULL, NULL, name, until, reason, NULL
                 FROM {h} WHERE until > $1
                 UNION ALL
                 SELECT 'm', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                       NULL, NULL, name, NULL, value
+                       NULL, NULL, name, NULL, value, NULL
                 FROM {m} WHERE name = 'moved_to'
             ) AS u
             ORDER BY row_kind, k, id, name
@@ -189,6 +189,7 @@ def claimed_from_row(r: Any) -> Claimed:
         first_sent_at=first,
         in_doubt_since=doubt,
         lease_expires_at=r[11],
+        created_at=r[15],
     )
 
 

@@ -119,7 +119,7 @@ WHERE id IN (
             ORDER BY lease_expires_at, id LIMIT :limit)
         ORDER BY due, id LIMIT :limit))
 RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_reference,
-          sends, first_sent_at, in_doubt_since, due_at"""
+          sends, first_sent_at, in_doubt_since, due_at, created_at"""
 
 # One completion, fenced as apply_completion (lifecycle.py) fences it: only the attempt in force,
 # while sending or in doubt and still leased. Its changes are an Effect resolved from the
@@ -335,6 +335,7 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
         first_sent_at=r[9],
         in_doubt_since=r[10],
         lease_expires_at=expires,
+        created_at=r[12],
     )
 
 

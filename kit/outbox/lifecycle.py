@@ -115,6 +115,7 @@ def to_claimed(entry: Entry) -> Claimed:
         first_sent_at=entry.first_sent_at,
         in_doubt_since=entry.in_doubt_since,
         lease_expires_at=entry.lease_expires_at,
+        created_at=entry.created_at,
     )
 
 

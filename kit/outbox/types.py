@@ -143,6 +143,7 @@ class Claimed:
     first_sent_at: float | None  # when the first POST of this entry was claimed
     in_doubt_since: float | None
     lease_expires_at: float
+    created_at: float  # when the entry was enqueued: delivery latency counts from here
 
 
 @attrs.frozen(kw_only=True)

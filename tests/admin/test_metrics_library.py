@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from random import Random
 
 import prometheus_client
 from builders import event
@@ -10,8 +11,13 @@ from prometheus_client import CollectorRegistry
 
 from kit.admin import readiness
 from kit.admin.health import database
+from kit.flusher import FlusherConfig
+from kit.flusher.decisions import classify_post
 from kit.metrics import Metrics
 from kit.outbox import Outbox
+from kit.outbox.types import AttemptKind
+
+T = 1_760_000_000.0
 
 
 def test_metrics_go_to_the_registry_handed_in_never_the_global_one() -> None:
@@ -62,3 +68,18 @@ async def test_an_unreachable_database_fails_readiness(tmp_path: Path) -> None:
     metrics.watch(outbox=outbox)
     assert await metrics.refresh() is False
     assert metrics.snapshot()["etrusted_kit_outbox_up"] == 0
+
+
+async def test_delivery_latency_runs_from_enqueue_to_the_accepting_answer(tmp_path: Path) -> None:
+    """An entry enqueued, claimed a minute later and accepted: the latency observed is the
+    whole minute and more, not the moment between its claim and the answer."""
+    metrics = Metrics(sources=["shop"])
+    async with Outbox.from_url(f"sqlite:///{tmp_path / 'o.db'}") as outbox:
+        await outbox.storage.enqueue([outbox.prepare(event("order-1"))], now=T)
+        (item,) = await outbox.storage.claim(now=T + 60, owner="f", lease_seconds=30, limit=1)
+    assert item.created_at == T
+    decision = classify_post(item, "evt-1", now=T + 61, config=FlusherConfig(), rng=Random(1))
+    metrics.decided(item, decision, AttemptKind.SEND, T + 61)
+    snapshot = metrics.snapshot()
+    assert snapshot["etrusted_kit_delivery_latency_seconds_count"] == 1
+    assert snapshot["etrusted_kit_delivery_latency_seconds_sum"] == 61.0

@@ -41,6 +41,7 @@ class ClaimContract(ContractBase):
         everything needed to send it, and never hands it out again while that lease is live."""
         await enqueue(storage, "k1", payload='{"x":1}')
         (c,) = await claim(storage, now=T + 1, owner="flusher-a", lease=45.0)
+        e = await entry(storage, "k1")
         assert c == Claimed(
             key="k1",
             attempt=1,
@@ -53,8 +54,8 @@ class ClaimContract(ContractBase):
             first_sent_at=T + 1,
             in_doubt_since=None,
             lease_expires_at=T + 46,
+            created_at=e.created_at,
         )
-        e = await entry(storage, "k1")
         assert e.state is State.SENDING
         assert (e.attempt, e.lease_owner, e.lease_expires_at) == (1, "flusher-a", T + 46)
         assert (e.first_sent_at, e.updated_at) == (T + 1, T + 1)
