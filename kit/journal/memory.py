@@ -222,7 +222,7 @@ class MemoryTx:
             and d.invite_at is not None
             and (d.source, d.stream) != (source, stream)
             and not (order is not None and (d.key or "").startswith(order))
-            and self._state(d.key) not in (None, State.CANCELLED)
+            and _entry_state(self._storage, d.key) not in (None, State.CANCELLED)
         ]
         return max(found, default=None)
 
@@ -244,10 +244,6 @@ class MemoryTx:
             and e.body is not None
             and json.loads(e.body).get("subscription") == subscription
         ]
-
-    def _state(self, key: str | None) -> State | None:
-        entry = self._storage.get_now(key or "")
-        return None if entry is None else entry.state
 
     def insert_entry(self, entry: NewEntry) -> bool:
         return self._storage.insert_now(entry, self._now)
@@ -423,7 +419,8 @@ class MemoryJournal(JournalStore):
         active = {
             (d.source, d.stream)
             for d in self._rows.decisions
-            if d.kind == "enqueue" and self._state(d.key) not in (None, *TERMINAL_STATES)
+            if d.kind == "enqueue"
+            and _entry_state(self._storage, d.key) not in (None, *TERMINAL_STATES)
         }
         tx.erase_streams([s for s, at in latest.items() if at < before and s not in active])
 
@@ -431,20 +428,10 @@ class MemoryJournal(JournalStore):
         tx = MemoryTx(self._rows, self._storage, now=self._clock())
         tx.erase_streams(tx.customer_streams(email_hash))
 
-    def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
-        return [
-            e.body
-            for e in self._rows.events
-            if e.source == source
-            and e.stream != stream
-            and e.kind == "subscription_renewed"
-            and e.body is not None
-            and json.loads(e.body).get("subscription") == subscription
-        ]
 
-    def _state(self, key: str | None) -> State | None:
-        entry = self._storage.get_now(key or "")
-        return None if entry is None else entry.state
+def _entry_state(storage: InMemoryStorage, key: str | None) -> State | None:
+    entry = storage.get_now(key or "")
+    return None if entry is None else entry.state
 
 
 __all__ = ["MemoryJournal", "MemoryTx"]
