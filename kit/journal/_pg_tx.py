@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_columns, decision_reader, event_columns, read_event
+from kit.journal.core import Stream, decision_reader, decision_values, event_columns, read_event
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -339,19 +339,9 @@ class PgTx:
     async def record_decision(
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
     ) -> None:
-        c = decision_columns(decision, outcome)
         await self._conn.execute(
             self._sql.record_decision,
-            event_seq,
-            source,
-            stream,
-            c.kind,
-            c.key,
-            outcome.value,
-            self._now,
-            c.email_hash,
-            c.invite_at,
-            c.body,
+            *decision_values(event_seq, source, stream, decision, outcome, self._now),
         )
 
     async def customer_streams(self, email_hash: str) -> list[Stream]:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_columns, decision_reader, event_columns, read_event
+from kit.journal.core import Stream, decision_reader, decision_values, event_columns, read_event
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -285,21 +285,9 @@ class SQLiteTx:
     def record_decision(
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
     ) -> None:
-        c = decision_columns(decision, outcome)
         self._db.execute(
             RECORD_DECISION,
-            (
-                event_seq,
-                source,
-                stream,
-                c.kind,
-                c.key,
-                outcome.value,
-                self._now,
-                c.email_hash,
-                c.invite_at,
-                c.body,
-            ),
+            decision_values(event_seq, source, stream, decision, outcome, self._now),
         )
 
     def customer_streams(self, email_hash: str) -> list[Stream]:

@@ -450,6 +450,26 @@ def decision_columns(decision: Decision, outcome: Outcome) -> DecisionColumns:
     )
 
 
+def decision_values(
+    event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome, now: float
+) -> tuple[Any, ...]:
+    """A decision row's values in the column order both backends' INSERT lists: event, source,
+    stream, kind, key, outcome, recorded_at, email_hash, invite_at, body."""
+    c = decision_columns(decision, outcome)
+    return (
+        event_seq,
+        source,
+        stream,
+        c.kind,
+        c.key,
+        outcome.value,
+        now,
+        c.email_hash,
+        c.invite_at,
+        c.body,
+    )
+
+
 def read_event(body: str | None) -> DomainEvent | None:
     return None if body is None else load_event(json.loads(body))
 
@@ -498,6 +518,7 @@ __all__ = [
     "batch_steps",
     "decision_columns",
     "decision_reader",
+    "decision_values",
     "erase_steps",
     "event_columns",
     "find_steps",
