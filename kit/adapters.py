@@ -42,16 +42,19 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 import attrs
 
 from kit.domain import DomainEvent, Skip
-from kit.errors import ConfigError
+from kit.errors import ConfigError, VerificationError
 
 ENTRY_POINT_GROUP = "etrusted_kit.adapters"
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of the receiving clock a signed timestamp may be: two machines' clocks drift,
+but a signature from further in the future was not made by a platform whose clock is sane."""
 
 Headers: TypeAlias = Mapping[str, str]
 """Request headers with lower-case names, as every adapter receives them."""
@@ -160,6 +163,27 @@ def hmac_sha256_base64_matches(raw_body: bytes, signature: str, secrets: Sequenc
     return matched
 
 
+def check_signed_at(signed_at: float, *, now: float, max_age: timedelta) -> None:
+    """Refuse a signature made more than ``max_age`` before ``now`` (a captured delivery replayed
+    later: ``stale_timestamp``) or more than :data:`CLOCK_SKEW` after it (``future_timestamp``).
+
+    Every adapter whose platform signs a timestamp judges it here, so the limits, the reasons and
+    what the log says are the same whichever platform sent it; ``max_age`` is the source's.
+    """
+    age = now - signed_at
+    if age > max_age.total_seconds():
+        raise VerificationError(
+            "stale_timestamp",
+            f"signed {age:.0f} s before it arrived (tolerance {max_age.total_seconds():.0f} s)",
+        )
+    if -age > CLOCK_SKEW.total_seconds():
+        raise VerificationError(
+            "future_timestamp",
+            f"signed {-age:.0f} s after it arrived (allowed clock skew "
+            f"{CLOCK_SKEW.total_seconds():.0f} s)",
+        )
+
+
 def check_url_template(key: str, value: str | None, placeholders: Sequence[str]) -> None:
     """Refuse a product URL template that is not http(s) or uses another placeholder.
 
@@ -244,12 +268,14 @@ def load_adapter(name: str) -> AdapterPlugin[Any]:
 
 
 __all__ = [
+    "CLOCK_SKEW",
     "ENTRY_POINT_GROUP",
     "AdapterPlugin",
     "DeliveryIdentity",
     "Headers",
     "ParseResult",
     "PushAdapter",
+    "check_signed_at",
     "check_url_template",
     "hmac_sha256_base64_matches",
     "installed_adapters",

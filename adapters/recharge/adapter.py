@@ -2,9 +2,9 @@
 
 Verification (:mod:`adapters.recharge.signing`): the timestamped header when the delivery has
 one and the source allows it, else the legacy digest; a timestamped signature older than
-``tolerance`` or more than :data:`FUTURE_SKEW` ahead of the clock is refused, so a captured
-delivery cannot be replayed later. Recharge sends no delivery id, so a delivery is known by
-the hash of its topic and raw body (a retry repeats both), and the charge it reports is the
+``tolerance`` or too far ahead of the clock is refused (:func:`kit.adapters.check_signed_at`),
+so a captured delivery cannot be replayed later. Recharge sends no delivery id, so a delivery is
+known by the hash of its topic and raw body (a retry repeats both), and the charge it reports is the
 platform event (``charge/paid:{charge id}``: a charge is paid once).
 
 ``charge/paid`` (legacy name ``charge/success``) is read: a ``recurring`` charge is a
@@ -23,7 +23,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -31,7 +31,7 @@ import attrs
 from adapters.recharge._charge import order_facts, shopify_order_id, subscription_id, when
 from adapters.recharge.config import RechargeConfig, SignatureScheme
 from adapters.recharge.signing import legacy_matches, parse_timestamped, timestamped_matches
-from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
+from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult, check_signed_at
 from kit.domain import OrderRefunded, Refund, Skip, SkipReason, SubscriptionRenewed
 from kit.errors import PayloadError, VerificationError
 from kit.payload import Node
@@ -44,8 +44,6 @@ FULLY_REFUNDED = "refunded"  # a charge's status once all of it went back
 TOPIC_ALIASES = {"charge/success": PAID}  # Recharge's older name of the same topic
 RECURRING = "recurring"  # a renewal
 CHECKOUT = "checkout"  # the charge that started the subscription
-FUTURE_SKEW = timedelta(minutes=5)
-"""How far ahead of this machine's clock a signature's time may be (clocks drift)."""
 
 LEGACY_HEADER = "x-recharge-hmac-sha256"
 TIMESTAMPED_HEADER = "x-recharge-webhook-signature"
@@ -105,15 +103,7 @@ class RechargeAdapter:
                 f"X-Recharge-Webhook-Signature matches none of the {len(secrets)} configured "
                 "secrets",
             )
-        age = self.clock() - signed.timestamp
-        if age > self.config.tolerance.total_seconds():
-            raise VerificationError(
-                "stale_timestamp",
-                f"signed {age:.0f}s ago, more than the tolerance of "
-                f"{self.config.tolerance.total_seconds():.0f}s",
-            )
-        if -age > FUTURE_SKEW.total_seconds():
-            raise VerificationError("future_timestamp", f"signed {-age:.0f}s in the future")
+        check_signed_at(signed.timestamp, now=self.clock(), max_age=self.config.tolerance)
 
     def identify(self, headers: Headers, raw_body: bytes) -> DeliveryIdentity:
         """The hash of topic and body (no delivery id is sent); the charge as the event."""
@@ -238,4 +228,4 @@ class RechargePlugin:
 plugin: AdapterPlugin[RechargeConfig] = RechargePlugin()
 
 
-__all__ = ["FUTURE_SKEW", "PAID", "PLATFORM", "RechargeAdapter", "RechargePlugin", "plugin"]
+__all__ = ["PAID", "PLATFORM", "RechargeAdapter", "RechargePlugin", "plugin"]

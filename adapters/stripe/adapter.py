@@ -34,7 +34,7 @@ from adapters.stripe import signature
 from adapters.stripe._invoice import order_facts, paid_at, payment_ids, subscription_id
 from adapters.stripe._json import Obj
 from adapters.stripe.config import StripeConfig
-from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
+from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult, check_signed_at
 from kit.domain import (
     OrderRefunded,
     Refund,
@@ -93,8 +93,10 @@ class StripeAdapter:
         return DeliveryIdentity("sha256:" + hashlib.sha256(raw_body).hexdigest())
 
     def parse(self, headers: Headers, raw_body: bytes, *, received_at: datetime) -> ParseResult:
-        signature.check_timestamp(
-            headers.get(signature.HEADER), received_at=received_at, tolerance=self.config.tolerance
+        check_signed_at(
+            signature.parse_header(headers.get(signature.HEADER)).timestamp,
+            now=received_at.timestamp(),
+            max_age=self.config.tolerance,
         )
         event = _json_object(raw_body)
         kind = event.text("object")
