@@ -24,6 +24,7 @@ from kit.errors import (
     PermanentAPIError,
     RateLimitedError,
     RetryableAPIError,
+    ServerError,
     TokenUnavailableError,
     UnauthorizedError,
 )
@@ -31,6 +32,9 @@ from kit.errors import (
 # A gateway or CDN gave up waiting for an upstream that may have acted (502/504, and the
 # 52x origin errors CDNs such as Cloudflare answer with).
 GATEWAY_STATUSES = frozenset({502, 504, 520, 521, 522, 523, 524, 525, 526, 527})
+# The server itself failed unexpectedly: it may have stored a POST before failing, so a 500 to a
+# POST is looked up before any resend (a 503 says "not now" and is retried).
+SERVER_FAILED = 500
 # The server gave up reading the request (408) or asked us to slow down (429): it did not act.
 _TOKEN_RETRYABLE_STATUSES = frozenset({408, 429})
 # What an OAuth2 token endpoint answers to a bad request or bad client credentials.
@@ -95,6 +99,12 @@ def status_error(
     if 400 <= status < 500:
         return PermanentAPIError(message, **where)
     if status >= 500:
+        if may_have_acted(method) and status == SERVER_FAILED:
+            return ServerError(
+                f"server failed; the request may have been acted on: {message}",
+                retry_after=retry_after,
+                **where,
+            )
         if may_have_acted(method) and status in GATEWAY_STATUSES:
             return GatewayError(
                 f"gateway gave up waiting; the request may have been acted on: {message}",

@@ -17,13 +17,14 @@ have been acted on, whatever happened on the wire::
     │   │   ├── NotFoundError        404
     │   │   └── ConflictError        409 (e.g. an event type name that exists)
     │   ├── RetryableError           RETRYABLE: nothing was created; try again later
-    │   │   ├── RetryableAPIError    5xx from the API itself, 408
+    │   │   ├── RetryableAPIError    503 and other 5xx (500 only to a non-POST), 408
     │   │   ├── NetworkError         no usable answer to a GET, PUT, PATCH or DELETE
     │   │   └── TurnedAwayError      turned away before anything could be created
     │   │       ├── RateLimitedError       429, with ``retry_after`` when the server gave one
     │   │       ├── ConnectError           no connection: nothing was sent
     │   │       └── TokenUnavailableError  the token endpoint failed or sent no usable token
     │   ├── InDoubtError             IN_DOUBT: a POST may have been acted on (timeout, disconnect)
+    │   │   ├── ServerError          500 answering a POST: it failed, maybe after it acted
     │   │   ├── GatewayError         502, 504 or a CDN's 52x answering a POST
     │   │   └── EventConflictError   409 answering POST /events
     │   └── UnauthorizedError        UNAUTHORIZED: the API refused even a fresh token (401)
@@ -212,6 +213,11 @@ class InDoubtError(ETrustedError, kind=FailureKind.IN_DOUBT):
     """A POST may have reached the server and been acted on; its outcome is unknown."""
 
 
+class ServerError(InDoubtError):
+    """The API answered a POST with 500: it failed unexpectedly, possibly after it stored the
+    request, so a plain resend could make a second event (the reference warns of this)."""
+
+
 class GatewayError(InDoubtError):
     """A gateway or CDN answered a POST with 502, 504 or 52x: it gave up waiting for an upstream
     that may have acted."""
@@ -348,6 +354,7 @@ __all__ = [
     "RateLimitedError",
     "RetryableAPIError",
     "RetryableError",
+    "ServerError",
     "ServiceError",
     "StorageError",
     "StorageUnavailableError",

@@ -38,6 +38,7 @@ from kit.errors import (
     PermanentAPIError,
     RateLimitedError,
     RetryableAPIError,
+    ServerError,
     UnauthorizedError,
     ValidationError,
 )
@@ -386,18 +387,32 @@ async def test_400_is_permanent_with_the_servers_message(
         await client.list_event_types()
 
 
-@pytest.mark.parametrize("status", [500, 503])
-async def test_500_and_503_are_retryable(
-    server: SandboxServer, client: ETrustedClient, status: int
-) -> None:
-    server.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=status, path="/events"))
+async def test_503_is_retryable(server: SandboxServer, client: ETrustedClient) -> None:
+    server.sandbox.add_fault(Fault(kind=FaultKind.STATUS, status=503, path="/events"))
     with pytest.raises(RetryableAPIError) as info:
         await client.create_event(_body(), allow_checkout=True)
     assert type(info.value) is RetryableAPIError
     assert info.value.kind is FailureKind.RETRYABLE
-    assert info.value.status == status
+    assert info.value.status == 503
     assert info.value.retry_after is None
     assert server.sandbox.accepted_events() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "stored"), [(FaultKind.STATUS, 0), (FaultKind.FAIL_AFTER_ACCEPT, 1)]
+)
+async def test_a_500_to_a_post_is_in_doubt_whether_or_not_the_event_was_stored(
+    server: SandboxServer, client: ETrustedClient, kind: FaultKind, stored: int
+) -> None:
+    """The client cannot tell a 500 that stored the event from one that did not, so neither is
+    a licence to resend: both are ``ServerError``, an ``InDoubtError``."""
+    server.sandbox.add_fault(Fault(kind=kind, status=500, method="POST", path="/events"))
+    with pytest.raises(ServerError) as info:
+        await client.create_event(_body(), allow_checkout=True)
+    assert isinstance(info.value, InDoubtError)
+    assert info.value.kind is FailureKind.IN_DOUBT
+    assert info.value.status == 500
+    assert len(server.sandbox.accepted_events()) == stored
 
 
 @pytest.mark.parametrize(("retry_after", "expected"), [(2, 2.0), (0.5, 0.5), (None, None)])

@@ -33,7 +33,14 @@ pytestmark = pytest.mark.crash
 
 FAULTS = [
     {"kind": "status", "method": "POST", "path": "/events", "status": 503, "probability": 0.08},
-    {"kind": "status", "method": "POST", "path": "/events", "status": 500, "probability": 0.04},
+    {"kind": "status", "method": "POST", "path": "/events", "status": 500, "probability": 0.03},
+    {
+        "kind": "fail_after_accept",
+        "method": "POST",
+        "path": "/events",
+        "status": 500,
+        "probability": 0.03,
+    },
     {
         "kind": "rate_limit",
         "method": "POST",

@@ -140,17 +140,16 @@ async def test_permanent_error_parks_at_once_and_does_not_block_others(world: Wo
 
 async def test_retryable_errors_are_retried_with_a_full_attempt_log(world: World) -> None:
     await world.enqueue(1)
-    for status in (503, 500):
-        world.sandbox.add_fault(
-            Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=status, times=1)
-        )
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=503, times=2)
+    )
     await drain(world.flusher())
     (entry,) = await world.outbox.entries()
     assert entry.state is State.DELIVERED
     log = await world.outbox.attempts(entry.key)
     assert [(a.kind, a.http_status, a.outcome) for a in log] == [
         (AttemptKind.SEND, 503, "retry"),
-        (AttemptKind.SEND, 500, "retry"),
+        (AttemptKind.SEND, 503, "retry"),
         (AttemptKind.SEND, 202, "delivered"),
     ]
     assert all(a.duration_ms >= 0 for a in log)
@@ -329,6 +328,36 @@ async def test_a_foreign_event_for_the_same_order_does_not_block_reconciliation(
     assert (flusher.stats.adopted, flusher.stats.blind_resends) == (1, 0)
     (entry,) = await world.outbox.entries()
     assert (entry.state, entry.adopted) == (State.DELIVERED, True)
+
+
+async def test_a_500_after_etrusted_stored_the_event_is_adopted_not_resent(world: World) -> None:
+    """A server that stored the event and then failed answers 500: the entry is looked up and
+    adopted, so the customer gets one invite, not a second one from a blind resend."""
+    await world.enqueue(4)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.FAIL_AFTER_ACCEPT, method="POST", path="/events", status=500, times=2)
+    )
+    flusher = world.flusher(attrs.evolve(FAST, reconcile_window=30.0))
+    await drain(flusher)
+    assert (flusher.stats.in_doubt, flusher.stats.adopted, flusher.stats.blind_resends) == (2, 2, 0)
+    assert len([e for e in await world.outbox.entries() if e.adopted]) == 2
+    await world.assert_exactly_once()
+
+
+async def test_a_500_before_anything_was_stored_is_resent_once_after_the_lookup(
+    world: World,
+) -> None:
+    """A 500 from a server that stored nothing looks the same from outside: the lookup finds no
+    event, and the entry is sent again, once."""
+    await world.enqueue(2)
+    world.sandbox.add_fault(
+        Fault(kind=FaultKind.STATUS, method="POST", path="/events", status=500, times=1)
+    )
+    flusher = world.flusher()
+    await drain(flusher)
+    assert (flusher.stats.in_doubt, flusher.stats.blind_resends) == (1, 1)
+    assert (await world.outbox.stats()).counts[State.DELIVERED] == 2
+    await world.assert_exactly_once()
 
 
 async def test_late_answer_beyond_the_timeout_is_adopted(world: World) -> None:

@@ -179,6 +179,9 @@ class Sandbox:
             return self._drop(request, web.Response())
         elif kind is FaultKind.DROP_AFTER_ACCEPT:
             return self._drop(request, await self._serve(request, handler))
+        elif kind is FaultKind.FAIL_AFTER_ACCEPT:
+            await self._serve(request, handler)
+            response = error(service_for(request.path), fault.status)
         else:  # LATE_ANSWER
             response = await self._serve(request, handler)
             if await self._wait(fault.delay):

@@ -26,6 +26,7 @@ class FaultKind(enum.StrEnum):
     STATUS = "status"  # answer `status` with the service's documented body shape, do nothing
     RATE_LIMIT = "rate_limit"  # 429, with Retry-After: <retry_after> if not None
     DROP_AFTER_ACCEPT = "drop_after_accept"  # process fully, then abort with no response
+    FAIL_AFTER_ACCEPT = "fail_after_accept"  # process fully, then answer `status` (500, 502...)
     DROP_BEFORE_ACCEPT = "drop_before_accept"  # abort the connection without processing
     LATE_ANSWER = "late_answer"  # process, then wait `delay` seconds before answering
 
