@@ -38,6 +38,7 @@ class JournalSql:
             f"{s}.journal_decisions",
             f"{s}.entries",
         )
+        ja = f"{s}.journal_aliases"
         self.lock_prefix = f"{schema}.journal:"
         # A new delivery's row and its streams' advisory locks (keys in sorted order, taken
         # one after the other as unnest yields them) in one round trip; a known delivery
@@ -100,9 +101,9 @@ class JournalSql:
             WHERE source = $1 AND kind = 'subscription_renewed' AND stream <> $2
               AND body IS NOT NULL AND body::jsonb ->> 'subscription' = $3"""
         self.stream_by_alias = f"""
-            SELECT stream FROM {je}
-            WHERE source = $1 AND body IS NOT NULL AND body::jsonb -> 'aliases' ?| $2::text[]
-            ORDER BY id DESC LIMIT 1"""
+            SELECT a.stream FROM {ja} AS a JOIN {je} AS e ON e.id = a.event
+            WHERE a.source = $1 AND a.alias = ANY($2::text[]) AND e.body IS NOT NULL
+            ORDER BY a.event DESC LIMIT 1"""
         self.customer_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE email_hash = $1"
         self.source_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE source = $1"
         self.stream_hashes = f"""

@@ -85,12 +85,11 @@ WHERE source = ? AND kind = 'subscription_renewed' AND stream <> ? AND body IS N
   AND json_extract(body, '$.subscription') = ?"""
 # An event that names its stream by a payment id finds the stream whose event recorded it (a
 # scan of one source's events; only such events, which are rare, ask).
+# The newest stream whose (not erased) events recorded one of the ids (migration 0007).
 STREAM_BY_ALIAS = """
-SELECT stream FROM etk_journal_events
-WHERE source = ? AND body IS NOT NULL
-  AND EXISTS (SELECT 1 FROM json_each(body, '$.aliases') AS a
-              WHERE a.value IN (SELECT value FROM json_each(?)))
-ORDER BY id DESC LIMIT 1"""
+SELECT a.stream FROM etk_journal_aliases AS a JOIN etk_journal_events AS e ON e.id = a.event
+WHERE a.source = ? AND a.alias IN (SELECT value FROM json_each(?)) AND e.body IS NOT NULL
+ORDER BY a.event DESC LIMIT 1"""
 CUSTOMER_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE email_hash = ?"
 SOURCE_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE source = ?"
 STREAM_KEYS_HASHES = """

@@ -137,3 +137,20 @@ async def test_a_source_from_before_the_journal_moves_without_one(tmp_path: Path
             assert await source.moved_to() == target.url
     finally:
         await source.aclose()
+
+
+async def test_a_moved_journal_links_refunds_to_the_invoices_it_recorded(
+    kits: tuple[Kit, Kit],
+) -> None:
+    """The alias index is derived from the moved events, so a refund that names only a payment
+    id still finds, in the new outbox, the invoice stream journaled in the old one."""
+    from .test_stream_aliases import refund, renewal, take
+
+    source, target = kits
+    await take(source, renewal("in_1", ("ch_1", "pi_1")))
+    await migrate_outbox(source.storage, target.storage, batch=2, now=NOW)
+
+    await take(target, refund(("ch_x", "pi_1"), "evt_re"))
+
+    linked = await target.intake.journal.history("my-shop", "in_1")
+    assert [row.kind for row in linked.events] == ["subscription_renewed", "order_refunded"]

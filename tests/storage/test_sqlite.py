@@ -53,6 +53,7 @@ TABLES = {
     "etk_journal_decisions",
     "etk_feed_checkpoints",
     "etk_feed_leases",
+    "etk_journal_aliases",
 }
 
 
@@ -355,6 +356,7 @@ def test_migration_files_load_in_order() -> None:
         (4, "journal_reference"),
         (5, "feeds"),
         (6, "feed_leases"),
+        (7, "journal_aliases"),
     ]
     assert "CREATE TABLE etk_entries" in migrations[0].sql
     with pytest.raises(MigrationError):
@@ -378,6 +380,7 @@ async def test_migrate_from_empty_and_again(tmp_path: Path) -> None:
             (4, "journal_reference"),
             (5, "feeds"),
             (6, "feed_leases"),
+            (7, "journal_aliases"),
         ]
     db.close()
 
