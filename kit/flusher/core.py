@@ -45,6 +45,7 @@ from kit.flusher.config import (
 from kit.flusher.cutoff import Deadlines
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
+from kit.flusher.handoff import Handoff
 from kit.flusher.holds import Holds
 from kit.flusher.observer import FlusherObserver
 from kit.flusher.report import Reporter
@@ -105,7 +106,7 @@ class Flusher:
         # counting as one, so it never turns a graceful stop into an abort, nor the reverse.
         self._stop_requested = False
         self._running = False
-        self._queue: asyncio.Queue[Claimed] = asyncio.Queue()
+        self._queue: Handoff[Claimed] = Handoff()
         self._outstanding = 0  # claimed and not yet finished by a worker
         self._all_finished = asyncio.Event()  # set whenever nothing is outstanding
         # Claims (key, attempt) whose POST has left (cancel => in doubt). By claim, not by key:
@@ -255,12 +256,12 @@ class Flusher:
                     await self._bell.wait(self._database_unavailable(exc))
                     continue
                 self._report.database.ended()
-                for item in claimed:
-                    self._outstanding += 1
-                    self._all_finished.clear()
-                    self._queue.put_nowait(item)
-                self.stats.claimed += len(claimed)
                 if claimed:
+                    self._outstanding += len(claimed)
+                    self._all_finished.clear()
+                    for item in claimed:
+                        self._queue.put(item)
+                    self.stats.claimed += len(claimed)
                     continue
             if self._outstanding == 0 and not self._results.waiting and not self._results.writing:
                 if until_idle:
@@ -326,7 +327,7 @@ class Flusher:
 
     async def _worker(self) -> None:
         while True:
-            item = await self._queue.get()
+            item = await self._queue.take()
             try:
                 completion = await self._process(item)
             except asyncio.CancelledError:
@@ -519,9 +520,9 @@ class Flusher:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
         # Claims that no worker started go straight back.
-        while not self._queue.empty():
-            self._outstanding -= 1
-            self._give_back([self._queue.get_nowait()])
+        unstarted = self._queue.take_all()
+        self._outstanding -= len(unstarted)
+        self._give_back(unstarted)
         # In-flight work gets the grace period (cut short by a second stop()).
         if self._outstanding > 0:
             finished = asyncio.ensure_future(self._all_finished.wait())
