@@ -70,7 +70,7 @@ class JournalSql:
             WITH new AS ({insert_event})
             {_stream_parts(jd, je, t, "$2", "$3", "(SELECT id FROM new)")}
             UNION ALL
-            SELECT 'n', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM new
+            SELECT 'n', id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM new
             ORDER BY 1, 2"""
         # explain: the deliveries that carried a stream's events, and the streams a reference
         # or an outbox key names (the reference outlives an erasure; see migration 0004).
@@ -128,22 +128,18 @@ class JournalSql:
 
 
 def _stream_parts(jd: str, je: str, t: str, source: str, stream: str, before: str) -> str:
-    """A stream's decisions, its events before ``before`` and its waiting keys (enqueued, not
-    claimed), as parts 'd', 'e' and 'w' of one result. An event's row carries its delivery in
-    ``event`` and its transaction reference in ``key``."""
+    """A stream's decisions and its events before ``before``, as parts 'd' and 'e' of one
+    result. A decision's row says in ``waiting`` whether its key still waits (an enqueue whose
+    entry is pending: a Cancel or Amend can still take effect); an event's row carries its
+    delivery in ``event`` and its transaction reference in ``key``."""
     return f"""
-        SELECT 'd' AS part, id, event, kind, key, outcome, decided_at AS at,
-               NULL::float8 AS recorded_at, body
-        FROM {jd} WHERE source = {source} AND stream = {stream}
+        SELECT 'd' AS part, d.id, d.event, d.kind, d.key, d.outcome, d.decided_at AS at,
+               NULL::float8 AS recorded_at, d.body, e.state = 'pending' AS waiting
+        FROM {jd} AS d LEFT JOIN {t} AS e ON d.kind = 'enqueue' AND e.key = d.key
+        WHERE d.source = {source} AND d.stream = {stream}
         UNION ALL
-        SELECT 'e', id, delivery, kind, reference, NULL, occurred_at, recorded_at, body
-        FROM {je} WHERE source = {source} AND stream = {stream} AND id < {before}
-        UNION ALL
-        (SELECT DISTINCT 'w', NULL::bigint, NULL::bigint, NULL, d.key, NULL, NULL::float8,
-                NULL::float8, NULL
-         FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
-         WHERE d.source = {source} AND d.stream = {stream} AND d.kind = 'enqueue'
-           AND e.state = 'pending')"""
+        SELECT 'e', id, delivery, kind, reference, NULL, occurred_at, recorded_at, body, NULL
+        FROM {je} WHERE source = {source} AND stream = {stream} AND id < {before}"""
 
 
 def _count(status: str) -> int:
@@ -203,6 +199,7 @@ def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
         if r["part"] == "e"
     )
     read = decision_reader(events)
+    decisions = [r for r in rows if r["part"] == "d"]
     return StreamHistory(
         events=events,
         decisions=tuple(
@@ -215,10 +212,9 @@ def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
                 decided_at=r["at"],
                 decision=read(r["event"], r["body"]),
             )
-            for r in rows
-            if r["part"] == "d"
+            for r in decisions
         ),
-        waiting=frozenset(r["key"] for r in rows if r["part"] == "w"),
+        waiting=frozenset(r["key"] for r in decisions if r["waiting"]),
     )
 
 
