@@ -18,7 +18,6 @@ stands in where the payload has no such time.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ from kit.domain import (
 )
 from kit.errors import PayloadError, VerificationError
 from kit.feeds.contract import FeedPlugin
-from kit.payload import Node
+from kit.payload import Node, json_object
 from kit.renewals import SHOPIFY, is_renewal_order, shopify_order_stream
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ class ShopifyAdapter:
         except ValueError:
             raise PayloadError("X-Shopify-Triggered-At is not an ISO 8601 date-time") from None
         delivery = _Delivery(
-            body=_json_object(raw_body),
+            body=Node(json_object(raw_body)),
             topic=topic.lower(),
             identity=self.identify(headers, raw_body),
             triggered_at=triggered_at,
@@ -309,16 +308,6 @@ def _idents(node: Node, key: str) -> tuple[str, ...]:
     ):
         raise PayloadError(f"{key} must be an array of ids")
     return tuple(str(v) for v in raw)
-
-
-def _json_object(raw_body: bytes) -> Node:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise PayloadError(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Node(body)
 
 
 _Handler = Callable[[ShopifyAdapter, _Delivery], ParseResult]
