@@ -146,9 +146,11 @@ class ShopifyAdapter:
     # -- building events ------------------------------------------------------------------
 
     def _envelope(self, delivery: _Delivery, stream: str, *when: datetime | None) -> dict[str, Any]:
-        occurred_at = next(
-            (t for t in (*when, delivery.triggered_at) if t is not None), delivery.received_at
-        )
+        occurred_at = delivery.received_at
+        for candidate in (*when, delivery.triggered_at):
+            if candidate is not None:
+                occurred_at = candidate
+                break
         return {
             "source": self.source,
             "platform": PLATFORM,
@@ -200,17 +202,17 @@ class ShopifyAdapter:
         facts = order_facts(order, self.config)
         shipped = [f for f in order.nodes("fulfillments") if f.text("status") == SHIPPED]
         renewal = self._renewal(delivery, stream, facts)
+        # The facts hold the order's updated_at already, and a fulfilment's created_at is read
+        # once for both its event and its shipment.
         if not shipped:
-            envelope = self._envelope(delivery, stream, order.when("updated_at"))
+            envelope = self._envelope(delivery, stream, facts.updated_at)
             return [*renewal, OrderFulfilled(**envelope, order=facts)]
         events: list[DomainEvent] = list(renewal)
         for fulfilment in shipped:
-            envelope = self._envelope(
-                delivery, stream, fulfilment.when("created_at"), order.when("updated_at")
-            )
-            events.append(
-                OrderFulfilled(**envelope, order=facts, shipment=shipment(fulfilment, self.config))
-            )
+            shipped_at = fulfilment.when("created_at")
+            envelope = self._envelope(delivery, stream, shipped_at, facts.updated_at)
+            parcel = shipment(fulfilment, self.config, shipped_at=shipped_at)
+            events.append(OrderFulfilled(**envelope, order=facts, shipment=parcel))
         return events
 
     def _renewal(
