@@ -131,6 +131,14 @@ class AdapterPlugin(Protocol[C_contra]):
         ...
 
 
+class _Normalised(dict[str, str]):
+    """Headers :func:`normalise_headers` made, so that normalising them again is free: the
+    HTTP intake needs them lower-cased before it hands them to :meth:`Intake.ingest_raw`,
+    which takes headers from any caller."""
+
+    __slots__ = ()
+
+
 def normalise_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
     """Lower-case header names; of a repeated header the first value is kept.
 
@@ -138,8 +146,10 @@ def normalise_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) ->
     then look names up one way. A repeated signature header gains an attacker nothing: the value
     kept must still verify.
     """
+    if type(headers) is _Normalised:
+        return headers
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    out: dict[str, str] = {}
+    out = _Normalised()
     for name, value in pairs:
         out.setdefault(name.lower(), value)
     return out

@@ -1,4 +1,5 @@
-"""The one JSON encoder for payloads and request bodies: orjson when installed, else the stdlib.
+"""The one JSON encoder for payloads and request bodies, and the one decoder: orjson when
+installed, else the stdlib.
 
 Compact, UTF-8 kept (``separators=(",", ":")``, ``ensure_ascii=False``). The bytes are the same
 whichever encoder runs: a stored payload must not depend on what happened to be installed, and
@@ -10,11 +11,15 @@ trees of plain ``dict``/``list``/``tuple``/``str``/``int``/``bool``/``None`` and
 formats like ``repr``; anything else, and anything orjson refuses (non-string keys, integers
 beyond 64 bits, lone surrogates, deep nesting), goes to the stdlib, whose answer (or error) is
 the reference.
+
+:func:`decode` is the one JSON reader of webhook bodies and answers, by the same rule: orjson
+reads a document only where its value is the stdlib's.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -94,39 +99,55 @@ def encode_values(obj: Any) -> str:
     return _STDLIB.encode(obj)
 
 
-def decode(raw: bytes) -> Any:
-    """``json.loads(raw)``, by orjson where it can: an answer is decoded on every POST.
+def _byte_class(byte: int) -> int:
+    if byte in b"0123456789":
+        return ord("0")
+    if byte in b"{[":
+        return ord("[")
+    if byte in b",:- \t\r\n":  # what may stand right before a number
+        return ord(" ")
+    return ord("a")
 
-    Where orjson accepts a document, both parse it to the same value, with one exception: orjson
-    reads an integer beyond 64 bits as a float. So a value with any float in it is parsed again
-    by the stdlib (the usual answers have none), and so is what orjson refuses but the stdlib
-    may take (``NaN``, lone surrogates, a BOM, UTF-16); the stdlib's value or
-    :class:`ValueError` is then the answer.
+
+# One C-speed pass over a body shows what orjson would read differently from the stdlib: with
+# digits as "0" and "{" as "[", an integer of 19 digits or more (it may pass 64 bits) starts with
+# one of _LONG_INTS, and "[" counts the nesting's upper bound.
+_SHAPE = bytes(_byte_class(byte) for byte in range(256))
+_LONG_DIGITS = b"0" * 19
+_LONG_AFTER_SPACE = b" " + _LONG_DIGITS
+_LONG_AFTER_BRACKET = b"[" + _LONG_DIGITS
+
+
+def _orjson_reads_alike(raw: bytes) -> bool:
+    """Whether orjson's value of ``raw`` (if it takes it) is the stdlib's.
+
+    Where both parse a document they agree (both round floats correctly), except for an
+    integer beyond 64 bits, which orjson reads as a float, and nesting: the stdlib gives up
+    (RecursionError) a little below the recursion limit, orjson at 1024 levels. So a document
+    with a long digit run outside a string, or with many brackets, is left to the stdlib. A
+    digit run in a string (a tracking number) does not count: a quote or a letter precedes it.
     """
-    if _orjson_loads is not None:
+    shape = raw.translate(_SHAPE)
+    if _LONG_AFTER_SPACE in shape or _LONG_AFTER_BRACKET in shape or shape.startswith(_LONG_DIGITS):
+        return False
+    return shape.count(b"[") <= sys.getrecursionlimit() // 2
+
+
+def decode(raw: bytes) -> Any:
+    """``json.loads(raw)``, by orjson where its value is the same: every webhook body is
+    decoded, and orjson reads one about three times faster.
+
+    What orjson refuses but the stdlib may take (``NaN``, lone surrogates, a BOM, UTF-16, a
+    number beyond a float) is parsed by the stdlib, as is what orjson would read differently
+    (:func:`_orjson_reads_alike`). So the value, or the :class:`ValueError` or
+    :class:`RecursionError`, is always the stdlib's.
+    """
+    if _orjson_loads is not None and _orjson_reads_alike(raw):
         try:
-            value = _orjson_loads(raw)
+            return _orjson_loads(raw)
         except ValueError:  # orjson.JSONDecodeError is a ValueError
             pass
-        else:
-            if not _has_float(value):
-                return value
     return json.loads(raw)
-
-
-def _has_float(value: Any) -> bool:
-    """Whether a decoded tree holds a float anywhere (iterative: trees may be deep)."""
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        kind = type(node)
-        if kind is dict:
-            stack.extend(node.values())
-        elif kind is list:
-            stack.extend(node)
-        elif kind is float:
-            return True
-    return False
 
 
 __all__ = ["ENCODER", "decode", "encode", "encode_fast", "encode_stdlib", "encode_values"]

@@ -49,9 +49,10 @@ def etrusted_locale(
     if not _LANGUAGE.match(parts[0]):
         return None
     language = parts[0].lower()
-    region = next((p.upper() for p in parts[1:] if _REGION.match(p)), None)
-    if region is not None and f"{language}_{region}" in supported:
-        return f"{language}_{region}"
+    for part in parts[1:]:
+        if _REGION.match(part):
+            locale = f"{language}_{part.upper()}"
+            return locale if locale in supported else languages.get(language)
     return languages.get(language)
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from kit import jsonenc
 from kit.codec import parse_datetime
 from kit.errors import PayloadError
 
@@ -156,6 +157,17 @@ class Node:
         return out
 
 
+def json_object(raw_body: bytes) -> dict[str, Any]:
+    """A delivery's body, which must be a JSON object (:func:`kit.jsonenc.decode` reads it)."""
+    try:
+        body = jsonenc.decode(raw_body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise PayloadError(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
+    return body
+
+
 def first_text(*candidates: tuple[Node | None, str]) -> str | None:
     """The first non-blank string among ``(node, key)`` pairs, in order."""
     for node, key in candidates:
@@ -166,4 +178,4 @@ def first_text(*candidates: tuple[Node | None, str]) -> str | None:
     return None
 
 
-__all__ = ["Node", "first_text"]
+__all__ = ["Node", "first_text", "json_object"]

@@ -45,12 +45,14 @@ def is_renewal_order(
     """Whether a Shopify order is a subscription renewal's order, by its tags or its
     ``source_name``; tags and names compare without case."""
     have = {tag.strip().casefold() for tag in tags}
-    if PREPAID_TAG.casefold() in have:
+    if have:  # most orders have no tags: nothing to compare them with
+        if PREPAID_TAG.casefold() in have:
+            return False
+        if have & {tag.strip().casefold() for tag in renewal_tags}:
+            return True
+    if source_name is None:
         return False
-    if have & {tag.strip().casefold() for tag in renewal_tags}:
-        return True
-    names = {name.strip().casefold() for name in source_names}
-    return source_name is not None and source_name.strip().casefold() in names
+    return source_name.strip().casefold() in {name.strip().casefold() for name in source_names}
 
 
 _GID = re.compile(r"gid://shopify/Order/(\d+)\Z")

@@ -179,7 +179,7 @@ def test_without_orjson_the_stdlib_encodes(stdlib_only: Any) -> None:
 def _same_decoded(raw: bytes) -> None:
     try:
         expected = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         with pytest.raises(type(exc)):  # the stdlib's own error, from the stdlib
             jsonenc.decode(raw)
         return
@@ -207,6 +207,15 @@ def test_decode_reads_what_the_stdlib_reads(value: Any) -> None:
         b'\xef\xbb\xbf{"bom": true}',
         '{"utf16": 1}'.encode("utf-16"),
         b'{"dup": 1, "dup": 2}',
+        b"12345678901234567890",
+        b"-12345678901234567890",
+        b"[12345678901234567890]",
+        b'{"n":-12345678901234567890}',
+        b'{"n":\t[1,\n12345678901234567890]}',
+        b'{"tracking": "00340000000000000001", "n": 1234567890123456789}',
+        b"[" * 1000 + b"]" * 1000,
+        b"[" * 1024 + b"]" * 1024,
+        b"[" * 1025 + b"]" * 1025,
         b"",
         b"{",
         b'{"a": 1} trailing',
@@ -215,6 +224,21 @@ def test_decode_reads_what_the_stdlib_reads(value: Any) -> None:
 )
 def test_decode_takes_and_refuses_what_the_stdlib_does(raw: bytes) -> None:
     _same_decoded(raw)
+
+
+_NUMBER = st.from_regex(
+    r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,24})?([eE][+-]?[0-9]{1,3})?", fullmatch=True
+)
+
+
+@given(st.lists(_NUMBER, min_size=1, max_size=5))
+@example(["18446744073709551616", "-9223372036854775809", "1e400", "2.4703282292062328e-324"])
+@settings(max_examples=500)
+def test_decode_reads_numbers_as_the_stdlib_does(numbers: list[str]) -> None:
+    """Every number as written, long ones and huge or tiny exponents too, is read to the
+    stdlib's int or float, bit for bit."""
+    _same_decoded(("[" + ", ".join(numbers) + "]").encode())
+    _same_decoded(('{"n":' + numbers[0] + "}").encode())
 
 
 def test_without_orjson_the_stdlib_decodes(stdlib_only: Any) -> None:

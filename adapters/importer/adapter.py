@@ -30,6 +30,7 @@ import attrs
 from adapters.importer.columns import Product
 from adapters.importer.config import ImportConfig, ImportedAs
 from adapters.importer.transactions import Transaction
+from kit import jsonenc
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult
 from kit.codec import format_date, parse_date, parse_datetime
 from kit.domain import (
@@ -76,7 +77,7 @@ def encode(tx: Transaction) -> bytes:
 def decode(raw_body: bytes) -> Transaction:
     """:func:`encode` read back; raises :class:`~kit.errors.PayloadError` for other bytes."""
     try:
-        body = json.loads(raw_body)
+        body = jsonenc.decode(raw_body)
         estimated = body["estimated_delivery"]
         event_at = body["event_at"]
         return Transaction(

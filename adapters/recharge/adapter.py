@@ -20,7 +20,6 @@ webhooks land on the same invite.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -34,7 +33,7 @@ from adapters.recharge.signing import legacy_matches, parse_timestamped, timesta
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult, check_signed_at
 from kit.domain import OrderRefunded, Refund, Skip, SkipReason, SubscriptionRenewed
 from kit.errors import PayloadError, VerificationError
-from kit.payload import Node
+from kit.payload import Node, json_object
 from kit.renewals import SHOPIFY
 
 PLATFORM = "recharge"
@@ -191,13 +190,7 @@ _BY_STATUS = {"success": PAID, "refunded": REFUNDED, "partially_refunded": REFUN
 
 
 def _json_object(raw_body: bytes) -> Node:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise PayloadError(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Node(body, "")
+    return Node(json_object(raw_body), "")
 
 
 def _lenient_body(raw_body: bytes) -> Node | None:

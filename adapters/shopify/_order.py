@@ -9,7 +9,7 @@ exclusions and the mapping's product rules must see them.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from adapters.shopify.config import ReferenceField, ShopifyConfig
 from kit.domain import Consent, LineItem, OrderFacts, Refund, RefundedLine, Shipment
@@ -109,10 +109,16 @@ def refund(node: Node) -> Refund:
     return Refund(refund_id=node.required_ident("id"), lines=lines)
 
 
-def shipment(fulfilment: Node, config: ShopifyConfig) -> Shipment:
-    """One fulfilment; the estimated delivery date from Shopify, else from ``transit_days``."""
+def shipment(
+    fulfilment: Node, config: ShopifyConfig, *, shipped_at: datetime | None = None
+) -> Shipment:
+    """One fulfilment; the estimated delivery date from Shopify, else from ``transit_days``.
+
+    ``shipped_at`` is the fulfilment's ``created_at`` if the caller has read it already.
+    """
     estimated = fulfilment.when("estimated_delivery_at")
-    shipped_at = fulfilment.when("created_at")
+    if shipped_at is None:
+        shipped_at = fulfilment.when("created_at")
     if estimated is not None:
         delivery = estimated.date()
     elif config.transit_days is not None and shipped_at is not None:

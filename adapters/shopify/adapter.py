@@ -18,7 +18,6 @@ stands in where the payload has no such time.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -53,7 +52,7 @@ from kit.domain import (
 )
 from kit.errors import PayloadError, VerificationError
 from kit.feeds.contract import FeedPlugin
-from kit.payload import Node
+from kit.payload import Node, json_object
 from kit.renewals import SHOPIFY, is_renewal_order, shopify_order_stream
 
 if TYPE_CHECKING:
@@ -136,7 +135,7 @@ class ShopifyAdapter:
         except ValueError:
             raise PayloadError("X-Shopify-Triggered-At is not an ISO 8601 date-time") from None
         delivery = _Delivery(
-            body=_json_object(raw_body),
+            body=Node(json_object(raw_body)),
             topic=topic.lower(),
             identity=self.identify(headers, raw_body),
             triggered_at=triggered_at,
@@ -147,9 +146,11 @@ class ShopifyAdapter:
     # -- building events ------------------------------------------------------------------
 
     def _envelope(self, delivery: _Delivery, stream: str, *when: datetime | None) -> dict[str, Any]:
-        occurred_at = next(
-            (t for t in (*when, delivery.triggered_at) if t is not None), delivery.received_at
-        )
+        occurred_at = delivery.received_at
+        for candidate in (*when, delivery.triggered_at):
+            if candidate is not None:
+                occurred_at = candidate
+                break
         return {
             "source": self.source,
             "platform": PLATFORM,
@@ -201,17 +202,17 @@ class ShopifyAdapter:
         facts = order_facts(order, self.config)
         shipped = [f for f in order.nodes("fulfillments") if f.text("status") == SHIPPED]
         renewal = self._renewal(delivery, stream, facts)
+        # The facts hold the order's updated_at already, and a fulfilment's created_at is read
+        # once for both its event and its shipment.
         if not shipped:
-            envelope = self._envelope(delivery, stream, order.when("updated_at"))
+            envelope = self._envelope(delivery, stream, facts.updated_at)
             return [*renewal, OrderFulfilled(**envelope, order=facts)]
         events: list[DomainEvent] = list(renewal)
         for fulfilment in shipped:
-            envelope = self._envelope(
-                delivery, stream, fulfilment.when("created_at"), order.when("updated_at")
-            )
-            events.append(
-                OrderFulfilled(**envelope, order=facts, shipment=shipment(fulfilment, self.config))
-            )
+            shipped_at = fulfilment.when("created_at")
+            envelope = self._envelope(delivery, stream, shipped_at, facts.updated_at)
+            parcel = shipment(fulfilment, self.config, shipped_at=shipped_at)
+            events.append(OrderFulfilled(**envelope, order=facts, shipment=parcel))
         return events
 
     def _renewal(
@@ -309,16 +310,6 @@ def _idents(node: Node, key: str) -> tuple[str, ...]:
     ):
         raise PayloadError(f"{key} must be an array of ids")
     return tuple(str(v) for v in raw)
-
-
-def _json_object(raw_body: bytes) -> Node:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise PayloadError(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Node(body)
 
 
 _Handler = Callable[[ShopifyAdapter, _Delivery], ParseResult]

@@ -25,7 +25,6 @@ paid (at ``processedAt``), ``orders/fulfilled`` per shipped fulfilment and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ import aiohttp
 from adapters.shopify._graphql import orders_query, page_size, rest_order
 from adapters.shopify.adapter import PLATFORM, SHIPPED, ShopifyAdapter, _Delivery
 from adapters.shopify.config import ReferenceField, ShopifyConfig
+from kit import jsonenc
 from kit.adapters import DeliveryIdentity, ParseResult
 from kit.codec import format_datetime
 from kit.domain import DomainEvent, Skip
@@ -237,7 +237,7 @@ class ShopifyFeed:
 
 def _json(raw: bytes) -> dict[str, Any] | None:
     try:
-        doc = json.loads(raw)
+        doc = jsonenc.decode(raw)
     except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None

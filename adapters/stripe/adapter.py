@@ -23,7 +23,6 @@ nothing. Redeliveries of one event repeat its ``evt_`` id, which is the delivery
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +33,7 @@ from adapters.stripe import signature
 from adapters.stripe._invoice import order_facts, paid_at, payment_ids, subscription_id
 from adapters.stripe._json import Obj
 from adapters.stripe.config import StripeConfig
+from kit import jsonenc
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult, check_signed_at
 from kit.domain import (
     OrderRefunded,
@@ -44,6 +44,7 @@ from kit.domain import (
     SubscriptionRenewed,
 )
 from kit.errors import PayloadError
+from kit.payload import json_object
 
 PLATFORM = "stripe"
 RENEWAL = "subscription_cycle"
@@ -84,7 +85,7 @@ class StripeAdapter:
         """The event's ``evt_`` id, which every redelivery repeats; the body's hash when a
         body has none, so a byte-identical replay is still recognised."""
         try:
-            body = json.loads(raw_body)
+            body = jsonenc.decode(raw_body)
         except (ValueError, RecursionError):
             body = None
         event_id = body.get("id") if isinstance(body, dict) else None
@@ -98,7 +99,7 @@ class StripeAdapter:
             now=received_at.timestamp(),
             max_age=self.config.tolerance,
         )
-        event = _json_object(raw_body)
+        event = Obj(json_object(raw_body), "")
         kind = event.text("object")
         if kind != "event":
             raise PayloadError(f"object must be 'event' (a snapshot event), got {kind!r}")
@@ -229,16 +230,6 @@ class StripeAdapter:
         )
         refund = Refund(refund_id=dispute.required_text("id"))
         return [OrderRefunded(**envelope, refund=refund, full=True, disputed=True)]
-
-
-def _json_object(raw_body: bytes) -> Obj:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise PayloadError(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Obj(body, "")
 
 
 _Handler = Callable[[StripeAdapter, _Event], ParseResult]

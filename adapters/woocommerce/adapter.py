@@ -22,7 +22,6 @@ nothing to act on, which is why letting an unsigned one in is safe.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -43,7 +42,7 @@ from kit.adapters import (
 from kit.domain import Skip, SkipReason
 from kit.errors import PayloadError, VerificationError
 from kit.feeds import FeedAdapter, FeedPlugin
-from kit.payload import Node
+from kit.payload import Node, json_object
 
 PLATFORM = "woocommerce"
 ORDER_CREATED = "order.created"
@@ -143,7 +142,10 @@ class WooCommerceAdapter:
         identity = self.identify(headers, raw_body)
         envelope = self.envelope(identity, topic=topic)
         return order_events(
-            _json_object(raw_body), self.config, envelope=envelope, placed=topic == ORDER_CREATED
+            Node(json_object(raw_body), ""),
+            self.config,
+            envelope=envelope,
+            placed=topic == ORDER_CREATED,
         )
 
     def envelope(self, identity: DeliveryIdentity, *, topic: str) -> dict[str, Any]:
@@ -156,16 +158,6 @@ class WooCommerceAdapter:
             "event_id": identity.event_id,
             "topic": topic,
         }
-
-
-def _json_object(raw_body: bytes) -> Node:
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-        raise PayloadError(f"the body is not JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
-    return Node(body, "")
 
 
 @attrs.frozen

@@ -19,7 +19,6 @@ for; the kit's loop waits and asks again.
 from __future__ import annotations
 
 import base64
-import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -29,6 +28,7 @@ import attrs
 from adapters.woocommerce._order import order_events
 from adapters.woocommerce.adapter import PLATFORM
 from adapters.woocommerce.config import WooCommerceConfig
+from kit import jsonenc
 from kit.adapters import DeliveryIdentity
 from kit.domain import order_of
 from kit.errors import (
@@ -140,7 +140,7 @@ class WooCommerceFeed:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise FeedUnavailableError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
         try:
-            body = json.loads(raw)
+            body = jsonenc.decode(raw)
         except (ValueError, RecursionError):
             raise FeedUnavailableError(f"GET {url}: the answer is not JSON") from None
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):

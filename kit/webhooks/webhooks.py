@@ -117,7 +117,9 @@ class Webhooks:
         answer = await self.ingest_stream(
             source, request.headers, request.content.iter_chunked(_CHUNK)
         )
-        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+        # No header dict at all for the usual answer: aiohttp copies even an empty one.
+        headers = answer.headers or None
+        return web.json_response(answer.body, status=answer.status, headers=headers)
 
     def install(self, app: web.Application) -> None:
         """Add ``POST {path_prefix}/{name}`` for each source to ``app``."""

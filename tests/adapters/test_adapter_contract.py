@@ -100,6 +100,15 @@ def test_headers_reach_adapters_in_lower_case_first_value_kept() -> None:
     assert normalise_headers(pairs) == {"x-shopify-hmac-sha256": "first"}
 
 
+def test_normalised_headers_normalise_to_themselves() -> None:
+    """The HTTP intake lower-cases once and hands the result to ``Intake.ingest_raw``, which
+    normalises whatever it is given: the second pass must give the same headers."""
+    lowered = normalise_headers([("X-Shopify-Topic", "orders/create"), ("X-A", "1"), ("x-a", "2")])
+    assert normalise_headers(lowered) is lowered
+    assert normalise_headers(lowered) == {"x-shopify-topic": "orders/create", "x-a": "1"}
+    assert normalise_headers(dict(lowered)) == lowered
+
+
 def test_the_published_vector_verifies() -> None:
     assert hmac_sha256_base64_matches(VECTOR_BODY, VECTOR_SIGNATURE, [VECTOR_SECRET])
 
