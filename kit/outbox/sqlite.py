@@ -383,7 +383,7 @@ class SQLiteStorage(SQLiteOperators):
             # The caller was cancelled after these were leased: release them at once rather
             # than leave them to expire into doubt (fenced by attempt, so always harmless).
             if result[0]:
-                back = [Completion(r[1], r[2], Release()) for r in result[0]]
+                back = [Completion(r[1], r[2], Release(), None, r[0]) for r in result[0]]
                 task = asyncio.ensure_future(self._hand_back(back))
                 self._handing_back.add(task)
                 task.add_done_callback(self._handing_back.discard)
