@@ -118,16 +118,17 @@ def finish_entries(
     """
     applied: list[bool] = []
     log: list[tuple[Any, ...]] = []
+    cursor = db.cursor()  # one for the batch: Connection.execute makes a cursor per call
     for completion in completions:
         entry_id = completion.entry_id
         if entry_id is None:
-            row = db.execute(sql.ID_OF, (completion.key,)).fetchone()
+            row = cursor.execute(sql.ID_OF, (completion.key,)).fetchone()
             if row is None:
                 applied.append(False)
                 continue
             entry_id = row[0]
         params = sql.finish_one_params(completion, entry_id, now)
-        done = db.execute(sql.FINISH_ONE, params).rowcount == 1
+        done = cursor.execute(sql.FINISH_ONE, params).rowcount == 1
         applied.append(done)
         if done and completion.record is not None:
             log.append(attempt_params(entry_id, completion.record))
