@@ -58,11 +58,21 @@ class TokenProvider:
     def has_token(self) -> bool:
         return self._cached is not None
 
-    async def token(self, session: aiohttp.ClientSession) -> str:
-        """A token that is not due for refresh; fetches one (shared by all waiters) if needed."""
+    def current(self) -> str | None:
+        """The cached token unless it is due for refresh; None: :meth:`token` must fetch one.
+
+        Plain, not a coroutine: every request asks, and almost always gets the cached token.
+        """
         cached = self._cached
         if cached is not None and (cached.refresh_at is None or self._clock() < cached.refresh_at):
             return cached.access_token
+        return None
+
+    async def token(self, session: aiohttp.ClientSession) -> str:
+        """A token that is not due for refresh; fetches one (shared by all waiters) if needed."""
+        current = self.current()
+        if current is not None:
+            return current
         task = self._inflight
         if task is None:
             task = asyncio.get_running_loop().create_task(self._fetch(session))

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -64,8 +64,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@attrs.frozen
-class _Answer:
+class _Answer(NamedTuple):
+    """A 2xx answer (a tuple: built once per request, cheaper than a frozen attrs class)."""
+
     status: int
     body: bytes
 
@@ -98,6 +99,10 @@ class ETrustedClient:
         )
         self._base = config.api_url.rstrip("/")
         self._closed = False
+        # The request headers for the last token seen, (with a body, without one): built once
+        # per token rather than once per request. aiohttp only reads them.
+        self._headers_token = ""
+        self._headers: tuple[dict[str, str], dict[str, str]] = ({}, {})
 
     def __repr__(self) -> str:
         return f"ETrustedClient(api_url={self._config.api_url!r})"
@@ -340,13 +345,9 @@ class ETrustedClient:
         """Send one request (plus one retry after a 401); return a 2xx answer or raise."""
         session = self._get_session()
         url = self._base + path
-        headers = {"Accept": "application/json", "User-Agent": self._config.user_agent}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-
         for attempt in (1, 2):
-            token = await self._tokens.token(session)
-            headers["Authorization"] = f"Bearer {token}"
+            token = self._tokens.current() or await self._tokens.token(session)
+            headers = self._headers_for(token)[body is None]
             try:
                 async with session.request(
                     method,
@@ -360,7 +361,9 @@ class ETrustedClient:
                 ) as response:
                     status = response.status
                     raw = await response.read()
-                    retry_after_header = response.headers.get("Retry-After")
+                    retry_after_header = (
+                        None if 200 <= status < 300 else response.headers.get("Retry-After")
+                    )
             except aiohttp.InvalidURL as exc:
                 raise ConfigError(f"invalid eTrusted URL for {method} {path}: {exc}") from exc
             except EXCHANGE_ERRORS as exc:
@@ -385,6 +388,16 @@ class ETrustedClient:
             )
             raise self._failed(error, action, path)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _headers_for(self, token: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The headers of a request with a body and of one without, carrying ``token``."""
+        if token != self._headers_token:
+            common = {"Accept": "application/json", "User-Agent": self._config.user_agent}
+            bearer = {"Authorization": f"Bearer {token}"}
+            with_body = {**common, "Content-Type": "application/json", **bearer}
+            self._headers = (with_body, {**common, **bearer})
+            self._headers_token = token
+        return self._headers
 
     def _failed(self, error: ETrustedError, action: str, path: str) -> ETrustedError:
         """Log the one line for a failed call (no token, no body, no query string)."""

@@ -42,6 +42,7 @@ def claimed(*, sends: int = 0, attempt: int = 1, in_doubt_since: float | None = 
     return Claimed(
         key="k",
         attempt=attempt,
+        entry_id=1,
         mode=ClaimMode.SEND,
         payload="{}",
         event_type="order_shipped",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 
 class _Deadline:
@@ -33,8 +34,8 @@ class Cutoff:
 
     __slots__ = ("_cancelling", "_deadline", "_deadlines", "_key", "_task", "expired")
 
-    def __init__(self, deadlines: Deadlines, key: float) -> None:
-        task = asyncio.current_task()
+    def __init__(self, deadlines: Deadlines, key: float, task: asyncio.Task[Any] | None) -> None:
+        task = task or asyncio.current_task()
         if task is None:
             raise RuntimeError("a cutoff must be used inside a task")
         self._deadlines = deadlines
@@ -45,7 +46,13 @@ class Cutoff:
         self.expired = False
 
     def __enter__(self) -> Cutoff:
-        self._deadline = self._deadlines.join(self._key, self)
+        # The deadline's bookkeeping is spelt out here and in __exit__, not in methods of
+        # Deadlines: every POST enters and leaves one scope.
+        deadline = self._deadlines.pending.get(self._key)
+        if deadline is None:
+            deadline = self._deadlines.schedule(self._key)
+        deadline.scopes.add(self)
+        self._deadline = deadline
         return self
 
     def __exit__(
@@ -54,8 +61,11 @@ class Cutoff:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._deadline is not None:
-            self._deadlines.leave(self._key, self._deadline, self)
+        deadline = self._deadline
+        if deadline is not None:
+            deadline.scopes.discard(self)
+            if not deadline.scopes:
+                self._deadlines.drop(self._key, deadline)
         if (
             self.expired
             and self._task.uncancel() <= self._cancelling
@@ -73,31 +83,31 @@ class Deadlines:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self._pending: dict[float, _Deadline] = {}
+        self.pending: dict[float, _Deadline] = {}  # by deadline, while a scope is inside
 
-    def cut_off_at(self, deadline: float) -> Cutoff:
+    def cut_off_at(self, deadline: float, task: asyncio.Task[Any] | None = None) -> Cutoff:
         """A scope (``with``) for the current task that raises TimeoutError at ``deadline``.
 
-        Every scope of one deadline shares the timer that the first of them scheduled.
+        Every scope of one deadline shares the timer that the first of them scheduled. A caller
+        that knows its task passes it: finding the current one is a call of Python code and a
+        system call (``getpid``) on Python 3.11.
         """
-        return Cutoff(self, deadline)
+        return Cutoff(self, deadline, task)
 
-    def join(self, key: float, scope: Cutoff) -> _Deadline:
-        pending = self._pending.get(key)
-        if pending is None:
-            loop = asyncio.get_running_loop()
-            handle = loop.call_at(loop.time() + (key - self._clock()), self._expire, key)
-            pending = self._pending[key] = _Deadline(handle)
-        pending.scopes.add(scope)
+    def schedule(self, key: float) -> _Deadline:
+        """The timer of a deadline that no scope is inside yet."""
+        loop = asyncio.get_running_loop()
+        handle = loop.call_at(loop.time() + (key - self._clock()), self._expire, key)
+        pending = self.pending[key] = _Deadline(handle)
         return pending
 
-    def leave(self, key: float, pending: _Deadline, scope: Cutoff) -> None:
-        pending.scopes.discard(scope)
-        if not pending.scopes and self._pending.get(key) is pending:
-            del self._pending[key]
+    def drop(self, key: float, pending: _Deadline) -> None:
+        """The last scope has left ``pending`` in time: no timer for it any more."""
+        if self.pending.get(key) is pending:
+            del self.pending[key]
             pending.handle.cancel()
 
     def _expire(self, key: float) -> None:
-        pending = self._pending.pop(key)
+        pending = self.pending.pop(key)
         for scope in pending.scopes:
             scope.expire()

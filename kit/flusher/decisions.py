@@ -296,7 +296,7 @@ def completion(
     """The result to write; with an attempt-log line when the decision has a label and the
     attempt a kind (a POST or a lookup)."""
     if decision.label is None or kind is None:
-        return Completion(item.key, item.attempt, decision.outcome)
+        return Completion(item.key, item.attempt, decision.outcome, None, item.entry_id)
     record = AttemptRecord(
         attempt=item.attempt,
         kind=_DEFERRED_KIND if decision.label in _DEFERRED_LABELS else kind,  # label.deferred
@@ -306,4 +306,4 @@ def completion(
         http_status=decision.status,
         error=decision.error,
     )
-    return Completion(item.key, item.attempt, decision.outcome, record)
+    return Completion(item.key, item.attempt, decision.outcome, record, item.entry_id)

@@ -19,11 +19,14 @@ T = TypeVar("T")
 class Handoff(Generic[T]):
     """Items in order, for any number of waiting takers (unbounded)."""
 
-    __slots__ = ("_items", "_waiters")
+    __slots__ = ("_items", "_loop", "_waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """``loop``: the one every taker runs on, when the owner knows it. Asking for the
+        running loop at each wait costs a system call (``getpid``) on Python 3.11."""
         self._items: deque[T] = deque()
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self._loop = loop
 
     def put(self, item: T) -> None:
         self._items.append(item)
@@ -32,7 +35,7 @@ class Handoff(Generic[T]):
     async def take(self) -> T:
         """The next item, once there is one."""
         while not self._items:
-            waiter = asyncio.get_running_loop().create_future()
+            waiter = (self._loop or asyncio.get_running_loop()).create_future()
             self._waiters.append(waiter)
             try:
                 await waiter

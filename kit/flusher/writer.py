@@ -46,7 +46,14 @@ class ResultWriter:
         self._idle = idle  # nothing claimed is outstanding
         self._woke = woke  # tell the feeder
         self._done: list[Completion] = []
-        self._ready = asyncio.Event()
+        # Whether the writer should take a batch, and the future it sleeps on meanwhile: a
+        # flag and a plain future rather than an asyncio.Event, whose set/clear/wait are
+        # Python calls made once per batch or more.
+        self._ready = False
+        self._wake: asyncio.Future[None] | None = None
+        # The timer that bounds a result's wait. Never cancelled: when it fires after its batch
+        # went with a claim, it finds newer results (which then wait less) or nothing to do.
+        # Cancelling one per batch left the loop's heap full of cancelled timers.
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None  # set when closing: then stop waiting
         self._aborting = asyncio.Event()
@@ -57,6 +64,8 @@ class ResultWriter:
         """Before a run: ``aborting`` (a second stop) cuts every wait short."""
         self._deadline = None
         self._aborting = aborting
+        self._ready = False
+        self._timer = None  # one left by an earlier run may be on a loop that has ended
 
     @property
     def waiting(self) -> bool:
@@ -66,27 +75,41 @@ class ResultWriter:
     def add(self, completion: Completion) -> None:
         self._done.append(completion)
         if len(self._done) >= self._batch_size or self._idle():
-            self._ready.set()
+            self._set_ready()
         elif self._timer is None:
             # The feeder's next claim takes them along, else the timer does.
-            self._timer = asyncio.get_running_loop().call_later(RESULT_WAIT, self._ready.set)
+            self._timer = asyncio.get_running_loop().call_later(RESULT_WAIT, self._timed_out)
 
     def write_soon(self) -> None:
         if self._done:
-            self._ready.set()
+            self._set_ready()
 
     def close(self, grace_period: float) -> None:
         """Write what is left (for at most ``grace_period`` of outage), then end :meth:`run`."""
         self._deadline = time.monotonic() + grace_period
-        self._ready.set()
+        self._set_ready()
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self._done:
+            self._set_ready()
+
+    def _set_ready(self) -> None:
+        self._ready = True
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await self._ready.wait()
-            self._ready.clear()
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            if not self._ready:
+                self._wake = loop.create_future()
+                try:
+                    await self._wake
+                finally:
+                    self._wake = None
+            self._ready = False
             batch, self._done = self._done, []
             if batch:
                 self.writing = True

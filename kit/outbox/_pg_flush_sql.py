@@ -66,7 +66,7 @@ class FlushSql:
             )
             SELECT row_kind, key, attempt, state, payload, event_type, channel_id,
                    transaction_reference, sends, first_sent_at, in_doubt_since,
-                   lease_expires_at, name, until, reason, created_at
+                   lease_expires_at, name, until, reason, created_at, id
             FROM (
                 SELECT 'c' AS row_kind, k, id, key, attempt, state, payload, event_type,
                        channel_id, transaction_reference, sends, first_sent_at, in_doubt_since,
@@ -90,10 +90,12 @@ class FlushSql:
         # (kit/outbox/transitions.py), sent as one JSON array of objects (see finish_args; a
         # missing or null key is NULL): c.due_at, c.event_ref, c.delivered_at, c.adopted NULL
         # keep the stored value; c.since and c.last_error name what to do with those fields.
+        # A row is found by the id its claim gave (by key when there is none), and its key must
+        # match too, so a wrong id never touches another entry.
         self.finish = f"""
             WITH c AS (
                 SELECT * FROM json_to_recordset($2::text::json) AS c(
-                    idx int, key text, attempt int, to_from_sending text,
+                    idx int, id bigint, key text, attempt int, to_from_sending text,
                     to_from_in_doubt text, due_at float8, since text, event_ref text,
                     delivered_at float8, adopted bool, blind_resends int, sends int,
                     last_error text, error text, r_attempt int, r_kind text,
@@ -118,7 +120,8 @@ class FlushSql:
                     lease_expires_at = NULL,
                     updated_at = $1
                 FROM c
-                WHERE e.key = c.key AND e.attempt = c.attempt
+                WHERE e.id = coalesce(c.id, (SELECT id FROM {t} WHERE key = c.key))
+                  AND e.key = c.key AND e.attempt = c.attempt
                   AND e.state IN ('sending', 'in_doubt') AND e.lease_owner IS NOT NULL
                 RETURNING e.id, c.idx
             ), logged AS (
@@ -180,6 +183,7 @@ def claimed_from_row(r: Any) -> Claimed:
     return Claimed(
         key=key,
         attempt=attempt,
+        entry_id=r[16],
         mode=_SEND_MODE if state == _SENDING else _RECONCILE_MODE,
         payload=payload,
         event_type=event_type,
@@ -213,6 +217,7 @@ def finish_rounds(completions: Sequence[Completion]) -> list[list[int]]:
 # The fields of one completion in the JSON of ``finish``, in the order finish_args lists them.
 _FINISH_FIELDS = (
     "idx",
+    "id",
     "key",
     "attempt",
     "to_from_sending",
@@ -255,6 +260,7 @@ def finish_args(batch: Sequence[Completion], now: float) -> list[str]:
                 _FINISH_FIELDS,
                 (
                     i,
+                    c.entry_id,
                     c.key,
                     c.attempt,
                     e.to_from_sending,

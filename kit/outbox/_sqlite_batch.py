@@ -113,17 +113,27 @@ def finish_entries(
     """The work of ``finish``: each completion applied in order, as the in-memory outbox does.
 
     A plain function of the ``sqlite3`` connection, run on the storage's worker thread inside a
-    transaction the caller holds (see :mod:`kit.outbox._sqlite_group`).
+    transaction the caller holds (see :mod:`kit.outbox._sqlite_group`). A completion without
+    the entry's id (not from a claim of this outbox) has it looked up by key first.
     """
     applied: list[bool] = []
     log: list[tuple[Any, ...]] = []
+    cursor = db.cursor()  # one for the batch: Connection.execute makes a cursor per call
     for completion in completions:
-        done = db.execute(sql.FINISH_ONE, sql.finish_one_params(completion, now)).rowcount == 1
+        entry_id = completion.entry_id
+        if entry_id is None:
+            row = cursor.execute(sql.ID_OF, (completion.key,)).fetchone()
+            if row is None:
+                applied.append(False)
+                continue
+            entry_id = row[0]
+        params = sql.finish_one_params(completion, entry_id, now)
+        done = cursor.execute(sql.FINISH_ONE, params).rowcount == 1
         applied.append(done)
         if done and completion.record is not None:
-            log.append(attempt_params(completion.key, completion.record))
+            log.append(attempt_params(entry_id, completion.record))
     if log:
-        db.executemany(sql.INSERT_ATTEMPT_OF_KEY, log)
+        db.executemany(sql.INSERT_ATTEMPT, log)
     return applied
 
 

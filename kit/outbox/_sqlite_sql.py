@@ -80,14 +80,33 @@ INSERT_LOADED = (
 INSERT_ATTEMPT = (
     f"INSERT INTO etk_attempts (entry_id, {_ATTEMPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# The same, for the entry with the key in ?1 (attempt_params with the key for the id).
-INSERT_ATTEMPT_OF_KEY = (
-    f"INSERT INTO etk_attempts (entry_id, {_ATTEMPT_COLUMNS})"
-    " SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8 FROM etk_entries WHERE key = ?1"
-)
 
+# A claim is three statements in one transaction: pick the ids (CLAIM_PICK), lease those rows
+# (CLAIM), read them back (CLAIMED). Not one ``UPDATE ... RETURNING``: RETURNING makes SQLite
+# fill a temporary table with every returned row, the 1 KB payload included, about 6,000
+# instructions more per claimed row (callgrind) than a second read by rowid.
+#
 # Three index range scans (pending and in_doubt by due time, expired sending leases), each cut
 # to the limit before they are merged, so the cost does not grow with the table.
+CLAIM_PICK = """
+SELECT id FROM (
+    SELECT id, due FROM (
+        SELECT id, due_at AS due FROM etk_entries
+        WHERE state = 'pending' AND due_at <= :now
+        ORDER BY due_at, id LIMIT :limit)
+    UNION ALL
+    SELECT id, due FROM (
+        SELECT id, due_at AS due FROM etk_entries
+        WHERE state = 'in_doubt' AND due_at <= :now
+          AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
+        ORDER BY due_at, id LIMIT :limit)
+    UNION ALL
+    SELECT id, due FROM (
+        SELECT id, lease_expires_at AS due FROM etk_entries INDEXED BY etk_entries_lease
+        WHERE state = 'sending' AND lease_expires_at <= :now
+        ORDER BY lease_expires_at, id LIMIT :limit)
+    ORDER BY due, id LIMIT :limit)"""
+# The picked ids come as a JSON array in :ids.
 CLAIM = """
 UPDATE etk_entries SET
     state = CASE WHEN state = 'pending' THEN 'sending' ELSE 'in_doubt' END,
@@ -100,38 +119,24 @@ UPDATE etk_entries SET
     lease_owner = :owner,
     lease_expires_at = :expires,
     updated_at = :now
-WHERE id IN (
-    SELECT id FROM (
-        SELECT id, due FROM (
-            SELECT id, due_at AS due FROM etk_entries
-            WHERE state = 'pending' AND due_at <= :now
-            ORDER BY due_at, id LIMIT :limit)
-        UNION ALL
-        SELECT id, due FROM (
-            SELECT id, due_at AS due FROM etk_entries
-            WHERE state = 'in_doubt' AND due_at <= :now
-              AND (lease_expires_at IS NULL OR lease_expires_at <= :now)
-            ORDER BY due_at, id LIMIT :limit)
-        UNION ALL
-        SELECT id, due FROM (
-            SELECT id, lease_expires_at AS due FROM etk_entries INDEXED BY etk_entries_lease
-            WHERE state = 'sending' AND lease_expires_at <= :now
-            ORDER BY lease_expires_at, id LIMIT :limit)
-        ORDER BY due, id LIMIT :limit))
-RETURNING id, key, attempt, state, payload, event_type, channel_id, transaction_reference,
-          sends, first_sent_at, in_doubt_since, due_at, created_at"""
+WHERE id IN (SELECT value FROM json_each(:ids))"""
+# The leased rows as CLAIM left them, in no particular order (the ids in ?1, a JSON array).
+CLAIMED = """
+SELECT id, key, attempt, state, payload, event_type, channel_id, transaction_reference,
+       sends, first_sent_at, in_doubt_since, due_at, created_at
+FROM etk_entries WHERE id IN (SELECT value FROM json_each(?))"""
 
 # One completion, fenced as apply_completion (lifecycle.py) fences it: only the attempt in force,
 # while sending or in doubt and still leased. Its changes are an Effect resolved from the
 # transition table (kit/outbox/transitions.py), computed in SQL from the row as it is, so the
 # result path never reads rows into Python. Run once per completion, in order, so a second
 # completion of the same attempt in one batch finds the lease cleared and changes nothing.
-# Numbered parameters: ?1-?11 are the Effect's fields in their order, then now, key, attempt
-# (finish_one_params). Not named: binding by name costs the worker thread a string per
-# parameter per result. The row count tells whether it applied: ``RETURNING id`` ran a
-# subprogram and filled a temporary table per row, about a fifth of a result's cost on the worker
-# thread (callgrind), more than the key lookup that the attempt log's INSERT_ATTEMPT_OF_KEY
-# does instead.
+# Numbered parameters: ?1-?11 are the Effect's fields in their order, then now, key, attempt,
+# id (finish_one_params). Not named: binding by name costs the worker thread a string per
+# parameter per result. The row is found by its id (the table's rowid: no index to walk), and
+# the key must match as well, so a wrong id never touches another entry. The row count tells
+# whether it applied: ``RETURNING id`` ran a subprogram and filled a temporary table per row,
+# about a fifth of a result's cost on the worker thread (callgrind).
 FINISH_ONE = """
 UPDATE etk_entries SET
     state = CASE state WHEN 'sending' THEN ?1 ELSE ?2 END,
@@ -147,7 +152,7 @@ UPDATE etk_entries SET
     lease_owner = NULL,
     lease_expires_at = NULL,
     updated_at = ?12
-WHERE key = ?13 AND attempt = ?14 AND (state = 'sending' OR state = 'in_doubt')
+WHERE id = ?15 AND key = ?13 AND attempt = ?14 AND (state = 'sending' OR state = 'in_doubt')
   AND lease_owner IS NOT NULL"""
 
 # Its condition is the partial index's, spelled the same way, or SQLite cannot use the index.
@@ -174,6 +179,7 @@ SELECT_IDS = f"SELECT id, key FROM etk_entries WHERE {_KEYS_IN}"
 AND_KEYS_IN = f" AND {_KEYS_IN}"
 
 STATE_OF = "SELECT state FROM etk_entries WHERE key = ?"
+ID_OF = "SELECT id FROM etk_entries WHERE key = ?"
 CANCEL = "UPDATE etk_entries SET state = 'cancelled', updated_at = ? WHERE key = ?"
 # The rule of amend_entry (lifecycle.py): only a pending entry; the due time is computed by
 # initial_due_at in Python, as for a new entry.
@@ -264,8 +270,8 @@ _SENDING, _SEND_MODE, _RECONCILE_MODE = State.SENDING.value, ClaimMode.SEND, Cla
 _KIND_TEXT: dict[AttemptKind, str] = {kind: kind.value for kind in AttemptKind}
 
 
-def attempt_params(entry: int | str, record: AttemptRecord) -> tuple[Any, ...]:
-    """For INSERT_ATTEMPT (``entry`` the entry's id) or INSERT_ATTEMPT_OF_KEY (its key)."""
+def attempt_params(entry: int, record: AttemptRecord) -> tuple[Any, ...]:
+    """For INSERT_ATTEMPT (``entry`` the entry's id)."""
     return (
         entry,
         record.attempt,
@@ -322,10 +328,11 @@ def amend_params(new: NewEntry, now: float) -> tuple[Any, ...]:
 
 
 def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
-    """A row RETURNED by CLAIM."""
+    """A row of CLAIMED."""
     return Claimed(
         key=r[1],
         attempt=r[2],
+        entry_id=r[0],
         mode=_SEND_MODE if r[3] == _SENDING else _RECONCILE_MODE,
         payload=r[4],
         event_type=r[5],
@@ -339,8 +346,9 @@ def claimed_from_row(r: Sequence[Any], expires: float) -> Claimed:
     )
 
 
-def finish_one_params(c: Completion, now: float) -> tuple[Any, ...]:
-    """The parameters of FINISH_ONE for a completion, in its numbering."""
+def finish_one_params(c: Completion, entry_id: int, now: float) -> tuple[Any, ...]:
+    """The parameters of FINISH_ONE for a completion of the entry ``entry_id``, in its
+    numbering."""
     e = effect_of(c.outcome, c.record, now)
     return (
         e.to_from_sending,
@@ -357,6 +365,7 @@ def finish_one_params(c: Completion, now: float) -> tuple[Any, ...]:
         now,
         c.key,
         c.attempt,
+        entry_id,
     )
 
 

@@ -106,6 +106,7 @@ def to_claimed(entry: Entry) -> Claimed:
     return Claimed(
         key=entry.key,
         attempt=entry.attempt,
+        entry_id=entry.id,
         mode=ClaimMode.SEND if entry.state is State.SENDING else ClaimMode.RECONCILE,
         payload=entry.payload,
         event_type=entry.event_type,
@@ -123,7 +124,8 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
     """The entry after ``completion``, or None when the completion is fenced off.
 
     A completion applies only to the attempt in force (``attempt`` matches), while the entry is
-    ``sending`` or ``in_doubt`` and the claim has not ended yet (its lease is still recorded).
+    ``sending`` or ``in_doubt`` and the claim has not ended yet (its lease is still recorded);
+    one that names an ``entry_id`` only to the entry with that id.
     The last rule makes a repeated completion of the same attempt a no-op too. What it changes
     is :data:`kit.outbox.transitions.TRANSITIONS`, resolved as the SQL backends resolve it.
     """
@@ -131,6 +133,7 @@ def apply_completion(entry: Entry, completion: Completion, now: float) -> Entry 
         entry.state not in FINISHABLE_STATES
         or entry.attempt != completion.attempt
         or entry.lease_owner is None
+        or (completion.entry_id is not None and completion.entry_id != entry.id)
     ):
         return None
     effect = effect_of(completion.outcome, completion.record, now)

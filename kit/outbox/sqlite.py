@@ -8,15 +8,16 @@ flushers never get the same entry for the same attempt. Inside one process an
 
 Every statement is a round trip to the storage's own worker thread (see
 :mod:`kit.outbox._sqlite_worker`), so each operation is a handful of batched statements
-(``executemany``, ``json_each`` key lists, ``UPDATE ... RETURNING``) rather than a statement per
-row.
+(``executemany``, ``json_each`` key and id lists) rather than a statement per row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import operator
 import os
 import sqlite3
 import time
@@ -115,8 +116,11 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-# Kept under their old names: tests read the query plans of these two statements from here.
-_CLAIM = sql.CLAIM
+# Claimed rows by due time, then id (a C-level key: no Python call per row).
+_CLAIM_ORDER = operator.itemgetter(11, 0)
+
+# Tests read the query plans of the claim's search and of the purge from here.
+_CLAIM = sql.CLAIM_PICK
 _PURGE = sql.PURGE
 
 
@@ -369,13 +373,19 @@ class SQLiteStorage(SQLiteOperators):
         self, owner: str, limit: int, lease_seconds: float, now: float, *, with_holds: bool
     ) -> tuple[list[Claimed], list[Hold]]:
         expires = now + lease_seconds
-        params = {"now": now, "limit": limit, "owner": owner, "expires": expires}
+        params: dict[str, Any] = {"now": now, "limit": limit, "owner": owner, "expires": expires}
 
         def claim_rows(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
             moved = db.execute(sql.MOVED).fetchone()
             if moved is not None:
                 raise OutboxMovedError(self.url, moved[0])
-            rows = db.execute(sql.CLAIM, params).fetchall() if limit > 0 else []
+            rows: list[Any] = []
+            if limit > 0:
+                ids = [r[0] for r in db.execute(sql.CLAIM_PICK, params)]
+                if ids:
+                    params["ids"] = picked = json.dumps(ids)
+                    db.execute(sql.CLAIM, params)
+                    rows = db.execute(sql.CLAIMED, (picked,)).fetchall()
             holds = db.execute(sql.HOLDS, (now,)).fetchall() if with_holds else []
             return rows, holds
 
@@ -383,13 +393,13 @@ class SQLiteStorage(SQLiteOperators):
             # The caller was cancelled after these were leased: release them at once rather
             # than leave them to expire into doubt (fenced by attempt, so always harmless).
             if result[0]:
-                back = [Completion(r[1], r[2], Release()) for r in result[0]]
+                back = [Completion(r[1], r[2], Release(), None, r[0]) for r in result[0]]
                 task = asyncio.ensure_future(self._hand_back(back))
                 self._handing_back.add(task)
                 task.add_done_callback(self._handing_back.discard)
 
         rows, holds = await self._grouped("claim", claim_rows, abandon=hand_back)
-        rows.sort(key=lambda r: (r[11], r[0]))  # RETURNING order is arbitrary
+        rows.sort(key=_CLAIM_ORDER)  # CLAIMED reads them in no particular order
         return (
             [sql.claimed_from_row(r, expires) for r in rows],
             [Hold(name=r[0], until=r[1], reason=r[2]) for r in holds],

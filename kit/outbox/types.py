@@ -134,6 +134,7 @@ class Claimed:
 
     key: str
     attempt: int
+    entry_id: int  # the entry's id, so that its completion finds the row without the key index
     mode: ClaimMode
     payload: str | None
     event_type: str
@@ -215,12 +216,17 @@ Outcome = Delivered | Retry | InDoubt | Dead | Resend | Release
 
 @attrs.frozen
 class Completion:
-    """The end of one claimed attempt; applied only while ``attempt`` is still the entry's."""
+    """The end of one claimed attempt; applied only while ``attempt`` is still the entry's.
+
+    ``entry_id`` (from the claim) lets a backend address the row directly; the key must match
+    it too, so a wrong id changes nothing. None: the entry is found by its key.
+    """
 
     key: str
     attempt: int
     outcome: Outcome
     record: AttemptRecord | None = None
+    entry_id: int | None = None
 
 
 @attrs.frozen(kw_only=True)

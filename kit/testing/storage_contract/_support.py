@@ -102,7 +102,7 @@ async def finish(
     rec: AttemptRecord | None = None,
 ) -> bool:
     (applied,) = await storage.finish(
-        [Completion(claimed.key, claimed.attempt, outcome, rec)], now=now
+        [Completion(claimed.key, claimed.attempt, outcome, rec, claimed.entry_id)], now=now
     )
     return applied
 

@@ -45,6 +45,7 @@ class ClaimContract(ContractBase):
         assert c == Claimed(
             key="k1",
             attempt=1,
+            entry_id=e.id,
             mode=ClaimMode.SEND,
             payload='{"x":1}',
             event_type="checkout",

@@ -189,6 +189,24 @@ class FinishContract(ContractBase):
         assert await finish(storage, c2, Delivered("evt-y"), now=T + 52) is False
         assert (await entry(storage, "k1")).state is State.PENDING
 
+    async def test_a_completion_with_a_wrong_entry_id_changes_nothing(
+        self, storage: Storage
+    ) -> None:
+        """A completion finds its entry by the id from its claim, but only an entry with its key
+        too: one naming another entry's id (or an unknown id) changes neither entry."""
+        await enqueue(storage, "a", "b")
+        ca, cb = await claim(storage, now=T)
+        before = [await entry(storage, k) for k in "ab"]
+        for wrong in (cb.entry_id, cb.entry_id + 1000):
+            stale = Completion("a", ca.attempt, Delivered("evt-x"), record(ca.attempt), wrong)
+            assert await storage.finish([stale], now=T + 1) == [False]
+        assert [await entry(storage, k) for k in "ab"] == before
+        assert await storage.attempts("a") == await storage.attempts("b") == []
+        right = Completion("a", ca.attempt, Delivered("evt-a"), record(ca.attempt), ca.entry_id)
+        assert await storage.finish([right], now=T + 2) == [True]
+        assert (await entry(storage, "a")).event_ref == "evt-a"
+        assert len(await storage.attempts("a")) == 1
+
     async def test_finish_batch_reports_each_completion_in_order(self, storage: Storage) -> None:
         """``finish`` applies each completion of a batch on its own and reports each in order."""
         await enqueue(storage, "a", "b", "c")
