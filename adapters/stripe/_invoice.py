@@ -106,14 +106,14 @@ def money(amount: int | None, currency: str | None) -> Decimal | None:
 
 def paid_at(invoice: Obj) -> datetime | None:
     transitions = invoice.node("status_transitions")
-    return transitions.when("paid_at") if transitions is not None else None
+    return transitions.unix_time("paid_at") if transitions is not None else None
 
 
 def order_facts(
     invoice: Obj, config: StripeConfig, *, livemode: bool, updated_at: datetime | None
 ) -> OrderFacts:
     """The invoice's customer, lines and amounts; ``test`` for a test-mode event."""
-    placed_at = paid_at(invoice) or invoice.when("created")
+    placed_at = paid_at(invoice) or invoice.unix_time("created")
     if placed_at is None:
         placed_at = updated_at
     if placed_at is None:

@@ -1,42 +1,23 @@
 """Typed reads from a Stripe event, each failure a PayloadError naming the field.
 
-Stripe's shapes differ from Shopify's (unix-second times, "expandable" fields that are an id or
-the object with that id), so this reader is the Stripe adapter's own.
+The kit's :class:`~kit.payload.Node` reads strings, flags and numbers as every adapter does;
+:class:`Obj` adds the shapes only Stripe has: unix-second times, "expandable" fields that are
+an id or the object with that id, and list objects (``{"object": "list", "data": [...]}``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from kit.errors import PayloadError
+from kit.payload import Node
 
 
-class Obj:
+class Obj(Node):
     """A JSON object of a Stripe payload and the path that led to it."""
 
-    __slots__ = ("_data", "path")
-
-    def __init__(self, data: Mapping[str, Any], path: str) -> None:
-        self._data = data
-        self.path = path
-
-    def _at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def _fail(self, key: str, expected: str) -> PayloadError:
-        value = self._data.get(key)
-        return PayloadError(f"{self._at(key)} must be {expected}, got {type(value).__name__}")
-
-    def text(self, key: str) -> str | None:
-        """A string, stripped; ``None`` when absent, null or blank."""
-        value = self._data.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise self._fail(key, "a string")
-        return value.strip() or None
+    __slots__ = ()
 
     def required_text(self, key: str) -> str:
         value = self.text(key)
@@ -46,28 +27,12 @@ class Obj:
 
     def ident(self, key: str) -> str | None:
         """An expandable field: the id itself, or the expanded object's ``id``."""
-        value = self._data.get(key)
+        value = self.raw(key)
         if isinstance(value, Mapping):
-            return Obj(value, self._at(key)).text("id")
+            return Obj(value, self, key).text("id")
         return self.text(key)
 
-    def flag(self, key: str) -> bool:
-        value = self._data.get(key)
-        if value is None:
-            return False
-        if not isinstance(value, bool):
-            raise self._fail(key, "true or false")
-        return value
-
-    def integer(self, key: str) -> int | None:
-        value = self._data.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._fail(key, "a whole number")
-        return value
-
-    def when(self, key: str) -> datetime | None:
+    def unix_time(self, key: str) -> datetime | None:
         """A unix timestamp (seconds), in UTC."""
         value = self.integer(key)
         if value is None:
@@ -79,29 +44,30 @@ class Obj:
 
     def node(self, key: str) -> Obj | None:
         """A nested object (an expandable field left as an id gives ``None``)."""
-        value = self._data.get(key)
+        value = self.raw(key)
         if value is None or isinstance(value, str):
             return None
         if not isinstance(value, Mapping):
             raise self._fail(key, "an object")
-        return Obj(value, self._at(key))
+        return Obj(value, self, key)
 
     def items(self, key: str) -> list[Obj]:
         """The objects of a Stripe list (``{"object": "list", "data": [...]}``) or an array."""
-        value = self._data.get(key)
+        value = self.raw(key)
         if value is None:
             return []
-        path = self._at(key)
+        parent: Obj = self
         if isinstance(value, Mapping):
-            value = value.get("data")
-            path = f"{path}.data"
+            parent = Obj(value, self, key)
+            key, value = "data", value.get("data")
         if not isinstance(value, list):
-            raise PayloadError(f"{path} must be a list")
+            raise PayloadError(f"{parent._at(key)} must be a list")
+        array = Obj({}, parent, key)  # the array's path, for its items'
         out = []
         for index, item in enumerate(value):
             if not isinstance(item, Mapping):
-                raise PayloadError(f"{path}[{index}] must be an object")
-            out.append(Obj(item, f"{path}[{index}]"))
+                raise PayloadError(f"{parent._at(key)}[{index}] must be an object")
+            out.append(Obj(item, array, index))
         return out
 
 

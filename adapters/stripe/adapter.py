@@ -99,7 +99,7 @@ class StripeAdapter:
             now=received_at.timestamp(),
             max_age=self.config.tolerance,
         )
-        event = Obj(json_object(raw_body), "")
+        event = Obj(json_object(raw_body))
         kind = event.text("object")
         if kind != "event":
             raise PayloadError(f"object must be 'event' (a snapshot event), got {kind!r}")
@@ -116,7 +116,7 @@ class StripeAdapter:
             data=obj,
             identity=self.identify(headers, raw_body),
             topic=topic,
-            created=event.when("created"),
+            created=event.unix_time("created"),
             received_at=received_at,
         )
         return handler(self, delivered)
@@ -204,7 +204,7 @@ class StripeAdapter:
             for line in note.items("lines")
             if (line_id := line.ident("invoice_line_item")) is not None
         )
-        envelope = self._envelope(delivered, invoice, note.when("created"))
+        envelope = self._envelope(delivered, invoice, note.unix_time("created"))
         return [
             OrderRefunded(
                 **envelope, refund=Refund(refund_id=note.required_text("id"), lines=lines)
@@ -226,7 +226,7 @@ class StripeAdapter:
             charge_id,
             dispute.ident("payment_intent"),
             charge.ident("payment_intent") if charge is not None else None,
-            when=dispute.when("created"),
+            when=dispute.unix_time("created"),
         )
         refund = Refund(refund_id=dispute.required_text("id"))
         return [OrderRefunded(**envelope, refund=refund, full=True, disputed=True)]

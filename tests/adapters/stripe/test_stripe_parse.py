@@ -287,3 +287,33 @@ def test_another_event_type_is_skipped_and_a_malformed_event_is_a_bad_payload() 
     broken["data"]["object"]["amount_paid"] = "19.90"
     with pytest.raises(PayloadError, match=r"amount_paid must be a whole number"):
         parse(broken)
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (
+            lambda o: o["lines"]["data"].insert(0, "il_x"),
+            r"data\.object\.lines\.data\[0\] must be an object",
+        ),
+        (
+            lambda o: o.update(lines={"object": "list", "data": "x"}),
+            r"data\.object\.lines\.data must be a list",
+        ),
+        (
+            lambda o: o.update(customer_email=7),
+            r"data\.object\.customer_email must be a string, got int",
+        ),
+        (
+            lambda o: o["status_transitions"].update(paid_at=10**20),
+            r"data\.object\.status_transitions\.paid_at is not a unix time",
+        ),
+    ],
+)
+def test_a_malformed_field_is_named_by_its_whole_path(break_it: Any, message: str) -> None:
+    """A payload error names the field as it sits in Stripe's event, nested lists included, so
+    the log says which part of which event broke."""
+    event = samples.invoice_paid()
+    break_it(event["data"]["object"])
+    with pytest.raises(PayloadError, match=message):
+        parse(event)
