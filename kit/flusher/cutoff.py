@@ -46,13 +46,7 @@ class Cutoff:
         self.expired = False
 
     def __enter__(self) -> Cutoff:
-        # The deadline's bookkeeping is spelt out here and in __exit__, not in methods of
-        # Deadlines: every POST enters and leaves one scope.
-        deadline = self._deadlines.pending.get(self._key)
-        if deadline is None:
-            deadline = self._deadlines.schedule(self._key)
-        deadline.scopes.add(self)
-        self._deadline = deadline
+        self._deadline = self._deadlines.join(self._key, self)
         return self
 
     def __exit__(
@@ -61,11 +55,8 @@ class Cutoff:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        deadline = self._deadline
-        if deadline is not None:
-            deadline.scopes.discard(self)
-            if not deadline.scopes:
-                self._deadlines.drop(self._key, deadline)
+        if self._deadline is not None:
+            self._deadlines.leave(self._key, self._deadline, self)
         if (
             self.expired
             and self._task.uncancel() <= self._cancelling
@@ -83,7 +74,7 @@ class Deadlines:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        self.pending: dict[float, _Deadline] = {}  # by deadline, while a scope is inside
+        self._pending: dict[float, _Deadline] = {}
 
     def cut_off_at(self, deadline: float, task: asyncio.Task[Any] | None = None) -> Cutoff:
         """A scope (``with``) for the current task that raises TimeoutError at ``deadline``.
@@ -94,20 +85,22 @@ class Deadlines:
         """
         return Cutoff(self, deadline, task)
 
-    def schedule(self, key: float) -> _Deadline:
-        """The timer of a deadline that no scope is inside yet."""
-        loop = asyncio.get_running_loop()
-        handle = loop.call_at(loop.time() + (key - self._clock()), self._expire, key)
-        pending = self.pending[key] = _Deadline(handle)
+    def join(self, key: float, scope: Cutoff) -> _Deadline:
+        pending = self._pending.get(key)
+        if pending is None:
+            loop = asyncio.get_running_loop()
+            handle = loop.call_at(loop.time() + (key - self._clock()), self._expire, key)
+            pending = self._pending[key] = _Deadline(handle)
+        pending.scopes.add(scope)
         return pending
 
-    def drop(self, key: float, pending: _Deadline) -> None:
-        """The last scope has left ``pending`` in time: no timer for it any more."""
-        if self.pending.get(key) is pending:
-            del self.pending[key]
+    def leave(self, key: float, pending: _Deadline, scope: Cutoff) -> None:
+        pending.scopes.discard(scope)
+        if not pending.scopes and self._pending.get(key) is pending:
+            del self._pending[key]
             pending.handle.cancel()
 
     def _expire(self, key: float) -> None:
-        pending = self.pending.pop(key)
+        pending = self._pending.pop(key)
         for scope in pending.scopes:
             scope.expire()
