@@ -6,32 +6,44 @@ into its parts, so that anyone can check on their machine what a target leaves r
 write together. Every part runs alone in a tight loop (so its cost is a floor: inside the
 real paths, between hand-offs to the worker thread, caches are colder), median of the rounds.
 Delivery is measured with a client that answers at once without HTTP, so what is left is the
-flusher's and the outbox's own work: the durable claim, result and attempt log.
+flusher's and the outbox's own work: the durable claim, result and attempt log. The intake is
+measured the same way, without HTTP: the signed deliveries of ``bench intake`` taken in by
+``Intake.ingest_raw`` 16 at a time, beside the bare handler's storage (one aiosqlite
+autocommit INSERT of the raw body), which is what that figure's baseline does besides HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from kit import jsonenc
+from kit.adapters import normalise_headers
 from kit.bench.enqueue import BULK_BATCH, sqlite_bulk_rate
+from kit.bench.intake import SECRET, SHOP_DOMAIN, bench_source, raw_sqlite_store
 from kit.bench.measure import settle
 from kit.bench.payloads import bench_body, bench_entry
+from kit.bench.senders import Delivery, deliveries
 from kit.errors import KitError
 from kit.flusher import Flusher, FlusherConfig
+from kit.journal import Intake, IntakeSource
 from kit.outbox import Outbox, email_hash
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox.migrations import load_migrations
+from kit.outbox.types import State
 from kit.testing import FakeDeliveryClient, Raise
 from kit.validation import validate_event_body
+
+INTAKE_CONCURRENCY = 16  # as many deliveries in flight as ``bench intake`` has senders
 
 
 @attrs.frozen(kw_only=True)
@@ -199,21 +211,115 @@ async def _delivery(workdir: Path, n: int, rounds: int) -> list[Part]:
             raise KitError(f"the budget's flusher delivered {stats.delivered} of {n} entries")
         whole.append(cpu / n * 1e6)
         loop_thread.append(thread / n * 1e6)
+    return _by_thread(
+        "delivery",
+        "flusher + outbox, no HTTP: whole process",
+        "claim, result, attempt log, queues; concurrency 8",
+        whole,
+        loop_thread,
+    )
+
+
+def _by_thread(
+    path: str, name: str, note: str, whole: Sequence[float], loop_thread: Sequence[float]
+) -> list[Part]:
+    """A whole process's cost per event, then what of it ran on the loop's thread and the rest
+    (the outbox's worker thread: the process runs no other)."""
     total, on_loop = statistics.median(whole), statistics.median(loop_thread)
     return [
+        Part(path=path, name=name, us_per_event=total, note=note),
+        Part(path=path, name="  of it on the event loop's thread", us_per_event=on_loop),
         Part(
-            path="delivery",
-            name="flusher + outbox, no HTTP: whole process",
-            us_per_event=total,
-            note="claim, result, attempt log, queues; concurrency 8",
-        ),
-        Part(path="delivery", name="  of it on the event loop's thread", us_per_event=on_loop),
-        Part(
-            path="delivery",
+            path=path,
             name="  of it on the outbox's worker thread (SQLite)",
             us_per_event=max(total - on_loop, 0.0),
         ),
     ]
+
+
+async def _sixteen_at_a_time(
+    items: Sequence[Delivery], take: Callable[[Delivery], Any]
+) -> tuple[float, float]:
+    """CPU seconds of the whole process and of this thread while ``take`` runs on every item,
+    ``INTAKE_CONCURRENCY`` at a time."""
+    pending = iter(items)
+
+    async def taker() -> None:
+        for item in pending:
+            await take(item)
+
+    await settle()
+    cpu, thread = time.process_time(), time.thread_time()
+    await asyncio.gather(*(taker() for _ in range(INTAKE_CONCURRENCY)))
+    return time.process_time() - cpu, time.thread_time() - thread
+
+
+async def _intake(workdir: Path, n: int, rounds: int) -> list[Part]:
+    items = deliveries(n, secret=SECRET, shop_domain=SHOP_DOMAIN, shipped_at=datetime.now(UTC))
+    source = bench_source()
+    adapter = source.adapter
+    lowered = [(normalise_headers(headers), raw) for headers, raw in items]
+    received_at = datetime.now(UTC)
+
+    def verify() -> None:
+        for headers, raw in lowered:
+            adapter.verify(headers, raw, source.secrets)
+
+    def parse() -> None:
+        for headers, raw in lowered:
+            adapter.parse(headers, raw, received_at=received_at)
+
+    whole: list[float] = []
+    loop_thread: list[float] = []
+    raw_insert: list[float] = []
+    for r in range(rounds):
+        async with Outbox.from_url(str(workdir / f"budget-intake-{r}.db")) as outbox:
+            cpu, thread = await _sixteen_at_a_time(
+                items, functools.partial(_ingest, Intake(outbox), source)
+            )
+            if (await outbox.stats()).counts.get(State.PENDING, 0) != n:
+                raise KitError(f"the budget's intake did not enqueue all {n} deliveries")
+        whole.append(cpu / n * 1e6)
+        loop_thread.append(thread / n * 1e6)
+        raw_insert.append(await _raw_inserts(workdir / f"budget-raw-{r}.db", items) / n * 1e6)
+    return [
+        Part(
+            path="intake", name="verify (HMAC-SHA256)", us_per_event=_per_event(n, verify, rounds)
+        ),
+        Part(
+            path="intake",
+            name="parse (order to domain events)",
+            us_per_event=_per_event(n, parse, rounds),
+        ),
+        *_by_thread(
+            "intake",
+            "Intake.ingest_raw, no HTTP: whole process",
+            "verify, parse, journal, policy, outbox: one transaction each; 16 at a time",
+            whole,
+            loop_thread,
+        ),
+        Part(
+            path="intake",
+            name="bare handler's storage: one autocommit INSERT",
+            us_per_event=statistics.median(raw_insert),
+            note="aiosqlite, the raw body; 16 at a time; whole process",
+        ),
+    ]
+
+
+async def _ingest(intake: Intake, source: IntakeSource, item: Delivery) -> None:
+    await intake.ingest_raw(source, *item)
+
+
+async def _raw_inserts(path: Path, items: Sequence[Delivery]) -> float:
+    """What ``bench intake``'s baseline stores per webhook, without its HTTP: CPU seconds."""
+    async with raw_sqlite_store(str(path)) as raw:
+        cpu, _thread = await _sixteen_at_a_time(
+            items, lambda item: raw.store(item[0]["X-Shopify-Webhook-Id"], item[1])
+        )
+        if await raw.stored() != len(items):
+            raise KitError("the budget's raw INSERTs did not store every delivery")
+    return cpu
 
 
 async def run_budget(workdir: Path, *, quick: bool) -> Budget:
@@ -235,4 +341,5 @@ async def run_budget(workdir: Path, *, quick: bool) -> Budget:
         ),
     ]
     parts += await _delivery(workdir, min(n, 8000), rounds)
+    parts += await _intake(workdir, min(n, 3000), rounds)
     return Budget(events=n, rounds=rounds, parts=tuple(parts))

@@ -10,14 +10,16 @@ size). Both are hit by the same senders from another process (:mod:`kit.bench.se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import attrs
 from aiohttp import web
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
@@ -121,6 +123,12 @@ async def _kit_round(
     return {**result, "cpu_s": cpu}
 
 
+@attrs.frozen
+class RawStore:
+    store: Callable[[str, bytes], Awaitable[None]]
+    stored: Callable[[], Awaitable[int]]
+
+
 _RAW_TABLE = (
     "raw_webhooks (id {id} PRIMARY KEY, webhook_id TEXT NOT NULL UNIQUE, body {blob} NOT NULL)"
 )
@@ -142,12 +150,12 @@ def _baseline_app(store: Callable[[str, bytes], Awaitable[None]]) -> web.Applica
     return app
 
 
-async def _baseline_round_sqlite(
-    path: str, send: Callable[[str], Awaitable[dict[str, Any]]], count: int
-) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def raw_sqlite_store(path: str) -> AsyncIterator[RawStore]:
+    """The baseline's storage: a table for raw bodies and one autocommit INSERT per webhook
+    (aiosqlite, WAL, ``synchronous = NORMAL`` like the kit's default)."""
     with db_errors("aiosqlite webhook insert"):
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
+        async with aiosqlite.connect(path, isolation_level=None) as conn:
             await conn.execute("PRAGMA journal_mode = WAL")
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("CREATE TABLE " + _RAW_TABLE.format(id="INTEGER", blob="BLOB"))
@@ -156,13 +164,21 @@ async def _baseline_round_sqlite(
             async def store(webhook_id: str, raw: bytes) -> None:
                 await conn.execute(insert, (webhook_id, raw))
 
-            async with serving(_baseline_app(store)) as base:
-                result, cpu = await _timed(send, f"{base}/webhooks/{SOURCE}")
-            async with conn.execute("SELECT count(*) FROM raw_webhooks") as cursor:
-                row = await cursor.fetchone()
-        finally:
-            await conn.close()
-    stored = row[0] if row else 0
+            async def stored() -> int:
+                async with conn.execute("SELECT count(*) FROM raw_webhooks") as cursor:
+                    row = await cursor.fetchone()
+                return row[0] if row else 0
+
+            yield RawStore(store=store, stored=stored)
+
+
+async def _baseline_round_sqlite(
+    path: str, send: Callable[[str], Awaitable[dict[str, Any]]], count: int
+) -> dict[str, Any]:
+    async with raw_sqlite_store(path) as raw:
+        async with serving(_baseline_app(raw.store)) as base:
+            result, cpu = await _timed(send, f"{base}/webhooks/{SOURCE}")
+        stored = await raw.stored()
     if stored != count:
         raise KitError(f"intake baseline: {count} webhooks answered 2xx, {stored} rows")
     return {**result, "cpu_s": cpu}
