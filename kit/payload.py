@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -135,6 +135,19 @@ class Node:
             value += "Z"
         try:
             return parse_datetime(value)
+        except ValueError:
+            raise PayloadError(f"{self._at(key)} is not an ISO 8601 date-time") from None
+
+    def local_date(self, key: str) -> date | None:
+        """The calendar date an ISO 8601 date-time names where it was written, in its own
+        offset: a shop's "due on the 8th" at midnight +01:00 is the 8th, though in UTC it is
+        still the 7th. Checked as :meth:`when` checks it."""
+        value = self.text(key)
+        if value is None:
+            return None
+        self.when(key)
+        try:
+            return date.fromisoformat(value[:10])
         except ValueError:
             raise PayloadError(f"{self._at(key)} is not an ISO 8601 date-time") from None
 

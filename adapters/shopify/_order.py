@@ -10,7 +10,7 @@ exclusions and the mapping's product rules must see them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from adapters.shopify.config import ReferenceField, ShopifyConfig
 from kit.domain import Consent, LineItem, OrderFacts, Refund, RefundedLine, Shipment
@@ -122,22 +122,16 @@ def refund(node: Node) -> Refund:
     return Refund(refund_id=node.required_ident("id"), lines=lines)
 
 
-def shipment(
-    fulfilment: Node, config: ShopifyConfig, *, shipped_at: datetime | None = None
-) -> Shipment:
+def shipment(fulfilment: Node, config: ShopifyConfig) -> Shipment:
     """One fulfilment; the estimated delivery date from Shopify, else from ``transit_days``.
 
-    ``shipped_at`` is the fulfilment's ``created_at`` if the caller has read it already.
+    Both are the shop's calendar dates: Shopify writes its times in the shop's offset.
     """
-    estimated = fulfilment.when("estimated_delivery_at")
-    if shipped_at is None:
-        shipped_at = fulfilment.when("created_at")
-    if estimated is not None:
-        delivery = estimated.date()
-    elif config.transit_days is not None and shipped_at is not None:
-        delivery = (shipped_at + timedelta(days=config.transit_days)).date()
-    else:
-        delivery = None
+    delivery = fulfilment.local_date("estimated_delivery_at")
+    if delivery is None and config.transit_days is not None:
+        shipped_on = fulfilment.local_date("created_at")
+        if shipped_on is not None:
+            delivery = shipped_on + timedelta(days=config.transit_days)
     return Shipment(
         shipment_id=fulfilment.required_ident("id"),
         line_ids=tuple(item.required_ident("id") for item in fulfilment.nodes("line_items")),
