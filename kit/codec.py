@@ -38,6 +38,8 @@ _DATETIME = re.compile(
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))\Z"
 )
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z")
+# The last year parse_datetime takes: room before the calendar ends for a hold-back added.
+_LATEST_YEAR = 8999
 _MAX_ERROR_TEXT = 300
 
 
@@ -58,7 +60,12 @@ def wire_name(field: attrs.Attribute[Any]) -> str:
 
 
 def parse_datetime(value: str) -> datetime:
-    """RFC 3339 with any number of fraction digits and ``Z`` or an offset; returns UTC."""
+    """RFC 3339 with any number of fraction digits and ``Z`` or an offset; returns UTC.
+
+    Raises :class:`ValueError` also for an instant outside the years 1 to 8999: what is parsed
+    here is computed with (a hold-back added, an epoch taken), and at the calendar's ends that
+    overflows.
+    """
     match = _DATETIME.match(value)
     if match is None:
         raise ValueError(f"not an RFC 3339 date-time: {value!r}")
@@ -69,7 +76,13 @@ def parse_datetime(value: str) -> datetime:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = _from_groups(value, match)
-    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    try:
+        parsed = parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"not a date-time in range: {value!r}") from None
+    if parsed.year > _LATEST_YEAR:
+        raise ValueError(f"not a date-time in range: {value!r}")
+    return parsed
 
 
 def _from_groups(value: str, match: re.Match[str]) -> datetime:

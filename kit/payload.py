@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -20,6 +20,10 @@ from kit.codec import parse_datetime
 from kit.errors import PayloadError
 
 _NAIVE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\Z")
+# Text no database stores, and the JSON escapes that alone can put it into a decoded string.
+_NUL_ESCAPE = b"\\u0000"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class Node:
@@ -134,6 +138,19 @@ class Node:
         except ValueError:
             raise PayloadError(f"{self._at(key)} is not an ISO 8601 date-time") from None
 
+    def local_date(self, key: str) -> date | None:
+        """The calendar date an ISO 8601 date-time names where it was written, in its own
+        offset: a shop's "due on the 8th" at midnight +01:00 is the 8th, though in UTC it is
+        still the 7th. Checked as :meth:`when` checks it."""
+        value = self.text(key)
+        if value is None:
+            return None
+        self.when(key)
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            raise PayloadError(f"{self._at(key)} is not an ISO 8601 date-time") from None
+
     def node(self, key: str) -> Node | None:
         value = self._data.get(key)
         if value is None:
@@ -157,10 +174,36 @@ class Node:
         return out
 
 
+def decode(raw: bytes) -> Any:
+    """A platform's JSON (a webhook body, a feed's page), with its text made storable.
+
+    JSON may escape a NUL (``\\u0000``) or half a surrogate pair into a string. PostgreSQL
+    stores neither and SQLite no lone surrogate, so an order carrying one could never be
+    journaled, and its platform would be told for hours that the database is down. A NUL is
+    dropped and a lone surrogate becomes U+FFFD. Both arrive only as escapes, so a body
+    without one is returned as :func:`kit.jsonenc.decode` read it. Raises :class:`ValueError` or
+    :class:`RecursionError` for a body that is not JSON.
+    """
+    value = jsonenc.decode(raw)
+    if _NUL_ESCAPE in raw or _SURROGATE_ESCAPE.search(raw):
+        return _storable(value)
+    return value
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def json_object(raw_body: bytes) -> dict[str, Any]:
-    """A delivery's body, which must be a JSON object (:func:`kit.jsonenc.decode` reads it)."""
+    """A delivery's body, which must be a JSON object (read by :func:`decode`)."""
     try:
-        body = jsonenc.decode(raw_body)
+        body = decode(raw_body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise PayloadError(f"the body is not JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -178,4 +221,4 @@ def first_text(*candidates: tuple[Node | None, str]) -> str | None:
     return None
 
 
-__all__ = ["Node", "first_text", "json_object"]
+__all__ = ["Node", "decode", "first_text", "json_object"]

@@ -9,12 +9,14 @@ exclusions and the mapping's product rules must see them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Mapping
+from datetime import timedelta
 
 from adapters.shopify.config import ReferenceField, ShopifyConfig
 from kit.domain import Consent, LineItem, OrderFacts, Refund, RefundedLine, Shipment
 from kit.errors import PayloadError
 from kit.locale import etrusted_locale
+from kit.mapping import refunded_quantities
 from kit.payload import Node, first_text
 
 POINT_OF_SALE = "pos"
@@ -30,6 +32,8 @@ def order_facts(order: Node, config: ShopifyConfig) -> OrderFacts:
     if placed_at is None:
         raise PayloadError(f"{order.path or 'order'} has neither processed_at nor created_at")
     source_name = order.text("source_name")
+    refunds = tuple(refund(node) for node in order.nodes("refunds"))
+    refunded = refunded_quantities(refunds)
     return OrderFacts(
         reference=_reference(order, config.reference),
         placed_at=placed_at,
@@ -43,8 +47,8 @@ def order_facts(order: Node, config: ShopifyConfig) -> OrderFacts:
         ),
         customer_id=customer.ident("id") if customer is not None else None,
         locale=etrusted_locale(order.text("customer_locale")),
-        lines=tuple(_line(line, config) for line in order.nodes("line_items")),
-        refunds=tuple(refund(node) for node in order.nodes("refunds")),
+        lines=tuple(_line(line, config, refunded) for line in order.nodes("line_items")),
+        refunds=refunds,
         total=order.decimal("total_price"),
         currency=order.text("currency"),
         shipping_country=_country(shipping),
@@ -70,11 +74,20 @@ def _reference(order: Node, field: ReferenceField) -> str:
     return value
 
 
-def _line(line: Node, config: ShopifyConfig) -> LineItem:
-    # current_quantity (newer API versions) already leaves out lines removed by an order edit.
-    quantity = line.integer("current_quantity")
-    if quantity is None:
-        quantity = line.integer("quantity") or 0
+def _line(line: Node, config: ShopifyConfig, refunded: Mapping[str, int]) -> LineItem:
+    """One line, its quantity before the refunds the order lists: the policy subtracts every
+    refund it knows once (:func:`kit.mapping.purchased_lines`), these and later ones alike."""
+    line_id = line.required_ident("id")
+    ordered = line.integer("quantity")
+    # current_quantity (API 2024-01 on) is what is left after order edits AND refunds; the
+    # listed refunds are added back so that they are not subtracted twice.
+    current = line.integer("current_quantity")
+    if current is None:
+        quantity = ordered or 0
+    else:
+        quantity = current + refunded.get(line_id, 0)
+        if ordered is not None:
+            quantity = min(quantity, ordered)
     product_id = line.ident("product_id")
     if line.has("product_exists") and not line.flag("product_exists"):
         product_id = None  # a deleted product: nothing left to review
@@ -86,7 +99,7 @@ def _line(line: Node, config: ShopifyConfig) -> LineItem:
             product_id=product_id, variant_id=variant_id or "", sku=sku or ""
         )
     return LineItem(
-        line_id=line.required_ident("id"),
+        line_id=line_id,
         name=line.text("title") or line.text("name") or "",
         quantity=quantity,
         product_id=product_id,
@@ -109,22 +122,16 @@ def refund(node: Node) -> Refund:
     return Refund(refund_id=node.required_ident("id"), lines=lines)
 
 
-def shipment(
-    fulfilment: Node, config: ShopifyConfig, *, shipped_at: datetime | None = None
-) -> Shipment:
+def shipment(fulfilment: Node, config: ShopifyConfig) -> Shipment:
     """One fulfilment; the estimated delivery date from Shopify, else from ``transit_days``.
 
-    ``shipped_at`` is the fulfilment's ``created_at`` if the caller has read it already.
+    Both are the shop's calendar dates: Shopify writes its times in the shop's offset.
     """
-    estimated = fulfilment.when("estimated_delivery_at")
-    if shipped_at is None:
-        shipped_at = fulfilment.when("created_at")
-    if estimated is not None:
-        delivery = estimated.date()
-    elif config.transit_days is not None and shipped_at is not None:
-        delivery = (shipped_at + timedelta(days=config.transit_days)).date()
-    else:
-        delivery = None
+    delivery = fulfilment.local_date("estimated_delivery_at")
+    if delivery is None and config.transit_days is not None:
+        shipped_on = fulfilment.local_date("created_at")
+        if shipped_on is not None:
+            delivery = shipped_on + timedelta(days=config.transit_days)
     return Shipment(
         shipment_id=fulfilment.required_ident("id"),
         line_ids=tuple(item.required_ident("id") for item in fulfilment.nodes("line_items")),

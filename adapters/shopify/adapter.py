@@ -202,8 +202,7 @@ class ShopifyAdapter:
         facts = order_facts(order, self.config)
         shipped = [f for f in order.nodes("fulfillments") if f.text("status") == SHIPPED]
         renewal = self._renewal(delivery, stream, facts)
-        # The facts hold the order's updated_at already, and a fulfilment's created_at is read
-        # once for both its event and its shipment.
+        # The facts hold the order's updated_at already.
         if not shipped:
             envelope = self._envelope(delivery, stream, facts.updated_at)
             return [*renewal, OrderFulfilled(**envelope, order=facts)]
@@ -211,7 +210,7 @@ class ShopifyAdapter:
         for fulfilment in shipped:
             shipped_at = fulfilment.when("created_at")
             envelope = self._envelope(delivery, stream, shipped_at, facts.updated_at)
-            parcel = shipment(fulfilment, self.config, shipped_at=shipped_at)
+            parcel = shipment(fulfilment, self.config)
             events.append(OrderFulfilled(**envelope, order=facts, shipment=parcel))
         return events
 

@@ -34,7 +34,6 @@ import aiohttp
 from adapters.shopify._graphql import orders_query, page_size, rest_order
 from adapters.shopify.adapter import PLATFORM, SHIPPED, ShopifyAdapter, _Delivery
 from adapters.shopify.config import ReferenceField, ShopifyConfig
-from kit import jsonenc
 from kit.adapters import DeliveryIdentity, ParseResult
 from kit.codec import format_datetime
 from kit.domain import DomainEvent, Skip
@@ -47,7 +46,7 @@ from kit.errors import (
     PayloadError,
 )
 from kit.feeds import Budget, FeedOrder, FeedPage, FeedWindow
-from kit.payload import Node
+from kit.payload import Node, decode
 
 PAID = frozenset({"paid", "partially_refunded", "refunded"})
 FULFILLED = frozenset({"fulfilled", "partially_fulfilled"})
@@ -237,7 +236,7 @@ class ShopifyFeed:
 
 def _json(raw: bytes) -> dict[str, Any] | None:
     try:
-        doc = jsonenc.decode(raw)
+        doc = decode(raw)
     except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) else None

@@ -28,7 +28,6 @@ import attrs
 from adapters.woocommerce._order import order_events
 from adapters.woocommerce.adapter import PLATFORM
 from adapters.woocommerce.config import WooCommerceConfig
-from kit import jsonenc
 from kit.adapters import DeliveryIdentity
 from kit.domain import order_of
 from kit.errors import (
@@ -40,7 +39,7 @@ from kit.errors import (
     PayloadError,
 )
 from kit.feeds import FeedOrder, FeedPage, FeedWindow
-from kit.payload import Node
+from kit.payload import Node, decode
 
 PER_PAGE = 100  # the REST API's maximum
 TOPIC = "rest.orders"
@@ -140,7 +139,7 @@ class WooCommerceFeed:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise FeedUnavailableError(f"GET {url}: {type(exc).__name__}: {exc}") from exc
         try:
-            body = jsonenc.decode(raw)
+            body = decode(raw)
         except (ValueError, RecursionError):
             raise FeedUnavailableError(f"GET {url}: the answer is not JSON") from None
         if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):

@@ -24,9 +24,12 @@ class BodyUnreadable(Exception):
 
 
 def declared_length(headers: Mapping[str, str]) -> int | None:
-    """The ``Content-Length`` the sender declared, if it is a number (lower-case names)."""
+    """The ``Content-Length`` the sender declared, if it is a number (lower-case names).
+
+    Only ASCII digits make one: ``str.isdigit`` also takes a superscript two, which ``int``
+    then refuses."""
     value = headers.get("content-length", "").strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def check_declared(headers: Mapping[str, str], limit: int) -> None:

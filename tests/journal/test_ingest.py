@@ -212,6 +212,24 @@ async def test_a_delivery_that_cannot_be_stored_leaves_nothing_behind(kit: Kit) 
     assert retry.enqueued == (KEY,)
 
 
+async def test_text_no_database_stores_is_cleaned_and_the_order_still_invited(kit: Kit) -> None:
+    """A signed order may escape a NUL or half a surrogate pair into its strings. Neither
+    PostgreSQL nor SQLite can store that text; the order is still journaled and invited, the NUL
+    dropped and the lone surrogate shown as U+FFFD, on every backend."""
+    order = fulfilled_order()
+    order["line_items"][0]["title"] = "Merino\u0000 Socken"
+    order["customer"]["last_name"] = "Muster\ud800"
+
+    result = await deliver(kit, order, "orders/fulfilled", "w-1")
+
+    assert result.enqueued == (KEY,)
+    body = (await kit.outbox.get(KEY)).body()
+    assert body is not None
+    assert body["customer"]["lastName"] == "Muster\ufffd"
+    assert body["products"][0]["name"] == "Merino Socken"
+    assert outcomes(await history(kit)) == [("enqueue", "enqueued")]
+
+
 async def test_an_invite_whose_body_breaks_the_etrusted_rules_is_skipped_and_journaled(
     kit: Kit,
 ) -> None:

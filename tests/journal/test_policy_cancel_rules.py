@@ -98,3 +98,22 @@ async def test_an_exclusion_that_appears_while_the_invite_waits_withdraws_it(kit
     assert decided(result) == [("cancel", "cancelled")]
     assert (await kit.outbox.get(KEY)).state is State.CANCELLED
     assert outcomes(await history(kit)) == [("enqueue", "enqueued"), ("cancel", "cancelled")]
+
+
+async def test_a_partial_refund_of_some_units_keeps_the_product_in_the_invite(kit: Kit) -> None:
+    """One of two pairs of socks goes back. Shopify's later order snapshot says so twice: the
+    line's ``current_quantity`` is down to 1 and its ``refunds`` list the refund. The refund
+    counts once, so the socks the buyer kept stay in the waiting invite."""
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    await deliver(kit, refund({SOCKS_LINE: 1}), "refunds/create", "w-2")
+    snapshot = updated(fulfilled_order(), SHIPPED_AT + timedelta(days=2))
+    for line in snapshot["line_items"]:
+        line["current_quantity"] = line["quantity"] - (line["id"] == SOCKS_LINE)
+    snapshot["refunds"] = [refund({SOCKS_LINE: 1})]
+
+    result = await deliver(kit, snapshot, "orders/updated", "w-3")
+
+    assert decided(result) == [("recorded", "recorded")]
+    entry = await kit.outbox.get(KEY)
+    assert entry.state is State.PENDING
+    assert skus(entry.body()) == ["SOCK-MER-3942-GR", "HAT-MER-GR"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 from journal.deliveries import KEY, ORDER_ID, cancelled_order, fulfilled_order, payload
 
 from kit.flusher import Flusher
@@ -97,6 +98,30 @@ async def test_a_signed_body_that_is_not_json_is_refused_with_400(served: Served
     await assert_nothing_stored(served)
     # Not journaled either: Shopify's retry of a fixed body would be taken in as new.
     assert (await served.deliver(fulfilled_order(), "orders/fulfilled", "w-1")).status == 200
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("processed_at", "0001-01-01T00:30:00+01:00"),  # before year 1 in UTC
+        ("updated_at", "9999-12-31T23:00:00-05:00"),  # after year 9999 in UTC
+        ("fulfillment created_at", "9999-12-31T20:00:00Z"),  # no room for the hold-back
+    ],
+)
+async def test_a_signed_date_time_at_the_calendars_ends_is_refused_with_400(
+    served: Served, field: str, value: str
+) -> None:
+    """A date-time the kit cannot compute with is a body of the wrong shape, not a bug."""
+    order = fulfilled_order()
+    if field == "fulfillment created_at":
+        order["fulfillments"][0]["created_at"] = value
+    else:
+        order[field] = value
+
+    reply = await served.deliver(order, "orders/fulfilled", "w-1")
+
+    assert (reply.status, reply.body) == (400, {"error": "invalid_payload"})
+    await assert_nothing_stored(served)
 
 
 async def test_a_replayed_webhook_id_is_a_200_duplicate_stored_once(served: Served) -> None:

@@ -89,6 +89,20 @@ async def test_ingest_stream_refuses_a_declared_length_without_reading(kit: Kit)
     assert read == []
 
 
+@pytest.mark.parametrize("declared", ["\u00b2", "\u0661\u0662", " 12x", ""])
+async def test_a_content_length_that_is_no_decimal_number_is_not_a_declared_length(
+    kit: Kit, declared: str
+) -> None:
+    """Only ASCII digits declare a length; anything else (a superscript two, Arabic-Indic
+    digits) is no declaration, so the body is read under the cap and taken in."""
+    headers, raw = delivery(fulfilled_order(), "orders/fulfilled", "w-1")
+    headers["Content-Length"] = declared
+
+    answer = await webhooks_for(kit).ingest("my-shop", headers, raw)
+
+    assert (answer.status, answer.body["status"]) == (200, "accepted")
+
+
 async def test_ingest_stream_answers_400_when_the_stream_breaks_off(kit: Kit) -> None:
     headers, raw = delivery(fulfilled_order(), "orders/fulfilled", "w-1")
 

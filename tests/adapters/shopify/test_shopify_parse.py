@@ -397,3 +397,21 @@ def test_the_estimated_delivery_comes_from_the_fulfilment_then_transit_days() ->
     assert isinstance(event, OrderFulfilled)
     assert event.shipment is not None
     assert event.shipment.estimated_delivery == date(2025, 3, 8)
+
+
+def test_the_estimated_delivery_is_the_shops_own_calendar_date() -> None:
+    """Shopify writes its times in the shop's offset, and a date is the shop's: a German shop's
+    parcel expected on 8 March (midnight, +01:00) is due on the 8th, not on the 7th that UTC
+    would make of it; one shipped at half past midnight counts its transit days from that day."""
+    body = payload("fulfillment_create")
+    body["estimated_delivery_at"] = "2025-03-08T00:00:00+01:00"
+    (event,) = events(body, "fulfillments/create")
+    assert isinstance(event, OrderFulfilled)
+    assert event.shipment is not None
+    assert event.shipment.estimated_delivery == date(2025, 3, 8)
+    body["estimated_delivery_at"] = None
+    body["created_at"] = "2025-03-04T00:30:00+01:00"
+    (event,) = events(body, "fulfillments/create", config={"transit_days": 2})
+    assert isinstance(event, OrderFulfilled)
+    assert event.shipment is not None
+    assert event.shipment.estimated_delivery == date(2025, 3, 6)
