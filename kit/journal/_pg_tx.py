@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_reader, decision_values, event_columns, read_event
+from kit.journal.core import (
+    Stream,
+    decision_reader,
+    decision_values,
+    event_columns,
+    forget_steps,
+    read_event,
+    run_async,
+)
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -23,7 +31,7 @@ from kit.journal.records import (
     Outcome,
     StreamHistory,
 )
-from kit.outbox.types import NewEntry
+from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
 
@@ -161,10 +169,15 @@ async def purge_journal(conn: Any, sql: JournalSql, before: float) -> int:
     return await erase_streams(conn, sql, [(r[0], r[1]) for r in rows])
 
 
-async def forget_journal(conn: Any, sql: JournalSql, email_hash: str) -> int:
-    """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
-    rows = await conn.fetch(sql.customer_streams, email_hash)
-    return await erase_streams(conn, sql, [(r[0], r[1]) for r in rows])
+async def forget_journal(
+    conn: Any, outbox: OutboxOnConnection, sql: JournalSql, email_hash: str, *, now: float
+) -> tuple[int, set[str]]:
+    """The journal's part of the outbox ``forget_customer`` (:func:`forget_steps`): rows
+    changed, and the e-mail hashes whose entries go too."""
+    found: tuple[int, set[str]] = await run_async(
+        forget_steps(email_hash), PgTx(conn, outbox, sql, now=now)
+    )
+    return found
 
 
 class OutboxOnConnection(Protocol):
@@ -178,7 +191,7 @@ class OutboxOnConnection(Protocol):
 
     async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool: ...
 
-    async def forget_on(self, conn: Any, email_hash: str, now: float) -> int: ...
+    async def forget_on(self, conn: Any, email_hash: str, now: float) -> ForgetResult: ...
 
 
 def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
@@ -357,7 +370,7 @@ class PgTx:
         return found
 
     async def forget_entries(self, email_hash: str) -> int:
-        return await self._outbox.forget_on(self._conn, email_hash, self._now)
+        return (await self._outbox.forget_on(self._conn, email_hash, self._now)).purged
 
     async def erase_streams(self, streams: Sequence[Stream]) -> int:
         return await erase_streams(self._conn, self._sql, streams)

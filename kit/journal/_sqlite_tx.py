@@ -16,7 +16,15 @@ from operator import itemgetter
 from typing import Any
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_reader, decision_values, event_columns, read_event
+from kit.journal.core import (
+    Stream,
+    decision_reader,
+    decision_values,
+    event_columns,
+    forget_steps,
+    read_event,
+    run_sync,
+)
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -27,7 +35,7 @@ from kit.journal.records import (
 )
 from kit.outbox import _sqlite_sql as outbox_sql
 from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now
-from kit.outbox.types import NewEntry
+from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
 RECORD_DELIVERY = """
@@ -130,9 +138,24 @@ def purge_journal(db: sqlite3.Connection, before: float) -> int:
     return erase_streams(db, streams)
 
 
-def forget_journal(db: sqlite3.Connection, email_hash: str) -> int:
-    """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
-    return erase_streams(db, customer_streams(db, email_hash))
+def forget_journal(
+    db: sqlite3.Connection, email_hash: str, *, now: float, where: str
+) -> tuple[int, set[str]]:
+    """The journal's part of the outbox ``forget_customer`` (:func:`forget_steps`): rows
+    changed, and the e-mail hashes whose entries go too."""
+    found: tuple[int, set[str]] = run_sync(
+        forget_steps(email_hash), SQLiteTx(db, now=now, where=where)
+    )
+    return found
+
+
+def forget_entries(db: sqlite3.Connection, email_hash: str, now: float) -> ForgetResult:
+    """The outbox's forget rule (FORGET_CANCEL, FORGET_SCRUB) for one e-mail hash; entries
+    being sent are left alone and counted."""
+    sending = int(db.execute(outbox_sql.FORGET_IN_FLIGHT, (email_hash,)).fetchone()[0])
+    purged = db.execute(outbox_sql.FORGET_CANCEL, (now, email_hash)).rowcount
+    purged += db.execute(outbox_sql.FORGET_SCRUB, (email_hash,)).rowcount
+    return ForgetResult(purged=purged, skipped_in_flight=sending)
 
 
 def customer_streams(db: sqlite3.Connection, email_hash: str) -> list[Stream]:
@@ -302,12 +325,10 @@ class SQLiteTx:
         return found
 
     def forget_entries(self, email_hash: str) -> int:
-        """The outbox's forget rule (FORGET_CANCEL, FORGET_SCRUB) for one e-mail hash."""
-        cancelled = self._db.execute(outbox_sql.FORGET_CANCEL, (self._now, email_hash)).rowcount
-        return cancelled + self._db.execute(outbox_sql.FORGET_SCRUB, (email_hash,)).rowcount
+        return forget_entries(self._db, email_hash, self._now).purged
 
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         return erase_streams(self._db, streams)
 
 
-__all__ = ["SQLiteTx", "erase_streams", "forget_journal", "purge_journal"]
+__all__ = ["SQLiteTx", "erase_streams", "forget_entries", "forget_journal", "purge_journal"]

@@ -298,11 +298,26 @@ def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
         if event.email:
             hashes.add(email_hash(event.email))
             streams.extend((yield _op("customer_streams", email_hash(event.email))))
-    unique = sorted(set(streams))
-    hashes |= yield _op("entry_hashes", unique)
+    _, hashes = yield from _erase(streams, hashes)
     for each in sorted(hashes):
         yield _op("forget_entries", each)
-    yield _op("erase_streams", unique)
+
+
+def forget_steps(hashed: str) -> Generator[Op, Any, tuple[int, set[str]]]:
+    """The journal's part of the outbox's ``forget_customer``: erase every stream that
+    journaled the e-mail hash. Returns how many rows changed, and the hashes whose entries the
+    outbox must forget by its own rule: this one, and those the streams' invites carry (an
+    order whose address changed after it was placed), as for an erasure request."""
+    streams: list[Stream] = yield _op("customer_streams", hashed)
+    return (yield from _erase(streams, {hashed}))
+
+
+def _erase(streams: Sequence[Stream], hashes: set[str]) -> Generator[Op, Any, tuple[int, set[str]]]:
+    """Erase ``streams``; ``hashes`` and those their invites' entries carry, to forget."""
+    unique = sorted(set(streams))
+    hashes = hashes | (yield _op("entry_hashes", unique))
+    changed: int = yield _op("erase_streams", unique)
+    return changed, hashes
 
 
 # -- the journal's single operations, each a transaction of its own --------------------------
@@ -522,6 +537,7 @@ __all__ = [
     "erase_steps",
     "event_columns",
     "find_steps",
+    "forget_steps",
     "ingest_steps",
     "latest_steps",
     "link_steps",

@@ -24,6 +24,7 @@ from kit.journal.core import (
     decision_columns,
     decision_reader,
     event_columns,
+    forget_steps,
     read_event,
     run_sync,
 )
@@ -424,9 +425,10 @@ class MemoryJournal(JournalStore):
         }
         tx.erase_streams([s for s, at in latest.items() if at < before and s not in active])
 
-    def forget_now(self, email_hash: str) -> None:
+    def forget_now(self, email_hash: str) -> set[str]:
         tx = MemoryTx(self._rows, self._storage, now=self._clock())
-        tx.erase_streams(tx.customer_streams(email_hash))
+        _, hashes = run_sync(forget_steps(email_hash), tx)
+        return set(hashes)
 
 
 def _entry_state(storage: InMemoryStorage, key: str | None) -> State | None:

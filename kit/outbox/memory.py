@@ -52,7 +52,9 @@ class Companion(Protocol):
 
     def purge_now(self, *, before: float) -> None: ...
 
-    def forget_now(self, email_hash: str) -> None: ...
+    def forget_now(self, email_hash: str) -> set[str]:
+        """Erase what it keeps of the customer; the e-mail hashes whose entries go too."""
+        ...
 
 
 class InMemoryStorage:
@@ -256,12 +258,13 @@ class InMemoryStorage:
         return count
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        hashes = {email_hash}
         for companion in self.companions:
-            companion.forget_now(email_hash)
-        return self.forget_now(email_hash, now)
+            hashes |= companion.forget_now(email_hash)
+        return ForgetResult.total(self.forget_now(hashed, now) for hashed in sorted(hashes))
 
     def forget_now(self, email_hash: str, now: float) -> ForgetResult:
-        """The outbox part of :meth:`forget_customer`, without an await."""
+        """The outbox's forget rule for one e-mail hash, without an await."""
         purged = skipped = 0
         for entry in list(self._entries.values()):
             if entry.email_hash != email_hash:

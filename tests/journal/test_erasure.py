@@ -71,6 +71,24 @@ async def test_forget_customer_clears_the_journal_too(kit: Kit) -> None:
     assert (await kit.outbox.get(KEY)).payload is None
 
 
+async def test_forget_customer_clears_the_invites_of_the_streams_it_erases(kit: Kit) -> None:
+    """An order whose address changed after it was placed (the invite went to the new one) is
+    erased by a forget of the old address, and its invite with it: the rule of a
+    ``customers/redact`` request, so no payload outlives the journal's erasure."""
+    placed = fulfilled_order(email="erika.old@example.org")
+    placed["updated_at"] = "2025-03-01T09:12:44+01:00"
+    await deliver(kit, placed, "orders/create", "w-1")
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-2")
+    assert (await kit.outbox.get(KEY)).payload is not None  # the invite, to EMAIL
+
+    forgotten = await kit.outbox.forget_customer("erika.old@example.org")
+
+    assert erased(await history(kit))
+    entry = await kit.outbox.get(KEY)
+    assert (entry.state, entry.payload, entry.email_hash) == (State.CANCELLED, None, None)
+    assert forgotten.purged == 1
+
+
 async def test_purge_clears_the_journal_of_finished_orders_only(kit: Kit) -> None:
     """An order whose invites all ended loses its journal data with the outbox's purge; an
     order with a waiting invite keeps what the policy still needs."""
