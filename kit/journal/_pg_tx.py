@@ -113,6 +113,9 @@ class JournalSql:
             WHERE a.source = $1 AND a.alias = ANY($2::text[]) AND e.body IS NOT NULL
             ORDER BY a.event DESC LIMIT 1"""
         self.customer_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE email_hash = $1"
+        self.stream_keys = f"""
+            SELECT DISTINCT key FROM {jd}
+            WHERE source = $1 AND stream = $2 AND kind = 'enqueue' AND key IS NOT NULL"""
         self.source_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE source = $1"
         self.stream_hashes = f"""
             SELECT DISTINCT e.email_hash FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
@@ -192,6 +195,8 @@ class OutboxOnConnection(Protocol):
     async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool: ...
 
     async def forget_on(self, conn: Any, email_hash: str, now: float) -> ForgetResult: ...
+
+    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> int: ...
 
 
 def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
@@ -371,6 +376,16 @@ class PgTx:
 
     async def forget_entries(self, email_hash: str) -> int:
         return (await self._outbox.forget_on(self._conn, email_hash, self._now)).purged
+
+    async def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        found: set[str] = set()
+        for source, stream in streams:
+            rows = await self._conn.fetch(self._sql.stream_keys, source, stream)
+            found.update(r[0] for r in rows)
+        return sorted(found)
+
+    async def forget_keys(self, keys: Sequence[str]) -> int:
+        return await self._outbox.forget_keys_on(self._conn, keys, self._now)
 
     async def erase_streams(self, streams: Sequence[Stream]) -> int:
         return await erase_streams(self._conn, self._sql, streams)

@@ -99,6 +99,9 @@ SELECT a.stream FROM etk_journal_aliases AS a JOIN etk_journal_events AS e ON e.
 WHERE a.source = ? AND a.alias IN (SELECT value FROM json_each(?)) AND e.body IS NOT NULL
 ORDER BY a.event DESC LIMIT 1"""
 CUSTOMER_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE email_hash = ?"
+STREAM_KEYS = """
+SELECT DISTINCT key FROM etk_journal_decisions
+WHERE source = ? AND stream = ? AND kind = 'enqueue' AND key IS NOT NULL"""
 SOURCE_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE source = ?"
 STREAM_KEYS_HASHES = """
 SELECT DISTINCT e.email_hash FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
@@ -326,6 +329,18 @@ class SQLiteTx:
 
     def forget_entries(self, email_hash: str) -> int:
         return forget_entries(self._db, email_hash, self._now).purged
+
+    def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        found = {r[0] for stream in streams for r in self._db.execute(STREAM_KEYS, stream)}
+        return sorted(found)
+
+    def forget_keys(self, keys: Sequence[str]) -> int:
+        """The outbox's forget rule for the entries of ``keys``."""
+        if not keys:
+            return 0
+        held = json.dumps(list(keys))
+        purged = self._db.execute(outbox_sql.FORGET_CANCEL_KEYS, (self._now, held)).rowcount
+        return purged + self._db.execute(outbox_sql.FORGET_SCRUB_KEYS, (held,)).rowcount
 
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         return erase_streams(self._db, streams)

@@ -286,18 +286,23 @@ def _invalid(key: str, exc: ValidationError) -> JournaledDecision:
 def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
     """Erase a customer's (or the whole account's) data from the journal and the outbox.
 
-    The streams are the orders the request names, every stream that journaled the customer's
-    e-mail, or (account scope) every stream of the source; their outbox entries are forgotten
-    by the e-mail hashes they carry, with the outbox's own forget rule.
+    The streams are the orders the request names and every stream that journaled the
+    customer's e-mail, whose outbox entries are forgotten by the e-mail hashes they carry (the
+    customer's, in every source); or (account scope) every stream of the source, whose entries
+    are forgotten by their keys, so that the same customers' invites in other sources stay.
+    Both with the outbox's own forget rule.
     """
     hashes: set[str] = set()
     if event.scope is ErasureScope.ACCOUNT:
         streams: list[Stream] = yield _op("source_streams", event.source)
-    else:
-        streams = [(event.source, stream) for stream in event.order_streams]
-        if event.email:
-            hashes.add(email_hash(event.email))
-            streams.extend((yield _op("customer_streams", email_hash(event.email))))
+        keys = yield _op("stream_keys", streams)
+        yield _op("forget_keys", keys)
+        yield _op("erase_streams", streams)
+        return
+    streams = [(event.source, stream) for stream in event.order_streams]
+    if event.email:
+        hashes.add(email_hash(event.email))
+        streams.extend((yield _op("customer_streams", email_hash(event.email))))
     _, hashes = yield from _erase(streams, hashes)
     for each in sorted(hashes):
         yield _op("forget_entries", each)

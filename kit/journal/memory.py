@@ -297,6 +297,19 @@ class MemoryTx:
     def forget_entries(self, email_hash: str) -> int:
         return self._storage.forget_now(email_hash, self._now).purged
 
+    def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        wanted = set(streams)
+        return sorted(
+            {
+                d.key
+                for d in self._rows.decisions
+                if d.kind == "enqueue" and d.key and (d.source, d.stream) in wanted
+            }
+        )
+
+    def forget_keys(self, keys: Sequence[str]) -> int:
+        return self._storage.forget_keys_now(keys, self._now).purged
+
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         wanted = set(streams)
         changed = 0

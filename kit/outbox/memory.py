@@ -265,10 +265,18 @@ class InMemoryStorage:
 
     def forget_now(self, email_hash: str, now: float) -> ForgetResult:
         """The outbox's forget rule for one e-mail hash, without an await."""
+        return self._forget([e for e in self._entries.values() if e.email_hash == email_hash], now)
+
+    def forget_keys_now(self, keys: Sequence[str], now: float) -> ForgetResult:
+        """The forget rule for the entries of ``keys`` (an erased account's)."""
+        found = (self._entries.get(key) for key in set(keys))
+        return self._forget(
+            [e for e in found if e is not None and (e.payload or e.email_hash)], now
+        )
+
+    def _forget(self, entries: list[Entry], now: float) -> ForgetResult:
         purged = skipped = 0
-        for entry in list(self._entries.values()):
-            if entry.email_hash != email_hash:
-                continue
+        for entry in entries:
             if entry.state is State.SENDING:
                 skipped += 1
                 continue

@@ -169,6 +169,14 @@ class PostgresStorage(PgEnqueue):
         row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
         return ForgetResult(purged=row["purged"], skipped_in_flight=row["skipped"])
 
+    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> int:
+        """The forget rule for the entries of ``keys`` (an erased account's), on a connection
+        the caller holds; how many lost their payload."""
+        if not keys:
+            return 0
+        purged: int = _one(await conn.fetchrow(self._sql.forget_keys, list(keys), now))["purged"]
+        return purged
+
     @functools.cached_property
     def _journal_sql(self) -> JournalSql:
         return JournalSql(self._schema)

@@ -6,11 +6,14 @@ e-mail hashes, which hold or identify the customer, go.
 
 from __future__ import annotations
 
+import attrs
+
+from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.records import IngestStatus, StreamHistory
 from kit.outbox.types import State
 
-from .conftest import Kit
-from .deliveries import EMAIL, KEY, ORDER_ID, cancelled_order, fulfilled_order, payload
+from .conftest import Kit, source
+from .deliveries import EMAIL, KEY, ORDER_ID, cancelled_order, fulfilled_order, payload, signed
 from .test_ingest import deliver, history
 
 OTHER = "5560001000777"
@@ -59,6 +62,31 @@ async def test_shop_redact_erases_every_order_of_the_source(kit: Kit) -> None:
         assert erased(await history(kit, stream))
         entry = await kit.outbox.get(key)
         assert (entry.state, entry.payload) == (State.CANCELLED, None)
+
+
+async def test_shop_redact_leaves_the_other_sources_alone(kit: Kit) -> None:
+    """A shop that left takes its own data with it, and only its own: the same customer's
+    order in another source of the database keeps its journal and its waiting invite."""
+    outlet_domain = "kit-outlet.myshopify.com"
+    outlet = attrs.evolve(
+        source(),
+        name="outlet",
+        adapter=ShopifyAdapter(source="outlet", config=ShopifyConfig(shop_domain=outlet_domain)),
+    )
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    headers, raw = signed(fulfilled_order(OTHER), "orders/fulfilled", webhook_id="w-2")
+    headers["X-Shopify-Shop-Domain"] = outlet_domain
+    await kit.intake.ingest_raw(outlet, headers, raw)
+
+    await deliver(kit, payload("shop_redact"), "shop/redact", "w-3")
+
+    assert erased(await history(kit))
+    assert (await kit.outbox.get(KEY)).payload is None
+    kept = await kit.intake.journal.history("outlet", OTHER)
+    assert all(e.event is not None for e in kept.events)
+    entry = await kit.outbox.get(f"shopify:{outlet_domain}:{OTHER}:order_shipped")
+    assert (entry.state, entry.email_hash is not None) == (State.PENDING, True)
+    assert entry.payload is not None
 
 
 async def test_forget_customer_clears_the_journal_too(kit: Kit) -> None:
