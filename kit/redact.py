@@ -59,6 +59,8 @@ def redact_url(dsn: str) -> str:
 
     The user info is cut at the *last* ``@`` before urlsplit sees the URL: a password with an
     unencoded ``/``, ``#`` or ``?`` would otherwise end urlsplit's netloc early and stay in.
+    Never raises: a URL urlsplit refuses (an unbalanced ``[``) loses its whole query instead,
+    as that is where a ``password=`` could be.
     """
     scheme, sep, rest = dsn.partition("://")
     if sep:
@@ -66,7 +68,10 @@ def redact_url(dsn: str) -> str:
         if at:
             user = userinfo.split(":", 1)[0]
             rest = f"{user}@{hostpart}" if user else hostpart
-    parts = urlsplit(f"{scheme}{sep}{rest}")
+    try:
+        parts = urlsplit(f"{scheme}{sep}{rest}")
+    except ValueError:
+        return f"{scheme}{sep}{rest.split('?', 1)[0]}"
     query = urlencode(
         [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_PARAMETERS]
     )

@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_reader, decision_values, event_columns, read_event
+from kit.journal.core import (
+    Stream,
+    decision_reader,
+    decision_values,
+    event_columns,
+    forget_steps,
+    read_event,
+    run_async,
+)
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -23,7 +31,7 @@ from kit.journal.records import (
     Outcome,
     StreamHistory,
 )
-from kit.outbox.types import NewEntry
+from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
 
@@ -105,6 +113,9 @@ class JournalSql:
             WHERE a.source = $1 AND a.alias = ANY($2::text[]) AND e.body IS NOT NULL
             ORDER BY a.event DESC LIMIT 1"""
         self.customer_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE email_hash = $1"
+        self.stream_keys = f"""
+            SELECT DISTINCT key FROM {jd}
+            WHERE source = $1 AND stream = $2 AND kind = 'enqueue' AND key IS NOT NULL"""
         self.source_streams = f"SELECT DISTINCT source, stream FROM {je} WHERE source = $1"
         self.stream_hashes = f"""
             SELECT DISTINCT e.email_hash FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
@@ -161,10 +172,15 @@ async def purge_journal(conn: Any, sql: JournalSql, before: float) -> int:
     return await erase_streams(conn, sql, [(r[0], r[1]) for r in rows])
 
 
-async def forget_journal(conn: Any, sql: JournalSql, email_hash: str) -> int:
-    """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
-    rows = await conn.fetch(sql.customer_streams, email_hash)
-    return await erase_streams(conn, sql, [(r[0], r[1]) for r in rows])
+async def forget_journal(
+    conn: Any, outbox: OutboxOnConnection, sql: JournalSql, email_hash: str, *, now: float
+) -> tuple[int, set[str]]:
+    """The journal's part of the outbox ``forget_customer`` (:func:`forget_steps`): rows
+    changed, and the e-mail hashes whose entries go too."""
+    found: tuple[int, set[str]] = await run_async(
+        forget_steps(email_hash), PgTx(conn, outbox, sql, now=now)
+    )
+    return found
 
 
 class OutboxOnConnection(Protocol):
@@ -178,7 +194,9 @@ class OutboxOnConnection(Protocol):
 
     async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool: ...
 
-    async def forget_on(self, conn: Any, email_hash: str, now: float) -> int: ...
+    async def forget_on(self, conn: Any, email_hash: str, now: float) -> ForgetResult: ...
+
+    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> int: ...
 
 
 def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
@@ -357,7 +375,17 @@ class PgTx:
         return found
 
     async def forget_entries(self, email_hash: str) -> int:
-        return await self._outbox.forget_on(self._conn, email_hash, self._now)
+        return (await self._outbox.forget_on(self._conn, email_hash, self._now)).purged
+
+    async def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        found: set[str] = set()
+        for source, stream in streams:
+            rows = await self._conn.fetch(self._sql.stream_keys, source, stream)
+            found.update(r[0] for r in rows)
+        return sorted(found)
+
+    async def forget_keys(self, keys: Sequence[str]) -> int:
+        return await self._outbox.forget_keys_on(self._conn, keys, self._now)
 
     async def erase_streams(self, streams: Sequence[Stream]) -> int:
         return await erase_streams(self._conn, self._sql, streams)

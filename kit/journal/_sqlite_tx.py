@@ -16,7 +16,15 @@ from operator import itemgetter
 from typing import Any
 
 from kit.domain import DomainEvent, Skip
-from kit.journal.core import Stream, decision_reader, decision_values, event_columns, read_event
+from kit.journal.core import (
+    Stream,
+    decision_reader,
+    decision_values,
+    event_columns,
+    forget_steps,
+    read_event,
+    run_sync,
+)
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -27,7 +35,7 @@ from kit.journal.records import (
 )
 from kit.outbox import _sqlite_sql as outbox_sql
 from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now
-from kit.outbox.types import NewEntry
+from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
 RECORD_DELIVERY = """
@@ -91,6 +99,9 @@ SELECT a.stream FROM etk_journal_aliases AS a JOIN etk_journal_events AS e ON e.
 WHERE a.source = ? AND a.alias IN (SELECT value FROM json_each(?)) AND e.body IS NOT NULL
 ORDER BY a.event DESC LIMIT 1"""
 CUSTOMER_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE email_hash = ?"
+STREAM_KEYS = """
+SELECT DISTINCT key FROM etk_journal_decisions
+WHERE source = ? AND stream = ? AND kind = 'enqueue' AND key IS NOT NULL"""
 SOURCE_STREAMS = "SELECT DISTINCT source, stream FROM etk_journal_events WHERE source = ?"
 STREAM_KEYS_HASHES = """
 SELECT DISTINCT e.email_hash FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
@@ -130,9 +141,24 @@ def purge_journal(db: sqlite3.Connection, before: float) -> int:
     return erase_streams(db, streams)
 
 
-def forget_journal(db: sqlite3.Connection, email_hash: str) -> int:
-    """The journal's part of the outbox ``forget_customer``: every stream that journaled it."""
-    return erase_streams(db, customer_streams(db, email_hash))
+def forget_journal(
+    db: sqlite3.Connection, email_hash: str, *, now: float, where: str
+) -> tuple[int, set[str]]:
+    """The journal's part of the outbox ``forget_customer`` (:func:`forget_steps`): rows
+    changed, and the e-mail hashes whose entries go too."""
+    found: tuple[int, set[str]] = run_sync(
+        forget_steps(email_hash), SQLiteTx(db, now=now, where=where)
+    )
+    return found
+
+
+def forget_entries(db: sqlite3.Connection, email_hash: str, now: float) -> ForgetResult:
+    """The outbox's forget rule (FORGET_CANCEL, FORGET_SCRUB) for one e-mail hash; entries
+    being sent are left alone and counted."""
+    sending = int(db.execute(outbox_sql.FORGET_IN_FLIGHT, (email_hash,)).fetchone()[0])
+    purged = db.execute(outbox_sql.FORGET_CANCEL, (now, email_hash)).rowcount
+    purged += db.execute(outbox_sql.FORGET_SCRUB, (email_hash,)).rowcount
+    return ForgetResult(purged=purged, skipped_in_flight=sending)
 
 
 def customer_streams(db: sqlite3.Connection, email_hash: str) -> list[Stream]:
@@ -302,12 +328,22 @@ class SQLiteTx:
         return found
 
     def forget_entries(self, email_hash: str) -> int:
-        """The outbox's forget rule (FORGET_CANCEL, FORGET_SCRUB) for one e-mail hash."""
-        cancelled = self._db.execute(outbox_sql.FORGET_CANCEL, (self._now, email_hash)).rowcount
-        return cancelled + self._db.execute(outbox_sql.FORGET_SCRUB, (email_hash,)).rowcount
+        return forget_entries(self._db, email_hash, self._now).purged
+
+    def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        found = {r[0] for stream in streams for r in self._db.execute(STREAM_KEYS, stream)}
+        return sorted(found)
+
+    def forget_keys(self, keys: Sequence[str]) -> int:
+        """The outbox's forget rule for the entries of ``keys``."""
+        if not keys:
+            return 0
+        held = json.dumps(list(keys))
+        purged = self._db.execute(outbox_sql.FORGET_CANCEL_KEYS, (self._now, held)).rowcount
+        return purged + self._db.execute(outbox_sql.FORGET_SCRUB_KEYS, (held,)).rowcount
 
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         return erase_streams(self._db, streams)
 
 
-__all__ = ["SQLiteTx", "erase_streams", "forget_journal", "purge_journal"]
+__all__ = ["SQLiteTx", "erase_streams", "forget_entries", "forget_journal", "purge_journal"]

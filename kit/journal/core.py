@@ -286,23 +286,43 @@ def _invalid(key: str, exc: ValidationError) -> JournaledDecision:
 def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
     """Erase a customer's (or the whole account's) data from the journal and the outbox.
 
-    The streams are the orders the request names, every stream that journaled the customer's
-    e-mail, or (account scope) every stream of the source; their outbox entries are forgotten
-    by the e-mail hashes they carry, with the outbox's own forget rule.
+    The streams are the orders the request names and every stream that journaled the
+    customer's e-mail, whose outbox entries are forgotten by the e-mail hashes they carry (the
+    customer's, in every source); or (account scope) every stream of the source, whose entries
+    are forgotten by their keys, so that the same customers' invites in other sources stay.
+    Both with the outbox's own forget rule.
     """
     hashes: set[str] = set()
     if event.scope is ErasureScope.ACCOUNT:
         streams: list[Stream] = yield _op("source_streams", event.source)
-    else:
-        streams = [(event.source, stream) for stream in event.order_streams]
-        if event.email:
-            hashes.add(email_hash(event.email))
-            streams.extend((yield _op("customer_streams", email_hash(event.email))))
-    unique = sorted(set(streams))
-    hashes |= yield _op("entry_hashes", unique)
+        keys = yield _op("stream_keys", streams)
+        yield _op("forget_keys", keys)
+        yield _op("erase_streams", streams)
+        return
+    streams = [(event.source, stream) for stream in event.order_streams]
+    if event.email:
+        hashes.add(email_hash(event.email))
+        streams.extend((yield _op("customer_streams", email_hash(event.email))))
+    _, hashes = yield from _erase(streams, hashes)
     for each in sorted(hashes):
         yield _op("forget_entries", each)
-    yield _op("erase_streams", unique)
+
+
+def forget_steps(hashed: str) -> Generator[Op, Any, tuple[int, set[str]]]:
+    """The journal's part of the outbox's ``forget_customer``: erase every stream that
+    journaled the e-mail hash. Returns how many rows changed, and the hashes whose entries the
+    outbox must forget by its own rule: this one, and those the streams' invites carry (an
+    order whose address changed after it was placed), as for an erasure request."""
+    streams: list[Stream] = yield _op("customer_streams", hashed)
+    return (yield from _erase(streams, {hashed}))
+
+
+def _erase(streams: Sequence[Stream], hashes: set[str]) -> Generator[Op, Any, tuple[int, set[str]]]:
+    """Erase ``streams``; ``hashes`` and those their invites' entries carry, to forget."""
+    unique = sorted(set(streams))
+    hashes = hashes | (yield _op("entry_hashes", unique))
+    changed: int = yield _op("erase_streams", unique)
+    return changed, hashes
 
 
 # -- the journal's single operations, each a transaction of its own --------------------------
@@ -522,6 +542,7 @@ __all__ = [
     "erase_steps",
     "event_columns",
     "find_steps",
+    "forget_steps",
     "ingest_steps",
     "latest_steps",
     "link_steps",

@@ -24,6 +24,7 @@ from kit.journal.core import (
     decision_columns,
     decision_reader,
     event_columns,
+    forget_steps,
     read_event,
     run_sync,
 )
@@ -296,6 +297,19 @@ class MemoryTx:
     def forget_entries(self, email_hash: str) -> int:
         return self._storage.forget_now(email_hash, self._now).purged
 
+    def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        wanted = set(streams)
+        return sorted(
+            {
+                d.key
+                for d in self._rows.decisions
+                if d.kind == "enqueue" and d.key and (d.source, d.stream) in wanted
+            }
+        )
+
+    def forget_keys(self, keys: Sequence[str]) -> int:
+        return self._storage.forget_keys_now(keys, self._now).purged
+
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         wanted = set(streams)
         changed = 0
@@ -424,9 +438,10 @@ class MemoryJournal(JournalStore):
         }
         tx.erase_streams([s for s, at in latest.items() if at < before and s not in active])
 
-    def forget_now(self, email_hash: str) -> None:
+    def forget_now(self, email_hash: str) -> set[str]:
         tx = MemoryTx(self._rows, self._storage, now=self._clock())
-        tx.erase_streams(tx.customer_streams(email_hash))
+        _, hashes = run_sync(forget_steps(email_hash), tx)
+        return set(hashes)
 
 
 def _entry_state(storage: InMemoryStorage, key: str | None) -> State | None:

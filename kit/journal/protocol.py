@@ -168,6 +168,14 @@ class JournalTx(Protocol):
 
     def forget_entries(self, email_hash: str) -> int: ...
 
+    def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
+        """The outbox keys the streams' invites were enqueued under."""
+        ...
+
+    def forget_keys(self, keys: Sequence[str]) -> int:
+        """The outbox's forget rule for the entries of ``keys``."""
+        ...
+
     def erase_streams(self, streams: Sequence[Stream]) -> int: ...
 
 

@@ -33,6 +33,7 @@ from kit.outbox.types import (
     OutboxStats,
     State,
 )
+from kit.redact import redact_url
 from kit.validation import validate_event_body
 
 EventInput = Mapping[str, Any] | Any  # a wire dict, or a kit.models.Event
@@ -62,10 +63,12 @@ def _epoch(value: datetime | float | None) -> float | None:
 def storage_from_url(url: str, **options: Any) -> Storage:
     """Pick the backend for a database URL (or a plain SQLite file path)."""
     if url.startswith(("postgresql://", "postgres://")):
+        from kit.outbox._pg_conn import _unparsable_url
         from kit.outbox.postgres import PostgresStorage
 
         # ``?schema=name`` selects the outbox's schema; the rest of the URL goes to asyncpg.
-        parts = urlsplit(url)
+        with _unparsable_url(redact_url(url)):
+            parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         schema = [v for k, v in query if k == "schema"]
         if schema:

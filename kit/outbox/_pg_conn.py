@@ -17,11 +17,14 @@ except ImportError:  # pragma: no cover - exercised by monkeypatching in the tes
 
 @contextlib.contextmanager
 def _unparsable_url(safe_url: str) -> Iterator[None]:
-    """asyncpg's DSN parser raises a plain ValueError whose text may quote the password."""
+    """asyncpg's DSN parser, and urlsplit before it, raise a plain ValueError whose text may
+    quote the password."""
     try:
         yield
     except ValueError as exc:
-        if isinstance(exc, _asyncpg.PostgresError | _asyncpg.InterfaceError):
+        if _asyncpg is not None and isinstance(
+            exc, _asyncpg.PostgresError | _asyncpg.InterfaceError
+        ):
             raise
         raise ConfigError(
             f"cannot parse the PostgreSQL URL {safe_url}: check the port, and percent-encode"

@@ -152,28 +152,10 @@ class Sql:
         )
         # Entries in flight are left alone (counted); the rest lose payload and e-mail hash, and
         # the unfinished ones are cancelled.
-        self.forget = f"""
-            WITH m AS (
-                SELECT id, state FROM {t} WHERE email_hash = $1 FOR UPDATE
-            ), u AS (
-                UPDATE {t} AS e SET
-                    payload = NULL,
-                    email_hash = NULL,
-                    state = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
-                                 THEN 'cancelled' ELSE e.state END,
-                    lease_owner = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
-                                       THEN NULL ELSE e.lease_owner END,
-                    lease_expires_at = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
-                                            THEN NULL ELSE e.lease_expires_at END,
-                    updated_at = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
-                                      THEN $2 ELSE e.updated_at END
-                FROM m
-                WHERE e.id = m.id AND m.state <> 'sending'
-                RETURNING e.id
-            )
-            SELECT (SELECT count(*) FROM u) AS purged,
-                   (SELECT count(*) FROM m WHERE state = 'sending') AS skipped
-        """
+        self.forget = _forget(t, "email_hash = $1")
+        self.forget_keys = _forget(
+            t, "key = ANY($1::text[]) AND (payload IS NOT NULL OR email_hash IS NOT NULL)"
+        )
         self.set_hold = (
             f"INSERT INTO {h} (name, until, reason) VALUES ($1, $2, $3)"
             " ON CONFLICT (name) DO UPDATE SET until = excluded.until, reason = excluded.reason"
@@ -374,3 +356,31 @@ def attempt_args(logs: Sequence[tuple[str, AttemptRecord]]) -> list[list[Any]]:
 
 def keys_arg(keys: Sequence[str] | None) -> list[str] | None:
     return None if keys is None else list(keys)
+
+
+def _forget(t: str, which: str) -> str:
+    """The forget rule for the entries ``which`` selects (one e-mail hash, or an erased
+    account's keys): entries in flight are left alone (counted); the rest lose payload and
+    e-mail hash, and the unfinished ones are cancelled."""
+    return f"""
+        WITH m AS (
+            SELECT id, state FROM {t} WHERE {which} FOR UPDATE
+        ), u AS (
+            UPDATE {t} AS e SET
+                payload = NULL,
+                email_hash = NULL,
+                state = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                             THEN 'cancelled' ELSE e.state END,
+                lease_owner = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                   THEN NULL ELSE e.lease_owner END,
+                lease_expires_at = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                        THEN NULL ELSE e.lease_expires_at END,
+                updated_at = CASE WHEN m.state IN ('pending', 'in_doubt', 'dead')
+                                  THEN $2 ELSE e.updated_at END
+            FROM m
+            WHERE e.id = m.id AND m.state <> 'sending'
+            RETURNING e.id
+        )
+        SELECT (SELECT count(*) FROM u) AS purged,
+               (SELECT count(*) FROM m WHERE state = 'sending') AS skipped
+    """

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from kit.journal._sqlite_tx import forget_journal, purge_journal
+from kit.journal._sqlite_tx import forget_entries, forget_journal, purge_journal
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_conn import Plumbing
 from kit.outbox.types import ForgetResult
@@ -60,15 +61,9 @@ class SQLiteOperators(Plumbing):
         return purged
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        where = self._path
         async with self._transaction("forget_customer") as conn:
-            rows = list(await conn.execute_fetchall(sql.FORGET_IN_FLIGHT, (email_hash,)))
-            cancelled = await conn.execute(sql.FORGET_CANCEL, (now, email_hash))
-            n_cancelled = cancelled.rowcount
-            scrubbed = await conn.execute(sql.FORGET_SCRUB, (email_hash,))
-            result = ForgetResult(
-                purged=n_cancelled + scrubbed.rowcount, skipped_in_flight=int(rows[0][0])
-            )
-            journal = await conn.run(lambda db: forget_journal(db, email_hash))
+            result, journal = await conn.run(lambda db: _forget(db, email_hash, now, where))
         if result.purged or journal:
             await self._scrub_wal("forget_customer")
         return result
@@ -101,3 +96,13 @@ class SQLiteOperators(Plumbing):
                 self._path,
                 extra={"action": "outbox.scrub_deferred"},
             )
+
+
+def _forget(
+    db: sqlite3.Connection, email_hash: str, now: float, where: str
+) -> tuple[ForgetResult, int]:
+    """The customer's journal, then the entries of every e-mail hash it names; and how many
+    journal rows changed."""
+    journal, hashes = forget_journal(db, email_hash, now=now, where=where)
+    found = ForgetResult.total(forget_entries(db, hashed, now) for hashed in sorted(hashes))
+    return found, journal

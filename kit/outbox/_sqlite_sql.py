@@ -198,15 +198,22 @@ DROP_DEAD = (
     " WHERE state = 'dead'"
 )
 FORGET_IN_FLIGHT = "SELECT count(*) FROM etk_entries WHERE email_hash = ? AND state = 'sending'"
-FORGET_CANCEL = (
+# The forget rule, for the entries of one e-mail hash or (an erased account) of some keys:
+# those being sent are left alone; the rest lose payload and hash, the unfinished cancelled.
+_FORGET_CANCEL = (
     "UPDATE etk_entries SET state = 'cancelled', payload = NULL, email_hash = NULL,"
     " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
-    " WHERE email_hash = ? AND state IN ('pending', 'in_doubt', 'dead')"
+    " WHERE {which} AND state IN ('pending', 'in_doubt', 'dead')"
 )
-FORGET_SCRUB = (
+_FORGET_SCRUB = (
     "UPDATE etk_entries SET payload = NULL, email_hash = NULL"
-    " WHERE email_hash = ? AND state IN ('delivered', 'cancelled')"
+    " WHERE {which} AND state IN ('delivered', 'cancelled')"
 )
+_KEYED = f"{_KEYS_IN} AND (payload IS NOT NULL OR email_hash IS NOT NULL)"
+FORGET_CANCEL = _FORGET_CANCEL.format(which="email_hash = ?")
+FORGET_SCRUB = _FORGET_SCRUB.format(which="email_hash = ?")
+FORGET_CANCEL_KEYS = _FORGET_CANCEL.format(which=_KEYED)
+FORGET_SCRUB_KEYS = _FORGET_SCRUB.format(which=_KEYED)
 
 SET_HOLD = (
     "INSERT INTO etk_holds (name, until, reason) VALUES (?, ?, ?) ON CONFLICT (name)"

@@ -52,7 +52,9 @@ class Companion(Protocol):
 
     def purge_now(self, *, before: float) -> None: ...
 
-    def forget_now(self, email_hash: str) -> None: ...
+    def forget_now(self, email_hash: str) -> set[str]:
+        """Erase what it keeps of the customer; the e-mail hashes whose entries go too."""
+        ...
 
 
 class InMemoryStorage:
@@ -256,16 +258,25 @@ class InMemoryStorage:
         return count
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
+        hashes = {email_hash}
         for companion in self.companions:
-            companion.forget_now(email_hash)
-        return self.forget_now(email_hash, now)
+            hashes |= companion.forget_now(email_hash)
+        return ForgetResult.total(self.forget_now(hashed, now) for hashed in sorted(hashes))
 
     def forget_now(self, email_hash: str, now: float) -> ForgetResult:
-        """The outbox part of :meth:`forget_customer`, without an await."""
+        """The outbox's forget rule for one e-mail hash, without an await."""
+        return self._forget([e for e in self._entries.values() if e.email_hash == email_hash], now)
+
+    def forget_keys_now(self, keys: Sequence[str], now: float) -> ForgetResult:
+        """The forget rule for the entries of ``keys`` (an erased account's)."""
+        found = (self._entries.get(key) for key in set(keys))
+        return self._forget(
+            [e for e in found if e is not None and (e.payload or e.email_hash)], now
+        )
+
+    def _forget(self, entries: list[Entry], now: float) -> ForgetResult:
         purged = skipped = 0
-        for entry in list(self._entries.values()):
-            if entry.email_hash != email_hash:
-                continue
+        for entry in entries:
             if entry.state is State.SENDING:
                 skipped += 1
                 continue

@@ -160,14 +160,21 @@ class PostgresStorage(PgEnqueue):
 
     async def forget_customer(self, email_hash: str, *, now: float) -> ForgetResult:
         async with self.transaction("forget_customer") as conn:
-            row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
-            await forget_journal(conn, self._journal_sql, email_hash)
+            _, hashes = await forget_journal(conn, self, self._journal_sql, email_hash, now=now)
+            found = [await self.forget_on(conn, hashed, now) for hashed in sorted(hashes)]
+        return ForgetResult.total(found)
+
+    async def forget_on(self, conn: Any, email_hash: str, now: float) -> ForgetResult:
+        """The outbox's forget rule for one e-mail hash, on a connection the caller holds."""
+        row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
         return ForgetResult(purged=row["purged"], skipped_in_flight=row["skipped"])
 
-    async def forget_on(self, conn: Any, email_hash: str, now: float) -> int:
-        """The outbox part of ``forget_customer`` on a connection the caller holds; how many
-        entries lost their payload."""
-        purged: int = _one(await conn.fetchrow(self._sql.forget, email_hash, now))["purged"]
+    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> int:
+        """The forget rule for the entries of ``keys`` (an erased account's), on a connection
+        the caller holds; how many lost their payload."""
+        if not keys:
+            return 0
+        purged: int = _one(await conn.fetchrow(self._sql.forget_keys, list(keys), now))["purged"]
         return purged
 
     @functools.cached_property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -300,6 +301,15 @@ class OutboxStats:
 class ForgetResult:
     purged: int  # entries whose payload was removed (pending ones are also cancelled)
     skipped_in_flight: int  # entries in ``sending``; call again once they finished
+
+    @classmethod
+    def total(cls, results: Iterable[ForgetResult]) -> ForgetResult:
+        """One customer's result from those of the e-mail hashes it was forgotten by."""
+        found = list(results)
+        return cls(
+            purged=sum(r.purged for r in found),
+            skipped_in_flight=sum(r.skipped_in_flight for r in found),
+        )
 
 
 HOLD_PACE = "pace"

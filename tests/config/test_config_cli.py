@@ -119,6 +119,18 @@ async def test_check_never_prints_the_password_of_an_outbox_url(run: Run, tmp_pa
     assert "pa55-w0rd" not in result.out
 
 
+async def test_check_prints_an_outbox_url_it_cannot_parse_without_its_password(
+    run: Run, tmp_path: Path
+) -> None:
+    """An outbox URL Python's URL parser refuses (an unbalanced '[') is still summarised
+    without its password, not a traceback."""
+    path = write(tmp_path, '[outbox]\nurl = "postgresql://shop:pa55-w0rd@[db.internal/shop"\n')
+    result = await run("config", "check", path)
+    assert result.code == 0, result.err
+    assert "outbox: postgresql://shop@" in result.out
+    assert "pa55-w0rd" not in result.out + result.err
+
+
 async def test_check_lists_every_problem_and_exits_1(run: Run, tmp_path: Path) -> None:
     """A bad file exits 1 and names each key, including a secret variable that is not set."""
     bad = GOOD.replace('delay = "3d"', 'delya = "3d"').replace('"my-shop"', '"My Shop"')

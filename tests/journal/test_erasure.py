@@ -6,11 +6,14 @@ e-mail hashes, which hold or identify the customer, go.
 
 from __future__ import annotations
 
+import attrs
+
+from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.records import IngestStatus, StreamHistory
 from kit.outbox.types import State
 
-from .conftest import Kit
-from .deliveries import EMAIL, KEY, ORDER_ID, cancelled_order, fulfilled_order, payload
+from .conftest import Kit, source
+from .deliveries import EMAIL, KEY, ORDER_ID, cancelled_order, fulfilled_order, payload, signed
 from .test_ingest import deliver, history
 
 OTHER = "5560001000777"
@@ -61,6 +64,31 @@ async def test_shop_redact_erases_every_order_of_the_source(kit: Kit) -> None:
         assert (entry.state, entry.payload) == (State.CANCELLED, None)
 
 
+async def test_shop_redact_leaves_the_other_sources_alone(kit: Kit) -> None:
+    """A shop that left takes its own data with it, and only its own: the same customer's
+    order in another source of the database keeps its journal and its waiting invite."""
+    outlet_domain = "kit-outlet.myshopify.com"
+    outlet = attrs.evolve(
+        source(),
+        name="outlet",
+        adapter=ShopifyAdapter(source="outlet", config=ShopifyConfig(shop_domain=outlet_domain)),
+    )
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    headers, raw = signed(fulfilled_order(OTHER), "orders/fulfilled", webhook_id="w-2")
+    headers["X-Shopify-Shop-Domain"] = outlet_domain
+    await kit.intake.ingest_raw(outlet, headers, raw)
+
+    await deliver(kit, payload("shop_redact"), "shop/redact", "w-3")
+
+    assert erased(await history(kit))
+    assert (await kit.outbox.get(KEY)).payload is None
+    kept = await kit.intake.journal.history("outlet", OTHER)
+    assert all(e.event is not None for e in kept.events)
+    entry = await kit.outbox.get(f"shopify:{outlet_domain}:{OTHER}:order_shipped")
+    assert (entry.state, entry.email_hash is not None) == (State.PENDING, True)
+    assert entry.payload is not None
+
+
 async def test_forget_customer_clears_the_journal_too(kit: Kit) -> None:
     await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
 
@@ -69,6 +97,24 @@ async def test_forget_customer_clears_the_journal_too(kit: Kit) -> None:
     assert forgotten.purged == 1
     assert erased(await history(kit))
     assert (await kit.outbox.get(KEY)).payload is None
+
+
+async def test_forget_customer_clears_the_invites_of_the_streams_it_erases(kit: Kit) -> None:
+    """An order whose address changed after it was placed (the invite went to the new one) is
+    erased by a forget of the old address, and its invite with it: the rule of a
+    ``customers/redact`` request, so no payload outlives the journal's erasure."""
+    placed = fulfilled_order(email="erika.old@example.org")
+    placed["updated_at"] = "2025-03-01T09:12:44+01:00"
+    await deliver(kit, placed, "orders/create", "w-1")
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-2")
+    assert (await kit.outbox.get(KEY)).payload is not None  # the invite, to EMAIL
+
+    forgotten = await kit.outbox.forget_customer("erika.old@example.org")
+
+    assert erased(await history(kit))
+    entry = await kit.outbox.get(KEY)
+    assert (entry.state, entry.payload, entry.email_hash) == (State.CANCELLED, None, None)
+    assert forgotten.purged == 1
 
 
 async def test_purge_clears_the_journal_of_finished_orders_only(kit: Kit) -> None:

@@ -35,3 +35,25 @@ def test_the_safe_url_drops_passwords_urlsplit_cannot_parse() -> None:
     ):
         url = storage_from_url(dsn).url
         assert "s3cr" not in url, f"{dsn!r} -> storage.url {url!r}"
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://shop:s3cr\uff03et@db.internal:5432/shop",  # NFKC makes U+FF03 a "#"
+        "postgresql://shop:s3cret@[db.internal:5432/shop",  # an unbalanced IPv6 bracket
+    ],
+    ids=["nfkc-delimiter", "unbalanced-bracket"],
+)
+async def test_a_url_urlsplit_refuses_is_a_clear_error_without_the_password(dsn: str) -> None:
+    """A PostgreSQL URL that Python's URL parser refuses outright is a ConfigError naming the
+    URL without its password, as any malformed URL is: never a traceback, whose ValueError
+    would quote the user info with the password in it."""
+    pytest.importorskip("asyncpg")
+    from kit.errors import ConfigError
+    from kit.outbox import storage_from_url
+
+    with pytest.raises(ConfigError) as caught:
+        await storage_from_url(dsn).open()
+    assert "cannot parse the PostgreSQL URL" in str(caught.value)
+    assert "s3cr" not in str(caught.value)
