@@ -63,8 +63,13 @@ def exclusion(config: PolicyConfig, order: OrderFacts, refunds: tuple[Refund, ..
     ):
         return Skip(SkipReason.BELOW_MINIMUM_TOTAL, f"total below {rules.minimum_total}")
     bought = purchased_lines(order, refunds)
-    if rules.gift_card_only and bought and all(line.gift_card for line in bought):
-        return Skip(SkipReason.GIFT_CARD_ONLY)
+    if bought and all(line.gift_card for line in bought):
+        if any(line.quantity > 0 and not line.gift_card for line in order.lines):
+            # Goods were bought and all of them refunded since: that is the reason, whether or
+            # not an order of gift cards alone would be invited.
+            return Skip(SkipReason.REFUNDED, "every product was refunded; gift cards are left")
+        if rules.gift_card_only:
+            return Skip(SkipReason.GIFT_CARD_ONLY)
     goods = [line for line in bought if not line.gift_card]
     if goods and all(_excluded_line(line, rules) for line in goods):
         return Skip(SkipReason.EXCLUDED_PRODUCT, "every product is excluded")

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import pytest
 from policy_journal import (
     CHANNEL,
@@ -283,6 +284,26 @@ def test_a_full_refund_inside_the_hold_back_withdraws_the_invite(refund: Any) ->
     journal = Journal(config(triggers=[SHIPPED]))
     journal.feed_all(placed(), fulfilled(3))
     assert journal.feed(refund) == [Cancel(key=KEY, reason=SkipReason.REFUNDED)]
+
+
+def test_every_product_refunded_but_a_gift_card_withdraws_the_invite_as_refunded() -> None:
+    """What is left is a gift card because the buyer returned everything else: the journal
+    says refunded, the reason the merchant will look for, not gift-card-only."""
+    journal = Journal(config(triggers=[SHIPPED]))
+    facts = order(lines=(SOCKS, GIFT_CARD))
+    journal.feed_all(placed(facts=facts), fulfilled(3, facts=facts))
+    (cancel,) = journal.feed(refunded(4, (("1", 2),)))
+    assert isinstance(cancel, Cancel)
+    assert (cancel.key, cancel.reason) == (KEY, SkipReason.REFUNDED)
+
+
+def test_an_order_of_gift_cards_alone_is_still_skipped_as_gift_card_only() -> None:
+    """Goods removed by an order edit (quantity 0) were never bought: gift-card-only."""
+    removed = attrs.evolve(SOCKS, quantity=0)
+    journal = Journal(config())
+    (skipped,) = journal.feed(fulfilled(3, facts=order(lines=(removed, GIFT_CARD))))
+    assert isinstance(skipped, Skipped)
+    assert skipped.reason is SkipReason.GIFT_CARD_ONLY
 
 
 def test_a_partial_refund_drops_the_refunded_products_from_the_waiting_invite() -> None:
