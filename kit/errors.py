@@ -33,7 +33,8 @@ have been acted on, whatever happened on the wire::
     │   ├── StorageUnavailableError  cannot open or reach the database
     │   └── MigrationError           the schema cannot be brought to the expected version
     ├── OutboxError                  a refused outbox operation (e.g. unknown key)
-    │   └── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
+    │   ├── OutboxMovedError         the outbox was moved to another database (migrate-outbox)
+    │   └── ErasureInFlightError     an erasure found entries being sent: nothing was erased
     ├── AdapterError                 a platform delivery cannot be taken in
     │   ├── VerificationError        missing or wrong signature, foreign sender (answer 401)
     │   ├── PayloadError             a verified body that is not what the platform sends (400)
@@ -270,6 +271,27 @@ class OutboxMovedError(OutboxError):
         return (type(self), (self.url, self.moved_to))
 
 
+class ErasureInFlightError(OutboxError):
+    """An erasure request found ``in_flight`` of its outbox entries being sent, whose payloads
+    must outlive their POST: so nothing of it was carried out (its transaction rolled back),
+    rather than an erasure that leaves those payloads behind. Ask again once the sends have
+    ended (a platform retries the webhook). ``delivery_id`` is the delivery that carried the
+    request, if one did; the message never names the customer."""
+
+    def __init__(self, source: str, delivery_id: str | None, in_flight: int) -> None:
+        self.source = source
+        self.delivery_id = delivery_id
+        self.in_flight = in_flight
+        carried = f" (delivery {delivery_id})" if delivery_id is not None else ""
+        super().__init__(
+            f"erasure for {source}{carried} not carried out: {in_flight} of its outbox entries"
+            " are being sent; ask again once they have finished"
+        )
+
+    def __reduce__(self) -> tuple[type[ErasureInFlightError], tuple[str, str | None, int]]:
+        return (type(self), (self.source, self.delivery_id, self.in_flight))
+
+
 class AdapterError(KitError):
     """A platform delivery cannot be taken in."""
 
@@ -334,6 +356,7 @@ __all__ = [
     "ConflictError",
     "ConnectError",
     "ETrustedError",
+    "ErasureInFlightError",
     "EventConflictError",
     "FailureKind",
     "FeedAuthError",

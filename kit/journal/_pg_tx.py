@@ -196,7 +196,7 @@ class OutboxOnConnection(Protocol):
 
     async def forget_on(self, conn: Any, email_hash: str, now: float) -> ForgetResult: ...
 
-    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> int: ...
+    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> ForgetResult: ...
 
 
 def _history(rows: Sequence[Any], source: str, stream: str) -> StreamHistory:
@@ -374,8 +374,8 @@ class PgTx:
             found.update(r[0] for r in rows)
         return found
 
-    async def forget_entries(self, email_hash: str) -> int:
-        return (await self._outbox.forget_on(self._conn, email_hash, self._now)).purged
+    async def forget_entries(self, email_hash: str) -> ForgetResult:
+        return await self._outbox.forget_on(self._conn, email_hash, self._now)
 
     async def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
         found: set[str] = set()
@@ -384,7 +384,7 @@ class PgTx:
             found.update(r[0] for r in rows)
         return sorted(found)
 
-    async def forget_keys(self, keys: Sequence[str]) -> int:
+    async def forget_keys(self, keys: Sequence[str]) -> ForgetResult:
         return await self._outbox.forget_keys_on(self._conn, keys, self._now)
 
     async def erase_streams(self, streams: Sequence[Stream]) -> int:

@@ -327,20 +327,22 @@ class SQLiteTx:
             found.update(r[0] for r in self._db.execute(STREAM_KEYS_HASHES, stream))
         return found
 
-    def forget_entries(self, email_hash: str) -> int:
-        return forget_entries(self._db, email_hash, self._now).purged
+    def forget_entries(self, email_hash: str) -> ForgetResult:
+        return forget_entries(self._db, email_hash, self._now)
 
     def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
         found = {r[0] for stream in streams for r in self._db.execute(STREAM_KEYS, stream)}
         return sorted(found)
 
-    def forget_keys(self, keys: Sequence[str]) -> int:
+    def forget_keys(self, keys: Sequence[str]) -> ForgetResult:
         """The outbox's forget rule for the entries of ``keys``."""
         if not keys:
-            return 0
+            return ForgetResult(purged=0, skipped_in_flight=0)
         held = json.dumps(list(keys))
+        sending = int(self._db.execute(outbox_sql.FORGET_IN_FLIGHT_KEYS, (held,)).fetchone()[0])
         purged = self._db.execute(outbox_sql.FORGET_CANCEL_KEYS, (self._now, held)).rowcount
-        return purged + self._db.execute(outbox_sql.FORGET_SCRUB_KEYS, (held,)).rowcount
+        purged += self._db.execute(outbox_sql.FORGET_SCRUB_KEYS, (held,)).rowcount
+        return ForgetResult(purged=purged, skipped_in_flight=sending)
 
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         return erase_streams(self._db, streams)

@@ -40,7 +40,7 @@ from kit.domain import (
     load_event,
     order_of,
 )
-from kit.errors import ValidationError
+from kit.errors import ErasureInFlightError, ValidationError
 from kit.journal.records import (
     DecisionRow,
     Delivery,
@@ -55,7 +55,7 @@ from kit.journal.records import (
 )
 from kit.mapping import BodyFacts
 from kit.outbox import email_hash
-from kit.outbox.types import NewEntry
+from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import (
     SUBSCRIPTION_TRIGGERS,
     Amend,
@@ -201,7 +201,7 @@ def _event_steps(
                 charges=tuple(Charge.of(e) for e in others if isinstance(e, SubscriptionRenewed)),
             )
     if isinstance(event, CustomerErasureRequested):
-        yield from erase_steps(event)
+        yield from erase_steps(event, delivery_id=plan.delivery.identity.delivery_id)
     done: list[JournaledDecision] = []
     for decision in decide(plan.policy, known, event):
         journaled = yield from _carry_out(plan, event, decision, decisions)
@@ -283,7 +283,9 @@ def _invalid(key: str, exc: ValidationError) -> JournaledDecision:
     return JournaledDecision(decision=skipped, outcome=Outcome.INVALID)
 
 
-def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
+def erase_steps(
+    event: CustomerErasureRequested, *, delivery_id: str | None = None
+) -> Generator[Op, Any, None]:
     """Erase a customer's (or the whole account's) data from the journal and the outbox.
 
     The streams are the orders the request names and every stream that journaled the
@@ -291,21 +293,30 @@ def erase_steps(event: CustomerErasureRequested) -> Generator[Op, Any, None]:
     customer's, in every source); or (account scope) every stream of the source, whose entries
     are forgotten by their keys, so that the same customers' invites in other sources stay.
     Both with the outbox's own forget rule.
+
+    That rule leaves an entry being sent alone (its POST needs the payload). An erasure must
+    leave nothing behind, so one that found such entries raises
+    :class:`~kit.errors.ErasureInFlightError`: its transaction rolls back whole, and the
+    request is carried out in full when asked again (a platform's retry) after the send.
     """
-    hashes: set[str] = set()
     if event.scope is ErasureScope.ACCOUNT:
         streams: list[Stream] = yield _op("source_streams", event.source)
         keys = yield _op("stream_keys", streams)
-        yield _op("forget_keys", keys)
+        found: list[ForgetResult] = [(yield _op("forget_keys", keys))]
         yield _op("erase_streams", streams)
-        return
-    streams = [(event.source, stream) for stream in event.order_streams]
-    if event.email:
-        hashes.add(email_hash(event.email))
-        streams.extend((yield _op("customer_streams", email_hash(event.email))))
-    _, hashes = yield from _erase(streams, hashes)
-    for each in sorted(hashes):
-        yield _op("forget_entries", each)
+    else:
+        hashes: set[str] = set()
+        streams = [(event.source, stream) for stream in event.order_streams]
+        if event.email:
+            hashes.add(email_hash(event.email))
+            streams.extend((yield _op("customer_streams", email_hash(event.email))))
+        _, hashes = yield from _erase(streams, hashes)
+        found = []
+        for each in sorted(hashes):
+            found.append((yield _op("forget_entries", each)))
+    in_flight = ForgetResult.total(found).skipped_in_flight
+    if in_flight:
+        raise ErasureInFlightError(event.source, delivery_id, in_flight)
 
 
 def forget_steps(hashed: str) -> Generator[Op, Any, tuple[int, set[str]]]:

@@ -8,7 +8,9 @@ returns, the delivery, its events, every decision and every outbox entry are com
 together (or none of them is): answer 2xx then, and a platform's retry is a duplicate.
 
 Errors: :class:`~kit.errors.VerificationError` (answer 401), :class:`~kit.errors.PayloadError`
-(400), :class:`~kit.errors.StorageError` (5xx: the platform retries, and nothing was stored).
+(400), :class:`~kit.errors.StorageError` (5xx: the platform retries, and nothing was stored),
+:class:`~kit.errors.ErasureInFlightError` (an erasure while one of its invites is being sent:
+nothing was stored either; 503, and the platform's retry erases it).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from kit.journal.records import (
 )
 from kit.journal.store import JournalStore, StepsFactory
 from kit.outbox.memory import InMemoryStorage
-from kit.outbox.types import TERMINAL_STATES, NewEntry, State
+from kit.outbox.types import TERMINAL_STATES, ForgetResult, NewEntry, State
 from kit.policy import Decision
 
 
@@ -294,8 +294,8 @@ class MemoryTx:
                 found.add(entry.email_hash)
         return found
 
-    def forget_entries(self, email_hash: str) -> int:
-        return self._storage.forget_now(email_hash, self._now).purged
+    def forget_entries(self, email_hash: str) -> ForgetResult:
+        return self._storage.forget_now(email_hash, self._now)
 
     def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
         wanted = set(streams)
@@ -307,8 +307,8 @@ class MemoryTx:
             }
         )
 
-    def forget_keys(self, keys: Sequence[str]) -> int:
-        return self._storage.forget_keys_now(keys, self._now).purged
+    def forget_keys(self, keys: Sequence[str]) -> ForgetResult:
+        return self._storage.forget_keys_now(keys, self._now)
 
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         wanted = set(streams)

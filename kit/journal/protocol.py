@@ -31,7 +31,7 @@ from kit.journal.records import (
     StreamHistory,
     StreamTimeline,
 )
-from kit.outbox.types import NewEntry
+from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
 
@@ -85,7 +85,9 @@ class Journal(Protocol):
         ...
 
     async def erase(self, request: CustomerErasureRequested) -> None:
-        """Carry out an erasure request (a customer, or the whole source) on journal and outbox."""
+        """Carry out an erasure request (a customer, or the whole source) on journal and outbox,
+        in one transaction; :class:`~kit.errors.ErasureInFlightError`, and nothing erased, while
+        one of its entries is being sent."""
         ...
 
 
@@ -166,13 +168,15 @@ class JournalTx(Protocol):
 
     def entry_hashes(self, streams: Sequence[Stream]) -> set[str]: ...
 
-    def forget_entries(self, email_hash: str) -> int: ...
+    def forget_entries(self, email_hash: str) -> ForgetResult:
+        """The outbox's forget rule for the entries of one e-mail hash."""
+        ...
 
     def stream_keys(self, streams: Sequence[Stream]) -> list[str]:
         """The outbox keys the streams' invites were enqueued under."""
         ...
 
-    def forget_keys(self, keys: Sequence[str]) -> int:
+    def forget_keys(self, keys: Sequence[str]) -> ForgetResult:
         """The outbox's forget rule for the entries of ``keys``."""
         ...
 

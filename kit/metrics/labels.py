@@ -29,6 +29,7 @@ REFUSALS = frozenset(
         "invalid_payload",
         "storage_unavailable",
         "outbox_moved",
+        "erasure_in_flight",
         "internal_error",
     }
 )

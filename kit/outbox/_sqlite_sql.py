@@ -213,6 +213,7 @@ _KEYED = f"{_KEYS_IN} AND (payload IS NOT NULL OR email_hash IS NOT NULL)"
 FORGET_CANCEL = _FORGET_CANCEL.format(which="email_hash = ?")
 FORGET_SCRUB = _FORGET_SCRUB.format(which="email_hash = ?")
 FORGET_CANCEL_KEYS = _FORGET_CANCEL.format(which=_KEYED)
+FORGET_IN_FLIGHT_KEYS = f"SELECT count(*) FROM etk_entries WHERE {_KEYED} AND state = 'sending'"
 FORGET_SCRUB_KEYS = _FORGET_SCRUB.format(which=_KEYED)
 
 SET_HOLD = (

@@ -169,13 +169,13 @@ class PostgresStorage(PgEnqueue):
         row = _one(await conn.fetchrow(self._sql.forget, email_hash, now))
         return ForgetResult(purged=row["purged"], skipped_in_flight=row["skipped"])
 
-    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> int:
+    async def forget_keys_on(self, conn: Any, keys: Sequence[str], now: float) -> ForgetResult:
         """The forget rule for the entries of ``keys`` (an erased account's), on a connection
-        the caller holds; how many lost their payload."""
+        the caller holds."""
         if not keys:
-            return 0
-        purged: int = _one(await conn.fetchrow(self._sql.forget_keys, list(keys), now))["purged"]
-        return purged
+            return ForgetResult(purged=0, skipped_in_flight=0)
+        row = _one(await conn.fetchrow(self._sql.forget_keys, list(keys), now))
+        return ForgetResult(purged=row["purged"], skipped_in_flight=row["skipped"])
 
     @functools.cached_property
     def _journal_sql(self) -> JournalSql:

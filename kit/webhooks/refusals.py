@@ -11,7 +11,13 @@ from __future__ import annotations
 import logging
 import re
 
-from kit.errors import OutboxMovedError, PayloadError, StorageError, VerificationError
+from kit.errors import (
+    ErasureInFlightError,
+    OutboxMovedError,
+    PayloadError,
+    StorageError,
+    VerificationError,
+)
 from kit.redact import mask_emails
 from kit.webhooks.answer import WebhookAnswer, refused
 from kit.webhooks.body import BodyTooLarge, BodyUnreadable
@@ -22,7 +28,14 @@ _MAX_DETAIL = 200  # an adapter's message is for a human; a whole body is not
 _WORD = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
 
 
-def _log(level: int, source: str, status: int, reason: str, detail: str = "") -> None:
+def _log(
+    level: int,
+    source: str,
+    status: int,
+    reason: str,
+    detail: str = "",
+    **extra: object,
+) -> None:
     logger.log(
         level,
         "webhook for %s refused with %s: %s%s",
@@ -30,7 +43,13 @@ def _log(level: int, source: str, status: int, reason: str, detail: str = "") ->
         status,
         reason,
         f" ({detail})" if detail else "",
-        extra={"action": "webhook.refused", "source": source, "status": status, "reason": reason},
+        extra={
+            "action": "webhook.refused",
+            "source": source,
+            "status": status,
+            "reason": reason,
+            **extra,
+        },
     )
 
 
@@ -77,6 +96,22 @@ def storage_failed(
     return refused(503, "storage_unavailable", retry_after=retry_after)
 
 
+def erasure_in_flight(source: str, exc: ErasureInFlightError, retry_after: int) -> WebhookAnswer:
+    """503: a redact request found invites being sent, so nothing of it was stored (it would
+    have left their payloads behind); the platform's retry, after the sends, erases it all. A
+    WARNING, not an ERROR: nothing is broken, and it passes by itself."""
+    _log(
+        logging.WARNING,
+        source,
+        503,
+        "erasure_in_flight",
+        f"delivery {exc.delivery_id}: {exc.in_flight} entries being sent, erased on the retry",
+        delivery_id=exc.delivery_id,
+        in_flight=exc.in_flight,
+    )
+    return refused(503, "erasure_in_flight", retry_after=retry_after)
+
+
 def crashed(source: str) -> WebhookAnswer:
     """500 for an exception nobody expected: a bug, logged with its traceback (call this in
     an ``except`` block). The ingest's transaction rolled back, so nothing was stored."""
@@ -91,6 +126,7 @@ def crashed(source: str) -> WebhookAnswer:
 __all__ = [
     "bad_payload",
     "crashed",
+    "erasure_in_flight",
     "not_verified",
     "storage_failed",
     "too_large",

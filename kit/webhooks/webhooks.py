@@ -5,7 +5,8 @@ the cap (413), the adapter verifies its signature before anything parses it (401
 (400), and :meth:`kit.journal.Intake.ingest_raw` stores it in one transaction. Only then is it
 answered 200, for an accepted delivery, a duplicate and a delivery skipped on purpose alike, so
 the platform never retries what is stored. A database failure answers 503 with
-``Retry-After`` (nothing was stored, the retry is taken in as new); anything unexpected 500.
+``Retry-After`` (nothing was stored, the retry is taken in as new), and so does an erasure
+request while one of its invites is being sent; anything unexpected 500.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kit.adapters import normalise_headers
 from kit.configfile.model import KitConfig
 from kit.errors import (
     ConfigError,
+    ErasureInFlightError,
     OutboxMovedError,
     PayloadError,
     StorageError,
@@ -164,6 +166,8 @@ class Webhooks:
             return refusals.bad_payload(name, exc), None
         except (StorageError, OutboxMovedError) as exc:
             return refusals.storage_failed(name, exc, self._settings.retry_after), None
+        except ErasureInFlightError as exc:
+            return refusals.erasure_in_flight(name, exc, self._settings.retry_after), None
         except Exception:  # noqa: BLE001 - a bug: rolled back, logged with its traceback
             return refusals.crashed(name), None
         return stored(result), result

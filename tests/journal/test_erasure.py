@@ -7,10 +7,12 @@ e-mail hashes, which hold or identify the customer, go.
 from __future__ import annotations
 
 import attrs
+import pytest
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
+from kit.errors import ErasureInFlightError
 from kit.journal.records import IngestStatus, StreamHistory
-from kit.outbox.types import State
+from kit.outbox.types import Claimed, Completion, Delivered, State
 
 from .conftest import Kit, source
 from .deliveries import EMAIL, KEY, ORDER_ID, cancelled_order, fulfilled_order, payload, signed
@@ -132,3 +134,49 @@ async def test_purge_clears_the_journal_of_finished_orders_only(kit: Kit) -> Non
     waiting = await history(kit, OTHER)
     assert all(e.event is not None for e in waiting.events)
     assert waiting.waiting == frozenset({OTHER_KEY})
+
+
+async def claim_the_invite(kit: Kit) -> Claimed:
+    """A flusher leases the customer's invite: its POST may be on the wire from now on."""
+    entry = await kit.outbox.get(KEY)
+    (claimed,) = await kit.storage.claim(owner="f", limit=10, lease_seconds=60, now=entry.due_at)
+    assert claimed.key == KEY
+    return claimed
+
+
+async def finish_as_delivered(kit: Kit, claimed: Claimed) -> None:
+    done = Completion(claimed.key, claimed.attempt, Delivered("evt-1"), entry_id=claimed.entry_id)
+    assert await kit.storage.finish([done], now=kit.clock.now) == [True]
+
+
+@pytest.mark.parametrize(
+    ("sample", "topic"), [("customers_redact", "customers/redact"), ("shop_redact", "shop/redact")]
+)
+async def test_a_redact_request_waits_for_an_invite_being_sent_and_commits_nothing(
+    kit: Kit, sample: str, topic: str
+) -> None:
+    """An erasure that finds one of its invites being sent (its payload still in use) does
+    not commit a half erasure: nothing of the delivery is stored, and the error says how many
+    entries were in flight, so the platform's retry finds the delivery new. Once the send has
+    ended, the same delivery erases everything, that invite's payload and e-mail hash too."""
+    await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
+    claimed = await claim_the_invite(kit)
+    entry, journaled = await kit.outbox.get(KEY), await history(kit)
+
+    with pytest.raises(ErasureInFlightError) as refused:
+        await deliver(kit, payload(sample), topic, "w-2")
+
+    assert (refused.value.in_flight, refused.value.source) == (1, "my-shop")
+    assert refused.value.delivery_id == "w-2"
+    assert EMAIL not in str(refused.value)
+    assert await kit.outbox.get(KEY) == entry
+    assert await history(kit) == journaled
+
+    await finish_as_delivered(kit, claimed)
+    retried = await deliver(kit, payload(sample), topic, "w-2")
+
+    assert retried.status is IngestStatus.ACCEPTED
+    assert [d.outcome.value for d in retried.decisions] == ["erased"]
+    after = await kit.outbox.get(KEY)
+    assert (after.state, after.payload, after.email_hash) == (State.DELIVERED, None, None)
+    assert erased(await history(kit))

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from kit.adapters import DeliveryIdentity, ParseResult
-from kit.errors import PayloadError
+from kit.errors import ErasureInFlightError, PayloadError
 from kit.journal.records import IngestStatus
 
 from .conftest import Kit, history, outcomes, source
-from .deliveries import cancelled_order, fulfilled_order, signed
+from .deliveries import KEY, ORDER_ID, cancelled_order, fulfilled_order, payload, signed
 
 
 def _parsed(
@@ -68,3 +68,28 @@ async def test_a_failure_in_a_batch_journals_none_of_it(kit: Kit) -> None:
     assert len(built) == 2  # the first delivery was carried out before the second failed
     assert (await history(kit, "1001")).events == ()
     assert await kit.outbox.entries() == []
+
+
+async def test_a_batch_with_an_erasure_that_finds_an_invite_being_sent_journals_none_of_it(
+    kit: Kit,
+) -> None:
+    """An erasure in a batch follows the intake's rule: while one of its invites is being
+    sent it raises :class:`ErasureInFlightError`, and the whole batch is rolled back, to be
+    sent again once the send has ended. (A file import makes no erasures; this is the API.)"""
+    await kit.intake.ingest_many(
+        source(), [_parsed(fulfilled_order(ORDER_ID), "orders/fulfilled", "w-1")]
+    )
+    due = (await kit.outbox.get(KEY)).due_at
+    await kit.storage.claim(owner="f", limit=10, lease_seconds=60, now=due)
+    batch = [
+        _parsed(fulfilled_order("1002"), "orders/fulfilled", "w-2"),
+        _parsed(payload("customers_redact"), "customers/redact", "w-3"),
+    ]
+
+    with pytest.raises(ErasureInFlightError) as refused:
+        await kit.intake.ingest_many(source(), batch)
+
+    assert (refused.value.delivery_id, refused.value.in_flight) == ("w-3", 1)
+    assert (await history(kit, "1002")).events == ()
+    assert [e.key for e in await kit.outbox.entries()] == [KEY]
+    assert all(e.event is not None for e in (await history(kit, ORDER_ID)).events)

@@ -1,7 +1,8 @@
 """What the intake refuses over real HTTP, and what it leaves behind: nothing.
 
 Oversized bodies (declared and streamed), a database that cannot take the delivery (503, then
-the platform's retry succeeds), a bug inside the transaction (500), and the log line each
+the platform's retry succeeds), a redact request while one of its invites is being sent (503
+likewise), a bug inside the transaction (500), and the log line each
 refusal writes, which never carries a secret, a signature or an e-mail.
 """
 
@@ -18,14 +19,14 @@ import attrs
 import pytest
 from journal.conftest import Kit
 from journal.conftest import source as shop_source
-from journal.deliveries import EMAIL, KEY, ORDER_ID, SECRET, SHOP, fulfilled_order
+from journal.deliveries import EMAIL, KEY, ORDER_ID, SECRET, SHOP, fulfilled_order, payload
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.ingest import Intake, IntakeSource
 from kit.outbox import State
 from kit.outbox.protocol import Storage
 from kit.outbox.sqlite import SQLiteStorage
-from kit.outbox.types import NewEntry
+from kit.outbox.types import Completion, Delivered, NewEntry
 from kit.webhooks import WebhookSettings
 
 from .conftest import Serve, Served, delivery, open_kit, sign
@@ -310,3 +311,44 @@ async def test_every_valid_source_name_gets_its_route(
 
     assert (reply.status, reply.body["status"]) == (200, "accepted")
     assert outcomes(await app.history(ORDER_ID, source=name)) == [("enqueue", "enqueued")]
+
+
+@pytest.mark.parametrize(
+    ("sample", "topic"), [("customers_redact", "customers/redact"), ("shop_redact", "shop/redact")]
+)
+async def test_a_redact_request_while_an_invite_is_being_sent_is_answered_503_until_it_ended(
+    served: Served, caplog: pytest.LogCaptureFixture, sample: str, topic: str
+) -> None:
+    """A redact request must leave no customer data, but an invite being sent keeps its
+    payload until its POST has ended. So the request is refused with 503 and ``Retry-After``
+    and nothing of it is stored (no half erasure, no delivery row that would make the retry a
+    duplicate); the platform retries, and once the send has ended the retry erases it all."""
+    await served.deliver(fulfilled_order(), "orders/fulfilled", "w-1")
+    due = (await served.outbox.get(KEY)).due_at
+    storage = served.outbox.storage
+    (claimed,) = await storage.claim(owner="f", limit=10, lease_seconds=60, now=due)
+    entry, journaled = await served.outbox.get(KEY), await served.history(ORDER_ID)
+
+    reply = await served.deliver(payload(sample), topic, "w-2")
+
+    assert (reply.status, reply.body) == (503, {"error": "erasure_in_flight"})
+    assert reply.headers["Retry-After"] == "10"
+    assert await served.outbox.get(KEY) == entry
+    assert await served.history(ORDER_ID) == journaled
+    (record,) = refusals(caplog)
+    assert (record.levelno, record.__dict__["reason"]) == (logging.WARNING, "erasure_in_flight")
+    assert (record.__dict__["delivery_id"], record.__dict__["in_flight"]) == ("w-2", 1)
+    assert "w-2" in record.getMessage()
+    assert EMAIL not in record.getMessage() + repr(record.__dict__)
+
+    done = Completion(claimed.key, claimed.attempt, Delivered("evt-1"), entry_id=claimed.entry_id)
+    assert await storage.finish([done], now=served.kit.clock.now) == [True]
+    retry = await served.deliver(payload(sample), topic, "w-2")
+
+    assert (retry.status, retry.body["status"]) == (200, "accepted")
+    after = await served.outbox.get(KEY)
+    assert (after.state, after.payload, after.email_hash) == (State.DELIVERED, None, None)
+    found = await served.history(ORDER_ID)
+    assert found.events
+    assert all(e.event is None for e in found.events)
+    assert all(d.decision is None for d in found.decisions if d.kind == "enqueue")
