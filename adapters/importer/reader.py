@@ -121,6 +121,13 @@ class FileReader:
         lines = (raw.decode("utf-8", "surrogateescape") for raw in self._lines())
         header_line = next(lines, "")
         header_text = _utf8(header_line, "the header row")
+        if "\r" in header_text.rstrip("\r\n"):
+            # Lines are split at LF only: a file whose lines end in a bare CR (Excel's old
+            # "CSV (Macintosh)") is all one header row, which csv cannot read.
+            raise PayloadError(
+                "line 1: the header row holds a carriage return inside it (lines ended by CR"
+                " alone, as Excel's old Macintosh CSV writes); save the file as CSV UTF-8"
+            )
         separator = max(_SEPARATORS, key=header_text.count)
         header = [
             name.strip().lower()

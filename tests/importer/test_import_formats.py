@@ -124,6 +124,18 @@ async def test_a_missing_column_refuses_the_file_naming_the_column(
     assert await store.entries() == []
 
 
+async def test_a_file_with_old_mac_line_endings_is_refused_before_its_first_row(
+    store: Store,
+) -> None:
+    """Excel's "CSV (Macintosh)" ends lines with a bare carriage return: read line by line, the
+    whole file is one header row. It is refused like any unreadable header (exit 1, nothing
+    imported, the reason named), never a traceback."""
+    text = "transaction_reference,transaction_date,email,consent\r1,2025-03-01,a@example.org,yes\r"
+    with pytest.raises(PayloadError, match=r"line 1: .*carriage return"):
+        await store.run(text)
+    assert await store.entries() == []
+
+
 async def test_semicolons_any_column_order_and_case_and_unknown_columns(store: Store) -> None:
     """German Excel's ``;``, columns in any order and case; an unknown column is ignored and
     named in the report."""
