@@ -121,6 +121,11 @@ class FileReader:
         lines = (raw.decode("utf-8", "surrogateescape") for raw in self._lines())
         header_line = next(lines, "")
         header_text = _utf8(header_line, "the header row")
+        if "\x00" in header_text:
+            raise PayloadError(
+                f"the header row is not UTF-8 (character {header_text.index(chr(0)) + 1} is a NUL,"
+                " as in UTF-16); save the file as UTF-8"
+            )
         if "\r" in header_text.rstrip("\r\n"):
             # Lines are split at LF only: a file whose lines end in a bare CR (Excel's old
             # "CSV (Macintosh)") is all one header row, which csv cannot read.

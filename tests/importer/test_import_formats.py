@@ -136,6 +136,18 @@ async def test_a_file_with_old_mac_line_endings_is_refused_before_its_first_row(
     assert await store.entries() == []
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+async def test_a_utf_16_file_is_refused_as_not_utf_8(store: Store, encoding: str) -> None:
+    """Excel's "Unicode Text" is UTF-16, with or without its byte order mark: the header is
+    refused as not UTF-8, not mistaken for some other fault of the file."""
+    text = (
+        "transaction_reference\ttransaction_date\temail\tconsent\r\n1\t2025-03-01\ta@x.org\tyes\r\n"
+    )
+    with pytest.raises(PayloadError, match=r"the header row is not UTF-8 .*save the file as UTF-8"):
+        await store.run(text.encode(encoding), name="orders.tsv")
+    assert await store.entries() == []
+
+
 async def test_semicolons_any_column_order_and_case_and_unknown_columns(store: Store) -> None:
     """German Excel's ``;``, columns in any order and case; an unknown column is ignored and
     named in the report."""
