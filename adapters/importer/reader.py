@@ -182,9 +182,17 @@ class FileReader:
 
     def _jsonl(self) -> Iterator[RawRow | BadRow]:
         self.columns = tuple(JSON_FIELDS)
+        first = True
         for line, raw in enumerate(self._lines(), start=1):
             if not raw.strip():
                 continue
+            if first and raw.lstrip().startswith(b"["):
+                # One array of transactions: no line of it is a transaction of its own.
+                raise PayloadError(
+                    f"line {line}: a JSON array, not JSON lines; write one transaction object"
+                    " per line"
+                )
+            first = False
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -104,6 +104,19 @@ async def test_a_byte_order_mark_is_dropped_and_a_stray_byte_spoils_only_its_row
     assert json.loads(entry.payload or "")["customer"]["firstName"] == "Müller"
 
 
+@pytest.mark.parametrize("indent", [None, 2])
+async def test_a_json_array_is_refused_as_a_whole_not_line_by_line(
+    store: Store, indent: int | None
+) -> None:
+    """An export saved as one JSON array (``[{...}, {...}]``, on one line or pretty-printed)
+    is not JSON lines: the file is refused before its first row (exit 1, nothing imported),
+    rather than imported as nothing with every one of its lines reported as a bad row."""
+    text = json.dumps(JSONL_LINES, indent=indent) + "\n"
+    with pytest.raises(PayloadError, match=r"line 1: a JSON array, not JSON lines"):
+        await store.run(text, name="orders.json")
+    assert await store.entries() == []
+
+
 async def test_a_stray_byte_in_a_json_line_spoils_only_its_line(store: Store) -> None:
     good = json.dumps(JSONL_LINES[1]).encode()
     report = await store.run(b'{"x": "\xe9"}\n' + good + b"\n", name="orders.jsonl")
