@@ -173,6 +173,70 @@ def hmac_sha256_base64_matches(raw_body: bytes, signature: str, secrets: Sequenc
     return matched
 
 
+@attrs.frozen
+class SignedHeader:
+    """A ``t=<unix seconds>,v1=<hex>[,v1=<hex>...]`` signature header, the scheme Stripe's
+    ``Stripe-Signature`` and Recharge's ``X-Recharge-Webhook-Signature`` share: the signed time
+    and every ``v1`` digest (several during a secret roll), as bytes."""
+
+    timestamp: int
+    digests: tuple[bytes, ...]
+
+
+def parse_signed_header(value: str, header: str) -> SignedHeader:
+    """The header's ``t`` and ``v1`` entries, read by key: other keys (``v0``, a later ``v2``)
+    are ignored, and a ``v1`` that is not hex is skipped (it cannot match; another may).
+
+    Raises :class:`~kit.errors.VerificationError` (``bad_signature``, naming ``header``) when
+    ``t`` is missing, given twice or not ASCII digits, or no ``v1`` is hex: whatever an unsigned
+    sender writes here is refused, never a crash.
+    """
+    timestamp: int | None = None
+    digests: list[bytes] = []
+    for part in value.split(","):
+        key, _, item = part.strip().partition("=")
+        item = item.strip()
+        if key == "t":
+            if not item.isascii() or not item.isdigit() or timestamp is not None:
+                raise VerificationError("bad_signature", f"{header} has a malformed t=")
+            timestamp = int(item)
+        elif key == "v1":
+            try:
+                digests.append(bytes.fromhex(item))
+            except ValueError:
+                continue
+    if timestamp is None:
+        raise VerificationError("bad_signature", f"{header} has no t= timestamp")
+    if not digests:
+        raise VerificationError("bad_signature", f"{header} has no v1= signature")
+    return SignedHeader(timestamp, tuple(digests))
+
+
+def _signed_header_digest(raw_body: bytes, secret: str, timestamp: int) -> bytes:
+    message = f"{timestamp}.".encode("ascii") + raw_body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+
+
+def signed_header_matches(signed: SignedHeader, raw_body: bytes, secrets: Sequence[str]) -> bool:
+    """Whether one ``v1`` is the HMAC-SHA256 of ``"{t}." + raw_body`` under one of ``secrets``.
+
+    Every pair is compared in constant time over bytes and all of them are tried, so timing
+    does not tell which part of a forged signature was right.
+    """
+    matched = False
+    for secret in secrets:
+        expected = _signed_header_digest(raw_body, secret, signed.timestamp)
+        for sent in signed.digests:
+            matched |= hmac.compare_digest(expected, sent)
+    return matched
+
+
+def sign_header(raw_body: bytes, secret: str, timestamp: int) -> str:
+    """A ``t=...,v1=...`` value for ``raw_body``, as the platform would send it (for tests and
+    samples; the kit never signs what it receives)."""
+    return f"t={timestamp},v1={_signed_header_digest(raw_body, secret, timestamp).hex()}"
+
+
 def check_signed_at(signed_at: float, *, now: float, max_age: timedelta) -> None:
     """Refuse a signature made more than ``max_age`` before ``now`` (a captured delivery replayed
     later: ``stale_timestamp``) or more than :data:`CLOCK_SKEW` after it (``future_timestamp``).
@@ -285,6 +349,7 @@ __all__ = [
     "Headers",
     "ParseResult",
     "PushAdapter",
+    "SignedHeader",
     "check_signed_at",
     "check_url_template",
     "hmac_sha256_base64_matches",
@@ -292,5 +357,8 @@ __all__ = [
     "load_adapter",
     "load_plugin",
     "normalise_headers",
+    "parse_signed_header",
+    "sign_header",
+    "signed_header_matches",
     "takes_webhooks",
 ]

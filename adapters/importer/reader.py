@@ -121,6 +121,18 @@ class FileReader:
         lines = (raw.decode("utf-8", "surrogateescape") for raw in self._lines())
         header_line = next(lines, "")
         header_text = _utf8(header_line, "the header row")
+        if "\x00" in header_text:
+            raise PayloadError(
+                f"the header row is not UTF-8 (character {header_text.index(chr(0)) + 1} is a NUL,"
+                " as in UTF-16); save the file as UTF-8"
+            )
+        if "\r" in header_text.rstrip("\r\n"):
+            # Lines are split at LF only: a file whose lines end in a bare CR (Excel's old
+            # "CSV (Macintosh)") is all one header row, which csv cannot read.
+            raise PayloadError(
+                "line 1: the header row holds a carriage return inside it (lines ended by CR"
+                " alone, as Excel's old Macintosh CSV writes); save the file as CSV UTF-8"
+            )
         separator = max(_SEPARATORS, key=header_text.count)
         header = [
             name.strip().lower()
@@ -170,9 +182,17 @@ class FileReader:
 
     def _jsonl(self) -> Iterator[RawRow | BadRow]:
         self.columns = tuple(JSON_FIELDS)
+        first = True
         for line, raw in enumerate(self._lines(), start=1):
             if not raw.strip():
                 continue
+            if first and raw.lstrip().startswith(b"["):
+                # One array of transactions: no line of it is a transaction of its own.
+                raise PayloadError(
+                    f"line {line}: a JSON array, not JSON lines; write one transaction object"
+                    " per line"
+                )
+            first = False
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -3,7 +3,8 @@
 * **legacy** ``X-Recharge-Hmac-Sha256``: the hex SHA-256 (a plain hash, not an HMAC) of the
   API client secret followed by the raw body, with no separator.
 * **timestamped** ``X-Recharge-Webhook-Signature: t=<unix seconds>,v1=<hex>``: the hex
-  HMAC-SHA256 of ``"{t}." + raw body`` under the client secret; entries are read by key, so a
+  HMAC-SHA256 of ``"{t}." + raw body`` under the client secret, Stripe's scheme, read by the
+  kit's one parser for it (:func:`kit.adapters.parse_signed_header`): entries by key, so a
   later ``v2`` is ignored rather than misread, and several ``v1`` may be sent.
 
 The sending side (:func:`legacy_signature`, :func:`timestamped_signature`) is what tests and
@@ -18,7 +19,9 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-import attrs
+from kit.adapters import SignedHeader, parse_signed_header, sign_header, signed_header_matches
+
+TIMESTAMPED_NAME = "X-Recharge-Webhook-Signature"
 
 
 def legacy_signature(raw_body: bytes, secret: str) -> str:
@@ -28,12 +31,7 @@ def legacy_signature(raw_body: bytes, secret: str) -> str:
 
 def timestamped_signature(raw_body: bytes, secret: str, timestamp: int) -> str:
     """``X-Recharge-Webhook-Signature`` for ``raw_body`` sent at ``timestamp``."""
-    return f"t={timestamp},v1={_timestamped_digest(raw_body, secret, timestamp).hex()}"
-
-
-def _timestamped_digest(raw_body: bytes, secret: str, timestamp: int) -> bytes:
-    message = str(timestamp).encode("ascii") + b"." + raw_body
-    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
+    return sign_header(raw_body, secret, timestamp)
 
 
 def _hex(value: str) -> bytes | None:
@@ -53,43 +51,19 @@ def legacy_matches(raw_body: bytes, signature: str, secrets: Sequence[str]) -> b
     return matched
 
 
-@attrs.frozen
-class Timestamped:
-    """A parsed ``X-Recharge-Webhook-Signature``: its time and its ``v1`` digests."""
-
-    timestamp: int
-    digests: tuple[bytes, ...]
+def parse_timestamped(header: str) -> SignedHeader:
+    """The header's ``t`` and ``v1`` entries; refused (``bad_signature``) when it has no usable
+    ``t`` or ``v1``."""
+    return parse_signed_header(header, TIMESTAMPED_NAME)
 
 
-def parse_timestamped(header: str) -> Timestamped | None:
-    """The header's ``t`` and ``v1`` entries; ``None`` when it has no usable ``t`` or ``v1``."""
-    timestamp: int | None = None
-    digests: list[bytes] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit() and timestamp is None:
-            timestamp = int(value)
-        elif key == "v1":
-            digest = _hex(value)
-            if digest is not None:
-                digests.append(digest)
-    if timestamp is None or not digests:
-        return None
-    return Timestamped(timestamp, tuple(digests))
-
-
-def timestamped_matches(raw_body: bytes, signed: Timestamped, secrets: Sequence[str]) -> bool:
+def timestamped_matches(raw_body: bytes, signed: SignedHeader, secrets: Sequence[str]) -> bool:
     """Whether one of the header's ``v1`` digests is ``raw_body``'s under one of ``secrets``."""
-    matched = False
-    for secret in secrets:
-        expected = _timestamped_digest(raw_body, secret, signed.timestamp)
-        for sent in signed.digests:
-            matched |= hmac.compare_digest(expected, sent)
-    return matched
+    return signed_header_matches(signed, raw_body, secrets)
 
 
 __all__ = [
-    "Timestamped",
+    "TIMESTAMPED_NAME",
     "legacy_matches",
     "legacy_signature",
     "parse_timestamped",

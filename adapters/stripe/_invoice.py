@@ -24,6 +24,8 @@ _ZERO_DECIMAL = frozenset(
         "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
     }
 )  # fmt: skip
+# Currencies Stripe counts in thousandths (docs.stripe.com/currencies#three-decimal).
+_THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 
 
 def subscription_id(invoice: Obj) -> str | None:
@@ -101,6 +103,8 @@ def money(amount: int | None, currency: str | None) -> Decimal | None:
         return None
     if currency.upper() in _ZERO_DECIMAL:
         return Decimal(amount)
+    if currency.upper() in _THREE_DECIMAL:
+        return Decimal(amount).scaleb(-3)
     return Decimal(amount).scaleb(-2)
 
 

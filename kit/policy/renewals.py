@@ -9,8 +9,9 @@ subscription runs.
 * ``renewals = "first"`` fires on renewal 1, ``"every_nth"`` on renewals N, 2N, ..., ``"all"``
   on every renewal; the charge that started the subscription (renewal 0) is a first purchase
   and fires only ``on = "subscription_created"`` triggers.
-* A renewal's number is the platform's count when it gives one (Recharge), else 1 + the
-  renewals of the same subscription the journal holds that happened before it (Stripe). A
+* A renewal's number is the platform's count when it gives one, else 1 + the renewals of
+  the same subscription the journal holds that happened before it (Stripe, Recharge and
+  Shopify's billing attempts all leave it to the journal; each marks only the first purchase). A
   renewal that overtakes an earlier one in transit is numbered low; the per-customer throttle
   (90 days by default) keeps that from turning into a second invite.
 * A renewal that carries neither a count nor a subscription (a Shopify order recognised by its

@@ -104,6 +104,19 @@ async def test_a_byte_order_mark_is_dropped_and_a_stray_byte_spoils_only_its_row
     assert json.loads(entry.payload or "")["customer"]["firstName"] == "Müller"
 
 
+@pytest.mark.parametrize("indent", [None, 2])
+async def test_a_json_array_is_refused_as_a_whole_not_line_by_line(
+    store: Store, indent: int | None
+) -> None:
+    """An export saved as one JSON array (``[{...}, {...}]``, on one line or pretty-printed)
+    is not JSON lines: the file is refused before its first row (exit 1, nothing imported),
+    rather than imported as nothing with every one of its lines reported as a bad row."""
+    text = json.dumps(JSONL_LINES, indent=indent) + "\n"
+    with pytest.raises(PayloadError, match=r"line 1: a JSON array, not JSON lines"):
+        await store.run(text, name="orders.json")
+    assert await store.entries() == []
+
+
 async def test_a_stray_byte_in_a_json_line_spoils_only_its_line(store: Store) -> None:
     good = json.dumps(JSONL_LINES[1]).encode()
     report = await store.run(b'{"x": "\xe9"}\n' + good + b"\n", name="orders.jsonl")
@@ -121,6 +134,30 @@ async def test_a_missing_column_refuses_the_file_naming_the_column(
     header = [c for c in HEADER.split(",") if c != missing]
     with pytest.raises(PayloadError, match=f"line 1: the header has no column {missing} "):
         await store.run(",".join(header) + "\n")
+    assert await store.entries() == []
+
+
+async def test_a_file_with_old_mac_line_endings_is_refused_before_its_first_row(
+    store: Store,
+) -> None:
+    """Excel's "CSV (Macintosh)" ends lines with a bare carriage return: read line by line, the
+    whole file is one header row. It is refused like any unreadable header (exit 1, nothing
+    imported, the reason named), never a traceback."""
+    text = "transaction_reference,transaction_date,email,consent\r1,2025-03-01,a@example.org,yes\r"
+    with pytest.raises(PayloadError, match=r"line 1: .*carriage return"):
+        await store.run(text)
+    assert await store.entries() == []
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+async def test_a_utf_16_file_is_refused_as_not_utf_8(store: Store, encoding: str) -> None:
+    """Excel's "Unicode Text" is UTF-16, with or without its byte order mark: the header is
+    refused as not UTF-8, not mistaken for some other fault of the file."""
+    text = (
+        "transaction_reference\ttransaction_date\temail\tconsent\r\n1\t2025-03-01\ta@x.org\tyes\r\n"
+    )
+    with pytest.raises(PayloadError, match=r"the header row is not UTF-8 .*save the file as UTF-8"):
+        await store.run(text.encode(encoding), name="orders.tsv")
     assert await store.entries() == []
 
 

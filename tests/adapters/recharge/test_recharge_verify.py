@@ -87,8 +87,21 @@ def test_a_missing_signature_or_an_empty_body_is_refused() -> None:
     assert reason_of(headers, b"", [SECRET]) == "empty_body"
 
 
-@pytest.mark.parametrize("value", ["", "t=abc,v1=00", f"t={SIGNED_AT}", "v1=zz", "garbage"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "t=abc,v1=00",
+        f"t={SIGNED_AT}",
+        "v1=zz",
+        "garbage",
+        "t=\u00b2,v1=00",  # a digit to str.isdigit(), not to int()
+        f"t={SIGNED_AT},t={SIGNED_AT + 1},v1=00",
+    ],
+)
 def test_a_malformed_timestamped_header_is_refused(value: str) -> None:
+    """Whatever an unsigned sender puts in the header, the answer is a refusal (401), never a
+    crash (500, which Recharge would retry for two days)."""
     headers, data = delivery(charge())
     headers["x-recharge-webhook-signature"] = value
     assert reason_of(headers, data, [SECRET]) == "bad_signature"

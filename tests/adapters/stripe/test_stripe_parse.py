@@ -184,6 +184,17 @@ def test_a_zero_decimal_currency_is_counted_in_whole_units() -> None:
     assert (parsed.order.total, parsed.order.currency) == (Decimal(2500), "JPY")
 
 
+@pytest.mark.parametrize("currency", ["bhd", "jod", "kwd", "omr", "tnd"])
+def test_a_three_decimal_currency_is_counted_in_thousandths(currency: str) -> None:
+    """Stripe counts the dinars and the rial in 1/1000 (5.120 KWD is 5120), so a source's
+    minimum_total compares with what the customer paid, not ten times that."""
+    event = samples.invoice_paid(amount_paid=5120)
+    event["data"]["object"]["currency"] = currency
+    (parsed,) = parse(event)
+    assert isinstance(parsed, SubscriptionRenewed)
+    assert (parsed.order.total, parsed.order.currency) == (Decimal("5.120"), currency.upper())
+
+
 def test_a_refunded_charge_refunds_its_invoice() -> None:
     at = 1741700000
     event = samples.charge_refunded("in_A", event_id="evt_refund", created=at)
