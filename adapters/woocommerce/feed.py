@@ -19,6 +19,7 @@ for; the kit's loop waits and asks again.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +39,7 @@ from kit.errors import (
     FeedUnavailableError,
     PayloadError,
 )
-from kit.feeds import FeedOrder, FeedPage, FeedWindow
+from kit.feeds import FeedOrder, FeedPage, FeedWindow, ListedOrder
 from kit.payload import Node, decode
 
 PER_PAGE = 100  # the REST API's maximum
@@ -116,7 +117,7 @@ class WooCommerceFeed:
         if window.until is not None:
             params["modified_before"] = wc_time(window.until + timedelta(seconds=1))
         body, total_pages = await self._get(session, params)
-        orders = tuple(self._order(Node(item, f"orders[{i}]")) for i, item in enumerate(body))
+        orders = tuple(self._listed(Node(item, f"orders[{i}]")) for i, item in enumerate(body))
         # Without X-WP-TotalPages (a proxy that drops headers) a full page may have a next one.
         more = len(body) >= PER_PAGE if total_pages is None else number < total_pages
         return FeedPage(orders=orders, next_page=str(number + 1) if more else None)
@@ -149,6 +150,13 @@ class WooCommerceFeed:
         except ValueError:
             total_pages = None
         return body, total_pages
+
+    def _listed(self, order: Node) -> ListedOrder:
+        return ListedOrder(
+            order_id=str(order.raw("id")),
+            version=str(order.raw("date_modified_gmt") or order.raw("date_created_gmt") or ""),
+            read=functools.partial(self._order, order),
+        )
 
     def _order(self, order: Node) -> FeedOrder:
         stream = order.required_ident("id")

@@ -1,9 +1,11 @@
 """The WooCommerce feed under the kit's feed loop, on a SQLite file against the loopback
 stand-in: a backfill of a few thousand orders that stops mid-way and is run again delivers each
-eligible order exactly once, and only the overlap is read twice."""
+eligible order exactly once, and only the overlap is read twice; an unreadable order is
+skipped alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+from feeds.orders import skipped_deliveries
 from woocommerce_deliveries import SECRET, completed, order
 
 from adapters.woocommerce import WooCommerceAdapter, WooCommerceConfig
@@ -193,3 +196,55 @@ async def test_a_revoked_key_stops_at_once_without_retrying(backfill: Backfill) 
         await backfill.runner.backfill(WINDOW)
     assert len(backfill.stand_in.requests) == 1
     assert backfill.sleeps.waits == []
+
+
+# -- an order the adapter cannot read ---------------------------------------------------
+
+RECENT = datetime.fromtimestamp(NOW, UTC).replace(tzinfo=None) - timedelta(hours=6)
+
+
+def recent(n: int, *, minutes: int | None = None, **changes: Any) -> dict[str, Any]:
+    """Order ``n``, completed and last changed ``minutes`` (default ``n``) after six hours
+    before now: inside the first poll's lookback."""
+    at = (RECENT + timedelta(minutes=n if minutes is None else minutes)).isoformat()
+    values = {"date_modified_gmt": at, "date_completed_gmt": at} | changes
+    return completed(id=n, number=str(n), **values)
+
+
+async def test_an_unreadable_order_is_skipped_alone_and_polling_goes_on(
+    backfill: Backfill, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Order 3's line items are not a list: it is journaled as skipped ``unreadable_order``
+    and logged by id; the orders around it are enqueued, the checkpoint moves past it, and the
+    next poll reads on instead of failing at it again."""
+    for n in (1, 2, 4, 5):
+        backfill.stand_in.put(recent(n))
+    backfill.stand_in.put(recent(3, line_items="not a list"))
+
+    with caplog.at_level(logging.WARNING, logger="kit.feeds.runner"):
+        first = await backfill.runner.poll()
+
+    assert sorted(await backfill.keys()) == sorted(key(n) for n in (1, 2, 4, 5))
+    assert first.skipped == {"unreadable_order": 1}
+    version = recent(3)["date_modified_gmt"]
+    skipped = await skipped_deliveries(backfill.outbox.storage)
+    reason, detail = skipped[f"unreadable:3@{version}"]
+    assert reason == "unreadable_order"
+    assert "line_items must be an array" in detail
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert getattr(warning, "order_id", None) == "3"
+    assert "@" not in warning.getMessage()  # the order's id, no customer e-mail
+    saved = await checkpoints_for(backfill.outbox).load("my-store", Run.POLL)
+    assert saved is not None
+    assert (
+        saved.high_water
+        == datetime.fromisoformat(recent(5)["date_modified_gmt"]).replace(tzinfo=UTC).timestamp()
+    )
+
+    backfill.stand_in.put(recent(6))
+    second = await backfill.runner.poll()
+
+    assert key(6) in await backfill.keys()
+    assert second.enqueued == 1
+    assert second.skipped == {}  # order 3 again: the journal has it
+    assert second.duplicates == 5

@@ -74,7 +74,7 @@ class Store:
         page: str | None = None
         while True:
             result = await feed.read_page(self.session, window, page)
-            orders.extend(result.orders)
+            orders.extend(o if isinstance(o, FeedOrder) else o.read() for o in result.orders)
             if result.next_page is None:
                 return orders
             page = result.next_page
