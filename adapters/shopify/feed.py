@@ -25,6 +25,7 @@ paid (at ``processedAt``), ``orders/fulfilled`` per shipped fulfilment and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +46,7 @@ from kit.errors import (
     FeedUnavailableError,
     PayloadError,
 )
-from kit.feeds import Budget, FeedOrder, FeedPage, FeedWindow
+from kit.feeds import Budget, FeedOrder, FeedPage, FeedWindow, ListedOrder
 from kit.payload import Node, decode
 
 PAID = frozenset({"paid", "partially_refunded", "refunded"})
@@ -174,9 +175,16 @@ class ShopifyFeed:
         if more and cursor is None:
             raise PayloadError("pageInfo.hasNextPage is true but there is no endCursor")
         return FeedPage(
-            orders=tuple(self._order(node) for node in orders.nodes("nodes")),
+            orders=tuple(self._listed(node) for node in orders.nodes("nodes")),
             next_page=cursor if more else None,
             budget=_budget(doc),
+        )
+
+    def _listed(self, node: Node) -> ListedOrder:
+        return ListedOrder(
+            order_id=str(node.raw("id")).rpartition("/")[2],
+            version=str(node.raw("updatedAt") or ""),
+            read=functools.partial(self._order, node),
         )
 
     def _order(self, node: Node) -> FeedOrder:

@@ -1,10 +1,20 @@
 """The WooCommerce order feed: the REST v3 orders listing, one page per call.
 
 ``GET {store_url}/wp-json/wc/v3/orders`` with ``modified_after`` (and ``modified_before`` for a
-bounded backfill), ``orderby=modified&order=asc``, ``per_page=100`` and ``page=N``; the page
-count comes back in ``X-WP-TotalPages`` (platforms.md §7.4). ``dates_are_gmt=true`` makes the
-window UTC rather than the site's time zone, and ``status=any`` lists every status. The REST
-API key goes as HTTP Basic auth, which is why the config refuses plain http by default.
+bounded backfill), ``orderby=modified&order=asc`` and ``per_page=100`` (platforms.md §7.4).
+``dates_are_gmt=true`` makes the window UTC rather than the site's time zone, and
+``status=any`` lists every status. The REST API key goes as HTTP Basic auth, which is why the
+config refuses plain http by default.
+
+Every request asks for the first page of what changed since the last order read, never for
+``page=N``: an order saved while a window is read moves to the end of a listing sorted by
+change time, every later order moves a place earlier, and the order that began page N+1 would
+never be listed. The cursor is the newest change time read (WooCommerce has whole seconds)
+and the ids read with that time, which the next request leaves out with ``exclude``, because
+``modified_after`` compares strictly and several orders can share a second. At most
+:data:`MAX_EXCLUDED` ids travel in one URL: a second with more changed orders than that (or a
+store that ignores ``exclude``) is left after those read, with a warning, and its other
+orders are read when they next change.
 
 Each listed order becomes the same events :mod:`adapters.woocommerce._order` makes of a
 webhook body. Its identity is its version (``feed:<id>@<date_modified_gmt>``), so the overlap
@@ -19,8 +29,12 @@ for; the kit's loop waits and asks again.
 from __future__ import annotations
 
 import base64
+import functools
+import logging
 import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aiohttp
 import attrs
@@ -38,10 +52,15 @@ from kit.errors import (
     FeedUnavailableError,
     PayloadError,
 )
-from kit.feeds import FeedOrder, FeedPage, FeedWindow
+from kit.feeds import FeedOrder, FeedPage, FeedWindow, ListedOrder
 from kit.payload import Node, decode
 
+logger = logging.getLogger(__name__)
+
 PER_PAGE = 100  # the REST API's maximum
+MAX_EXCLUDED = 500
+"""Ids of orders changed in one second a request leaves out at most: about 4 KB of URL, well
+inside the 8 KB request line web servers accept by default."""
 TOPIC = "rest.orders"
 """The journal's ``topic`` of a polled order: what the kit read, for ``explain``."""
 
@@ -101,7 +120,7 @@ class WooCommerceFeed:
     async def read_page(
         self, session: aiohttp.ClientSession, window: FeedWindow, page: str | None
     ) -> FeedPage:
-        number = _page_number(page)
+        cursor = None if page is None else _Cursor.decode(page)
         params = {
             # WooCommerce compares strictly after; one second earlier keeps an order changed
             # in the window's first second (the journal folds the re-read).
@@ -111,15 +130,45 @@ class WooCommerceFeed:
             "order": "asc",
             "status": "any",
             "per_page": str(PER_PAGE),
-            "page": str(number),
         }
+        if cursor is not None:
+            params.update(cursor.params())
         if window.until is not None:
             params["modified_before"] = wc_time(window.until + timedelta(seconds=1))
         body, total_pages = await self._get(session, params)
-        orders = tuple(self._order(Node(item, f"orders[{i}]")) for i, item in enumerate(body))
+        orders = tuple(self._listed(Node(item, f"orders[{i}]")) for i, item in enumerate(body))
         # Without X-WP-TotalPages (a proxy that drops headers) a full page may have a next one.
-        more = len(body) >= PER_PAGE if total_pages is None else number < total_pages
-        return FeedPage(orders=orders, next_page=str(number + 1) if more else None)
+        more = len(body) >= PER_PAGE if total_pages is None else total_pages > 1
+        after = self._next(cursor, body) if more else None
+        return FeedPage(orders=orders, next_page=None if after is None else after.encode())
+
+    def _next(self, cursor: _Cursor | None, body: Sequence[Mapping[str, Any]]) -> _Cursor | None:
+        """The cursor past this page; ``None`` if the page has no change time to go on from."""
+        listed = [(_id(item), _modified(item)) for item in body]
+        times = [at for _, at in listed if at is not None]
+        if not times:
+            logger.warning(
+                "%s: a full page of orders without date_modified_gmt; the window ends here",
+                self.source,
+                extra={"action": "feed.page_unusable", "source": self.source},
+            )
+            return None
+        at = max(times)
+        seen = [i for i, when in listed if when == at and i is not None]
+        if cursor is not None and not cursor.past and cursor.at == at:
+            seen = list(dict.fromkeys([*cursor.seen, *seen]))
+        stuck = cursor is not None and (cursor.at, cursor.seen) == (at, tuple(seen))
+        if stuck or len(seen) > MAX_EXCLUDED:
+            logger.warning(
+                "%s: %d or more orders changed at %s UTC; reading on after that second, the "
+                "others are read when they next change",
+                self.source,
+                len(seen),
+                wc_time(at),
+                extra={"action": "feed.second_left", "source": self.source},
+            )
+            return _Cursor(at=at, past=True)
+        return _Cursor(at=at, seen=tuple(seen))
 
     async def _get(
         self, session: aiohttp.ClientSession, params: dict[str, str]
@@ -150,6 +199,13 @@ class WooCommerceFeed:
             total_pages = None
         return body, total_pages
 
+    def _listed(self, order: Node) -> ListedOrder:
+        return ListedOrder(
+            order_id=str(order.raw("id")),
+            version=str(order.raw("date_modified_gmt") or order.raw("date_created_gmt") or ""),
+            read=functools.partial(self._order, order),
+        )
+
     def _order(self, order: Node) -> FeedOrder:
         stream = order.required_ident("id")
         modified = order.text("date_modified_gmt") or order.text("date_created_gmt") or ""
@@ -175,12 +231,56 @@ class WooCommerceFeed:
         )
 
 
-def _page_number(page: str | None) -> int:
-    if page is None:
-        return 1
-    if not page.isdigit() or int(page) < 1:
-        raise ValueError(f"not a page of this feed: {page!r}")
-    return int(page)
+@attrs.frozen(kw_only=True)
+class _Cursor:
+    """Where the next page starts: orders changed at ``at`` or later, less the ``seen`` ids
+    (read with that change time); ``past``: only orders changed after ``at``."""
+
+    at: datetime
+    seen: tuple[int, ...] = ()
+    past: bool = False
+
+    def params(self) -> dict[str, str]:
+        if self.past:
+            return {"modified_after": wc_time(self.at)}
+        params = {"modified_after": wc_time(self.at - timedelta(seconds=1))}
+        if self.seen:
+            params["exclude"] = ",".join(map(str, self.seen))
+        return params
+
+    def encode(self) -> str:
+        rest = "*" if self.past else ",".join(map(str, self.seen))
+        return f"{wc_time(self.at)}|{rest}"
+
+    @classmethod
+    def decode(cls, page: str) -> _Cursor:
+        stamp, bar, rest = page.partition("|")
+        try:
+            at = datetime.fromisoformat(stamp).replace(tzinfo=UTC)
+            seen = () if rest == "*" else tuple(int(part) for part in rest.split(",") if part)
+        except ValueError:
+            bar = ""
+        if not bar:
+            raise ValueError(f"not a page of this feed: {page!r}")
+        return cls(at=at, seen=seen, past=rest == "*")
+
+
+def _id(item: Mapping[str, Any]) -> int | None:
+    value = item.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _modified(item: Mapping[str, Any]) -> datetime | None:
+    """``date_modified_gmt`` as the store compares it (whole seconds, UTC), if readable."""
+    value = item.get("date_modified_gmt")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return parsed.replace(microsecond=0)
 
 
 def _raise_for(status: int, wait: str | None, url: str) -> None:
@@ -205,4 +305,12 @@ def _raise_for(status: int, wait: str | None, url: str) -> None:
     raise FeedError(f"GET {url} answered {status}")
 
 
-__all__ = ["PER_PAGE", "TOPIC", "WooCommerceFeed", "basic_auth", "retry_after", "wc_time"]
+__all__ = [
+    "MAX_EXCLUDED",
+    "PER_PAGE",
+    "TOPIC",
+    "WooCommerceFeed",
+    "basic_auth",
+    "retry_after",
+    "wc_time",
+]

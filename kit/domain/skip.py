@@ -23,6 +23,7 @@ class SkipReason(enum.StrEnum):
     NO_ORDER = "no_order"  # a renewal that names no order to key the invite on
     WEBHOOK_PING = "webhook_ping"  # a platform's unsigned test call when a webhook is created
     TOO_OLD = "too_old"  # a polled order placed longer ago than the source's ``max_age``
+    UNREADABLE_ORDER = "unreadable_order"  # a polled order whose data the adapter refuses
     NOT_A_SUBSCRIPTION_CHARGE = "not_a_subscription_charge"  # e.g. a manual or one-off invoice
     NOTHING_PAID = "nothing_paid"  # a charge of zero (a trial, a 100 % coupon)
     UNLINKED = "unlinked"  # a refund or dispute that names no charge the kit can find

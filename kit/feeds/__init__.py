@@ -13,6 +13,7 @@ from kit.feeds.contract import (
     FeedPage,
     FeedPlugin,
     FeedWindow,
+    ListedOrder,
     WindowNotes,
     load_feed,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "FeedPage",
     "FeedPlugin",
     "FeedWindow",
+    "ListedOrder",
     "WindowNotes",
     "load_feed",
 ]

@@ -22,7 +22,7 @@ decision.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -67,6 +67,23 @@ class FeedOrder:
 
 
 @attrs.frozen(kw_only=True)
+class ListedOrder:
+    """One order as a page listed it, before the adapter reads its data.
+
+    The kit calls ``read`` and, when it raises :class:`~kit.errors.PayloadError` (data the
+    adapter refuses), journals the order as skipped ``unreadable_order`` and goes on with the
+    rest of the page, so one bad order cannot stop a source's polling. ``order_id`` and
+    ``version`` (the platform's change time, as listed) are taken without validating them:
+    they name the order in the log and make its skip a duplicate when the same version is
+    read again.
+    """
+
+    order_id: str
+    version: str
+    read: Callable[[], FeedOrder]
+
+
+@attrs.frozen(kw_only=True)
 class Budget:
     """The platform's request budget after a page (Shopify's cost bucket), in its own units.
 
@@ -84,9 +101,10 @@ class Budget:
 @attrs.frozen(kw_only=True)
 class FeedPage:
     """One page of the listing; ``next_page`` is the platform's opaque cursor for the page
-    after it, ``None`` on the last page of the window."""
+    after it, ``None`` on the last page of the window. An order may be listed as a
+    :class:`ListedOrder` for the kit to read, so that one unreadable order skips alone."""
 
-    orders: tuple[FeedOrder, ...]
+    orders: tuple[FeedOrder | ListedOrder, ...]
     next_page: str | None = None
     budget: Budget | None = None
 
@@ -126,6 +144,13 @@ class FeedAdapter(Protocol):
         :class:`~kit.errors.FeedUnavailableError` (5xx, network) or
         :class:`~kit.errors.FeedAuthError` (credentials refused), and the kit does the rest.
         ``session`` is the caller's: the feed never closes it.
+
+        The cursor must not skip an order that changes while the window is read: a page
+        number over a listing sorted by change time does (the changed order moves to the end
+        and every later one a place earlier), a cursor past the last order seen does not.
+        Read each order's data in a :class:`ListedOrder`, not here: a
+        :class:`~kit.errors.PayloadError` raised here fails the whole page, and every poll
+        after it.
         """
         ...
 
@@ -172,6 +197,7 @@ __all__ = [
     "FeedPage",
     "FeedPlugin",
     "FeedWindow",
+    "ListedOrder",
     "WindowNotes",
     "load_feed",
 ]

@@ -8,7 +8,9 @@ starts per source). Each page goes the same way:
 1. read it, paced and retried (:mod:`kit.feeds.pacing`);
 2. take each order in through :meth:`kit.journal.Intake.ingest`, one transaction each: the
    journal records an order version once, so the overlap and a resumed run's re-read are
-   duplicates; an order placed before ``max_age`` is journaled as skipped ``too_old``;
+   duplicates; an order placed before ``max_age`` is journaled as skipped ``too_old``, and
+   an order whose data the adapter refuses (:class:`~kit.feeds.ListedOrder`) as skipped
+   ``unreadable_order``, so that one bad order never holds up the rest of the source;
 3. save the checkpoint (:mod:`kit.feeds.checkpoint`): the newest change time on the page.
 
 A run starts ``overlap`` before its checkpoint, because a platform's listing can lag behind its
@@ -25,16 +27,16 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import attrs
 
-from kit.adapters import load_plugin
+from kit.adapters import DeliveryIdentity, ParseResult, load_plugin
 from kit.configfile.model import SourceConfig
-from kit.domain import Skip, SkipReason, order_of
-from kit.errors import FeedAuthError, KitError
+from kit.domain import DomainEvent, OrderFacts, Skip, SkipReason, order_of
+from kit.errors import FeedAuthError, KitError, PayloadError
 from kit.feeds.checkpoint import Checkpoint, CheckpointStore, Run
 from kit.feeds.contract import (
     Budget,
@@ -42,6 +44,7 @@ from kit.feeds.contract import (
     FeedOrder,
     FeedPlugin,
     FeedWindow,
+    ListedOrder,
     load_feed,
 )
 from kit.feeds.pacing import Pacer, RequestStats, RetryPolicy, Sleep, read_with_retries
@@ -49,6 +52,7 @@ from kit.journal import Intake, IntakeSource, Outcome
 from kit.journal.preview import Preview, preview
 from kit.journal.records import IngestStatus
 from kit.policy import Decision, Enqueue, Skipped
+from kit.redact import mask_emails
 
 logger = logging.getLogger(__name__)
 
@@ -284,10 +288,14 @@ class FeedRunner:
                 rng=self._rng,
                 source=self._source.name,
             )
-            for order in page.orders:
-                await self._take(order, tally, dry_run=dry_run)
-            if page.orders:
-                newest = max(_ts(o.updated_at) for o in page.orders)
+            read = []
+            for entry in page.orders:
+                order = await self._read_order(entry, tally, dry_run=dry_run)
+                if order is not None:
+                    await self._take(order, tally, dry_run=dry_run)
+                    read.append(order)
+            if read:
+                newest = max(_ts(o.updated_at) for o in read)
                 high = newest if high is None else max(high, newest)
             tally.pages += 1
             tally.orders += len(page.orders)
@@ -315,6 +323,34 @@ class FeedRunner:
         _log_run(self._source.name, tally)
         return tally
 
+    async def _read_order(
+        self, entry: FeedOrder | ListedOrder, tally: Tally, *, dry_run: bool
+    ) -> FeedOrder | None:
+        """The entry's order, or ``None`` once an unreadable one is journaled as skipped."""
+        if isinstance(entry, FeedOrder):
+            return entry
+        try:
+            return entry.read()
+        except PayloadError as exc:
+            problem = mask_emails(str(exc))[:_MAX_PROBLEM]
+        order_id = entry.order_id[:_MAX_ID]
+        logger.warning(
+            "%s: order %s is unreadable, journaled as skipped: %s",
+            self._source.name,
+            order_id,
+            problem,
+            extra={
+                "action": "feed.unreadable_order",
+                "source": self._source.name,
+                "order_id": order_id,
+                "version": entry.version[:_MAX_ID],
+            },
+        )
+        identity = DeliveryIdentity(f"unreadable:{order_id}@{entry.version[:_MAX_ID]}")
+        skip = Skip(SkipReason.UNREADABLE_ORDER, problem)
+        await self._journal(identity, skip, tally, dry_run=dry_run, stream=order_id)
+        return None
+
     async def _take(self, order: FeedOrder, tally: Tally, *, dry_run: bool) -> None:
         now = self._clock()
         parsed = order.parsed
@@ -324,12 +360,33 @@ class FeedRunner:
                 SkipReason.TOO_OLD,
                 f"placed {order.placed_at.date().isoformat()}, max_age {max_age.days}d",
             )
+        facts = None if isinstance(order.parsed, Skip) else _facts(order.parsed)
+        await self._journal(
+            order.identity,
+            parsed,
+            tally,
+            dry_run=dry_run,
+            stream=order.stream,
+            reference=None if facts is None else facts.reference,
+        )
+
+    async def _journal(
+        self,
+        identity: DeliveryIdentity,
+        parsed: ParseResult,
+        tally: Tally,
+        *,
+        dry_run: bool,
+        stream: str,
+        reference: str | None = None,
+    ) -> None:
+        """Take one order in (a dry run: decide it in memory) and count what it did."""
         if dry_run:
             seen = await preview(
                 self._intake.journal,
                 self._source.name,
                 self._source.intake.policy,
-                order.identity,
+                identity,
                 parsed,
             )
             if seen.duplicate:
@@ -338,10 +395,10 @@ class FeedRunner:
                 tally.skipped[seen.skip.reason.value] += 1
             else:
                 _count_order(tally, [(d, isinstance(d, Enqueue)) for d in seen.decisions])
-            tally.verdicts.extend(_verdicts(order, seen))
+            tally.verdicts.extend(_verdicts(stream, reference, seen))
             return
         result = await self._intake.ingest(
-            self._source.intake, order.identity, parsed, received_at=now
+            self._source.intake, identity, parsed, received_at=self._clock()
         )
         if result.status is IngestStatus.DUPLICATE:
             tally.duplicates += 1
@@ -354,15 +411,17 @@ class FeedRunner:
 
 
 _QUIET = frozenset({"recorded", "stale"})  # decisions that change nothing
+_MAX_PROBLEM = 200  # characters of an unreadable order's error kept in the log and journal
+_MAX_ID = 64  # characters of a listed order's id and version: the platform's, unvalidated
 
 
-def _verdicts(order: FeedOrder, seen: Preview) -> list[Verdict]:
-    events = [] if isinstance(order.parsed, Skip) else order.parsed
-    facts = next((f for f in map(order_of, events) if f is not None), None)
-    reference = None if facts is None else facts.reference
+def _facts(events: Sequence[DomainEvent]) -> OrderFacts | None:
+    return next((f for f in map(order_of, events) if f is not None), None)
 
+
+def _verdicts(stream: str, reference: str | None, seen: Preview) -> list[Verdict]:
     def verdict(outcome: str, detail: str | None = None) -> Verdict:
-        return Verdict(stream=order.stream, reference=reference, outcome=outcome, detail=detail)
+        return Verdict(stream=stream, reference=reference, outcome=outcome, detail=detail)
 
     if seen.duplicate:
         return [verdict("duplicate")]

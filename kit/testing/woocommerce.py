@@ -4,14 +4,17 @@ Written from the documented shapes (platforms.md §7.4; WooCommerce's REST API r
 from a real store: ``GET /wp-json/wc/v3/orders`` with HTTP Basic auth (the REST API key),
 ``modified_after`` / ``modified_before`` (UTC with ``dates_are_gmt=true``, else in the site's
 ``utc_offset``, compared strictly), ``orderby`` ``modified``/``date``/``id``, ``order``,
-``status`` (``any`` or a comma-separated list), ``per_page`` (1 to 100, else 400
-``rest_invalid_param``) and ``page``; the totals in ``X-WP-Total`` and ``X-WP-TotalPages``.
+``status`` (``any`` or a comma-separated list), ``exclude`` (ids, comma-separated or as
+``exclude[]``), ``per_page`` (1 to 100, else 400 ``rest_invalid_param``) and ``page``; the
+totals in ``X-WP-Total`` and ``X-WP-TotalPages``.
 
 Tests and the bench put orders in (:meth:`WooCommerceStandIn.put`, REST-shaped dicts) and read
 what the client asked (:attr:`~WooCommerceStandIn.requests`, :meth:`~WooCommerceStandIn.reads`)
 and how often each order was listed (:attr:`~WooCommerceStandIn.served`).
 :meth:`~WooCommerceStandIn.fail_next` answers the next requests with an error status (a host's
 429 or 503 with ``Retry-After``, a 500), before authentication, as a proxy in front would.
+:meth:`~WooCommerceStandIn.between_requests` changes the store right after a listing was
+answered, before the client asks for the next page (an order saved mid-read).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import binascii
 import hmac
 import math
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,6 +68,11 @@ def _utc(order: Mapping[str, Any], key: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+def _ids(values: Iterable[str]) -> frozenset[int]:
+    """WordPress's id list: comma-separated, repeated, or both."""
+    return frozenset(int(part) for value in values for part in value.split(",") if part.strip())
+
+
 class WooCommerceStandIn:
     """The store's orders and the REST API key it accepts."""
 
@@ -80,6 +88,7 @@ class WooCommerceStandIn:
         self._orders: dict[int, dict[str, Any]] = {}
         self._faults: deque[_Fault] = deque()
         self._faults_after = 0  # requests still answered normally before the faults start
+        self._changes: list[tuple[int, Callable[[WooCommerceStandIn], None]]] = []
         self.utc_offset = utc_offset
         self.requests: list[OrdersRequest] = []
         self.served: Counter[int] = Counter()  # order id -> times listed in a 200 answer
@@ -100,6 +109,13 @@ class WooCommerceStandIn:
         self._faults.extend(_Fault(status, retry_after) for _ in range(times))
         self._faults_after = after
 
+    def between_requests(
+        self, change: Callable[[WooCommerceStandIn], None], *, after: int = 1
+    ) -> None:
+        """Call ``change`` with the store once ``after`` more listings were answered, before
+        the next request is: the store saving an order while a client pages through."""
+        self._changes.append((len(self.requests) + after, change))
+
     def reads(self) -> Counter[tuple[str, int]]:
         """How often each page of each window (``modified_after``, page) was answered 200."""
         return Counter(
@@ -117,6 +133,10 @@ class WooCommerceStandIn:
     async def _list(self, request: web.Request) -> web.Response:
         response = self._answer(request)
         self.requests.append(OrdersRequest(params=dict(request.query), status=response.status))
+        due = [change for at, change in self._changes if at == len(self.requests)]
+        self._changes = [(at, c) for at, c in self._changes if at != len(self.requests)]
+        for change in due:
+            change(self)
         return response
 
     def _answer(self, request: web.Request) -> web.Response:
@@ -138,6 +158,7 @@ class WooCommerceStandIn:
             page = int(query.get("page", "1"))
             after = self._when(query.get("modified_after"), query)
             before = self._when(query.get("modified_before"), query)
+            excluded = _ids(query.getall("exclude", []) + query.getall("exclude[]", []))
         except ValueError as exc:
             return _error(400, "rest_invalid_param", f"Invalid parameter(s): {exc}")
         if not 1 <= per_page <= MAX_PER_PAGE:
@@ -156,6 +177,7 @@ class WooCommerceStandIn:
             if ("any" in statuses or order.get("status") in statuses)
             and (after is None or _utc(order, "date_modified_gmt") > after)
             and (before is None or _utc(order, "date_modified_gmt") < before)
+            and int(order["id"]) not in excluded
         ]
         listed.sort(
             key=lambda o: (o[orderby] if orderby == "id" else _utc(o, orderby), o["id"]),

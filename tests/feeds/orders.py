@@ -12,6 +12,8 @@ from journal.deliveries import CHANNEL, SECRET, SHOP
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.configfile import Secret
 from kit.journal import IntakeSource
+from kit.journal.dump import Table, rows_of
+from kit.outbox.protocol import Storage
 from kit.policy import PolicyConfig, Trigger
 
 TOKEN = "shpat_kit_test_token_do_not_use"
@@ -122,3 +124,12 @@ def intake_source(config: ShopifyConfig) -> IntakeSource:
         policy=PolicyConfig(channel_id=CHANNEL, triggers=(trigger,)),
         secrets=(SECRET,),
     )
+
+
+async def skipped_deliveries(storage: Storage) -> dict[str, tuple[str, str]]:
+    """The journal's skipped deliveries beside ``storage``: delivery id -> (reason, detail)."""
+    rows = rows_of(storage)
+    assert rows is not None
+    found = await rows.page(Table.DELIVERIES, after=0, upto=None, limit=100_000)
+    # id, source, delivery_id, event_id, topic, received_at, skip_reason, skip_detail
+    return {row[2]: (row[6], row[7]) for row in found if row[6] is not None}

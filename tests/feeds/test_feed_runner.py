@@ -6,19 +6,20 @@ handled as documented."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from kit.errors import FeedAuthError, FeedUnavailableError
-from kit.feeds import FeedWindow
+from kit.feeds import FeedOrder, FeedWindow
 from kit.feeds.checkpoint import Run
 from kit.journal import IngestStatus
 from kit.testing.shopify_orders import STANDARD_MAXIMUM, STANDARD_RESTORE_RATE, synthetic_order
 
 from .conftest import FeedKit
-from .orders import NOW, SOURCE
+from .orders import NOW, SOURCE, skipped_deliveries
 
 T0 = datetime.fromtimestamp(NOW, UTC) - timedelta(days=20)
 SHOP_KEY = "shopify:kit-demo.myshopify.com:{}:order_shipped"
@@ -282,8 +283,45 @@ async def test_a_too_old_order_is_journaled_as_skipped(memory_feed_kit: FeedKit)
     old = datetime.fromtimestamp(NOW, UTC) - timedelta(days=181)
     kit.stand_in.put(synthetic_order(1, updated_at=T0, created_at=old, fulfilled_at=T0))
     source = kit.source()
-    order = (await source.feed.read_page(kit.session, WINDOW, None)).orders[0]
+    (listed,) = (await source.feed.read_page(kit.session, WINDOW, None)).orders
+    order = listed if isinstance(listed, FeedOrder) else listed.read()
     tally = await kit.runner(source).backfill(WINDOW)
     assert tally.skipped == {"too_old": 1}
     result = await kit.intake.ingest(source.intake, order.identity, order.parsed)
     assert result.status is IngestStatus.DUPLICATE
+
+
+async def test_an_unreadable_order_is_skipped_alone_and_polling_goes_on(
+    feed_kit: FeedKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Order 3's creation time is no date: it is journaled as skipped ``unreadable_order`` and
+    logged by id; the orders around it are enqueued, the checkpoint moves past it, and the next
+    poll reads on instead of failing at it again."""
+    start = datetime.fromtimestamp(NOW, UTC) - timedelta(hours=2)
+    orders = _orders(5, start=start)
+    orders[2]["createdAt"] = "the day before yesterday"
+    feed_kit.stand_in.put(*orders)
+
+    with caplog.at_level(logging.WARNING, logger="kit.feeds.runner"):
+        first = await feed_kit.runner().poll()
+
+    assert sorted(await feed_kit.entries()) == sorted(_key(n) for n in (1, 2, 4, 5))
+    assert first.skipped == {"unreadable_order": 1}
+    order_id = str(5560000000000 + 3)
+    skipped = await skipped_deliveries(feed_kit.outbox.storage)
+    reason, detail = skipped[f"unreadable:{order_id}@{orders[2]['updatedAt']}"]
+    assert reason == "unreadable_order"
+    assert "created_at is not an ISO 8601 date-time" in detail
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert getattr(warning, "order_id", None) == order_id
+    saved = await feed_kit.checkpoints.load(SOURCE, Run.POLL)
+    assert saved is not None
+    assert saved.high_water == (start + timedelta(minutes=5)).timestamp()
+
+    feed_kit.stand_in.put(*_orders(6, start=start)[5:])
+    second = await feed_kit.runner().poll()
+
+    assert _key(6) in await feed_kit.entries()
+    assert second.enqueued == 1
+    assert second.skipped == {}  # order 3 again: the journal has it
+    assert second.duplicates == 5

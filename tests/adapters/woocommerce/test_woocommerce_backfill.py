@@ -1,9 +1,11 @@
 """The WooCommerce feed under the kit's feed loop, on a SQLite file against the loopback
 stand-in: a backfill of a few thousand orders that stops mid-way and is run again delivers each
-eligible order exactly once, and only the overlap is read twice."""
+eligible order exactly once, and only the overlap is read twice; an order saved mid-read
+pushes no other order out of the read, and an unreadable order is skipped alone."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,9 +14,11 @@ from typing import Any
 import aiohttp
 import attrs
 import pytest
+from feeds.orders import skipped_deliveries
 from woocommerce_deliveries import SECRET, completed, order
 
 from adapters.woocommerce import WooCommerceAdapter, WooCommerceConfig
+from adapters.woocommerce import feed as woocommerce_feed
 from adapters.woocommerce.feed import WooCommerceFeed
 from kit.configfile import Secret
 from kit.errors import FeedAuthError
@@ -25,6 +29,7 @@ from kit.journal import Intake, IntakeSource
 from kit.outbox import Outbox
 from kit.outbox.sqlite import SQLiteStorage
 from kit.policy import PolicyConfig, Trigger
+from kit.testing import woocommerce as woocommerce_stand_in
 from kit.testing.woocommerce import RunningStandIn, WooCommerceStandIn, running_woocommerce
 
 KEY_ID = "ck_kit_test_0123456789abcdef"
@@ -165,7 +170,12 @@ async def test_a_backfill_run_again_finds_every_order_journaled(backfill: Backfi
 
     assert (first.orders, first.enqueued) == (150, 150)
     assert (again.duplicates, again.enqueued) == (150, 0)
-    assert [r.page for r in backfill.stand_in.requests] == [1, 2, 1, 2]
+    assert ["exclude" in r.params for r in backfill.stand_in.requests] == [
+        False,
+        True,
+        False,
+        True,
+    ]
 
 
 async def test_the_stores_rate_limit_is_waited_out_as_asked(backfill: Backfill) -> None:
@@ -180,7 +190,8 @@ async def test_the_stores_rate_limit_is_waited_out_as_asked(backfill: Backfill) 
 
     assert tally.enqueued == 150
     assert [r.status for r in backfill.stand_in.requests][:3] == [200, 429, 200]
-    assert backfill.stand_in.requests[1].page == backfill.stand_in.requests[2].page == 2
+    assert backfill.stand_in.requests[1].params == backfill.stand_in.requests[2].params
+    assert "exclude" in backfill.stand_in.requests[1].params  # the second page, asked again
     assert len(backfill.sleeps.waits) == 2
     assert 7 <= backfill.sleeps.waits[0] <= 7 * 1.5
     assert 4 <= backfill.sleeps.waits[1] <= 4 * 1.5
@@ -193,3 +204,126 @@ async def test_a_revoked_key_stops_at_once_without_retrying(backfill: Backfill) 
         await backfill.runner.backfill(WINDOW)
     assert len(backfill.stand_in.requests) == 1
     assert backfill.sleeps.waits == []
+
+
+# -- a store that changes while it is read ---------------------------------------------------
+
+RECENT = datetime.fromtimestamp(NOW, UTC).replace(tzinfo=None) - timedelta(hours=6)
+
+
+def recent(n: int, *, minutes: int | None = None, **changes: Any) -> dict[str, Any]:
+    """Order ``n``, completed and last changed ``minutes`` (default ``n``) after six hours
+    before now: inside the first poll's lookback."""
+    at = (RECENT + timedelta(minutes=n if minutes is None else minutes)).isoformat()
+    values = {"date_modified_gmt": at, "date_completed_gmt": at} | changes
+    return completed(id=n, number=str(n), **values)
+
+
+async def test_an_order_saved_mid_poll_pushes_no_other_order_out_of_it(
+    backfill: Backfill,
+) -> None:
+    """Order 5 is saved after the first page was answered and moves to the end of the
+    listing; order 101, which began the second page, is still read, and every order is
+    enqueued by this one poll."""
+    for n in range(1, 151):
+        backfill.stand_in.put(recent(n))
+    backfill.stand_in.between_requests(lambda store: store.put(recent(5, minutes=300)))
+
+    tally = await backfill.runner.poll()
+
+    assert sorted(await backfill.keys()) == sorted(key(n) for n in range(1, 151))
+    assert tally.enqueued == 150
+    assert backfill.stand_in.served[101] == 1
+    assert backfill.stand_in.served[5] == 2  # before and after its change
+
+
+async def test_more_orders_changed_in_one_second_than_a_page_are_all_read(
+    backfill: Backfill,
+) -> None:
+    """WooCommerce compares change times strictly and in whole seconds: the orders read at the
+    boundary second are left out by id, not by time, so the rest of that second follows."""
+    for n in range(1, 251):
+        backfill.stand_in.put(recent(n, minutes=30))
+    backfill.stand_in.put(recent(251, minutes=31))
+
+    tally = await backfill.runner.poll()
+
+    assert sorted(await backfill.keys()) == sorted(key(n) for n in range(1, 252))
+    assert tally.orders == 251
+    assert set(backfill.stand_in.served.values()) == {1}
+
+
+async def test_a_second_with_more_changes_than_a_url_holds_is_left_with_a_warning(
+    backfill: Backfill, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The ids left out travel in the URL, so they are bounded: past the bound the read goes
+    on after that second, says so, and finishes, rather than failing every poll."""
+    monkeypatch.setattr(woocommerce_feed, "MAX_EXCLUDED", 150)
+    for n in range(1, 251):
+        backfill.stand_in.put(recent(n, minutes=30))
+    backfill.stand_in.put(recent(251, minutes=31))
+
+    with caplog.at_level(logging.WARNING, logger="adapters.woocommerce.feed"):
+        tally = await backfill.runner.poll()
+
+    assert tally.done
+    assert len(await backfill.keys()) == 201  # two pages of that second, and the next one
+    assert key(251) in await backfill.keys()
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "reading on after that second" in warning.getMessage()
+
+
+async def test_a_store_that_ignores_exclude_ends_the_read_instead_of_looping(
+    backfill: Backfill, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store (or a plugin in front of it) that answers the same page of one second again:
+    the cursor sees no new order, leaves that second with a warning, and the poll ends."""
+    monkeypatch.setattr(woocommerce_stand_in, "_ids", lambda values: frozenset())
+    for n in range(1, 151):
+        backfill.stand_in.put(recent(n, minutes=30))
+    backfill.stand_in.put(recent(151, minutes=31))
+
+    tally = await backfill.runner.poll()
+
+    assert tally.done
+    assert key(151) in await backfill.keys()
+    assert len(backfill.stand_in.requests) == 3
+
+
+async def test_an_unreadable_order_is_skipped_alone_and_polling_goes_on(
+    backfill: Backfill, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Order 3's line items are not a list: it is journaled as skipped ``unreadable_order``
+    and logged by id; the orders around it are enqueued, the checkpoint moves past it, and the
+    next poll reads on instead of failing at it again."""
+    for n in (1, 2, 4, 5):
+        backfill.stand_in.put(recent(n))
+    backfill.stand_in.put(recent(3, line_items="not a list"))
+
+    with caplog.at_level(logging.WARNING, logger="kit.feeds.runner"):
+        first = await backfill.runner.poll()
+
+    assert sorted(await backfill.keys()) == sorted(key(n) for n in (1, 2, 4, 5))
+    assert first.skipped == {"unreadable_order": 1}
+    version = recent(3)["date_modified_gmt"]
+    skipped = await skipped_deliveries(backfill.outbox.storage)
+    reason, detail = skipped[f"unreadable:3@{version}"]
+    assert reason == "unreadable_order"
+    assert "line_items must be an array" in detail
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert getattr(warning, "order_id", None) == "3"
+    assert "@" not in warning.getMessage()  # the order's id, no customer e-mail
+    saved = await checkpoints_for(backfill.outbox).load("my-store", Run.POLL)
+    assert saved is not None
+    assert (
+        saved.high_water
+        == datetime.fromisoformat(recent(5)["date_modified_gmt"]).replace(tzinfo=UTC).timestamp()
+    )
+
+    backfill.stand_in.put(recent(6))
+    second = await backfill.runner.poll()
+
+    assert key(6) in await backfill.keys()
+    assert second.enqueued == 1
+    assert second.skipped == {}  # order 3 again: the journal has it
+    assert second.duplicates == 5
