@@ -251,6 +251,23 @@ def test_channel_type_enum_and_products_and_metadata_shapes() -> None:
     assert _paths({**_minimal(), "metadata": {1: "x"}}) == ["metadata.1"]
 
 
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("2018-02-01T17:09:41.790Z", True),
+        ("2018-02-01T17:09:41+01:00", True),
+        ("yesterday", False),
+        ("2018-02-01", False),
+        (1517505000, False),
+        (None, False),
+    ],
+)
+def test_created_at_when_sent_is_an_rfc3339_date_time(value: Any, ok: bool) -> None:
+    """eTrusted sets ``createdAt`` itself, yet ``EventRequest`` declares it a date-time and the
+    documented example sends one: a malformed value is refused here, not by a 400 after enqueue."""
+    assert _paths({**_minimal(), "createdAt": value}) == ([] if ok else ["createdAt"])
+
+
 def test_unknown_fields_are_left_to_the_server() -> None:
     assert _paths({**_minimal(), "somethingNew": {"x": 1}}) == []
 
