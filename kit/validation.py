@@ -188,6 +188,16 @@ def event_errors(body: Any, *, allow_checkout: bool = False) -> list[FieldError]
                 FieldError("estimatedDeliveryDate", "must be a real date in the form yyyy-MM-dd")
             )
 
+    if "createdAt" in body:
+        # Set by eTrusted, yet declared a date-time in EventRequest (and in its example).
+        created = body["createdAt"]
+        if not isinstance(created, str) or not is_datetime(created):
+            errors.append(
+                FieldError(
+                    "createdAt", "must be an RFC 3339 date-time such as 2018-02-01T17:09:41.790Z"
+                )
+            )
+
     if "products" in body:
         products = body["products"]
         if type(products) is list or isinstance(products, list | tuple):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from builders import event, order
 from etrusted_examples import documented_event
+from etrusted_openapi import request_validator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -249,6 +250,23 @@ def test_channel_type_enum_and_products_and_metadata_shapes() -> None:
     assert _paths({**_minimal(), "metadata": ["a"]}) == ["metadata"]
     assert _paths({**_minimal(), "metadata": {}}) == []
     assert _paths({**_minimal(), "metadata": {1: "x"}}) == ["metadata.1"]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("2018-02-01T17:09:41.790Z", True),
+        ("2018-02-01T17:09:41+01:00", True),
+        ("yesterday", False),
+        ("2018-02-01", False),
+        (1517505000, False),
+        (None, False),
+    ],
+)
+def test_created_at_when_sent_is_an_rfc3339_date_time(value: Any, ok: bool) -> None:
+    """eTrusted sets ``createdAt`` itself, yet ``EventRequest`` declares it a date-time and the
+    documented example sends one: a malformed value is refused here, not by a 400 after enqueue."""
+    assert _paths({**_minimal(), "createdAt": value}) == ([] if ok else ["createdAt"])
 
 
 def test_unknown_fields_are_left_to_the_server() -> None:
@@ -553,6 +571,41 @@ def test_junk_never_raises_anything_but_validation_error(body: Any, allow: bool)
 )
 def test_junk_invite_settings_updates_only_raise_validation_error(body: dict[str, Any]) -> None:
     _agrees(invite_settings_update_errors, validate_invite_settings_update, body)
+
+
+# -- against the documented schema ------------------------------------------------------------
+
+_EVENT_REQUEST = request_validator("events", "/events", "POST")
+
+
+def _declared(schema: dict[str, Any], prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every property the schema declares, those of nested objects and of a product too."""
+    out: list[tuple[Any, ...]] = []
+    for name, sub in schema.get("properties", {}).items():
+        path = (*prefix, name)
+        out.append(path)
+        if sub.get("type") == "object":
+            out.extend(_declared(sub, path))
+        elif sub.get("type") == "array":
+            out.extend(_declared(sub["items"], (*path, 0)))
+    return out
+
+
+@pytest.mark.parametrize(
+    "path", _declared(_EVENT_REQUEST.schema), ids=lambda p: ".".join(map(str, p))
+)
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(body=valid_bodies(), value=_junk)
+def test_what_the_kit_accepts_the_documented_schema_accepts(
+    path: tuple[Any, ...], body: dict[str, Any], value: Any
+) -> None:
+    """Any value in any property EventRequest declares: a body the kit's validator lets into
+    the outbox is one eTrusted's schema accepts, never a 400 that leaves the entry dead."""
+    if path[0] == "products":
+        body["products"] = [{"name": "n", "sku": "s", "url": "https://x.example/"}]
+    _set(body, path, value)
+    if not event_errors(body, allow_checkout=True):
+        assert [e.message for e in _EVENT_REQUEST.iter_errors(body)] == []
 
 
 # -- what Outbox.prepare refuses --------------------------------------------------------------

@@ -105,8 +105,8 @@ def validate_event(body: Any) -> str | None:
     if problem:
         return problem
     # 10: products and their required fields.
-    products = body.get("products")
-    if products is not None:
+    if "products" in body:
+        products = body["products"]
         if not isinstance(products, list):
             return _type_error("instance.products", list)
         for index, product in enumerate(products):
@@ -132,6 +132,12 @@ def _event_formats(body: dict[str, Any]) -> str | None:
             return _type_error("instance.transaction.date", str)
         if not is_date_time(value):
             return 'instance.transaction.date does not conform to the "date-time" format'
+    if "createdAt" in body:
+        value = body["createdAt"]
+        if not isinstance(value, str):
+            return _type_error("instance.createdAt", str)
+        if not is_date_time(value):
+            return 'instance.createdAt does not conform to the "date-time" format'
     if "estimatedDeliveryDate" in body:
         value = body["estimatedDeliveryDate"]
         if not isinstance(value, str):

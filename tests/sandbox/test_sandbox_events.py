@@ -159,6 +159,15 @@ REQUIRED = 'Invalid request: {} requires property "{}"'
             [_set("products", {"name": "n"})],
             "Invalid request: instance.products is not of a type(s) array",
         ),
+        (
+            [_set("products", None)],
+            "Invalid request: instance.products is not of a type(s) array",
+        ),
+        (
+            [_set("createdAt", "yesterday")],
+            'Invalid request: instance.createdAt does not conform to the "date-time" format',
+        ),
+        ([_set("createdAt", 5)], "Invalid request: instance.createdAt is not of a type(s) string"),
         # Several problems: the first in the documented order wins.
         ([_without("system"), _without("type")], REQUIRED.format("instance", "type")),
         (

@@ -1,46 +1,35 @@
 """The sandbox against the official OpenAPI files: every implemented operation's responses are
 validated against the documented schemas, and the documented request examples are accepted.
 
-The YAML files are third-party copies (see ``openapi/README.md`` and the shared ``SOURCE.md``).
-Their known defects are repaired below one by one, each asserted to still be there, so that a
-corrected upstream file shows up as a failing test instead of a silently skipped check.
+The files, and the repairs of their known defects, are loaded by ``etrusted_openapi``.
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from collections.abc import Iterator
-from datetime import date, datetime
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import jsonschema
 import pytest
-import yaml
+from etrusted_openapi import (
+    FORMATS,
+    LOCAL_DIR,
+    SHA256,
+    SHARED_DIR,
+    SPECS,
+    operation,
+    request_schema,
+    request_validator,
+    resolve,
+    to_json_schema,
+)
 from sandbox_helpers import CHANNEL, Api, Reply, make_event
 
 from kit.sandbox import Fault, FaultKind, SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
-
-SHARED_DIR = Path(__file__).parents[2].parent / "shared" / "etrusted-openapi"
-LOCAL_DIR = Path(__file__).parent / "openapi"
-SPEC_DIR = SHARED_DIR if SHARED_DIR.is_dir() else LOCAL_DIR
-
-# From SOURCE.md; the copies in openapi/ must stay byte-identical.
-SHA256 = {
-    f"{name}.public.yaml": digest
-    for name, digest in (
-        ("accounts", "12c8ff602e2a4a937edb88455f5b95f68b81bfda6897bd828872f4add8b3578b"),
-        ("authentication", "a0c14d23e9f87c04e1d84eaa1c170236064ba5c09bfd5e87fff1dde2234d154b"),
-        ("events-types", "dffc2343c1262389a3526676240b40bb96c3883768170e6eb0002dcb3f7b1dd7"),
-        ("events", "2417c96c85834bf07fb64625260300a2e8efa9938eac62f2a61345b0b4678438"),
-        ("invites-settings", "60d24b40164df939748bae20fe81f2a0620262010e1cfbf65b259b7c5eda82bf"),
-        ("invites", "ffe9a73c81ecf3728aa88a58c99a848ffd900fcf26cfd235165c6c161f68783c"),
-    )
-}
 
 # Operations in the files that the sandbox deliberately does not serve.
 NOT_IMPLEMENTED = {
@@ -68,118 +57,8 @@ def test_local_copies_are_byte_identical() -> None:
             assert (SHARED_DIR / name).read_bytes() == local, name
 
 
-def _load() -> dict[str, dict[str, Any]]:
-    specs = {}
-    for name in SHA256:
-        spec = yaml.safe_load((SPEC_DIR / name).read_text(encoding="utf-8"))
-        for item in spec["paths"].values():
-            for operation in item.values():
-                # Defect: some response codes are YAML integers (SOURCE.md).
-                operation["responses"] = {str(k): v for k, v in operation["responses"].items()}
-        specs[name.removesuffix(".public.yaml")] = spec
-    _repair_known_defects(specs)
-    return specs
-
-
-def _repair_known_defects(specs: dict[str, dict[str, Any]]) -> None:
-    schemas = specs["events"]["components"]["schemas"]
-    # Defect: EventRequest.required names ``id`` and ``accountRef``, which are not properties
-    # of the request (no official sample sends them; etrusted-api.md §5).
-    required = schemas["EventRequest"]["required"]
-    assert {"id", "accountRef"} <= set(required)
-    schemas["EventRequest"]["required"] = [r for r in required if r not in {"id", "accountRef"}]
-    # Defect: EventGetResponse.tracking requires ``id`` but defines only client and medium.
-    tracking = schemas["EventGetResponse"]["properties"]["tracking"]
-    assert tracking["required"] == ["id"]
-    assert "id" not in tracking["properties"]
-    del tracking["required"]
-    # Defect: invite-settings puts the time-of-day regex in ``format`` instead of ``pattern``,
-    # and spells date-time as ``datetime``. Both are moved where a validator will check them.
-    found = {"regex": 0, "datetime": 0}
-
-    def fix(node: Any) -> None:
-        if isinstance(node, dict):
-            value = node.get("format")
-            if isinstance(value, str) and value.startswith("^"):
-                node["pattern"] = node.pop("format")
-                found["regex"] += 1
-            elif value == "datetime":
-                node["format"] = "date-time"
-                found["datetime"] += 1
-            for child in node.values():
-                fix(child)
-        elif isinstance(node, list):
-            for child in node:
-                fix(child)
-
-    fix(specs["invites-settings"])
-    assert found["regex"] > 0
-    assert found["datetime"] > 0
-
-
-SPECS = _load()
-
-_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-FORMATS = jsonschema.FormatChecker(formats=())
-
-
-@FORMATS.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _DATE_TIME.fullmatch(value):
-        return False
-    datetime.fromisoformat(value)
-    return True
-
-
-@FORMATS.checks("date", raises=ValueError)
-def _is_date(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    return re.fullmatch(r"\d{4}-\d\d-\d\d", value) is not None and bool(date.fromisoformat(value))
-
-
-@FORMATS.checks("locale")
-def _is_locale(value: object) -> bool:
-    return not isinstance(value, str) or re.fullmatch(r"[a-z]{2}_[A-Z]{2}", value) is not None
-
-
-def _resolve(ref: str, spec: dict[str, Any]) -> Any:
-    target: Any = spec
-    for part in ref.removeprefix("#/").split("/"):
-        target = target[part]
-    return target
-
-
-def to_json_schema(node: Any, spec: dict[str, Any]) -> Any:
-    """OpenAPI 3.0 schema -> JSON Schema: inline ``$ref``s, map ``nullable``, drop examples."""
-    if isinstance(node, list):
-        return [to_json_schema(item, spec) for item in node]
-    if not isinstance(node, dict):
-        return node
-    if "$ref" in node:
-        return to_json_schema(_resolve(node["$ref"], spec), spec)
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in {"example", "examples", "description", "nullable"} or key.startswith("x-"):
-            continue
-        if key == "properties":
-            out[key] = {name: to_json_schema(sub, spec) for name, sub in value.items()}
-        else:
-            out[key] = to_json_schema(value, spec)
-    if node.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    return out
-
-
-def _operation(spec_name: str, template: str, method: str) -> dict[str, Any]:
-    operation: dict[str, Any] = SPECS[spec_name]["paths"][template][method.lower()]
-    return operation
-
-
 def check_response(spec_name: str, template: str, method: str, reply: Reply) -> None:
-    responses = _operation(spec_name, template, method)["responses"]
+    responses = operation(spec_name, template, method)["responses"]
     status = str(reply.status)
     assert status in responses, f"{method} {template}: {status} is not a documented answer"
     content = responses[status].get("content") or {}
@@ -198,7 +77,7 @@ def check_response(spec_name: str, template: str, method: str, reply: Reply) -> 
 def example_of(schema: dict[str, Any], spec: dict[str, Any]) -> Any:
     """A request body assembled from the spec's own ``example`` values."""
     if "$ref" in schema:
-        return example_of(_resolve(schema["$ref"], spec), spec)
+        return example_of(resolve(schema["$ref"], spec), spec)
     if "example" in schema:
         return copy.deepcopy(schema["example"])
     if "properties" in schema:
@@ -408,24 +287,15 @@ async def test_documented_request_examples_are_accepted() -> None:
         await _post_examples(api)
 
 
-def _request_schema(spec_name: str, template: str, method: str) -> dict[str, Any]:
-    body = _operation(spec_name, template, method)["requestBody"]
-    schema: dict[str, Any] = body["content"]["application/json"]["schema"]
-    return schema
-
-
 async def _post_examples(api: Api) -> None:
     events = SPECS["events"]
-    event = example_of(_request_schema("events", "/events", "POST"), events)
+    event = example_of(request_schema("events", "/events", "POST"), events)
     # The example is valid against the (repaired) request schema itself ...
-    jsonschema.Draft7Validator(
-        to_json_schema(_request_schema("events", "/events", "POST"), events),
-        format_checker=FORMATS,
-    ).validate(event)
+    request_validator("events", "/events", "POST").validate(event)
     # ... and uses the type ``delivery``, which the account has to have first.
     assert event["type"] == "delivery"
     types = SPECS["events-types"]
-    type_body = example_of(_request_schema("events-types", "/event-types", "POST"), types)
+    type_body = example_of(request_schema("events-types", "/event-types", "POST"), types)
     assert type_body == {"active": True, "name": "after_sales"}
     created = await api.call("POST", "/event-types", json_body=type_body)
     assert created.status == 201
@@ -439,20 +309,20 @@ async def _post_examples(api: Api) -> None:
     ref = (await api.post_event(on_known_channel)).json["EventRef"]
     assert (await api.call("GET", f"/events/{ref}")).status == 200
 
-    put_body = example_of(_request_schema("events-types", "/event-types/{id}", "PUT"), types)
+    put_body = example_of(request_schema("events-types", "/event-types/{id}", "PUT"), types)
     reply = await api.call("PUT", f"/event-types/{created.json['id']}", json_body=put_body)
     assert reply.status == 200
 
     settings_spec = SPECS["invites-settings"]
     settings = (await api.call("GET", "/invite-settings")).json[0]
     specific = example_of(
-        _request_schema("invites-settings", "/invite-settings/{id}", "PATCH"), settings_spec
+        request_schema("invites-settings", "/invite-settings/{id}", "PATCH"), settings_spec
     )
     reply = await api.call("PATCH", f"/invite-settings/{settings['id']}", json_body=specific)
     assert reply.status == 200
     assert reply.json["productInviteConfiguration"] == specific["productInviteConfiguration"]
     every = example_of(
-        _request_schema("invites-settings", "/invite-settings", "PATCH"), settings_spec
+        request_schema("invites-settings", "/invite-settings", "PATCH"), settings_spec
     )
     reply = await api.call(
         "PATCH",
@@ -464,7 +334,7 @@ async def _post_examples(api: Api) -> None:
     assert len(reply.json) == 2
 
     accounts = SPECS["accounts"]
-    channel_body = example_of(_request_schema("accounts", "/channels/{id}", "PUT"), accounts)
+    channel_body = example_of(request_schema("accounts", "/channels/{id}", "PUT"), accounts)
     assert channel_body["name"] == "my_example_channel"
     reply = await api.call("PUT", f"/channels/{CHANNEL}", json_body=channel_body)
     assert (reply.status, reply.json) == (200, {"id": CHANNEL})
