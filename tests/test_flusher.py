@@ -13,13 +13,15 @@ from typing import Any
 import aiosqlite
 import attrs
 import pytest
-from builders import CHANNEL, OTHER_CHANNEL, order
+from builders import CHANNEL, OTHER_CHANNEL, T0, order
+from flusher_doubles import Clock
 
 from kit.client import ETrustedClient
 from kit.errors import (
     AuthenticationError,
     OutboxMovedError,
     PermanentAPIError,
+    RetryableAPIError,
     StorageUnavailableError,
 )
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
@@ -38,7 +40,7 @@ from kit.outbox.types import (
 )
 from kit.retry import Backoff
 from kit.sandbox import Fault, FaultKind, Sandbox, SandboxConfig, SandboxServer
-from kit.testing import FakeDeliveryClient, Raise
+from kit.testing import FakeDeliveryClient, Raise, WaitFor
 
 FAST = FlusherConfig(
     concurrency=4,
@@ -204,6 +206,40 @@ async def test_an_absurd_retry_after_is_capped(
         "eTrusted asked to wait 86400 s; waiting 0.2 s (retry_after_max) instead"
     ]
     await world.assert_exactly_once()
+
+
+async def test_a_retry_after_counts_from_the_answer_however_long_the_post_took(
+    tmp_path: Path,
+) -> None:
+    """Retry-After is a wait after the answer: a 503 that came 8 s after its POST left and
+    asks for 5 s is not sent again before 5 s after it came."""
+    clock = Clock(T0)
+    async with Outbox(SQLiteStorage(tmp_path / "shop.db"), clock=clock) as outbox:
+        (result,) = await outbox.enqueue_many([order(1)])
+        key = result.key
+        gate = asyncio.Event()
+        unavailable = RetryableAPIError("unavailable", status=503, retry_after=5.0)
+        client = FakeDeliveryClient(clock=clock)
+        client.answer_posts(WaitFor(gate, Raise(unavailable)))
+        config = attrs.evolve(FAST, concurrency=1, check_event_types=False)
+        flusher = Flusher(outbox, client, config, clock=clock)
+        task = asyncio.create_task(flusher.run())
+        try:
+            await wait_until(lambda: _async(len(client.posts) == 1))
+            clock.now += 8.0  # the answer comes 8 s after the POST left
+            gate.set()
+
+            async def answered() -> bool:
+                return bool(await outbox.attempts(key))
+
+            await wait_until(answered)
+        finally:
+            flusher.stop()
+            await asyncio.wait_for(task, 10)
+        entry = await outbox.get(key)
+    assert entry is not None
+    assert entry.due_at >= T0 + 8.0 + 5.0
+    assert (entry.state, len(client.posts)) == (State.PENDING, 1)
 
 
 async def test_rate_limits_and_refused_connections_never_use_up_the_budget(

@@ -461,17 +461,17 @@ class Flusher:
                 item, result, now=now, config=self.config, rng=self._rng
             )
         else:
-            decision = await self._decide_failed_post(item, result, now)
+            decision = await self._decide_failed_post(item, result)
         return self._apply(item, decision, kind=_SEND, started_at=now, duration_ms=elapsed)
 
-    async def _decide_failed_post(
-        self, item: Claimed, result: BaseException, now: float
-    ) -> Decision:
+    async def _decide_failed_post(self, item: Claimed, result: BaseException) -> Decision:
+        # Waits (a Retry-After above all, and the backoff) count from the answer, not from when
+        # the POST left: a slow 503 asking for 5 s must not be due again before those 5 s.
         decided_at = self._clock()
         # A 429 of a burst the fleet is already paced for does not escalate the pace.
         streak = self._pace_streak + (0 if self._holds.paced(decided_at) else 1)
         decision = decisions.classify_post(
-            item, result, now=now, config=self.config, rng=self._rng, pace_streak=streak
+            item, result, now=decided_at, config=self.config, rng=self._rng, pace_streak=streak
         )
         if decision.pace is not None:
             self._pace_streak = streak
