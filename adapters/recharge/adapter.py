@@ -1,11 +1,13 @@
 """The Recharge adapter: verify, identify and parse one webhook delivery.
 
 Verification (:mod:`adapters.recharge.signing`): the timestamped header when the delivery has
-one and the source allows it, else the legacy digest; a timestamped signature older than
-``tolerance`` or too far ahead of the clock is refused (:func:`kit.adapters.check_signed_at`),
-so a captured delivery cannot be replayed later. Recharge sends no delivery id, so a delivery is
-known by the hash of its topic and raw body (a retry repeats both), and the charge it reports is the
-platform event (``charge/paid:{charge id}``: a charge is paid once).
+one and the source allows it, else the legacy digest. A timestamped signature signed longer than
+``tolerance`` before the intake received the delivery, or too far after, is refused in
+:meth:`RechargeAdapter.parse` (:func:`kit.adapters.check_signed_at`, against ``received_at``, as
+Stripe's is: the adapter has no clock), so a captured delivery cannot be replayed later.
+Recharge sends no delivery id, so a delivery is known by the hash of its topic and raw body (a
+retry repeats both), and the charge it reports is the platform event
+(``charge/paid:{charge id}``: a charge is paid once).
 
 ``charge/paid`` (legacy name ``charge/success``) is read: a ``recurring`` charge is a
 renewal, a ``checkout`` charge the subscription's first purchase (``renewal`` 0, which only an
@@ -20,8 +22,7 @@ webhooks land on the same invite.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,14 +57,10 @@ TOPIC_HEADER = "x-recharge-topic"
 
 @attrs.frozen(kw_only=True)
 class RechargeAdapter:
-    """One configured Recharge store (see :class:`kit.adapters.PushAdapter`).
-
-    ``clock`` (epoch seconds) judges a timestamped signature's age; tests pass their own.
-    """
+    """One configured Recharge store (see :class:`kit.adapters.PushAdapter`)."""
 
     source: str
     config: RechargeConfig
-    clock: Callable[[], float] = time.time
 
     @property
     def platform(self) -> str:
@@ -77,10 +74,14 @@ class RechargeAdapter:
         if not raw_body:
             raise VerificationError("empty_body", "the delivery has no body to verify")
         scheme = self.config.signature
-        stamped = headers.get(TIMESTAMPED_HEADER)
+        stamped = self._timestamped(headers)
         legacy = headers.get(LEGACY_HEADER)
-        if stamped is not None and scheme is not SignatureScheme.LEGACY:
-            self._verify_timestamped(stamped, raw_body, secrets)
+        if stamped is not None:
+            if not timestamped_matches(raw_body, parse_timestamped(stamped), secrets):
+                raise VerificationError(
+                    "bad_signature",
+                    f"{TIMESTAMPED_NAME} matches none of the {len(secrets)} configured secrets",
+                )
         elif legacy is not None and scheme is not SignatureScheme.TIMESTAMPED:
             if not legacy_matches(raw_body, legacy, secrets):
                 raise VerificationError(
@@ -95,14 +96,12 @@ class RechargeAdapter:
             }[scheme]
             raise VerificationError("missing_signature", f"no {wanted} header")
 
-    def _verify_timestamped(self, header: str, raw_body: bytes, secrets: Sequence[str]) -> None:
-        signed = parse_timestamped(header)
-        if not timestamped_matches(raw_body, signed, secrets):
-            raise VerificationError(
-                "bad_signature",
-                f"{TIMESTAMPED_NAME} matches none of the {len(secrets)} configured secrets",
-            )
-        check_signed_at(signed.timestamp, now=self.clock(), max_age=self.config.tolerance)
+    def _timestamped(self, headers: Headers) -> str | None:
+        """The timestamped header when it is the one verified (the source does not read only
+        the legacy digest)."""
+        if self.config.signature is SignatureScheme.LEGACY:
+            return None
+        return headers.get(TIMESTAMPED_HEADER)
 
     def identify(self, headers: Headers, raw_body: bytes) -> DeliveryIdentity:
         """The hash of topic and body (no delivery id is sent); the charge as the event."""
@@ -115,6 +114,13 @@ class RechargeAdapter:
         return DeliveryIdentity(f"sha256:{digest}", event_id)
 
     def parse(self, headers: Headers, raw_body: bytes, *, received_at: datetime) -> ParseResult:
+        stamped = self._timestamped(headers)
+        if stamped is not None:
+            check_signed_at(
+                parse_timestamped(stamped).timestamp,
+                now=received_at.timestamp(),
+                max_age=self.config.tolerance,
+            )
         body = _json_object(raw_body)
         topic = self._topic(headers, body)
         if topic is None:

@@ -194,15 +194,22 @@ class StripeAdapter:
         return [OrderRefunded(**envelope, refund=refund, full=full)]
 
     def _credit_note(self, delivered: _Event) -> ParseResult:
-        """A credit note takes lines of an invoice back; all of them is a full refund."""
+        """A credit note takes units of an invoice's lines back; all of them is a full refund.
+
+        A line credited by amount alone has no ``quantity`` (Stripe's credit note line item:
+        nullable), so how much of the invoice line it gave back is unknown: it refunds no units,
+        and a partial credit does not withdraw the invite. (A credit note that pays the money
+        back refunds the charge too, and ``charge.refunded`` says whether in full.)
+        """
         note = delivered.data
         invoice = note.ident("invoice")
         if invoice is None:
             return Skip(SkipReason.UNLINKED, "the credit note names no invoice")
         lines = tuple(
-            RefundedLine(line_id=line_id, quantity=line.integer("quantity") or 1)
+            RefundedLine(line_id=line_id, quantity=quantity)
             for line in note.items("lines")
             if (line_id := line.ident("invoice_line_item")) is not None
+            and (quantity := line.integer("quantity") or 0) > 0
         )
         envelope = self._envelope(delivered, invoice, note.unix_time("created"))
         return [

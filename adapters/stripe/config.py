@@ -11,8 +11,11 @@ from typing import Any
 
 import attrs
 
+from kit.adapters import check_url_template
 from kit.errors import ConfigError
 from kit.policy import duration
+
+URL_PLACEHOLDERS = ("product_id", "price_id")
 
 DEFAULT_TOLERANCE = timedelta(minutes=5)
 """Stripe's own libraries accept a signature timestamp up to 300 s old."""
@@ -26,16 +29,7 @@ def _tolerance(value: timedelta | str | int) -> timedelta:
 
 
 def _url_template(instance: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
-    if value is None:
-        return
-    if not value.startswith(("https://", "http://")):
-        raise ConfigError(f"{attribute.name} must be an http(s) URL template, got {value!r}")
-    try:
-        value.format(product_id="prod_1", price_id="price_1")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"{attribute.name} may use only {{product_id}} and {{price_id}}: {exc}"
-        ) from exc
+    check_url_template(attribute.name, value, URL_PLACEHOLDERS)
 
 
 def _account(value: str | None) -> str | None:
@@ -63,4 +57,4 @@ class StripeConfig:
     product_url: str | None = attrs.field(default=None, validator=_url_template)
 
 
-__all__ = ["DEFAULT_TOLERANCE", "StripeConfig"]
+__all__ = ["DEFAULT_TOLERANCE", "URL_PLACEHOLDERS", "StripeConfig"]

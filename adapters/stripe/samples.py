@@ -188,9 +188,17 @@ def charge_refunded(
 
 
 def credit_note_created(
-    invoice_id: str, line_ids: list[str], *, event_id: str, created: int
+    invoice_id: str,
+    line_ids: list[str],
+    *,
+    event_id: str,
+    created: int,
+    quantity: int | None = 1,
+    amount: int = 1990,
 ) -> dict[str, Any]:
-    """A ``credit_note.created`` event crediting ``line_ids`` of ``invoice_id``."""
+    """A ``credit_note.created`` event crediting ``quantity`` units (``amount``) of each of
+    ``line_ids`` of ``invoice_id``; ``quantity=None`` is a credit by amount alone, whose line
+    Stripe sends without a quantity."""
     return {
         "id": event_id,
         "object": "event",
@@ -208,7 +216,7 @@ def credit_note_created(
                     "object": "list",
                     "data": [
                         {"id": f"cnli_{i}", "type": "invoice_line_item", "invoice_line_item": i,
-                         "quantity": 1}
+                         "quantity": quantity, "amount": amount}
                         for i in line_ids
                     ],
                 },

@@ -98,12 +98,13 @@ class JournalSql:
             INSERT INTO {jd} (event, source, stream, kind, key, outcome, decided_at,
                               email_hash, invite_at, body)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"""
-        self.last_invite = f"""
-            SELECT max(d.invite_at) FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
+        self.customer_invites = f"""
+            SELECT d.invite_at FROM {jd} AS d JOIN {t} AS e ON e.key = d.key
             WHERE d.email_hash = $1 AND d.invite_at IS NOT NULL
               AND NOT (d.source = $2 AND d.stream = $3)
               AND ($4::text IS NULL OR left(d.key, length($4::text)) <> $4::text)
-              AND e.state <> 'cancelled'"""
+              AND e.state <> 'cancelled'
+            ORDER BY d.invite_at"""
         self.subscription_charges = f"""
             SELECT body FROM {je}
             WHERE source = $1 AND kind = 'subscription_renewed' AND stream <> $2
@@ -325,13 +326,11 @@ class PgTx:
         rows = await self._conn.fetch(self._sql.streams_by_reference, reference, source)
         return [(r[0], r[1]) for r in rows]
 
-    async def last_invite(
+    async def customer_invites(
         self, email_hash: str, source: str, stream: str, order: str | None
-    ) -> float | None:
-        found: float | None = await self._conn.fetchval(
-            self._sql.last_invite, email_hash, source, stream, order
-        )
-        return found
+    ) -> list[float]:
+        rows = await self._conn.fetch(self._sql.customer_invites, email_hash, source, stream, order)
+        return [float(row[0]) for row in rows]
 
     async def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
         found = await self._conn.fetchval(self._sql.stream_by_alias, source, list(aliases))

@@ -78,13 +78,14 @@ RECORD_DECISION = """
 INSERT INTO etk_journal_decisions (event, source, stream, kind, key, outcome, decided_at,
                                    email_hash, invite_at, body)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
-# The newest invite to an e-mail from another stream that was not withdrawn; an invite whose
-# key names the same order (its prefix) is this order's own, whichever source decided it.
-LAST_INVITE = """
-SELECT max(d.invite_at) FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
+# Every invite to an e-mail from another stream that was not withdrawn; an invite whose key
+# names the same order (its prefix) is this order's own, whichever source decided it.
+CUSTOMER_INVITES = """
+SELECT d.invite_at FROM etk_journal_decisions AS d JOIN etk_entries AS e ON e.key = d.key
 WHERE d.email_hash = ? AND d.invite_at IS NOT NULL AND NOT (d.source = ? AND d.stream = ?)
   AND (? IS NULL OR substr(d.key, 1, length(?)) <> ?)
-  AND e.state <> 'cancelled'"""
+  AND e.state <> 'cancelled'
+ORDER BY d.invite_at"""
 # A subscription's charges live in their own streams; the renewal policy reads them by the
 # subscription id in the stored event (a scan of one source's renewals: they are few per shop).
 SUBSCRIPTION_CHARGES = """
@@ -282,13 +283,13 @@ class SQLiteTx:
         rows = self._db.execute(STREAMS_BY_REFERENCE, (reference, source, source))
         return [(r[0], r[1]) for r in rows]
 
-    def last_invite(
+    def customer_invites(
         self, email_hash: str, source: str, stream: str, order: str | None
-    ) -> float | None:
-        row = self._db.execute(
-            LAST_INVITE, (email_hash, source, stream, order, order, order)
-        ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+    ) -> list[float]:
+        rows = self._db.execute(
+            CUSTOMER_INVITES, (email_hash, source, stream, order, order, order)
+        ).fetchall()
+        return [float(row[0]) for row in rows]
 
     def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
         row = self._db.execute(STREAM_BY_ALIAS, (source, json.dumps(list(aliases)))).fetchone()

@@ -10,7 +10,7 @@ what each decision does to the outbox, is stated here alone:
 1. record the delivery, unique on its transport ids (a duplicate stops here), and lock its
    streams;
 2. per domain event: append it, read its stream's history (and which keys still wait, in the
-   same transaction), look up the customer's last invite for the throttle and the
+   same transaction), look up the customer's other invites for the throttle and the
    subscription's other charges for the renewal policy, ``decide``;
 3. carry out each decision against the outbox (enqueue; cancel or amend only a pending entry)
    and journal it with what happened.
@@ -186,9 +186,12 @@ def _event_steps(
         email = order_email(known, event)
         if email:
             order = dedupe_key(event.platform, event.account, event.stream, "")
-            last = yield _op("last_invite", email_hash(email), event.source, event.stream, order)
-            if last is not None:
-                known = attrs.evolve(known, last_invite_at=datetime.fromtimestamp(last, UTC))
+            invites = yield _op(
+                "customer_invites", email_hash(email), event.source, event.stream, order
+            )
+            known = attrs.evolve(
+                known, customer_invites=tuple(datetime.fromtimestamp(t, UTC) for t in invites)
+            )
     if any(t.on in SUBSCRIPTION_TRIGGERS for t in plan.policy.triggers):
         charge = fold((*known.events, event)).charge
         if charge is not None and charge.subscription:
@@ -393,7 +396,8 @@ def latest_steps(limit: int) -> Generator[Op, Any, list[LatestDecision]]:
 
 
 def one_step(name: str, *args: Any) -> Generator[Op, Any, Any]:
-    """A single operation as steps (reading a stream, the last invite, recording a decision)."""
+    """A single operation as steps (reading a stream, the customer's invites, recording a
+    decision)."""
     return (yield _op(name, *args))
 
 

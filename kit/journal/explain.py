@@ -159,7 +159,7 @@ def decision_facts(row: DecisionRow, decided_by: Mapping[str, str] | None = None
         )
     if isinstance(d, Throttled):
         return DecisionFacts(
-            detail=f"the customer's last invite: {utc_text(d.last_invite_at.timestamp())}"
+            detail=f"the customer's invite due {utc_text(d.last_invite_at.timestamp())}"
         )
     if isinstance(d, Stale):
         return DecisionFacts(

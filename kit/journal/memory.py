@@ -213,9 +213,9 @@ class MemoryTx:
             }
         )
 
-    def last_invite(
+    def customer_invites(
         self, email_hash: str, source: str, stream: str, order: str | None
-    ) -> float | None:
+    ) -> list[float]:
         found = [
             d.invite_at
             for d in self._rows.decisions
@@ -225,7 +225,7 @@ class MemoryTx:
             and not (order is not None and (d.key or "").startswith(order))
             and _entry_state(self._storage, d.key) not in (None, State.CANCELLED)
         ]
-        return max(found, default=None)
+        return sorted(found)
 
     def stream_by_alias(self, source: str, aliases: Sequence[str]) -> str | None:
         wanted = set(aliases)

@@ -11,7 +11,8 @@ A journal shares its database, and its transactions, with one outbox storage: SQ
 * a stream's events and decisions read back in the order they were journaled;
 * a stream is found by its transaction reference, or an outbox key it decided about, also
   after its customer data was erased;
-* the waiting keys, the last invite and the decision are read and written in one transaction;
+* the waiting keys, the customer's other invites and the decision are read and written in one
+  transaction;
 * the outbox's ``purge`` and ``forget_customer`` clear the journal's customer data too.
 """
 
@@ -75,13 +76,14 @@ class Journal(Protocol):
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
     ) -> None: ...
 
-    async def last_invite(
+    async def customer_invites(
         self, email_hash: str, *, source: str, stream: str, order: str | None = None
-    ) -> float | None:
-        """``send_after`` of the newest invite enqueued for ``email_hash`` by any other stream
-        and not withdrawn since (epoch seconds), for the per-customer throttle. ``order``, a key
-        prefix (``{platform}:{account}:{stream}:``), leaves out that order's own invites that
-        another source decided (one renewal reported by two sources is one invite)."""
+    ) -> list[float]:
+        """``send_after`` of every invite enqueued for ``email_hash`` by any other stream and
+        not withdrawn since (epoch seconds, earliest first), for the per-customer throttle:
+        any of them may be near this one, not only the newest. ``order``, a key prefix
+        (``{platform}:{account}:{stream}:``), leaves out that order's own invites that another
+        source decided (one renewal reported by two sources is one invite)."""
         ...
 
     async def erase(self, request: CustomerErasureRequested) -> None:
@@ -124,9 +126,9 @@ class JournalTx(Protocol):
         """Events journaled before the event ``before`` (all when None), every decision."""
         ...
 
-    def last_invite(
+    def customer_invites(
         self, email_hash: str, source: str, stream: str, order: str | None
-    ) -> float | None: ...
+    ) -> list[float]: ...
 
     def subscription_charges(self, source: str, subscription: str, stream: str) -> list[str]:
         """The stored bodies of ``subscription``'s charges in ``source``'s other streams."""

@@ -81,12 +81,12 @@ class JournalStore(abc.ABC):
             lambda: one_step("record_decision", event_seq, source, stream, decision, outcome),
         )
 
-    async def last_invite(
+    async def customer_invites(
         self, email_hash: str, *, source: str, stream: str, order: str | None = None
-    ) -> float | None:
-        found: float | None = await self._run(
-            "journal.last_invite",
-            lambda: one_step("last_invite", email_hash, source, stream, order),
+    ) -> list[float]:
+        found: list[float] = await self._run(
+            "journal.customer_invites",
+            lambda: one_step("customer_invites", email_hash, source, stream, order),
         )
         return found
 

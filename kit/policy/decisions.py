@@ -82,7 +82,10 @@ class Amend:
 
 @attrs.frozen(kw_only=True)
 class Throttled:
-    """The customer had an invite within the trigger's ``per_customer`` window; final."""
+    """The customer had an invite within the trigger's ``per_customer`` window; final.
+
+    ``last_invite_at`` is when the invite it defers to is due: the customer's nearest one.
+    """
 
     kind: ClassVar[str] = "throttled"
     key: str

@@ -1,9 +1,9 @@
 """The trigger policy as a pure function: history + new event -> decisions.
 
 :func:`decide` reads no clock and no database. The journal hands it the stream's earlier events
-and decisions, which outbox keys still wait (could be withdrawn or changed), and the last invite
-to the customer's e-mail for the throttle; the intake then carries out the decisions in the same
-transaction that journals them.
+and decisions, which outbox keys still wait (could be withdrawn or changed), and when the other
+invites to the customer's e-mail are due, for the throttle; the intake then carries out the
+decisions in the same transaction that journals them.
 
 How a decision is found, per configured trigger and its key:
 
@@ -32,7 +32,7 @@ How a decision is found, per configured trigger and its key:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import attrs
 
@@ -70,15 +70,15 @@ class History:
     """What the journal knows about the stream before the new event.
 
     ``waiting``: keys whose outbox entries have not been claimed for sending, so a
-    :class:`Cancel` or :class:`Amend` can still take effect. ``last_invite_at``: the newest
-    invite to the customer's e-mail from any *other* stream, for ``per_customer``.
+    :class:`Cancel` or :class:`Amend` can still take effect. ``customer_invites``: when each
+    invite to the customer's e-mail from any *other* stream is due, for ``per_customer``.
     ``charges``: the same subscription's charges in other streams, for the renewal policy.
     """
 
     events: tuple[DomainEvent, ...] = ()
     decisions: tuple[Decision, ...] = ()
     waiting: frozenset[str] = frozenset()
-    last_invite_at: datetime | None = None
+    customer_invites: tuple[datetime, ...] = ()
     charges: tuple[renewals.Charge, ...] = ()
 
 
@@ -207,6 +207,17 @@ def _plan(
     )
 
 
+def _nearest_invite(
+    invites: Sequence[datetime], send_after: datetime, window: timedelta | None
+) -> datetime | None:
+    """The customer's other invite nearest to ``send_after`` when it is within ``window``
+    (either way): every invite counts, as one due far off says nothing of those in between."""
+    if window is None or not invites:
+        return None
+    nearest = min(invites, key=lambda at: abs(send_after - at))
+    return nearest if abs(send_after - nearest) < window else None
+
+
 def _note_once(entry: _Entry, key: str, note: Note, detail: str | None) -> list[Decision]:
     """A note for a key is journaled once, not again for every later event."""
     if (note, detail) in entry.notes:
@@ -244,10 +255,9 @@ def _decide_trigger(
             return [Skipped(key=key, reason=block.reason, detail=block.detail)]
         assert state.order is not None  # _blocked() skipped the order otherwise
         plan = _plan(config, trigger, state, state.order, fired)
-        last = history.last_invite_at
-        window = trigger.per_customer
-        if window is not None and last is not None and abs(plan.send_after - last) < window:
-            return [Throttled(key=key, last_invite_at=last)]
+        near = _nearest_invite(history.customer_invites, plan.send_after, trigger.per_customer)
+        if near is not None:
+            return [Throttled(key=key, last_invite_at=near)]
         facts = BodyFacts(
             platform=event.platform,
             account=event.account,
@@ -304,7 +314,7 @@ def decide(config: PolicyConfig, history: History, event: DomainEvent) -> list[D
 
 def order_email(history: History, event: DomainEvent) -> str | None:
     """The customer's e-mail as the policy will see it: what the journal looks up for
-    ``History.last_invite_at`` before calling :func:`decide`."""
+    ``History.customer_invites`` before calling :func:`decide`."""
     order = fold((*history.events, event)).order
     return order.email if order is not None else None
 

@@ -80,15 +80,19 @@ async def test_a_stream_reads_back_in_journal_order_with_its_decisions(kit: Kit)
     assert await journal.history("my-shop", "another-order") == type(found)()
 
 
-async def test_the_last_invite_is_found_by_email_hash_from_other_streams_only(kit: Kit) -> None:
+async def test_the_customers_invites_are_found_by_email_hash_from_other_streams_only(
+    kit: Kit,
+) -> None:
     await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
     entry = await kit.outbox.get(KEY)
     hashed = email_hash(EMAIL)
     journal = kit.intake.journal
 
-    assert await journal.last_invite(hashed, source="my-shop", stream="other") == entry.due_at
-    assert await journal.last_invite(hashed, source="my-shop", stream=ORDER_ID) is None
-    assert await journal.last_invite(email_hash("x@example.org"), source="s", stream="o") is None
+    assert await journal.customer_invites(hashed, source="my-shop", stream="other") == [
+        entry.due_at
+    ]
+    assert await journal.customer_invites(hashed, source="my-shop", stream=ORDER_ID) == []
+    assert await journal.customer_invites(email_hash("x@example.org"), source="s", stream="o") == []
 
 
 async def test_an_ingest_reads_back_as_the_events_parsed_and_the_decisions_taken(
@@ -106,7 +110,7 @@ async def test_an_ingest_reads_back_as_the_events_parsed_and_the_decisions_taken
     assert [row.decision for row in found.decisions] == [d.decision for d in result.decisions]
 
 
-async def test_the_last_invite_leaves_out_the_same_orders_invite_from_another_source(
+async def test_the_customers_invites_leave_out_the_same_orders_invite_from_another_source(
     kit: Kit,
 ) -> None:
     """One order reported by two sources (a renewal from Recharge and from the shop) is one
@@ -118,9 +122,8 @@ async def test_the_last_invite_leaves_out_the_same_orders_invite_from_another_so
     same_order = KEY.removesuffix("order_shipped")
     other_order = f"shopify:{SHOP}:999:"
 
-    assert await journal.last_invite(hashed, source="subs", stream=ORDER_ID) == entry.due_at
-    assert (
-        await journal.last_invite(hashed, source="subs", stream=ORDER_ID, order=same_order) is None
-    )
-    found = await journal.last_invite(hashed, source="subs", stream="999", order=other_order)
-    assert found == entry.due_at
+    assert await journal.customer_invites(hashed, source="subs", stream=ORDER_ID) == [entry.due_at]
+    found = await journal.customer_invites(hashed, source="subs", stream=ORDER_ID, order=same_order)
+    assert found == []
+    found = await journal.customer_invites(hashed, source="subs", stream="999", order=other_order)
+    assert found == [entry.due_at]

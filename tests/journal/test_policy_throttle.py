@@ -4,7 +4,10 @@ withdrawn invite that throttles nothing, are in ``test_ingest.py``.)"""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
+
+import pytest
 
 from kit.outbox.types import State
 from kit.policy import Throttled
@@ -102,3 +105,41 @@ async def test_a_throttled_order_stays_without_an_invite(kit: Kit) -> None:
         ("recorded", "recorded"),
         ("recorded", "recorded"),
     ]
+
+
+FAR = "5560001000999"
+NEAR = "5560001000888"
+
+
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["far", "near", "nearer"])), ids="-".join
+)
+async def test_every_other_invite_counts_not_only_the_newest(
+    kit: Kit, order: tuple[str, ...]
+) -> None:
+    """Two invites within ``per_customer`` of each other are never both enqueued, whatever the
+    order they are decided in, even when another invite of the customer is due further off
+    (a longer hold-back): the later-decided one is throttled, naming the invite it defers to."""
+    orders = {
+        "far": (shipped_at(fulfilled_order(FAR), SHIPPED_AT), "60d"),
+        "near": (shipped_at(fulfilled_order(NEAR), SHIPPED_AT), "3d"),
+        "nearer": (shipped_at(fulfilled_order(OTHER), SHIPPED_AT + timedelta(days=1)), "3d"),
+    }
+    invite_at = {
+        "far": SHIPPED_AT + timedelta(days=60),
+        "near": SHIPPED_AT + timedelta(days=3),
+        "nearer": SHIPPED_AT + timedelta(days=4),
+    }
+    results = {}
+    for name in order:
+        body, delay = orders[name]
+        results[name] = await deliver(
+            kit, body, "orders/fulfilled", f"w-{name}", delay=delay, per_customer="30d"
+        )
+
+    first, second = (name for name in order if name != "far")
+    assert decided(results["far"]) == [("enqueue", "enqueued")]
+    assert decided(results[first]) == [("enqueue", "enqueued")]
+    assert decided(results[second]) == [("throttled", "recorded")]
+    assert results[second].decisions[0].decision.last_invite_at == invite_at[first]
+    assert (await kit.outbox.stats()).counts[State.PENDING] == 2

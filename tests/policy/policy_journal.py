@@ -138,7 +138,7 @@ class Journal:
     """One stream, fed event by event, as the intake will do it."""
 
     config: PolicyConfig
-    last_invite_at: datetime | None = None
+    customer_invites: tuple[datetime, ...] = ()
     events: list[DomainEvent] = attrs.Factory(list)
     decisions: list[Decision] = attrs.Factory(list)
     sent: set[str] = attrs.Factory(set)
@@ -153,7 +153,7 @@ class Journal:
             events=tuple(self.events),
             decisions=tuple(self.decisions),
             waiting=self.waiting(),
-            last_invite_at=self.last_invite_at,
+            customer_invites=self.customer_invites,
         )
         out = decide(self.config, history, event)
         self.events.append(event)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -382,20 +382,30 @@ PER_CUSTOMER = Trigger(on="order_fulfilled", event_type="order_shipped", per_cus
 
 
 def test_the_per_customer_throttle_holds_back_a_second_invite_within_the_window() -> None:
-    journal = Journal(config(triggers=[PER_CUSTOMER]), last_invite_at=at(-10))
+    journal = Journal(config(triggers=[PER_CUSTOMER]), customer_invites=(at(-10),))
     assert journal.feed(fulfilled(3)) == [Throttled(key=KEY, last_invite_at=at(-10))]
     assert journal.feed(fulfilled(60, shipment="s2")) == [Recorded(note=Note.NOTHING_TO_DO)]
 
 
 def test_the_per_customer_throttle_lets_an_invite_through_after_the_window() -> None:
-    journal = Journal(config(triggers=[PER_CUSTOMER]), last_invite_at=at(-30))
+    journal = Journal(config(triggers=[PER_CUSTOMER]), customer_invites=(at(-30),))
     (enqueue,) = journal.feed(fulfilled(3))
     assert isinstance(enqueue, Enqueue)
 
 
 def test_without_per_customer_there_is_no_throttle() -> None:
-    (enqueue,) = Journal(config(), last_invite_at=at(2)).feed(fulfilled(3))
+    (enqueue,) = Journal(config(), customer_invites=(at(2),)).feed(fulfilled(3))
     assert isinstance(enqueue, Enqueue)
+
+
+@pytest.mark.parametrize("invites", [(at(8), at(90)), (at(90), at(8)), (at(-40), at(8), at(90))])
+def test_the_per_customer_throttle_sees_every_invite_not_only_the_newest(
+    invites: tuple[datetime, ...],
+) -> None:
+    """An invite due far off (another order's longer hold-back) does not hide one within the
+    window; the throttle names the nearest."""
+    journal = Journal(config(triggers=[PER_CUSTOMER]), customer_invites=invites)
+    assert journal.feed(fulfilled(3)) == [Throttled(key=KEY, last_invite_at=at(8))]
 
 
 @pytest.mark.parametrize(

@@ -164,9 +164,9 @@ def test_min_subscription_age_counts_from_the_earliest_start_known() -> None:
 def test_per_customer_throttles_a_renewal_after_an_invite_for_another_subscription() -> None:
     config = renewed()
     last = at(20)
-    (decision,) = decide(config, History(last_invite_at=last), charge("in_1", 30))
+    (decision,) = decide(config, History(customer_invites=(last,)), charge("in_1", 30))
     assert decision == Throttled(key="stripe:acct_1:in_1:subscription_renewed", last_invite_at=last)
-    (decision,) = decide(config, History(last_invite_at=at(-70)), charge("in_1", 30))
+    (decision,) = decide(config, History(customer_invites=(at(-70),)), charge("in_1", 30))
     assert isinstance(decision, Enqueue)
 
 

@@ -405,6 +405,22 @@ async def test_a_partial_refund_leaves_the_invite_waiting(billing: Served) -> No
     assert await pending(billing) == [key("in_sub_A_1")]
 
 
+async def test_a_credit_note_by_amount_alone_leaves_the_invite_waiting(billing: Served) -> None:
+    """A credit of part of the renewal's one line, by amount (no quantity), is not a full
+    refund: the invite still goes out."""
+    await charge(billing, renewal(1))
+    credit = samples.credit_note_created(
+        "in_sub_A_1",
+        ["il_KitDemo01"],
+        event_id="evt_cn_part",
+        created=T0 + 31 * DAY,
+        quantity=None,
+        amount=500,
+    )
+    assert (await charge(billing, credit)).body["status"] == "accepted"
+    assert await pending(billing) == [key("in_sub_A_1")]
+
+
 async def test_min_subscription_age(start: Start) -> None:
     """60 days minimum, counted from the first purchase: renewal 1 (day 30) is too young,
     renewal 2 (day 60) is invited."""

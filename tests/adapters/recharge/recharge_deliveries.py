@@ -4,6 +4,7 @@ deliveries of it. The charge created Shopify order 5560002000042 (``#1077``) in 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ SOURCE = "my-recharge"
 ORDER_ID = "5560002000042"
 CHARGE_ID = "88000001"
 EMAIL = "erika.muster@example.org"
-# The adapter's clock: five seconds after Recharge signed (and processed) the charge.
+# When the intake received the delivery: five seconds after Recharge signed (and processed) it.
 SIGNED_AT = int(datetime(2025, 3, 10, 8, 0, 10, tzinfo=UTC).timestamp())
 NOW = SIGNED_AT + 5
 RECEIVED = datetime.fromtimestamp(NOW, UTC)
@@ -45,10 +46,23 @@ def delivery(
     return normalise_headers(headers), data
 
 
-def adapter(*, now: float = NOW, **config: Any) -> RechargeAdapter:
-    return RechargeAdapter(
-        source=SOURCE, config=RechargeConfig(shop_domain=SHOP, **config), clock=lambda: now
-    )
+def adapter(**config: Any) -> RechargeAdapter:
+    return RechargeAdapter(source=SOURCE, config=RechargeConfig(shop_domain=SHOP, **config))
+
+
+def accept(
+    headers: dict[str, str],
+    data: bytes,
+    secrets: Sequence[str] = (SECRET,),
+    *,
+    received_at: datetime = RECEIVED,
+    **config: Any,
+) -> ParseResult:
+    """Verify and parse one delivery the way the intake does: the signature, then (in parse)
+    its age against the moment the intake received the delivery."""
+    recharge = adapter(**config)
+    recharge.verify(headers, data, secrets)
+    return recharge.parse(headers, data, received_at=received_at)
 
 
 def parse(
@@ -58,7 +72,4 @@ def parse(
     config: dict[str, Any] | None = None,
 ) -> ParseResult:
     """Verify and parse one delivery the way the intake will."""
-    recharge = adapter(**(config or {}))
-    headers, data = delivery(body, topic)
-    recharge.verify(headers, data, [SECRET])
-    return recharge.parse(headers, data, received_at=RECEIVED)
+    return accept(*delivery(body, topic), **(config or {}))

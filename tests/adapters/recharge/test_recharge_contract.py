@@ -1,17 +1,17 @@
 """The built-in Recharge adapter keeps the adapter contract that every adapter author runs,
 in both signature schemes and both payload versions.
 
-The adapter judges a timestamped signature's age by its own clock, the wall clock when the
-plugin builds it (as the contract does), so the timestamped samples are signed now.
+A timestamped signature's age is judged in :meth:`RechargeAdapter.parse` against the moment the
+intake took the delivery in: the samples are signed at :data:`SIGNED_AT`, and both the
+contract's ``received_at`` and the intake's clock stand at that moment.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
-from recharge_deliveries import SECRET, SHOP
+from recharge_deliveries import RECEIVED, SECRET, SHOP, SIGNED_AT
 
 from adapters.recharge import RechargeConfig, plugin, samples
 from kit.testing import SignedDelivery
@@ -31,7 +31,7 @@ def recharge(
     body = samples.charge(version)
     body["charge"].update(id=88000100 + n, **changes)
     headers, raw = samples.signed_delivery(
-        body, topic, secret=SECRET, signed_at=int(time.time()), scheme=scheme
+        body, topic, secret=SECRET, signed_at=SIGNED_AT, scheme=scheme
     )
     return SignedDelivery(headers, raw)
 
@@ -53,4 +53,6 @@ class TestRechargeAdapterContract(AdapterContract):
                 recharge(5, type="onetime"),
                 recharge(6, "subscription/created"),
             ],
+            received_at=RECEIVED,
+            clock=lambda: RECEIVED.timestamp(),
         )

@@ -69,6 +69,21 @@ async def test_a_delivery_signed_outside_the_window_is_refused(
     await assert_nothing_stored(shop)
 
 
+async def test_a_signatures_age_is_judged_by_the_intakes_clock(shop: Served) -> None:
+    """The intake's clock (injected, as in tests and replays) is the "now" a timestamped
+    signature is dated against, as for Stripe: a month on, a delivery signed then gets in and
+    one signed a month earlier is stale."""
+    later = NOW + 30 * 86400
+    shop.kit.clock.now = later
+    status, body = await post(shop, charge(), signed_at=NOW)
+    assert (status, body) == (401, {"error": "stale_timestamp"})
+    await assert_nothing_stored(shop)
+
+    status, body = await post(shop, charge(), signed_at=later)
+    assert (status, body["status"]) == (200, "accepted")
+    assert await shop.counts() == {State.PENDING: 1}
+
+
 async def test_a_redelivery_is_a_duplicate_and_enqueues_nothing_more(shop: Served) -> None:
     """Recharge's retry (the same bytes, signed again later) and a verbatim replay inside the
     window are recognised by the hash of topic and body."""

@@ -1,11 +1,14 @@
-"""Only a delivery Recharge signed with this store's client secret, recently, gets in."""
+"""Only a delivery Recharge signed with this store's client secret, recently, gets in: the
+signature is checked by ``verify``, its age by ``parse`` against the moment the intake received
+the delivery, so each check here runs both, as the intake does."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from recharge_deliveries import NOW, SECRET, SIGNED_AT, adapter, charge, delivery, raw
+from recharge_deliveries import NOW, SECRET, SIGNED_AT, accept, adapter, charge, delivery, raw
 
 from adapters.recharge import SignatureScheme
 from adapters.recharge.signing import parse_timestamped
@@ -27,12 +30,13 @@ def test_the_published_legacy_vector_verifies() -> None:
 
 def test_the_published_timestamped_vector_verifies_at_its_time() -> None:
     headers = normalise_headers({"X-Recharge-Webhook-Signature": f"t={VECTOR_TIME},v1={VECTOR_V1}"})
-    adapter(now=VECTOR_TIME + 60).verify(headers, VECTOR_BODY, [VECTOR_SECRET])
+    received = datetime.fromtimestamp(VECTOR_TIME + 60, UTC)
+    accept(headers, VECTOR_BODY, [VECTOR_SECRET], received_at=received)
 
 
 def reason_of(headers: dict[str, str], data: bytes, secrets: list[str], **config: Any) -> str:
     with pytest.raises(VerificationError) as caught:
-        adapter(**config).verify(headers, data, secrets)
+        accept(headers, data, secrets, **config)
     for secret in secrets:
         assert secret not in str(caught.value)
     for value in headers.values():
@@ -68,7 +72,7 @@ def test_a_delivery_signed_longer_ago_than_the_tolerance_is_refused() -> None:
     headers, data = delivery(charge(), signed_at=NOW - 48 * 3600 - 1)
     assert reason_of(headers, data, [SECRET]) == "stale_timestamp"
     headers, data = delivery(charge(), signed_at=NOW - 48 * 3600)
-    adapter().verify(headers, data, [SECRET])
+    accept(headers, data)
     headers, data = delivery(charge(), signed_at=NOW - 3601)
     assert reason_of(headers, data, [SECRET], tolerance="1h") == "stale_timestamp"
 
@@ -77,7 +81,7 @@ def test_a_delivery_signed_in_the_future_is_refused() -> None:
     headers, data = delivery(charge(), signed_at=NOW + 5 * 60 + 1)
     assert reason_of(headers, data, [SECRET]) == "future_timestamp"
     headers, data = delivery(charge(), signed_at=NOW + 5 * 60)
-    adapter().verify(headers, data, [SECRET])
+    accept(headers, data)
 
 
 def test_a_missing_signature_or_an_empty_body_is_refused() -> None:
@@ -112,7 +116,7 @@ def test_entries_are_read_by_key_and_any_v1_may_match() -> None:
     headers, data = delivery(charge())
     good = headers["x-recharge-webhook-signature"].split("v1=")[1]
     headers["x-recharge-webhook-signature"] = f"v2=abc, t={SIGNED_AT}, v1={'0' * 64}, v1={good}"
-    adapter().verify(headers, data, [SECRET])
+    accept(headers, data)
     signed = parse_timestamped(headers["x-recharge-webhook-signature"])
     assert signed is not None
     assert signed.timestamp == SIGNED_AT
@@ -124,7 +128,7 @@ def test_entries_are_read_by_key_and_any_v1_may_match() -> None:
 def test_old_and_new_secret_both_verify_during_a_rotation(scheme: str, secrets: list[str]) -> None:
     for secret in (SECRET, "rotated-in"):
         headers, data = delivery(charge(), secret=secret, scheme=scheme)
-        adapter().verify(headers, data, secrets)
+        accept(headers, data, secrets)
 
 
 def test_the_timestamped_header_wins_when_both_are_sent() -> None:
@@ -138,14 +142,14 @@ def test_signature_timestamped_refuses_a_legacy_only_delivery() -> None:
     digest: a source set to ``timestamped`` does not accept that."""
     headers, data = delivery(charge(), scheme="both", signed_at=NOW - 49 * 3600)
     del headers["x-recharge-webhook-signature"]
-    adapter().verify(headers, data, [SECRET])  # auto: the legacy digest is all there is
+    accept(headers, data)  # auto: the legacy digest is all there is
     reason = reason_of(headers, data, [SECRET], signature=SignatureScheme.TIMESTAMPED)
     assert reason == "missing_signature"
 
 
 def test_signature_legacy_reads_only_the_legacy_header() -> None:
     headers, data = delivery(charge(), scheme="both", signed_at=NOW - 49 * 3600)
-    adapter(signature="legacy").verify(headers, data, [SECRET])
+    accept(headers, data, signature="legacy")
     headers, data = delivery(charge(), scheme="timestamped")
     assert reason_of(headers, data, [SECRET], signature="legacy") == "missing_signature"
     assert raw(charge()) == data

@@ -285,6 +285,26 @@ def test_a_credit_note_refunds_the_invoice_lines_it_credits() -> None:
     ]
 
 
+def test_a_credit_note_line_without_a_quantity_refunds_no_whole_unit() -> None:
+    """A line credited by amount alone has no quantity: how much of the invoice line it gave
+    back is unknown, so it is not taken as a refund of the line's units (which could withdraw
+    the invite for a small goodwill credit). A line with a quantity refunds those units."""
+    at = 1741700000
+    event = samples.credit_note_created(
+        "in_A", ["il_KitDemo01", "il_KitDemo02"], event_id="evt_cn", created=at
+    )
+    by_amount = event["data"]["object"]["lines"]["data"][1]
+    by_amount.update(quantity=None, amount=500)
+    (refunded,) = parse(event)
+    assert isinstance(refunded, OrderRefunded)
+    assert refunded.refund == Refund(
+        refund_id="cn_for_in_A", lines=(RefundedLine(line_id="il_KitDemo01", quantity=1),)
+    )
+    assert not refunded.full
+    del by_amount["quantity"]
+    assert parse(event) == [refunded]
+
+
 def test_another_event_type_is_skipped_and_a_malformed_event_is_a_bad_payload() -> None:
     event = samples.invoice_paid()
     event["type"] = "customer.subscription.updated"
