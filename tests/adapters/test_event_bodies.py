@@ -67,7 +67,7 @@ def recharge_renewal(version: str) -> list[DomainEvent]:
     config = RechargeConfig(
         shop_domain=SHOP, product_url="https://kit-demo.example/products/{product_id}"
     )
-    recharge = RechargeAdapter(source="my-recharge", config=config, clock=lambda: signed_at + 5)
+    recharge = RechargeAdapter(source="my-recharge", config=config)
     return list(recharge.parse(normalise_headers(headers), raw, received_at=RECEIVED))
 
 
