@@ -33,6 +33,15 @@ log = logging.getLogger("kit.admin.page")
 LIST_LIMIT = 50  # dead and in-doubt entries shown; the CLI lists them all
 DECISIONS_LIMIT = 30  # the newest decisions shown; ``explain`` has a stream's whole story
 MAX_QUERY = 200  # a search is one order reference or key
+# The page holds customer data and one action: no other site may frame it (to steer a click
+# onto the action), no cache may keep it, and no script runs in it (it has none of its own).
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -89,7 +98,7 @@ def install_page(
             retried=request.query.get("retried"),
             can_retry=sources.token is not None,
         )
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html, content_type="text/html", headers=HEADERS)
 
     async def retry(request: web.Request) -> web.Response:
         form = await request.post()

@@ -142,3 +142,17 @@ def test_the_trend_keeps_only_the_newest_samples() -> None:
         trend.record(float(at), {State.DEAD: at})
     assert [s.at for s in trend.samples] == [2.0, 3.0, 4.0]
     assert dict(trend.samples[-1].counts) == {s.value: 4 if s is State.DEAD else 0 for s in State}
+
+
+async def test_the_page_cannot_be_framed_cached_or_run_scripts(page: Page) -> None:
+    """Another site cannot frame the page to steer a click onto the retry button, no cache keeps
+    its customer data, and a browser runs no script even if one got past the escaping."""
+    response = await page.client.get("/")
+    assert response.status == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy
+    assert "form-action 'self'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
