@@ -95,7 +95,7 @@ def install_page(
             query=mask_emails(query),
             found=found,
             csrf=csrf,
-            retried=request.query.get("retried"),
+            retried=_count(request.query.get("retried", "")),
             can_retry=sources.token is not None,
         )
         return web.Response(text=html, content_type="text/html", headers=HEADERS)
@@ -170,6 +170,11 @@ def _same_origin(request: web.Request) -> bool:
 
 def _equal(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def _count(text: str) -> int | None:
+    """The count the retry's redirect carries; None for anything else a link could put there."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
 def _text(value: object) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from urllib.parse import quote
 
 import pytest
 from journal.deliveries import EMAIL, KEY
@@ -156,3 +157,12 @@ async def test_the_page_cannot_be_framed_cached_or_run_scripts(page: Page) -> No
     assert "form-action 'self'" in policy
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("shown", ["<b>all</b>", "9999 (check the logs at evil.example)", ""])
+async def test_the_retried_notice_shows_only_a_count(page: Page, shown: str) -> None:
+    """The notice after a retry is a number from the redirect; a link with other text in its
+    place shows nothing, so nobody can make the page say what the kit did not do."""
+    html = await page.html(f"/?retried={quote(shown)}")
+    assert 'id="retried"' not in html
+    assert '<p id="retried">Retried 3 dead entries.</p>' in await page.html("/?retried=3")
