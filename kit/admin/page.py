@@ -50,14 +50,19 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
+def _no_empty_token(token: str | None) -> str | None:
+    return token or None  # an empty token would match an empty form field
+
+
 @attrs.frozen
 class PageSources:
     """Where the page reads from; callables because ``serve`` opens the outbox after the
-    admin listener's routes are installed. ``token`` None: the retry action is refused."""
+    admin listener's routes are installed. ``token`` None or empty: the retry action is
+    refused."""
 
     outbox: Callable[[], Outbox | None]
     journal: Callable[[], Journal | None]
-    token: str | None
+    token: str | None = attrs.field(converter=_no_empty_token)
 
 
 def install_page(

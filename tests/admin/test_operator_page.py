@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from journal.deliveries import EMAIL, KEY
 
-from admin.page_helpers import TEST_ORDER, TOKEN, Page
+from admin.page_helpers import TEST_ORDER, TOKEN, Page, opened_page
 from kit.admin.trend import CountsTrend
 from kit.outbox.types import State
 
@@ -91,6 +92,18 @@ async def test_retry_is_forbidden_when_no_token_is_configured(tokenless: Page) -
     form = {"csrf": await tokenless.csrf(), "token": "", "key": KEY}
     assert await tokenless.retry(form, Origin=tokenless.origin) == 403
     assert (await tokenless.kit.outbox.get(KEY)).state is State.DEAD
+
+
+async def test_an_empty_configured_token_guards_nothing_so_retry_is_forbidden(
+    tmp_path: Path,
+) -> None:
+    """A token of "" (an embedding application's ``AdminSettings``) is no token: an empty
+    form field must not match it."""
+    async for page in opened_page(tmp_path, ""):
+        form = {"csrf": await page.csrf(), "token": "", "key": KEY}
+        assert await page.retry(form, Origin=page.origin) == 403
+        assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+        assert "Retrying needs" in await page.html()
 
 
 async def test_retry_with_a_bad_csrf_token_is_forbidden_and_logged(
