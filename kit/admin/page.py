@@ -90,7 +90,9 @@ def install_page(
             latest = await journal.latest_decisions(DECISIONS_LIMIT)
             decisions = [_decision_view(d) for d in latest]
             if query:
-                found = explanation_json(query, None, await explain(outbox, journal, query))
+                found = _found_view(
+                    explanation_json(query, None, await explain(outbox, journal, query))
+                )
         html = _TEMPLATES.get_template("page.html").render(
             counts=[(state.value, stats.counts.get(state, 0)) for state in State],
             troubled=troubled,
@@ -162,6 +164,25 @@ def _decision_view(latest: LatestDecision) -> dict[str, Any]:
         "detail": facts.detail or "",
         "key": latest.row.key or "",
     }
+
+
+def _found_view(found: dict[str, Any]) -> dict[str, Any]:
+    """The explain document with its references masked, as the list of entries shows them:
+    the free text of a shop's own numbering may quote an e-mail."""
+    orders = [
+        {
+            **order,
+            "references": [mask_emails(r) for r in order["references"]],
+            "timeline": [
+                {**item, "reference": mask_emails(item["reference"])}
+                if item.get("reference")
+                else item
+                for item in order["timeline"]
+            ],
+        }
+        for order in found["orders"]
+    ]
+    return {**found, "orders": orders}
 
 
 def _same_origin(request: web.Request) -> bool:

@@ -11,7 +11,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from journal.deliveries import EMAIL, KEY
+from builders import event
+from journal.conftest import deliver
+from journal.deliveries import EMAIL, KEY, fulfilled_order
 
 from admin.page_helpers import TEST_ORDER, TOKEN, Page, opened_page
 from kit.admin.trend import CountsTrend
@@ -59,6 +61,23 @@ async def test_a_search_is_escaped_and_masked(page: Page) -> None:
     html = await page.html(f"/?q=<script>x</script>{EMAIL}")
     assert "<script>x" not in html
     assert "&lt;script&gt;x&lt;/script&gt;e***@example.org" in html
+
+
+async def test_a_search_shows_references_with_emails_masked(page: Page) -> None:
+    """An order's references (an entry's, a stream's, an event's) are masked in the search's
+    answer as they are in the list of troubled entries."""
+    await page.kit.outbox.enqueue(event("buyer@example.org", email=EMAIL), key="k-email-ref")
+    html = await page.html("/?q=k-email-ref")
+    assert "entry k-email-ref" in html
+    assert "b***@example.org" in html
+    assert "buyer@example.org" not in html
+
+    order = fulfilled_order("5560001000888")
+    order["name"] = "buyer@example.org"  # a shop's order name is the reference
+    await deliver(page.kit, order, "orders/fulfilled", "w-3")
+    html = await page.html("/?q=buyer%40example.org")
+    assert "event order_fulfilled" in html
+    assert "buyer@example.org" not in html
 
 
 async def test_retry_with_the_token_makes_the_entry_pending_and_is_logged(
