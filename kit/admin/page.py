@@ -108,7 +108,11 @@ def install_page(
         return web.Response(text=html, content_type="text/html", headers=HEADERS)
 
     async def retry(request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # bytes that are not UTF-8, which no browser's form sends
+            _refused(request, "the form cannot be read")
+            raise web.HTTPBadRequest(text="the form cannot be read") from None
         if not _same_origin(request) or not _equal(_text(form.get("csrf")), csrf):
             _refused(request, "CSRF check failed")
             raise web.HTTPForbidden(text="CSRF check failed: reload the page and try again")

@@ -137,6 +137,32 @@ async def test_retry_with_a_bad_csrf_token_is_forbidden_and_logged(
 
 
 @pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"csrf=\xff\xfe&token=x", "application/x-www-form-urlencoded"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="token"\r\n\r\n\xff\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+    ids=["urlencoded", "multipart"],
+)
+async def test_retry_with_an_unreadable_form_is_a_bad_request_not_an_error(
+    page: Page, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str
+) -> None:
+    """Bytes that are not UTF-8 (which no browser's form sends) answer 400 and are logged as
+    a refusal: a stranger cannot fill the error log with tracebacks."""
+    with caplog.at_level(logging.INFO):
+        response = await page.client.post(
+            "/retry", data=body, headers={"Content-Type": content_type, "Origin": page.origin}
+        )
+    assert response.status == 400
+    assert "admin retry refused for 127.0.0.1: the form cannot be read" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+@pytest.mark.parametrize(
     "headers",
     [{}, {"Origin": "http://evil.example"}, {"Referer": "http://evil.example/"}],
     ids=["no-origin", "foreign-origin", "foreign-referer"],
