@@ -429,6 +429,17 @@ async def test_dead_refuses_without_keys_or_all(run: Run, db: str, action: str) 
     assert (await counts(db))[State.DEAD] == 1
 
 
+@pytest.mark.parametrize("action", ["retry", "drop"])
+async def test_dead_refuses_keys_together_with_all(run: Run, db: str, action: str) -> None:
+    """Named keys with ``--all`` are a contradiction, not a request for all: nothing changes,
+    so a stray ``--all`` cannot drop every dead entry's payload when one key was meant."""
+    await make_dead(db, ["d-1", "d-2"])
+    result = await run("dead", action, key_of("d-1"), "--all", "--db", db)
+    assert result.code == 2
+    assert "name KEYs or pass --all, not both" in result.err
+    assert (await counts(db))[State.DEAD] == 2
+
+
 async def test_dead_retry_all(run: Run, db: str) -> None:
     await make_dead(db, ["d-1", "d-2"])
     await enqueue(db, ["p-1"])

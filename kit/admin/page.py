@@ -33,6 +33,15 @@ log = logging.getLogger("kit.admin.page")
 LIST_LIMIT = 50  # dead and in-doubt entries shown; the CLI lists them all
 DECISIONS_LIMIT = 30  # the newest decisions shown; ``explain`` has a stream's whole story
 MAX_QUERY = 200  # a search is one order reference or key
+# The page holds customer data and one action: no other site may frame it (to steer a click
+# onto the action), no cache may keep it, and no script runs in it (it has none of its own).
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -41,14 +50,19 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
+def _no_empty_token(token: str | None) -> str | None:
+    return token or None  # an empty token would match an empty form field
+
+
 @attrs.frozen
 class PageSources:
     """Where the page reads from; callables because ``serve`` opens the outbox after the
-    admin listener's routes are installed. ``token`` None: the retry action is refused."""
+    admin listener's routes are installed. ``token`` None or empty: the retry action is
+    refused."""
 
     outbox: Callable[[], Outbox | None]
     journal: Callable[[], Journal | None]
-    token: str | None
+    token: str | None = attrs.field(converter=_no_empty_token)
 
 
 def install_page(
@@ -76,7 +90,9 @@ def install_page(
             latest = await journal.latest_decisions(DECISIONS_LIMIT)
             decisions = [_decision_view(d) for d in latest]
             if query:
-                found = explanation_json(query, None, await explain(outbox, journal, query))
+                found = _found_view(
+                    explanation_json(query, None, await explain(outbox, journal, query))
+                )
         html = _TEMPLATES.get_template("page.html").render(
             counts=[(state.value, stats.counts.get(state, 0)) for state in State],
             troubled=troubled,
@@ -86,13 +102,17 @@ def install_page(
             query=mask_emails(query),
             found=found,
             csrf=csrf,
-            retried=request.query.get("retried"),
+            retried=_count(request.query.get("retried", "")),
             can_retry=sources.token is not None,
         )
-        return web.Response(text=html, content_type="text/html")
+        return web.Response(text=html, content_type="text/html", headers=HEADERS)
 
     async def retry(request: web.Request) -> web.Response:
-        form = await request.post()
+        try:
+            form = await request.post()
+        except ValueError:  # bytes that are not UTF-8, which no browser's form sends
+            _refused(request, "the form cannot be read")
+            raise web.HTTPBadRequest(text="the form cannot be read") from None
         if not _same_origin(request) or not _equal(_text(form.get("csrf")), csrf):
             _refused(request, "CSRF check failed")
             raise web.HTTPForbidden(text="CSRF check failed: reload the page and try again")
@@ -150,6 +170,25 @@ def _decision_view(latest: LatestDecision) -> dict[str, Any]:
     }
 
 
+def _found_view(found: dict[str, Any]) -> dict[str, Any]:
+    """The explain document with its references masked, as the list of entries shows them:
+    the free text of a shop's own numbering may quote an e-mail."""
+    orders = [
+        {
+            **order,
+            "references": [mask_emails(r) for r in order["references"]],
+            "timeline": [
+                {**item, "reference": mask_emails(item["reference"])}
+                if item.get("reference")
+                else item
+                for item in order["timeline"]
+            ],
+        }
+        for order in found["orders"]
+    ]
+    return {**found, "orders": orders}
+
+
 def _same_origin(request: web.Request) -> bool:
     """The browser's ``Origin`` (or, without it, the ``Referer``) names this listener."""
     claimed = request.headers.get("Origin") or request.headers.get("Referer")
@@ -161,6 +200,11 @@ def _same_origin(request: web.Request) -> bool:
 
 def _equal(offered: str, expected: str) -> bool:
     return hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def _count(text: str) -> int | None:
+    """The count the retry's redirect carries; None for anything else a link could put there."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
 
 
 def _text(value: object) -> str:

@@ -325,8 +325,9 @@ async def cmd_dead(args: argparse.Namespace) -> int:
                 else:
                     print(f"{entry.key}\t{entry.last_error or ''}")
             return 0
-        if not args.all and not args.keys:
-            print("etrusted-kit: error: name KEYs or pass --all", file=sys.stderr)
+        if args.all == bool(args.keys):  # neither, or both: say which is meant
+            both = ", not both" if args.all else ""
+            print(f"etrusted-kit: error: name KEYs or pass --all{both}", file=sys.stderr)
             return 2
         keys = None if args.all else list(dict.fromkeys(args.keys))
         before = {key: await _state_of(outbox, key) for key in keys or ()}
@@ -449,7 +450,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         d = dead.add_parser(name, help=text)
         add_db_option(d)
         d.add_argument("keys", nargs="*", metavar="KEY")
-        d.add_argument("--all", action="store_true")
+        d.add_argument("--all", action="store_true", help="every dead entry (without KEYs)")
     p.set_defaults(func=cmd_dead)
 
     p = subparsers.add_parser("purge", help="remove customer data of finished entries")

@@ -12,7 +12,8 @@ from kit.doctor.result import CheckResult, Problem
 
 
 async def check_configuration(ctx: Context) -> CheckResult:
-    """A file is given and loads; the checks of sources, channels and triggers need it."""
+    """A file is given and loads, its ``[admin] token`` set if named (no other check reads
+    it); the checks of sources, channels and triggers need the file."""
     name = "configuration"
     loaded = ctx.setup.file
     if loaded.origin is None:
@@ -34,6 +35,20 @@ async def check_configuration(ctx: Context) -> CheckResult:
             [
                 Problem(message=problem, hint="`etrusted-kit config check` shows the same")
                 for problem in loaded.problems
+            ],
+        )
+    admin = loaded.config.admin
+    if admin is not None and loaded.is_unset(admin.token) and admin.token is not None:
+        return CheckResult.problem(
+            name,
+            f"{loaded.origin} cannot be used by serve",
+            [
+                Problem(
+                    message=f"[admin] token comes from ${admin.token.env}, which is not set (or"
+                    " empty); serve refuses to start",
+                    hint=f"set {admin.token.env} to the operator page's admin token, or remove"
+                    " the token key",
+                )
             ],
         )
     count = len(loaded.config.sources)

@@ -7,11 +7,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from journal.deliveries import EMAIL, KEY
+from builders import event
+from journal.conftest import deliver
+from journal.deliveries import EMAIL, KEY, fulfilled_order
 
-from admin.page_helpers import TEST_ORDER, TOKEN, Page
+from admin.page_helpers import TEST_ORDER, TOKEN, Page, opened_page
 from kit.admin.trend import CountsTrend
 from kit.outbox.types import State
 
@@ -59,6 +63,23 @@ async def test_a_search_is_escaped_and_masked(page: Page) -> None:
     assert "&lt;script&gt;x&lt;/script&gt;e***@example.org" in html
 
 
+async def test_a_search_shows_references_with_emails_masked(page: Page) -> None:
+    """An order's references (an entry's, a stream's, an event's) are masked in the search's
+    answer as they are in the list of troubled entries."""
+    await page.kit.outbox.enqueue(event("buyer@example.org", email=EMAIL), key="k-email-ref")
+    html = await page.html("/?q=k-email-ref")
+    assert "entry k-email-ref" in html
+    assert "b***@example.org" in html
+    assert "buyer@example.org" not in html
+
+    order = fulfilled_order("5560001000888")
+    order["name"] = "buyer@example.org"  # a shop's order name is the reference
+    await deliver(page.kit, order, "orders/fulfilled", "w-3")
+    html = await page.html("/?q=buyer%40example.org")
+    assert "event order_fulfilled" in html
+    assert "buyer@example.org" not in html
+
+
 async def test_retry_with_the_token_makes_the_entry_pending_and_is_logged(
     page: Page, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -92,6 +113,18 @@ async def test_retry_is_forbidden_when_no_token_is_configured(tokenless: Page) -
     assert (await tokenless.kit.outbox.get(KEY)).state is State.DEAD
 
 
+async def test_an_empty_configured_token_guards_nothing_so_retry_is_forbidden(
+    tmp_path: Path,
+) -> None:
+    """A token of "" (an embedding application's ``AdminSettings``) is no token: an empty
+    form field must not match it."""
+    async for page in opened_page(tmp_path, ""):
+        form = {"csrf": await page.csrf(), "token": "", "key": KEY}
+        assert await page.retry(form, Origin=page.origin) == 403
+        assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+        assert "Retrying needs" in await page.html()
+
+
 async def test_retry_with_a_bad_csrf_token_is_forbidden_and_logged(
     page: Page, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -100,6 +133,32 @@ async def test_retry_with_a_bad_csrf_token_is_forbidden_and_logged(
         assert await page.retry(form, Origin=page.origin) == 403
     assert "admin retry refused for 127.0.0.1: CSRF check failed" in caplog.text
     assert TOKEN not in caplog.text
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"csrf=\xff\xfe&token=x", "application/x-www-form-urlencoded"),
+        (
+            b'--b\r\nContent-Disposition: form-data; name="token"\r\n\r\n\xff\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
+    ],
+    ids=["urlencoded", "multipart"],
+)
+async def test_retry_with_an_unreadable_form_is_a_bad_request_not_an_error(
+    page: Page, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str
+) -> None:
+    """Bytes that are not UTF-8 (which no browser's form sends) answer 400 and are logged as
+    a refusal: a stranger cannot fill the error log with tracebacks."""
+    with caplog.at_level(logging.INFO):
+        response = await page.client.post(
+            "/retry", data=body, headers={"Content-Type": content_type, "Origin": page.origin}
+        )
+    assert response.status == 400
+    assert "admin retry refused for 127.0.0.1: the form cannot be read" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert (await page.kit.outbox.get(KEY)).state is State.DEAD
 
 
@@ -142,3 +201,26 @@ def test_the_trend_keeps_only_the_newest_samples() -> None:
         trend.record(float(at), {State.DEAD: at})
     assert [s.at for s in trend.samples] == [2.0, 3.0, 4.0]
     assert dict(trend.samples[-1].counts) == {s.value: 4 if s is State.DEAD else 0 for s in State}
+
+
+async def test_the_page_cannot_be_framed_cached_or_run_scripts(page: Page) -> None:
+    """Another site cannot frame the page to steer a click onto the retry button, no cache keeps
+    its customer data, and a browser runs no script even if one got past the escaping."""
+    response = await page.client.get("/")
+    assert response.status == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy
+    assert "default-src 'none'" in policy
+    assert "form-action 'self'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("shown", ["<b>all</b>", "9999 (check the logs at evil.example)", ""])
+async def test_the_retried_notice_shows_only_a_count(page: Page, shown: str) -> None:
+    """The notice after a retry is a number from the redirect; a link with other text in its
+    place shows nothing, so nobody can make the page say what the kit did not do."""
+    html = await page.html(f"/?retried={quote(shown)}")
+    assert 'id="retried"' not in html
+    assert '<p id="retried">Retried 3 dead entries.</p>' in await page.html("/?retried=3")

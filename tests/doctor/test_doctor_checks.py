@@ -157,6 +157,18 @@ async def test_an_unset_outbox_url_variable_is_named_not_defaulted(
     assert "[outbox] url comes from $SHOP_DB_URL, which is not set" in result.out
 
 
+async def test_an_unset_admin_token_variable_is_named(
+    run: Run, config: Path, sandbox: SandboxServer
+) -> None:
+    """[admin] token from an unset variable stops serve from starting, so the doctor does not
+    pass: the configuration check names the variable."""
+    config.write_text(config.read_text() + '\n[admin]\ntoken = { env = "SHOP_ADMIN_TOKEN" }\n')
+    result = await run("doctor", "--config", str(config))
+    assert result.code == 1
+    assert "[admin] token comes from $SHOP_ADMIN_TOKEN, which is not set" in result.out
+    assert "\x00" not in result.out
+
+
 async def test_an_added_check_runs_with_the_others(
     config: Path, sandbox: SandboxServer, db: str
 ) -> None:
