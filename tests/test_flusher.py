@@ -25,8 +25,9 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
-from kit.flusher.catalog import REFRESH_MIN_INTERVAL
+from kit.flusher.catalog import REFRESH_MIN_INTERVAL, EventTypeCatalog
 from kit.flusher.decisions import LEASE_BUDGET_SPENT
+from kit.models import EventType
 from kit.outbox import Outbox
 from kit.outbox.move import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
@@ -1034,6 +1035,18 @@ async def test_a_type_created_after_parking_is_seen_by_a_running_flusher(
         flusher.stop()
         await asyncio.wait_for(task, 10)
     await world.assert_exactly_once()
+
+
+async def test_a_no_is_asked_again_once_the_wall_clock_stepped_back_since_it_was_read() -> None:
+    """An answer read at a time the wall clock has stepped back behind (an NTP step, a resumed
+    VM) is of unknown age: a 'no' is asked again before it parks anything, as an old one is."""
+    clock = Clock(T0)
+    client = FakeDeliveryClient(event_types=["checkout"])
+    catalog = EventTypeCatalog(client, ttl=300.0, clock=clock)
+    assert await catalog.active("review_me") is False
+    client.event_types.append(EventType(id="ety-9", name="review_me", active=True))
+    clock.now = T0 - 3600.0
+    assert await catalog.active("review_me") is True
 
 
 async def test_an_etrusted_outage_is_retried_with_a_warning_per_try_and_no_traceback(
