@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from builders import T0
 
 from kit.flusher import FlusherConfig
@@ -39,3 +40,17 @@ async def wait_until(predicate: Callable[[], Any], limit: float = 10.0) -> None:
     async with asyncio.timeout(limit):
         while not predicate():
             await asyncio.sleep(0.005)
+
+
+class LoopTime:
+    """The running event loop's clock, ``ahead`` seconds ahead of the real one: moving it on
+    fires the timers due by then at the loop's next turn, without waiting for real time."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        loop = asyncio.get_running_loop()
+        self._real = loop.time
+        self.ahead = 0.0
+        monkeypatch.setattr(loop, "time", self)
+
+    def __call__(self) -> float:
+        return self._real() + self.ahead

@@ -14,7 +14,7 @@ import aiosqlite
 import attrs
 import pytest
 from builders import CHANNEL, OTHER_CHANNEL, T0, order
-from flusher_doubles import Clock
+from flusher_doubles import Clock, LoopTime
 
 from kit.client import ETrustedClient
 from kit.errors import (
@@ -25,7 +25,9 @@ from kit.errors import (
     StorageUnavailableError,
 )
 from kit.flusher import Flusher, FlusherConfig, InDoubtPolicy
-from kit.flusher.catalog import REFRESH_MIN_INTERVAL
+from kit.flusher.catalog import REFRESH_MIN_INTERVAL, EventTypeCatalog
+from kit.flusher.decisions import LEASE_BUDGET_SPENT
+from kit.models import EventType
 from kit.outbox import Outbox
 from kit.outbox.move import migrate_outbox
 from kit.outbox.sqlite import SQLiteStorage
@@ -743,6 +745,96 @@ async def test_a_post_never_outlives_its_lease(world: World) -> None:
     await world.assert_exactly_once()
 
 
+class WallClockStepsBack(SQLiteStorage):
+    """The host's wall clock steps back an hour right after the first claim (an NTP step, a
+    resumed VM): that claim's lease still ends at its stored time for every other flusher."""
+
+    def __init__(self, path: Path, clock: Clock) -> None:
+        super().__init__(path)
+        self.clock = clock
+
+    async def claim_with_holds(
+        self, *, owner: str, limit: int, lease_seconds: float, now: float
+    ) -> tuple[list[Claimed], list[Hold]]:
+        result = await super().claim_with_holds(
+            owner=owner, limit=limit, lease_seconds=lease_seconds, now=now
+        )
+        if result[0] and self.clock.now == T0:
+            self.clock.now = T0 - 3600.0
+        return result
+
+
+async def test_a_post_is_cut_off_at_its_leases_end_on_the_loop_clock_when_the_wall_clock_steps_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flusher measures the lease it holds from its claim on the event loop's clock: with the
+    wall clock stepped back after the claim, a POST in flight is still cut off (and its entry
+    in doubt) before the lease ends, not an hour later, when other flushers may take it over."""
+    loop_time = LoopTime(monkeypatch)
+    clock = Clock(T0)
+    storage = WallClockStepsBack(tmp_path / "shop.db", clock)
+    async with Outbox(storage, clock=clock) as outbox:
+        (result,) = await outbox.enqueue_many([order(1)])
+        client = FakeDeliveryClient(clock=clock)
+        client.answer_posts(WaitFor(asyncio.Event()))  # never answered
+        config = attrs.evolve(
+            FAST, concurrency=1, check_event_types=False, lease_seconds=10.0, reconcile_window=60
+        )
+        flusher = Flusher(outbox, client, config, clock=clock)
+        task = asyncio.create_task(flusher.run())
+        try:
+            await wait_until(lambda: _async(len(client.posts) == 1))
+            assert clock.now == T0 - 3600.0
+            loop_time.ahead += 8.0  # the cutoff is due at 9 s of the lease's 10
+            for _ in range(50):  # turns in which a cutoff already due would fire
+                await asyncio.sleep(0)
+            assert client.cancelled == []  # not before its time either
+            loop_time.ahead += 1.5
+
+            async def answered() -> bool:
+                return bool(await outbox.attempts(result.key))
+
+            await wait_until(answered)
+        finally:
+            flusher.stop()
+            await asyncio.wait_for(task, 10)
+        (attempt, *_) = await outbox.attempts(result.key)
+    assert (attempt.outcome, attempt.error) == ("in_doubt", LEASE_BUDGET_SPENT)
+    assert len(client.posts) == 1
+
+
+async def test_an_entry_taken_late_in_its_lease_goes_back_when_the_wall_clock_stepped_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A POST starts only in the first half of the lease as measured on the event loop's clock
+    since the claim: an entry a worker takes later goes back unsent, although the wall clock,
+    stepped back after the claim, says most of the lease is left."""
+    loop_time = LoopTime(monkeypatch)
+    clock = Clock(T0)
+    storage = WallClockStepsBack(tmp_path / "shop.db", clock)
+    async with Outbox(storage, clock=clock) as outbox:
+        await outbox.enqueue_many([order(1), order(2)])
+        gate = asyncio.Event()
+        client = FakeDeliveryClient(clock=clock)
+        client.answer_posts(WaitFor(gate))  # the first POST waits; the second is answered
+        config = attrs.evolve(FAST, concurrency=1, check_event_types=False, lease_seconds=10.0)
+        flusher = Flusher(outbox, client, config, clock=clock)
+        task = asyncio.create_task(flusher.run())
+        try:
+            await wait_until(lambda: _async(len(client.posts) == 1))  # both claimed, one sent
+            loop_time.ahead += 6.0  # past half the lease, before its cutoff
+            gate.set()
+
+            async def delivered() -> bool:
+                return (await outbox.stats()).counts[State.DELIVERED] == 2
+
+            await wait_until(delivered)  # the second went back, and was claimed and sent again
+        finally:
+            flusher.stop()
+            await asyncio.wait_for(task, 10)
+    assert (flusher.stats.released, flusher.stats.claimed, len(client.posts)) == (1, 3, 2)
+
+
 @pytest.mark.parametrize("policy", list(InDoubtPolicy))
 async def test_a_lookup_refused_for_a_whole_window_parks_whatever_the_policy(
     world: World, policy: InDoubtPolicy
@@ -943,6 +1035,18 @@ async def test_a_type_created_after_parking_is_seen_by_a_running_flusher(
         flusher.stop()
         await asyncio.wait_for(task, 10)
     await world.assert_exactly_once()
+
+
+async def test_a_no_is_asked_again_once_the_wall_clock_stepped_back_since_it_was_read() -> None:
+    """An answer read at a time the wall clock has stepped back behind (an NTP step, a resumed
+    VM) is of unknown age: a 'no' is asked again before it parks anything, as an old one is."""
+    clock = Clock(T0)
+    client = FakeDeliveryClient(event_types=["checkout"])
+    catalog = EventTypeCatalog(client, ttl=300.0, clock=clock)
+    assert await catalog.active("review_me") is False
+    client.event_types.append(EventType(id="ety-9", name="review_me", active=True))
+    clock.now = T0 - 3600.0
+    assert await catalog.active("review_me") is True
 
 
 async def test_an_etrusted_outage_is_retried_with_a_warning_per_try_and_no_traceback(

@@ -60,8 +60,10 @@ class EventTypeCatalog:
         if self.cached(name):
             return True
         async with self._lock:
-            # Another worker may have just read the list: then its answer is fresh enough.
-            if self._types is None or self._clock() - self._read_at >= REFRESH_MIN_INTERVAL:
+            # Another worker may have just read the list: then its answer is fresh enough. One
+            # read "before now" (the wall clock stepped back since) is of unknown age: read again.
+            age = self._clock() - self._read_at
+            if self._types is None or not 0 <= age < REFRESH_MIN_INTERVAL:
                 try:
                     types = await self._client.list_event_types()
                 except ETrustedError:

@@ -42,7 +42,7 @@ from kit.flusher.config import (
     default_owner,
     warn_if_lease_too_short,
 )
-from kit.flusher.cutoff import Deadlines
+from kit.flusher.cutoff import LEASE_OVER, Deadlines, LeaseEnds
 from kit.flusher.decisions import Decision
 from kit.flusher.delivery import DeliveryClient
 from kit.flusher.handoff import Handoff
@@ -125,6 +125,9 @@ class Flusher:
         )
         self._holds = Holds(self._storage)
         self._cutoffs = Deadlines(clock)
+        # A run's leases and the clock they end on: its event loop's (see kit.flusher.cutoff).
+        self._leases = LeaseEnds()
+        self._loop_time: Callable[[], float] = time.monotonic
         self._report = Reporter(self.config)
         # Why run() must end in an error once it has shut down cleanly (see _fail).
         self._failure: KitError | None = None
@@ -184,7 +187,9 @@ class Flusher:
         if self._has_run:
             self._start_again()
         self._running = self._has_run = True
-        self._queue = Handoff(asyncio.get_running_loop())  # a run's claims, on its loop
+        loop = asyncio.get_running_loop()
+        self._queue = Handoff(loop)  # a run's claims, on its loop
+        self._leases, self._loop_time = LeaseEnds(), loop.time
         self._results.start(self._aborting)
         workers = [
             asyncio.create_task(self._worker(), name=f"etk-worker-{i}")
@@ -239,6 +244,7 @@ class Flusher:
         capacity = _CLAIMED_MAX * self.config.concurrency
         while not self._stopping:
             now = self._clock()
+            loop_now = self._loop_time()  # with ``now``: where a lease claimed at ``now`` began
             pause = await self._pause(now, until_idle=until_idle)
             if pause is None:
                 return
@@ -259,6 +265,7 @@ class Flusher:
                     continue
                 self._report.database.ended()
                 if claimed:
+                    self._leases.claimed(claimed, now, loop_now)
                     self._outstanding += len(claimed)
                     self._all_finished.clear()
                     for item in claimed:
@@ -432,15 +439,18 @@ class Flusher:
         if self._holds.blocks(now):
             # Paced (429) or paused (credentials) since this entry was claimed: hand it back.
             return self._apply(item, decisions.released())
-        if now > item.lease_expires_at - self.config.lease_seconds / 2:
+        # The lease ends at its stored time by the wall clock, or earlier on the loop's clock
+        # if the wall clock stepped back since the claim (see kit.flusher.cutoff).
+        lease_end = self._leases.ends.get(item.lease_expires_at, LEASE_OVER)
+        half = self.config.lease_seconds / 2
+        if now > item.lease_expires_at - half or self._loop_time() > lease_end - half:
             # Too little lease left for a POST to finish inside it: another flusher could take
             # the entry over mid-POST. Give it back instead (fenced, so harmless if taken).
             return self._apply(item, decisions.released())
         # The whole POST (token refresh and a 401 retry included) must end while the lease is
         # ours, with a margin: past that, another flusher may already reconcile the entry.
-        cutoff = self._cutoffs.cut_off_at(
-            item.lease_expires_at - self.config.lease_seconds * 0.1, me
-        )
+        margin = self.config.lease_seconds * 0.1
+        cutoff = self._cutoffs.cut_off_at(lease_end - margin, item.lease_expires_at - margin, me)
         started = time.perf_counter()
         self._posting.add((item.key, item.attempt))
         self.stats.posts += 1
