@@ -119,6 +119,15 @@ def _public_url(value: str | None) -> str | None:
     return value
 
 
+def _is_loopback(host: str) -> bool:
+    if host.lower().removesuffix(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another name, or "" (every interface)
+
+
 @attrs.frozen(kw_only=True)
 class AdminSettings:
     """``[admin]``: the admin listener of ``serve`` (health, metrics and the operator page).
@@ -148,6 +157,12 @@ class AdminSettings:
         public = urlsplit(self.public_url).hostname
         assert public is not None  # checked by _public_url
         return (*self.allowed_hosts, host_name(public))
+
+    @property
+    def exposed_without_token(self) -> bool:
+        """Bound beyond loopback with no token: anyone who reaches the port reads the page
+        (and nobody can retry)."""
+        return self.token is None and not _is_loopback(self.host)
 
 
 _ROUTE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")

@@ -304,6 +304,14 @@ class Service:
             listener.app,
             admin.PageSources(self._page_outbox, self._journal, token, settings.public_url),
         )
+        if settings.exposed_without_token:
+            logger.warning(
+                "the admin listener on %s has no [admin] token: the operator page (references,"
+                " error texts, decisions) is readable by anyone who can reach it, and retries"
+                " are off",
+                settings.host or "every interface",
+                extra={"action": "admin.exposed_without_token", "host": settings.host},
+            )
         self._admin = listener
         return listener
 
