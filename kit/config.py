@@ -29,9 +29,14 @@ def positive(instance: object, attribute: attrs.Attribute[Any], value: float) ->
 
 
 def http_url(instance: object, attribute: attrs.Attribute[Any], value: str) -> None:
-    """attrs validator: an http(s) URL with a host and a valid port. A missing host or a bad
-    port would otherwise surface only at the first request."""
-    name = attribute.name
+    """attrs validator: an http(s) URL with a host and a valid port (:func:`check_http_url`)."""
+    check_http_url(attribute.name, value)
+
+
+def check_http_url(name: str, value: str) -> None:
+    """``value`` is an http(s) URL with a host and a valid port, else a :class:`ConfigError`
+    naming ``name``. A missing host or a bad port would otherwise surface only at the first
+    request."""
     if not value.startswith(("http://", "https://")):
         raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
     try:

@@ -4,7 +4,16 @@ the operator page."""
 from __future__ import annotations
 
 from kit.admin.health import Check, Readiness, readiness
+from kit.admin.hosts import refuse_other_hosts
 from kit.admin.page import PageSources, install_page
 from kit.admin.routes import install
 
-__all__ = ["Check", "PageSources", "Readiness", "install", "install_page", "readiness"]
+__all__ = [
+    "Check",
+    "PageSources",
+    "Readiness",
+    "install",
+    "install_page",
+    "readiness",
+    "refuse_other_hosts",
+]

@@ -4,6 +4,10 @@ Server-rendered HTML through jinja2 with autoescape on: customer data and server
 reach the page, so escaping is the template engine's job, never a hand-written rule. The one
 action, retrying dead entries, changes the outbox: it asks for the admin token, a per-process
 CSRF secret from the form, and a same-origin ``Origin``/``Referer``, and it is logged.
+
+Behind a reverse proxy the browser's origin is the proxy's (``https://ops.example.com``), not
+the one the listener sees: ``public_url`` names it, and its path is where the page's forms
+point. ``X-Forwarded-*`` headers are never read: anyone who reaches the listener can send them.
 """
 
 from __future__ import annotations
@@ -58,11 +62,18 @@ def _no_empty_token(token: str | None) -> str | None:
 class PageSources:
     """Where the page reads from; callables because ``serve`` opens the outbox after the
     admin listener's routes are installed. ``token`` None or empty: the retry action is
-    refused."""
+    refused. ``public_url``: where browsers reach the page through a proxy (see the module)."""
 
     outbox: Callable[[], Outbox | None]
     journal: Callable[[], Journal | None]
     token: str | None = attrs.field(converter=_no_empty_token)
+    public_url: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The path the page's forms and redirect use: ``public_url``'s, else ``/``."""
+        path = "" if self.public_url is None else urlsplit(self.public_url).path
+        return path if path.endswith("/") else f"{path}/"
 
 
 def install_page(
@@ -102,6 +113,7 @@ def install_page(
             query=mask_emails(query),
             found=found,
             csrf=csrf,
+            base=sources.base,
             retried=_count(request.query.get("retried", "")),
             can_retry=sources.token is not None,
         )
@@ -113,7 +125,8 @@ def install_page(
         except ValueError:  # bytes that are not UTF-8, which no browser's form sends
             _refused(request, "the form cannot be read")
             raise web.HTTPBadRequest(text="the form cannot be read") from None
-        if not _same_origin(request) or not _equal(_text(form.get("csrf")), csrf):
+        same_origin = _same_origin(request, sources.public_url)
+        if not same_origin or not _equal(_text(form.get("csrf")), csrf):
             _refused(request, "CSRF check failed")
             raise web.HTTPForbidden(text="CSRF check failed: reload the page and try again")
         offered = _text(form.get("token")) or _bearer(request)
@@ -132,7 +145,7 @@ def install_page(
             request.remote,
             extra={"action": "admin.retry", "count": count},
         )
-        raise web.HTTPSeeOther(f"/?retried={count}")
+        raise web.HTTPSeeOther(f"{sources.base}?retried={count}")
 
     app.router.add_get("/", page)
     app.router.add_post("/retry", retry)
@@ -189,13 +202,30 @@ def _found_view(found: dict[str, Any]) -> dict[str, Any]:
     return {**found, "orders": orders}
 
 
-def _same_origin(request: web.Request) -> bool:
-    """The browser's ``Origin`` (or, without it, the ``Referer``) names this listener."""
+def _same_origin(request: web.Request, public_url: str | None) -> bool:
+    """The browser's ``Origin`` (or, without it, the ``Referer``) names this listener: the
+    origin of ``public_url`` when set, else the scheme and ``Host`` the request came with."""
     claimed = request.headers.get("Origin") or request.headers.get("Referer")
     if not claimed:
         return False
-    parts = urlsplit(claimed)
-    return parts.scheme == request.scheme and parts.netloc == request.host
+    expected = public_url or f"{request.scheme}://{request.host}"
+    origin = _origin(claimed)
+    return origin is not None and origin == _origin(expected)
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """Scheme, host and port of ``url``, the default port filled in; None for no URL."""
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return scheme, host, port or _DEFAULT_PORTS[scheme]
 
 
 def _equal(offered: str, expected: str) -> bool:

@@ -8,13 +8,15 @@ checks that the reference names every key.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
-from kit.config import http_url, positive
+from kit.config import check_http_url, http_url, positive
 from kit.errors import ConfigError
 from kit.policy import PolicyConfig
 
@@ -80,6 +82,52 @@ def _admin_port(instance: object, attribute: attrs.Attribute[Any], value: int) -
         raise ConfigError(f"admin {attribute.name} must be a whole number 0..65535, got {value!r}")
 
 
+_HOST_LABEL = r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_HOST_LABEL}(\.{_HOST_LABEL})*\Z")
+
+
+def host_name(value: str) -> str:
+    """A host name as a ``Host`` header names it, compared without case and a final dot."""
+    name = value.lower().removesuffix(".")
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if len(name) > 253 or not _HOST_NAME.match(name):
+        raise ConfigError(
+            f"{value!r} is not a host name: give the name alone, without scheme, path or port"
+            " (ops.example.com)"
+        )
+    return name
+
+
+def _host_names(values: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(values, str) or not all(isinstance(v, str) for v in values):
+        raise ConfigError('expected a list of host names (["ops.example.com"])')
+    return tuple(host_name(v) for v in values)
+
+
+def _public_url(value: str | None) -> str | None:
+    if value is None:
+        return None
+    check_http_url("public_url", value)
+    parts = urlsplit(value)
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError(
+            f"public_url is where the page is reached: no user, query or fragment, got {value!r}"
+        )
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().removesuffix(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another name, or "" (every interface)
+
+
 @attrs.frozen(kw_only=True)
 class AdminSettings:
     """``[admin]``: the admin listener of ``serve`` (health, metrics and the operator page).
@@ -87,11 +135,34 @@ class AdminSettings:
     Separate from the webhook port, and on loopback by default: it is for the host's
     Prometheus and probes, never for the shop platform. ``token`` guards the actions of the
     operator page; the read-only endpoints do not ask for it.
+
+    The listener answers only requests whose ``Host`` is an IP address, ``localhost``, a name
+    of ``allowed_hosts`` or the host of ``public_url``: a site that rebinds its own name to
+    this address cannot read the page. ``public_url`` is where a browser reaches the page
+    through a reverse proxy (``https://ops.example.com/kit``); the retry action then expects
+    the browser's ``Origin`` to be that URL's.
     """
 
     host: str = DEFAULT_ADMIN_HOST
     port: int = attrs.field(default=DEFAULT_ADMIN_PORT, validator=_admin_port)
     token: Secret | None = None
+    allowed_hosts: tuple[str, ...] = attrs.field(default=(), converter=_host_names)
+    public_url: str | None = attrs.field(default=None, converter=_public_url)
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        """The names the listener answers to besides IP addresses and ``localhost``."""
+        if self.public_url is None:
+            return self.allowed_hosts
+        public = urlsplit(self.public_url).hostname
+        assert public is not None  # checked by _public_url
+        return (*self.allowed_hosts, host_name(public))
+
+    @property
+    def exposed_without_token(self) -> bool:
+        """Bound beyond loopback with no token: anyone who reaches the port reads the page
+        (and nobody can retry)."""
+        return self.token is None and not _is_loopback(self.host)
 
 
 _ROUTE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}\Z")
@@ -169,5 +240,6 @@ __all__ = [
     "OutboxSettings",
     "Secret",
     "SourceConfig",
+    "host_name",
     "route_name",
 ]

@@ -13,7 +13,8 @@ from kit.doctor.result import CheckResult, Problem
 
 async def check_configuration(ctx: Context) -> CheckResult:
     """A file is given and loads, its ``[admin] token`` set if named (no other check reads
-    it); the checks of sources, channels and triggers need the file."""
+    it) and present if the admin listener is bound beyond loopback; the checks of sources,
+    channels and triggers need the file."""
     name = "configuration"
     loaded = ctx.setup.file
     if loaded.origin is None:
@@ -48,6 +49,20 @@ async def check_configuration(ctx: Context) -> CheckResult:
                     " empty); serve refuses to start",
                     hint=f"set {admin.token.env} to the operator page's admin token, or remove"
                     " the token key",
+                )
+            ],
+        )
+    if admin is not None and admin.exposed_without_token:
+        return CheckResult.problem(
+            name,
+            f"{loaded.origin}: the admin listener is exposed without a token",
+            [
+                Problem(
+                    message=f"[admin] host {admin.host!r} is not loopback and there is no"
+                    " [admin] token: the operator page is readable by anyone who can reach"
+                    " it, and retries are off",
+                    hint='set [admin] token = { env = "ETRUSTED_KIT_ADMIN_TOKEN" }, or bind the'
+                    ' listener to loopback (host = "127.0.0.1") and reach it through a proxy',
                 )
             ],
         )

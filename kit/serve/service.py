@@ -25,7 +25,8 @@ flusher, then the pollers (:mod:`kit.serve.polling`), and returns only when all 
 With an ``[admin]`` table in the configuration, an admin listener on a port of its own serves
 ``/healthz``, ``/readyz``, ``/metrics`` and the operator page at ``/`` (:mod:`kit.admin`). It
 opens after the webhook listener and closes last, so ``/readyz`` answers 503 while the service
-drains. The figures are :attr:`Service.metrics`, also without the admin listener.
+drains. It answers only the host names ``[admin]`` allows (:mod:`kit.admin.hosts`). The
+figures are :attr:`Service.metrics`, also without the admin listener.
 
 Everything comes in as objects (:class:`~kit.configfile.KitConfig`,
 :class:`~kit.config.ClientConfig`, :class:`~kit.flusher.FlusherConfig`,
@@ -296,9 +297,21 @@ class Service:
         if settings is None:
             return None
         listener = Listener(host=settings.host, port=settings.port, grace=1.0)
+        admin.refuse_other_hosts(listener.app, settings.host_names)
         admin.install(listener.app, self._metrics, self.readiness)
         token = None if settings.token is None else settings.token.value
-        admin.install_page(listener.app, admin.PageSources(self._page_outbox, self._journal, token))
+        admin.install_page(
+            listener.app,
+            admin.PageSources(self._page_outbox, self._journal, token, settings.public_url),
+        )
+        if settings.exposed_without_token:
+            logger.warning(
+                "the admin listener on %s has no [admin] token: the operator page (references,"
+                " error texts, decisions) is readable by anyone who can reach it, and retries"
+                " are off",
+                settings.host or "every interface",
+                extra={"action": "admin.exposed_without_token", "host": settings.host},
+            )
         self._admin = listener
         return listener
 

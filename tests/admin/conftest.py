@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from admin.page_helpers import TOKEN, Page, opened_page
+from admin.page_helpers import PUBLIC_URL, TOKEN, Page, opened_page
 from kit.sandbox import SandboxConfig, SandboxServer
 from kit.testing import running_sandbox
 
@@ -34,4 +34,13 @@ async def page(tmp_path: Path) -> AsyncIterator[Page]:
 async def tokenless(tmp_path: Path) -> AsyncIterator[Page]:
     """The operator page without an admin token: its action is refused."""
     async for value in opened_page(tmp_path, None):
+        yield value
+
+
+@pytest.fixture
+async def proxied(tmp_path: Path) -> AsyncIterator[Page]:
+    """The operator page with ``[admin] public_url = PUBLIC_URL``: behind an HTTPS proxy."""
+    own = tmp_path / "proxied"  # a database of its own, beside the page fixture's
+    own.mkdir()
+    async for value in opened_page(own, TOKEN, public_url=PUBLIC_URL):
         yield value

@@ -13,7 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from journal.conftest import Kit, _kit, deliver
 from journal.deliveries import EMAIL, fulfilled_order
 
+from kit.admin import refuse_other_hosts
 from kit.admin.page import PageSources, install_page
+from kit.configfile import AdminSettings
 from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import Completion, Dead
 
@@ -21,6 +23,8 @@ TOKEN = "s3cret-admin-token"
 ERROR = f"HTTP 400: customer.email {EMAIL} is not accepted"
 TEST_ORDER = "5560001000777"
 LATER = 1e7  # past any hold-back the shop's policy sets
+ALLOWED = "ops.example.com"  # the name in [admin] allowed_hosts
+PUBLIC_URL = f"https://{ALLOWED}/kit"  # where a proxy serves the page, when set
 
 
 @attrs.frozen
@@ -31,6 +35,12 @@ class Page:
     @property
     def origin(self) -> str:
         return str(self.client.make_url("/")).rstrip("/")
+
+    @property
+    def port(self) -> int:
+        port = self.client.port
+        assert port is not None
+        return port
 
     async def html(self, path: str = "/") -> str:
         response = await self.client.get(path)
@@ -49,7 +59,10 @@ class Page:
         return response.status
 
 
-async def opened_page(tmp_path: Path, token: str | None) -> AsyncIterator[Page]:
+async def opened_page(
+    tmp_path: Path, token: str | None, *, public_url: str | None = None
+) -> AsyncIterator[Page]:
+    """The page as serve installs it from ``[admin]`` with ``allowed_hosts = [ALLOWED]``."""
     kit = await _kit("sqlite", SQLiteStorage(tmp_path / "outbox.db"), None)
     await deliver(kit, fulfilled_order(), "orders/fulfilled", "w-1")
     test_order = fulfilled_order(TEST_ORDER, email="max@example.org")
@@ -59,8 +72,13 @@ async def opened_page(tmp_path: Path, token: str | None) -> AsyncIterator[Page]:
     now = kit.clock.now + LATER
     (claimed,) = await storage.claim(owner="test", limit=1, lease_seconds=60, now=now)
     await storage.finish([Completion(claimed.key, claimed.attempt, Dead(ERROR))], now=now)
+    settings = AdminSettings(allowed_hosts=(ALLOWED,), public_url=public_url)
     app = web.Application()
-    install_page(app, PageSources(lambda: kit.outbox, lambda: kit.intake.journal, token))
+    refuse_other_hosts(app, settings.host_names)
+    install_page(
+        app,
+        PageSources(lambda: kit.outbox, lambda: kit.intake.journal, token, settings.public_url),
+    )
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

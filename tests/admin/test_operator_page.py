@@ -15,7 +15,7 @@ from builders import event
 from journal.conftest import deliver
 from journal.deliveries import EMAIL, KEY, fulfilled_order
 
-from admin.page_helpers import TEST_ORDER, TOKEN, Page, opened_page
+from admin.page_helpers import ALLOWED, TEST_ORDER, TOKEN, Page, opened_page
 from kit.admin.trend import CountsTrend
 from kit.outbox.types import State
 
@@ -177,6 +177,101 @@ async def test_retry_from_another_origin_is_forbidden(page: Page, headers: dict[
 async def test_retry_with_a_same_origin_referer_is_accepted(page: Page) -> None:
     form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
     assert await page.retry(form, Referer=page.origin + "/") == 303
+
+
+FOREIGN_HOSTS = [
+    "evil.example",
+    "evil.example:8080",
+    "ops.example.com.evil.example",
+    "localhost.evil.example",
+    "[::1",
+    "::1",
+    "127.0.0.1:80:80",
+    "",
+]
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+async def test_a_request_for_another_host_name_gets_nothing_of_the_page(
+    page: Page, host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A site that rebinds its name to this address still sends its name as ``Host``: the
+    page, the search and the retry refuse it with 403 before reading anything, so neither the
+    page's data nor its CSRF secret reach that site; each refusal is logged once with the
+    host."""
+    csrf = await page.csrf()
+    form = {"csrf": csrf, "token": TOKEN, "key": KEY}
+    foreign = {"Host": host, "Origin": f"http://{host}"}
+    caplog.set_level(logging.WARNING, "kit.admin")
+    for method, path, data in (("GET", "/", None), ("GET", "/?q=%231042", None),
+                               ("POST", "/retry", form)):  # fmt: skip
+        response = await page.client.request(
+            method, path, data=data, headers=foreign, allow_redirects=False
+        )
+        body = await response.text()
+        assert response.status == 403, (path, body)
+        assert "allowed_hosts" in body
+        for shown in (csrf, KEY, "e***@example.org", TEST_ORDER, "1042"):
+            assert shown not in body
+    refused = [r for r in caplog.records if getattr(r, "action", "") == "admin.host_refused"]
+    assert len(refused) == 3
+    assert all(r.levelno == logging.WARNING and repr(host) in r.getMessage() for r in refused)
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:{port}", "localhost:{port}", "LocalHost", "[::1]:{port}", "[::1]", "10.1.2.3",
+     ALLOWED, "OPS.Example.com.:{port}"],
+)  # fmt: skip
+async def test_the_page_answers_ip_addresses_localhost_and_allowed_names_only(
+    page: Page, host: str
+) -> None:
+    """An IP address cannot be rebound and ``localhost`` is this machine; other names only
+    when ``[admin] allowed_hosts`` lists them (case, final dot and port aside)."""
+    response = await page.client.get("/", headers={"Host": host.format(port=page.port)})
+    assert response.status == 200
+    assert '<td data-state="dead">1</td>' in await response.text()
+    unlisted = {"Host": f"other.example.com:{page.port}"}
+    assert (await page.client.get("/", headers=unlisted)).status == 403
+
+
+async def test_behind_an_https_proxy_the_retry_needs_public_url(page: Page, proxied: Page) -> None:
+    """A browser behind an HTTPS proxy sends the proxy's origin, which the listener cannot see
+    (``X-Forwarded-*`` headers are not trusted: anyone who reaches the port can send them).
+    Without ``public_url`` its retry is refused; with it the retry goes through, and the
+    page's forms and redirect keep the proxy's path."""
+    behind_proxy = {
+        "Host": ALLOWED,
+        "Origin": f"https://{ALLOWED}",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": ALLOWED,
+    }
+    form = {"csrf": await page.csrf(), "token": TOKEN, "key": KEY}
+    assert await page.retry(form, **behind_proxy) == 403
+    assert (await page.kit.outbox.get(KEY)).state is State.DEAD
+
+    html = await proxied.html()
+    assert 'action="/kit/retry"' in html
+    assert 'action="/kit/"' in html
+    form = {"csrf": await proxied.csrf(), "token": TOKEN, "key": KEY}
+    response = await proxied.client.post(
+        "/retry", data=form, headers=behind_proxy, allow_redirects=False
+    )
+    assert response.status == 303
+    assert response.headers["Location"] == "/kit/?retried=1"
+    assert (await proxied.kit.outbox.get(KEY)).state is State.PENDING
+
+
+async def test_behind_a_proxy_only_the_public_urls_origin_passes(proxied: Page) -> None:
+    """``public_url`` replaces the origin built from the request: the listener's own one (as
+    a ``Referer``), another scheme or port of the public name, and other sites are refused."""
+    form = {"csrf": await proxied.csrf(), "token": TOKEN, "key": KEY}
+    assert await proxied.retry(form, Referer=proxied.origin + "/") == 403
+    for origin in (f"http://{ALLOWED}", f"https://{ALLOWED}:8443", "https://evil.example"):
+        assert await proxied.retry(form, Origin=origin) == 403, origin
+    assert (await proxied.kit.outbox.get(KEY)).state is State.DEAD
+    assert await proxied.retry(form, Referer=f"https://{ALLOWED}:443/kit/?q=1") == 303
 
 
 async def test_the_trend_shows_the_counts_sampled_since_start(page: Page) -> None:

@@ -51,3 +51,49 @@ async def test_serve_shows_its_outbox_on_the_page_and_takes_the_token_from_env(
                     assert response.status == expected
                     if expected == 303:
                         assert response.headers["Location"] == "/?retried=0"
+
+
+async def test_every_route_of_the_admin_listener_answers_only_allowed_host_names(
+    tmp_path: Path, sandbox: SandboxServer, db: str
+) -> None:
+    """serve's admin listener checks ``Host`` before any route: a rebound name gets 403 from
+    the page, the search, the retry, the metrics and the probes alike, while an IP address,
+    a name of ``allowed_hosts`` and the host of ``public_url`` are answered; and a retry that
+    came through the HTTPS proxy ``public_url`` names is accepted."""
+    config = admin_config(tmp_path / "shop.toml", db=db, sandbox=sandbox)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text + 'token = { env = "PAGE_ADMIN_TOKEN" }\nallowed_hosts = ["metrics.internal"]\n'
+        'public_url = "https://ops.example.com/kit"\n',
+        encoding="utf-8",
+    )
+    env = serve_env(PAGE_ADMIN_TOKEN=TOKEN)
+    async with (
+        serving_admin(config, env=env, stderr_path=tmp_path / "e") as admin,
+        aiohttp.ClientSession() as session,
+    ):
+        status, html = await admin.get("/")
+        found = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert status == 200
+        assert found is not None
+        form = {"csrf": found[1], "token": TOKEN, "all": "1"}
+        routes = [("GET", "/"), ("GET", "/?q=3401"), ("GET", "/healthz"), ("GET", "/readyz"),
+                  ("GET", "/metrics"), ("POST", "/retry")]  # fmt: skip
+        for method, path in routes:
+            async with session.request(
+                method, admin.url + path, data=form if method == "POST" else None,
+                headers={"Host": "evil.example", "Origin": "http://evil.example"},
+                allow_redirects=False,
+            ) as response:  # fmt: skip
+                assert response.status == 403, path
+                assert found[1] not in await response.text()
+        for host in ("metrics.internal", "ops.example.com", "127.0.0.1"):
+            async with session.get(admin.url + "/metrics", headers={"Host": host}) as response:
+                assert response.status == 200, host
+        async with session.post(
+            admin.url + "/retry", data=form, allow_redirects=False,
+            headers={"Host": "ops.example.com", "Origin": "https://ops.example.com"},
+        ) as response:  # fmt: skip
+            assert response.status == 303
+            assert response.headers["Location"] == "/kit/?retried=0"
+    assert admin.served.stderr.count("admin.host_refused") == len(routes), admin.served.stderr

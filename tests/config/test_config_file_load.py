@@ -252,6 +252,31 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], object], str]] = [
         lambda d: _source(d).update(shop_domain="my shop"),
         "sources[0]: shop_domain must be a host name",
     ),
+    (
+        "an admin host name with a port",
+        lambda d: d.update(admin={"allowed_hosts": ["ops.example.com", "ops.example.com:9108"]}),
+        "admin.allowed_hosts: 'ops.example.com:9108' is not a host name",
+    ),
+    (
+        "an admin host name with a scheme",
+        lambda d: d.update(admin={"allowed_hosts": ["https://ops.example.com"]}),
+        "admin.allowed_hosts: 'https://ops.example.com' is not a host name",
+    ),
+    (
+        "admin host names as a string",
+        lambda d: d.update(admin={"allowed_hosts": "ops.example.com"}),
+        "admin.allowed_hosts: expected a list of host names",
+    ),
+    (
+        "an admin public URL without a scheme",
+        lambda d: d.update(admin={"public_url": "ops.example.com/kit"}),
+        "admin.public_url: public_url must be an http(s) URL",
+    ),
+    (
+        "an admin public URL with a bad host",
+        lambda d: d.update(admin={"public_url": "https://ops example.com/kit"}),
+        "admin.public_url: public_url has an invalid host",
+    ),
     ("a table expected", lambda d: d.update(outbox="x"), "outbox: expected a table, got a string"),
     (
         "an array expected",
@@ -275,6 +300,21 @@ def test_each_mistake_is_reported_at_its_key_path(
     assert any(p.startswith(expected) for p in problems), problems
     assert str(caught.value).startswith("shop.toml: ")
     assert isinstance(caught.value, ConfigError)
+
+
+def test_the_admin_table_takes_allowed_hosts_and_a_public_url() -> None:
+    """Host names are compared without case or a final dot; the public URL's host is one of
+    the names the admin listener answers to, without listing it."""
+    data = _base()
+    data["admin"] = {
+        "allowed_hosts": ["Metrics.Internal.", "prometheus_1"],
+        "public_url": "https://Ops.Example.com/kit",
+    }
+    admin = config_from_mapping(data, environ=ENV).admin
+    assert admin is not None
+    assert admin.allowed_hosts == ("metrics.internal", "prometheus_1")
+    assert admin.public_url == "https://Ops.Example.com/kit"
+    assert admin.host_names == ("metrics.internal", "prometheus_1", "ops.example.com")
 
 
 def test_every_problem_of_a_file_is_reported_at_once() -> None:

@@ -169,6 +169,31 @@ async def test_an_unset_admin_token_variable_is_named(
     assert "\x00" not in result.out
 
 
+@pytest.mark.parametrize(
+    ("admin", "problem"),
+    [
+        ('host = "0.0.0.0"', True),
+        ('host = "::"', True),
+        ('host = "0.0.0.0"\ntoken = "t0ken-value"', False),
+        ('host = "127.0.0.5"', False),
+        ('host = "localhost"', False),
+    ],
+    ids=["any-ipv4", "any-ipv6", "with-token", "loopback", "localhost"],
+)
+async def test_an_admin_listener_exposed_without_a_token_is_a_problem(
+    run: Run, config: Path, sandbox: SandboxServer, admin: str, problem: bool
+) -> None:
+    """An admin listener bound beyond loopback without a token shows the operator page to
+    anyone who can reach it: the configuration check says so; with a token, or on loopback,
+    it passes."""
+    config.write_text(config.read_text() + f"\n[admin]\n{admin}\n")
+    result = await run("doctor", "--config", str(config))
+    shown = "is not loopback and there is no [admin] token" in result.out
+    assert shown is problem, result.out
+    assert (result.code == 1) is problem, result.out
+    assert "t0ken-value" not in result.out
+
+
 async def test_an_added_check_runs_with_the_others(
     config: Path, sandbox: SandboxServer, db: str
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import attrs
 import pytest
 from journal.deliveries import SECRET
 
-from kit.configfile import KitConfig, parse_config
+from kit.configfile import AdminSettings, KitConfig, Secret, parse_config
 from kit.errors import ConfigError, KitError, OutboxMovedError, ServiceError
 from kit.flusher import FlusherConfig, FlusherStats
 from kit.outbox import Outbox, State, storage_from_url
@@ -150,6 +151,48 @@ async def test_a_service_runs_once(sandbox: SandboxServer, db: str) -> None:
     await asyncio.wait_for(served.run(), 30)
     with pytest.raises(KitError, match="has run already"):
         await served.run()
+
+
+@pytest.mark.parametrize(
+    ("host", "token", "warned"),
+    [
+        ("0.0.0.0", None, True),  # noqa: S104 - the exposure this test is about
+        ("0.0.0.0", Secret("t0ken"), False),  # noqa: S104
+        ("127.0.0.1", None, False),
+    ],
+    ids=["exposed-without-token", "exposed-with-token", "loopback-without-token"],
+)
+async def test_an_admin_listener_exposed_without_a_token_is_warned_about_at_start(
+    sandbox: SandboxServer,
+    db: str,
+    caplog: pytest.LogCaptureFixture,
+    host: str,
+    token: Secret | None,
+    warned: bool,
+) -> None:
+    """Bound beyond loopback with no token, the operator page is readable by anyone who can
+    reach the port and its retry is off: serve says so once, at start."""
+    listening: asyncio.Future[Listening] = asyncio.get_running_loop().create_future()
+    admin = AdminSettings(host=host, port=0, token=token)
+    served = Service(
+        attrs.evolve(kit_config(db), admin=admin),
+        sandbox.client_config(),
+        FAST,
+        LOOPBACK,
+        on_listening=listening.set_result,
+    )
+    caplog.set_level(logging.WARNING, "kit.serve")
+    task, _ = await _started(served, listening)
+    served.stop()
+    await asyncio.wait_for(task, 30)
+    exposed = [
+        r for r in caplog.records if getattr(r, "action", "") == "admin.exposed_without_token"
+    ]
+    assert len(exposed) == (1 if warned else 0)
+    if warned:
+        assert exposed[0].levelno == logging.WARNING
+        assert "readable by anyone who can reach it" in exposed[0].getMessage()
+        assert "retries are off" in exposed[0].getMessage()
 
 
 def test_a_configuration_without_sources_is_refused(sandbox: SandboxServer, db: str) -> None:
