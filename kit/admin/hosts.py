@@ -4,7 +4,8 @@ A hostile site can point its own name at 127.0.0.1 once the operator's browser h
 the browser then treats the admin page as that site's and lets its script read the page and
 the CSRF secret in it. The browser still sends the site's name in ``Host``, so the listener
 answers only a ``Host`` that is an IP address (rebinding needs a name), ``localhost`` or a name
-the operator allowed, and refuses every other request before any route sees it.
+the operator allowed, and refuses every other request before any route sees it; only the
+routes machines read by any name (probes, metrics: no customer data) are open to every ``Host``.
 """
 
 from __future__ import annotations
@@ -56,15 +57,18 @@ def answers_to(header: str | None, names: frozenset[str]) -> bool:
         return False
 
 
-def refuse_other_hosts(app: web.Application, names: Iterable[str] = ()) -> None:
-    """Answer 403 on every route of ``app`` to a request whose ``Host`` is not an IP address,
-    ``localhost`` or one of ``names`` (compared without case and port)."""
+def refuse_other_hosts(
+    app: web.Application, names: Iterable[str] = (), *, open_paths: Iterable[str] = ()
+) -> None:
+    """Answer 403 on every route of ``app`` but ``open_paths`` to a request whose ``Host`` is
+    not an IP address, ``localhost`` or one of ``names`` (compared without case and port)."""
     allowed = frozenset(host_name(n) for n in names)
+    open_to_all = frozenset(open_paths)
 
     @web.middleware
     async def only_allowed_hosts(request: web.Request, handler: Handler) -> web.StreamResponse:
         header = request.headers.get("Host")  # request.host falls back to the machine's name
-        if answers_to(header, allowed):
+        if request.path in open_to_all or answers_to(header, allowed):
             return await handler(request)
         log.warning(
             "admin request refused: Host %r is not an allowed name ([admin] allowed_hosts)",

@@ -11,6 +11,10 @@ from kit.admin.health import Readiness
 from kit.metrics import Metrics
 
 SCRAPE_TIMEOUT = 5.0  # Prometheus's default scrape_timeout is 10 s: answer well inside it
+HEALTHZ, READYZ, METRICS = "/healthz", "/readyz", "/metrics"
+MACHINE_PATHS = frozenset({HEALTHZ, READYZ, METRICS})
+"""The routes machines read (probes, Prometheus), by whatever name they know the host by: they
+hold counts and states, no customer data, so the Host check of the page does not apply."""
 
 
 def install(
@@ -29,9 +33,9 @@ def install(
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", scrape)
+    app.router.add_get(HEALTHZ, healthz)
+    app.router.add_get(READYZ, readyz)
+    app.router.add_get(METRICS, scrape)
 
 
-__all__ = ["install"]
+__all__ = ["MACHINE_PATHS", "install"]

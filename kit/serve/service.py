@@ -297,7 +297,7 @@ class Service:
         if settings is None:
             return None
         listener = Listener(host=settings.host, port=settings.port, grace=1.0)
-        admin.refuse_other_hosts(listener.app, settings.host_names)
+        admin.refuse_other_hosts(listener.app, settings.host_names, open_paths=admin.MACHINE_PATHS)
         admin.install(listener.app, self._metrics, self.readiness)
         token = None if settings.token is None else settings.token.value
         admin.install_page(
