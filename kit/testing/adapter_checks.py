@@ -5,9 +5,11 @@ the secrets, and signed sample deliveries), and every check runs against that de
 
 * :func:`check_plugin`: the entry point's object and the adapter it builds provide the
   protocols, and the adapter calls itself by the plugin's name;
-* :func:`check_samples_verify`: the samples are authentic (so the other checks mean something);
+* :func:`check_samples_verify`: the samples are authentic (so the other checks mean something),
+  also while a second secret is configured;
 * :func:`check_bad_signature_refused`: a wrong secret, no secret and a tampered body are each
-  refused with :class:`~kit.errors.VerificationError`;
+  refused with :class:`~kit.errors.VerificationError`, also without a header or with one
+  garbled;
 * :func:`check_refused_stores_nothing`: a refused delivery leaves the journal and outbox empty;
 * :func:`check_replay_folded`: a redelivery (same :class:`~kit.adapters.DeliveryIdentity`) is
   journaled once through the real intake and enqueues nothing new;
@@ -43,6 +45,7 @@ from kit.testing.intake import memory_intake
 
 CONTRACT_CHANNEL = "chl-00000000-0000-4000-8000-000000000001"
 WRONG_SECRET = "not-the-secret-of-this-source"  # noqa: S105 (a deliberately wrong value)
+GARBLED = "t=x,v1=not hex, not base64!"  # a header value no platform sends
 
 
 def _secrets(secrets: Iterable[str]) -> tuple[str, ...]:
@@ -130,16 +133,25 @@ def check_plugin(samples: AdapterSamples) -> None:
 
 
 def check_samples_verify(samples: AdapterSamples) -> None:
-    """Every sample verifies under the secrets; there is at least one of each kind."""
+    """Every sample verifies under the secrets, also with a wrong secret listed first (two
+    are configured while one is rotated); there is at least one of each kind."""
     assert samples.accepted, "give at least one delivery the adapter turns into events"
     assert samples.skipped, "give at least one delivery the adapter skips on purpose"
     adapter = samples.adapter()
+    rotation = (WRONG_SECRET, *samples.secrets)
     for delivery in samples.deliveries:
         headers = normalise_headers(delivery.headers)
         try:
             adapter.verify(headers, delivery.raw_body, samples.secrets)
         except VerificationError as exc:
             raise AssertionError(f"{_name(samples, delivery)} does not verify: {exc}") from exc
+        try:
+            adapter.verify(headers, delivery.raw_body, rotation)
+        except VerificationError as exc:
+            raise AssertionError(
+                f"{_name(samples, delivery)} does not verify under a rotation (another secret "
+                f"listed first): {exc}; try every secret"
+            ) from exc
 
 
 def _refused(
@@ -152,14 +164,38 @@ def _refused(
     raise AssertionError(f"{adapter.platform}: {what} was not refused")
 
 
+def _forged(
+    samples: AdapterSamples, adapter: PushAdapter, delivery: SignedDelivery, what: str
+) -> None:
+    """A forged delivery is refused with VerificationError (anything else is a 500, not a
+    401), or it passes as unsigned and only skips (:func:`check_unsigned_only_skip`)."""
+    headers = normalise_headers(delivery.headers)
+    try:
+        adapter.verify(headers, delivery.raw_body, samples.secrets)
+    except VerificationError:
+        return
+    except Exception as exc:
+        raise AssertionError(f"{what} raised {exc!r}, not VerificationError") from exc
+    parsed = _parse(adapter, delivery, samples.received_at)
+    assert isinstance(parsed, Skip), f"{what} was taken in: {parsed!r}"
+
+
 def check_bad_signature_refused(samples: AdapterSamples) -> None:
-    """A wrong secret, no secret at all and a tampered body each raise VerificationError."""
+    """A wrong secret, no secret at all and a tampered body each raise VerificationError; so
+    does a tampered body with any one header left out or garbled, unless it only skips (an
+    unsigned ping): a missing signature is no licence, and a forged one no crash."""
     adapter = samples.adapter()
     for delivery in samples.deliveries:
         name = _name(samples, delivery)
         _refused(adapter, delivery, (WRONG_SECRET,), f"{name} under a wrong secret")
         _refused(adapter, delivery, (), f"{name} with no secret configured")
-        _refused(adapter, delivery.tampered(), samples.secrets, f"{name} with a tampered body")
+        tampered = delivery.tampered()
+        _refused(adapter, tampered, samples.secrets, f"{name} with a tampered body")
+        for header in delivery.headers:
+            left_out = tampered.with_headers({header: ""})
+            _forged(samples, adapter, left_out, f"{name} tampered, without {header}")
+            garbled = tampered.with_headers({header: GARBLED})
+            _forged(samples, adapter, garbled, f"{name} tampered, with {header} garbled")
 
 
 async def check_refused_stores_nothing(samples: AdapterSamples) -> None:

@@ -6,6 +6,8 @@ still holds and each failure is the check's own.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 
 from kit.adapters import DeliveryIdentity, Headers
 from kit.domain import Skip
+from kit.errors import VerificationError
 from kit.testing import adapter_checks as checks
 from kit.testing.adapter_checks import AdapterSamples
 
@@ -30,6 +33,31 @@ _counter = itertools.count()
 
 def _any_signature(self: Any, headers: Headers, raw_body: bytes, secrets: Sequence[str]) -> None:
     return None
+
+
+def _first_secret_only(self: Any, headers: Headers, raw: bytes, secrets: Sequence[str]) -> None:
+    from stay_adapter.signature import verify_signature
+
+    verify_signature(headers, raw, secrets[:1])
+
+
+def _unsigned_passes(self: Any, headers: Headers, raw: bytes, secrets: Sequence[str]) -> None:
+    from stay_adapter.signature import SIGNATURE_HEADER, verify_signature
+
+    if SIGNATURE_HEADER in headers:
+        verify_signature(headers, raw, secrets)
+
+
+def _crashes_on_garbage(self: Any, headers: Headers, raw: bytes, secrets: Sequence[str]) -> None:
+    from stay_adapter.signature import PREFIX, SIGNATURE_HEADER
+
+    value = headers.get(SIGNATURE_HEADER)
+    if value is None:
+        raise VerificationError("missing_signature", "no signature")
+    sent = bytes.fromhex(value.removeprefix(PREFIX))  # ValueError on a forged header
+    digests = [hmac.new(s.encode(), raw, hashlib.sha256).digest() for s in secrets]
+    if not any(hmac.compare_digest(sent, digest) for digest in digests):
+        raise VerificationError("bad_signature", "no match")
 
 
 def _new_id_each_time(self: Any, headers: Headers, raw_body: bytes) -> DeliveryIdentity:
@@ -110,6 +138,12 @@ BREAKAGES = [
                  "under a wrong secret was not refused", id="accepts-any-signature"),
     pytest.param("verify", _any_signature, checks.check_refused_stores_nothing,
                  "a tampered body was taken in", id="accepts-any-signature-intake"),
+    pytest.param("verify", _first_secret_only, checks.check_samples_verify,
+                 "does not verify under a rotation", id="tries-only-the-first-secret"),
+    pytest.param("verify", _unsigned_passes, checks.check_bad_signature_refused,
+                 "without X-Staybook-Signature", id="accepts-a-missing-signature"),
+    pytest.param("verify", _crashes_on_garbage, checks.check_bad_signature_refused,
+                 "with X-Staybook-Signature garbled raised ValueError", id="crashes-on-garbage"),
     pytest.param("identify", _new_id_each_time, checks.check_replay_folded,
                  "a redelivery was taken in again", id="new-identity-per-call"),
     pytest.param("identify", _new_id_each_time, checks.check_parse_deterministic,
