@@ -22,7 +22,7 @@ from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import State
 
 from .conftest import Kit, decided, deliver, history, outcomes
-from .deliveries import KEY, NOW, cancelled_order, fulfilled_order
+from .deliveries import KEY, NOW, cancelled_order, fulfilled_order, payload
 
 OTHER_ORDER = "5560001000002"
 OTHER_EMAIL = "max.muster@example.org"
@@ -99,6 +99,31 @@ async def test_the_journal_and_checkpoints_move_with_the_outbox(kits: tuple[Kit,
     assert await checkpoints_in(target.storage).load("my-shop", Run.POLL) == poll
     # Rows the target journaled since do not stop a repeated move.
     assert (await migrate_outbox(source.storage, target.storage, now=NOW)).journal_copied == 0
+
+
+async def test_a_repeated_move_skips_what_the_target_journaled_since_in_any_table(
+    kits: tuple[Kit, Kit],
+) -> None:
+    """A move run again after the target took deliveries of its own copies nothing and is not
+    refused, also for a table the source has no rows in (its intake only ever skipped): there
+    is nothing of the source's in that table to merge, so nothing to reorder."""
+    source, target = kits
+    skipped = await deliver(
+        source, payload("customers_data_request"), "customers/data_request", "w-0"
+    )
+    assert skipped.status is IngestStatus.SKIPPED
+    stored = await journal_rows(source.storage)
+    assert (len(stored[Table.DELIVERIES]), stored[Table.EVENTS]) == (1, [])
+    await migrate_outbox(source.storage, target.storage, now=NOW)
+
+    assert (await deliver(target, fulfilled_order(), "orders/fulfilled", "w-1")).enqueued
+    since = await journal_rows(target.storage)
+    assert since[Table.EVENTS]
+    assert since[Table.DECISIONS]
+
+    again = await migrate_outbox(source.storage, target.storage, now=NOW)
+    assert (again.copied, again.journal_copied) == (0, 0)
+    assert await journal_rows(target.storage) == since
 
 
 async def test_a_target_with_a_journal_of_its_own_is_refused(
