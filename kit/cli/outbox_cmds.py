@@ -466,5 +466,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser("migrate-outbox", help="copy an outbox to another database")
     p.add_argument("--from", dest="source", required=True, help="source URL")
     p.add_argument("--to", dest="target", required=True, help="target URL")
-    p.add_argument("--force", action="store_true", help="even if a flusher holds live leases")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="even if a flusher holds live leases, or the source was moved to another target"
+        " (a mistyped one: nothing may have been delivered from it)",
+    )
     p.set_defaults(func=cmd_migrate_outbox)

@@ -68,8 +68,10 @@ async def migrate_outbox(
     skipped. ``now`` (default: the wall clock) decides which leases are still live.
     ``on_batch(copied, skipped)`` is called after each batch (a progress bar).
 
-    Raises :class:`~kit.errors.OutboxError` when ``source`` is ``target``, or when entries of
-    ``source`` are leased by a running flusher (unless ``force``).
+    Raises :class:`~kit.errors.OutboxError` when ``source`` is ``target``, when entries of
+    ``source`` are leased by a running flusher, or when ``source`` was already moved to another
+    target (both unless ``force``: the way out of a mistyped target, from which nothing may
+    have been delivered, or two databases could deliver the same entries).
     """
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
