@@ -303,10 +303,10 @@ class SQLiteTx:
         return insert_now(self._db, entry, self._now, where=self._where)
 
     def cancel_entry(self, key: str) -> bool:
-        return cancel_one(self._db, key, self._now)
+        return cancel_one(self._db, key, self._now, where=self._where)
 
     def amend_entry(self, entry: NewEntry) -> bool:
-        return amend_one(self._db, entry, self._now)
+        return amend_one(self._db, entry, self._now, where=self._where)
 
     def record_decision(
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome
