@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import Run, enqueue
 
+from kit.outbox import Outbox
+
 DEADLINE = 30.0  # only a hung process gets anywhere near it
 
 
@@ -63,3 +65,35 @@ async def test_status_on_a_mistyped_postgres_schema_refuses_and_creates_nothing(
     assert created == 0, f"status created schema {pg_schema}: {result.out!r}"
     assert result.code == 1
     assert f"there is no outbox in schema {pg_schema!r}" in result.err
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An outbox URL not created yet, on each backend."""
+    if request.param == "sqlite":
+        return str(tmp_path / "old.db")
+    return f"{request.getfixturevalue('pg_dsn')}?schema={request.getfixturevalue('pg_schema')}"
+
+
+async def test_status_and_explain_of_a_moved_outbox_say_where_it_went(run: Run, db: str) -> None:
+    """A moved outbox shows what it held when it was moved: status and explain still print
+    that, and say on stderr, in one line, where the outbox went (without its password)."""
+    await enqueue(db, ["p-1"])
+    async with Outbox.from_url(db) as outbox:
+        (entry,) = await outbox.entries()
+        await outbox.storage.set_moved("postgresql://kit:s3cret@db.example/shop?schema=etk")
+    async with Outbox.from_url(db) as outbox:
+        plain = await run("status", "--db", db)
+        explained = await run("explain", entry.key, "--db", db)
+        await outbox.storage.set_moved(None)
+    unmoved = (await run("status", "--db", db), await run("explain", entry.key, "--db", db))
+
+    note = (
+        "etrusted-kit: note: migrate-outbox moved this outbox to"
+        " postgresql://kit@db.example/shop?schema=etk; what follows is as of the move\n"
+    )
+    assert (plain.code, plain.err) == (0, note)
+    assert (explained.code, explained.err) == (0, note)
+    assert (plain.out, explained.out) == (unmoved[0].out, unmoved[1].out)
+    assert entry.key in explained.out
+    assert [r.err for r in unmoved] == ["", ""]

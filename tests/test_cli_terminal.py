@@ -111,6 +111,23 @@ async def test_status_watch_redraws_on_a_terminal_and_ctrl_c_exits_0(outbox_db: 
     assert "Traceback" not in err
 
 
+async def test_status_watch_of_a_moved_outbox_keeps_saying_where_it_went(
+    outbox_db: Path,
+) -> None:
+    """Each redraw clears the screen, so the line naming where the outbox was moved is part
+    of every screen rather than printed once on stderr."""
+    async with Outbox.from_url(str(outbox_db)) as outbox:
+        await outbox.storage.set_moved("postgresql://db.example/shop")
+    with terminal() as (main, child):
+        proc = await spawn("status", "--watch", "0.2", "--db", str(outbox_db), stdout=child)
+        os.close(child)
+        shown = await read_until(main, "moved this outbox to postgresql://db.example/shop", 2)
+        proc.send_signal(signal.SIGINT)
+        code, _, err = await finish(proc)
+    assert code == 0, err
+    assert "pending" in shown
+
+
 async def test_status_watch_refuses_a_pipe(outbox_db: Path) -> None:
     """A redrawn screen in a log is noise: piped, --watch says to poll --json instead."""
     code, out, err = await finish(await spawn("status", "--watch", "--db", str(outbox_db)))

@@ -8,7 +8,7 @@ import json
 import sys
 
 from kit.cli._env import add_db_option
-from kit.cli.outbox_cmds import open_outbox
+from kit.cli.outbox_cmds import note_if_moved, open_outbox
 from kit.journal import journal_for
 from kit.journal.explain import (
     EntryStory,
@@ -25,7 +25,10 @@ from kit.redact import mask_emails
 
 async def cmd_explain(args: argparse.Namespace) -> int:
     async with open_outbox(args) as outbox:
+        moved = await note_if_moved(outbox)
         stories = await explain(outbox, journal_for(outbox), args.ref, source=args.source)
+    if moved is not None:
+        print(moved, file=sys.stderr)
     if not stories:
         where = f" of source {args.source!r}" if args.source else ""
         print(

@@ -18,6 +18,7 @@ import attrs
 
 from kit.cli._env import add_db_option, add_storage_options, db_url, storage_options
 from kit.cli._progress import progress
+from kit.doctor.fixes import shown_url
 from kit.errors import ConfigError, OutboxError, ValidationError
 from kit.outbox import Outbox, Storage, missing_sqlite_file, storage_from_url
 from kit.outbox.types import Entry, NewEntry, State
@@ -46,6 +47,18 @@ async def open_outbox(args: argparse.Namespace, *, create: bool = False) -> Asyn
         yield outbox
     finally:
         await outbox.aclose()
+
+
+async def note_if_moved(outbox: Outbox) -> str | None:
+    """A moved outbox takes nothing in and sends nothing any more, so what a read of it shows
+    stopped at the move: the line that says so and where it went (printed on stderr), or None."""
+    moved = await outbox.storage.moved_to()
+    if moved is None:
+        return None
+    return (
+        f"etrusted-kit: note: migrate-outbox moved this outbox to {shown_url(moved)};"
+        " what follows is as of the move"
+    )
 
 
 async def _require_existing_postgres(storage: Storage) -> None:
@@ -227,7 +240,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
             return 2
         return await _watch(args, args.watch)
     async with open_outbox(args) as outbox:
+        moved = await note_if_moved(outbox)
         data = await _status(outbox)
+    if moved is not None:
+        print(moved, file=sys.stderr)
     if args.json:
         print(json.dumps(data))
     else:
@@ -242,8 +258,11 @@ async def _watch(args: argparse.Namespace, interval: float) -> int:
         with on_stop_signals(stop.set):
             while not stop.is_set():
                 lines = _status_lines(await _status(outbox))
+                moved = await note_if_moved(outbox)  # a redraw would wipe it from stderr
                 clock = datetime.now().astimezone().strftime("%H:%M:%S")
                 header = f"every {interval:g} s, Ctrl-C to stop   {clock}"
+                if moved is not None:
+                    lines.insert(0, moved)
                 sys.stdout.write(_REDRAW + "\n".join([header, *lines]) + "\n")
                 sys.stdout.flush()
                 with contextlib.suppress(TimeoutError):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from kit.domain import DomainEvent, Skip
+from kit.errors import OutboxMovedError
 from kit.journal.core import (
     Stream,
     decision_reader,
@@ -31,6 +32,7 @@ from kit.journal.records import (
     Outcome,
     StreamHistory,
 )
+from kit.outbox._pg_sql import moved_in, not_moved_in
 from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
@@ -48,6 +50,7 @@ class JournalSql:
         )
         ja = f"{s}.journal_aliases"
         self.lock_prefix = f"{schema}.journal:"
+        self.moved = moved_in(schema)
         # A new delivery's row and its streams' advisory locks (keys in sorted order, taken
         # one after the other as unnest yields them) in one round trip; a known delivery
         # returns no row and locks nothing.
@@ -56,11 +59,15 @@ class JournalSql:
             SELECT count(*) FROM (
                 SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
                 FROM unnest($1::text[]) AS keys (k)) AS locked"""
+        # Nor does it once the outbox was moved (not_moved_in): ``moved`` tells the two apart,
+        # asked only when no row came back.
         self.record_delivery = f"""
             WITH new AS (
                 INSERT INTO {d} (source, delivery_id, event_id, topic, received_at,
                                  skip_reason, skip_detail)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING id)
+                SELECT $1::text, $2::text, $3::text, $4::text, $5::float8, $6::text, $7::text
+                WHERE {not_moved_in(schema)}
+                ON CONFLICT DO NOTHING RETURNING id)
             SELECT new.id, (SELECT count(*) FROM (
                 SELECT pg_advisory_xact_lock(hashtextextended(k, 0))
                 FROM unnest($8::text[]) AS keys (k)) AS locked) AS locks
@@ -187,6 +194,9 @@ async def forget_journal(
 class OutboxOnConnection(Protocol):
     """What the journal needs of the PostgreSQL outbox, on the journal's connection."""
 
+    @property
+    def url(self) -> str: ...
+
     async def enqueue_in(
         self, connection: Any, entries: Sequence[NewEntry], *, now: float
     ) -> Any: ...
@@ -265,6 +275,10 @@ class PgTx:
             None if skip is None else skip.detail,
             [f"{prefix}{source}\x1f{stream}" for source, stream in sorted(lock)],
         )
+        if row_id is None:
+            moved_to = await self._conn.fetchval(self._sql.moved)
+            if moved_to is not None:
+                raise OutboxMovedError(self._outbox.url, moved_to)
         return row_id
 
     async def lock_streams(self, streams: Sequence[Stream]) -> None:

@@ -34,14 +34,17 @@ from kit.journal.records import (
     StreamHistory,
 )
 from kit.outbox import _sqlite_sql as outbox_sql
-from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now
+from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now, refuse_if_moved_now
 from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision
 
-RECORD_DELIVERY = """
+# Nothing is inserted for a known delivery, nor once the outbox was moved (NOT_MOVED):
+# record_delivery tells the two apart by MOVED, only when nothing was inserted.
+RECORD_DELIVERY = f"""
 INSERT INTO etk_deliveries (source, delivery_id, event_id, topic, received_at, skip_reason,
                             skip_detail)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+SELECT ?, ?, ?, ?, ?, ?, ?
+WHERE {outbox_sql.NOT_MOVED}
 ON CONFLICT DO NOTHING"""
 APPEND_EVENT = """
 INSERT INTO etk_journal_events (delivery, source, stream, kind, occurred_at, recorded_at,
@@ -190,7 +193,8 @@ class SQLiteTx:
     def record_delivery(
         self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
     ) -> int | None:
-        """No lock to take: the transaction holds SQLite's one write lock."""
+        """No lock to take: the transaction holds SQLite's one write lock. Raises
+        :class:`~kit.errors.OutboxMovedError` once the outbox was moved."""
         cursor = self._db.execute(
             RECORD_DELIVERY,
             (
@@ -203,7 +207,10 @@ class SQLiteTx:
                 None if skip is None else skip.detail,
             ),
         )
-        return cursor.lastrowid if cursor.rowcount == 1 else None
+        if cursor.rowcount == 1:
+            return cursor.lastrowid
+        refuse_if_moved_now(self._db, self._where)
+        return None
 
     def append_event(self, delivery_row: int, event: DomainEvent) -> int:
         c = event_columns(event)
@@ -303,10 +310,10 @@ class SQLiteTx:
         return insert_now(self._db, entry, self._now, where=self._where)
 
     def cancel_entry(self, key: str) -> bool:
-        return cancel_one(self._db, key, self._now)
+        return cancel_one(self._db, key, self._now, where=self._where)
 
     def amend_entry(self, entry: NewEntry) -> bool:
-        return amend_one(self._db, entry, self._now)
+        return amend_one(self._db, entry, self._now, where=self._where)
 
     def record_decision(
         self, event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome

@@ -92,7 +92,9 @@ class MemoryTx:
     def record_delivery(
         self, delivery: Delivery, skip: Skip | None, lock: Sequence[Stream]
     ) -> int | None:
-        """No lock to take: no await happens inside a transaction."""
+        """No lock to take: no await happens inside a transaction. Raises
+        :class:`~kit.errors.OutboxMovedError` once the outbox was moved."""
+        self._storage.refuse_if_moved()
         rows, ident = self._rows, delivery.identity
         by_delivery = (delivery.source, ident.delivery_id)
         by_event = None if ident.event_id is None else (delivery.source, ident.event_id)

@@ -23,6 +23,18 @@ _ENTRY_COLUMNS = ", ".join(_ENTRY_FIELDS)
 _ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status, error"
 
 
+def moved_in(schema: str) -> str:
+    """Where migrate-outbox moved the outbox of ``schema`` (a scalar subquery's text)."""
+    return f"SELECT value FROM \"{schema}\".meta WHERE name = 'moved_to'"
+
+
+def not_moved_in(schema: str) -> str:
+    """The condition every write of an intake carries (an entry inserted, cancelled or
+    amended, a delivery journaled): nothing is written once the outbox was moved; when the
+    row count says nothing was, the writer asks :func:`moved_in` why."""
+    return f"NOT EXISTS ({moved_in(schema)})"
+
+
 def entry_from_row(row: Any) -> Entry:
     values = {name: row[name] for name in _ENTRY_FIELDS}
     values["state"] = State(values["state"])
@@ -47,6 +59,7 @@ class Sql:
     def __init__(self, schema: str) -> None:
         s = f'"{schema}"'
         t, a, h, m = f"{s}.entries", f"{s}.attempts", f"{s}.holds", f"{s}.meta"
+        not_moved = not_moved_in(schema)
         self.create_schema = f"CREATE SCHEMA IF NOT EXISTS {s}"
         self.search_path = f"SET LOCAL search_path TO {s}"
         self.create_version = (
@@ -71,7 +84,7 @@ class Sql:
                      WITH ORDINALITY AS n(key, event_type, channel_id, transaction_reference,
                                           payload, payload_sha256, email_hash, due_at, ord)
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = n.key)
-                  AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
+                  AND {not_moved}
                   AND ($11::text IS NULL OR current_database() = $11::text)
                 ORDER BY n.ord
                 ON CONFLICT (key) DO NOTHING
@@ -91,7 +104,7 @@ class Sql:
                 SELECT $2::text, 'pending', $3::text, $4::text, $5::text, $6::text, $7::text,
                        $8::text, $9::float8, $1::float8, $1::float8
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS x WHERE x.key = $2)
-                  AND NOT EXISTS (SELECT 1 FROM {m} WHERE name = 'moved_to')
+                  AND {not_moved}
                   AND ($11::text IS NULL OR current_database() = $11::text)
                 ON CONFLICT (key) DO NOTHING
                 RETURNING 1
@@ -111,7 +124,7 @@ class Sql:
         # The enqueue statements insert nothing once migrate-outbox moved the outbox away (their
         # NOT EXISTS on 'moved_to'), nor, given the outbox's database as $11 (enqueue_in), on a
         # connection to another database; this tells both from duplicates.
-        self.moved = f"SELECT value FROM {m} WHERE name = 'moved_to'"
+        self.moved = moved_in(schema)
         self.skipped_why = f"SELECT ({self.moved}) AS moved_to, current_database() AS database"
         self.database = "SELECT current_database()"
         self.set_moved = (
@@ -122,16 +135,20 @@ class Sql:
         # SHARE conflicts with the ROW EXCLUSIVE lock every INSERT/UPDATE holds to its COMMIT:
         # taking (and at once releasing) it waits out the write transactions under way.
         self.wait_for_writers = f"LOCK TABLE {t} IN SHARE MODE"
+        # Only a pending entry, in an outbox that was not moved; when nothing changed,
+        # ``unchanged_why`` tells a moved outbox from an unknown key or another state.
         self.cancel = (
             f"UPDATE {t} SET state = 'cancelled', updated_at = $2"
-            " WHERE key = $1 AND state = 'pending' RETURNING id"
+            f" WHERE key = $1 AND state = 'pending' AND {not_moved} RETURNING id"
         )
         # The rule of amend_entry (lifecycle.py); $5 is initial_due_at(), computed in Python.
         self.amend = (
             f"UPDATE {t} SET payload = $2, payload_sha256 = $3, email_hash = $4, due_at = $5,"
-            " updated_at = $6 WHERE key = $1 AND state = 'pending' RETURNING id"
+            f" updated_at = $6 WHERE key = $1 AND state = 'pending' AND {not_moved} RETURNING id"
         )
-        self.exists = f"SELECT 1 FROM {t} WHERE key = $1"
+        self.unchanged_why = (
+            f"SELECT ({self.moved}) AS moved_to, EXISTS (SELECT 1 FROM {t} WHERE key = $1) AS known"
+        )
         # The flusher's two statements, claim (by limit) and finish, live in _pg_flush_sql.
         flush = FlushSql(t, a, h, m)
         self.claim_with_holds = flush.claim_with_holds

@@ -13,7 +13,7 @@ from kit.errors import OutboxError, OutboxMovedError
 from kit.outbox import _sqlite_sql as sql
 from kit.outbox._sqlite_sql import attempt_params
 from kit.outbox._sqlite_worker import Worker
-from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry, State
+from kit.outbox.types import Completion, EnqueueResult, EntryRecord, NewEntry
 
 # The storage's own worker, or a caller's aiosqlite connection (enqueue_in): the same calls.
 Connection = aiosqlite.Connection | Worker
@@ -77,21 +77,21 @@ async def insert_entries(
     return results
 
 
-def cancel_one(db: sqlite3.Connection, key: str, now: float) -> bool:
+def cancel_one(db: sqlite3.Connection, key: str, now: float, *, where: str) -> bool:
     """The work of ``cancel`` on the worker thread, inside the caller's transaction."""
-    row = db.execute(sql.STATE_OF, (key,)).fetchone()
-    if row is None:
+    if db.execute(sql.CANCEL, (now, key)).rowcount == 1:
+        return True
+    refuse_if_moved_now(db, where)
+    if db.execute(sql.STATE_OF, (key,)).fetchone() is None:
         raise OutboxError(f"unknown outbox key {key!r}")
-    if row[0] != State.PENDING.value:
-        return False
-    db.execute(sql.CANCEL, (now, key))
-    return True
+    return False
 
 
-def amend_one(db: sqlite3.Connection, new: NewEntry, now: float) -> bool:
+def amend_one(db: sqlite3.Connection, new: NewEntry, now: float, *, where: str) -> bool:
     """The work of ``amend`` on the worker thread, inside the caller's transaction."""
     if db.execute(sql.AMEND, sql.amend_params(new, now)).rowcount == 1:
         return True
+    refuse_if_moved_now(db, where)
     if db.execute(sql.STATE_OF, (new.key,)).fetchone() is None:
         raise OutboxError(f"unknown outbox key {new.key!r}")
     return False
@@ -101,10 +101,16 @@ def insert_now(db: sqlite3.Connection, new: NewEntry, now: float, *, where: str)
     """:func:`insert_one` on the worker thread, inside the caller's transaction."""
     if db.execute(sql.INSERT_NEW_OR_SKIP, sql.new_entry_params(new, now)).rowcount == 1:
         return True
+    refuse_if_moved_now(db, where)
+    return False
+
+
+def refuse_if_moved_now(db: sqlite3.Connection, where: str) -> None:
+    """:func:`refuse_if_moved` on the worker thread: a write that changed nothing may have met
+    an outbox that migrate-outbox moved away (NOT_MOVED), or a claim may be about to."""
     moved = db.execute(sql.MOVED).fetchone()
     if moved is not None:
         raise OutboxMovedError(where, moved[0])
-    return False
 
 
 def finish_entries(

@@ -52,14 +52,17 @@ _ATTEMPT_COLUMNS = "attempt, kind, started_at, duration_ms, outcome, http_status
 
 _KEYS_IN = "key IN (SELECT value FROM json_each(?))"
 
-# Nothing is inserted once migrate-outbox has moved the outbox ('moved_to' in etk_meta): the
-# writer learns it from the row count, checked in the same transaction (MOVED). Measured, this
-# costs an INSERT what a BEFORE INSERT trigger would, and it leaves load() alone.
-INSERT_NEW_OR_SKIP = """
+# Nothing is written once migrate-outbox has moved the outbox ('moved_to' in etk_meta): every
+# write of an intake (an entry inserted, cancelled or amended, a delivery journaled) carries
+# this condition, and when the row count says nothing changed the writer tells a moved outbox
+# from a duplicate or a no-op by MOVED, in the same transaction. Measured, this costs an INSERT
+# what a BEFORE INSERT trigger would, and it leaves load() alone.
+NOT_MOVED = "NOT EXISTS (SELECT 1 FROM etk_meta WHERE name = 'moved_to')"
+INSERT_NEW_OR_SKIP = f"""
 INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_reference, payload,
                          payload_sha256, email_hash, due_at, created_at, updated_at)
 SELECT ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE NOT EXISTS (SELECT 1 FROM etk_meta WHERE name = 'moved_to')
+WHERE {NOT_MOVED}
 ON CONFLICT (key) DO NOTHING"""
 MOVED = "SELECT value FROM etk_meta WHERE name = 'moved_to'"
 SET_MOVED = (
@@ -180,12 +183,16 @@ AND_KEYS_IN = f" AND {_KEYS_IN}"
 
 STATE_OF = "SELECT state FROM etk_entries WHERE key = ?"
 ID_OF = "SELECT id FROM etk_entries WHERE key = ?"
-CANCEL = "UPDATE etk_entries SET state = 'cancelled', updated_at = ? WHERE key = ?"
+# Only a pending entry, in an outbox that was not moved (NOT_MOVED).
+CANCEL = (
+    "UPDATE etk_entries SET state = 'cancelled', updated_at = ?"
+    f" WHERE key = ? AND state = 'pending' AND {NOT_MOVED}"
+)
 # The rule of amend_entry (lifecycle.py): only a pending entry; the due time is computed by
 # initial_due_at in Python, as for a new entry.
 AMEND = (
     "UPDATE etk_entries SET payload = ?, payload_sha256 = ?, email_hash = ?, due_at = ?,"
-    " updated_at = ? WHERE key = ? AND state = 'pending'"
+    f" updated_at = ? WHERE key = ? AND state = 'pending' AND {NOT_MOVED}"
 )
 # RETRY_DEAD and DROP_DEAD end in their WHERE clause, so AND_KEYS_IN may be appended.
 RETRY_DEAD = (

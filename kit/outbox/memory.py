@@ -135,9 +135,15 @@ class InMemoryStorage:
     async def enqueue(self, entries: Sequence[NewEntry], *, now: float) -> list[EnqueueResult]:
         return self._enqueue(entries, now)
 
-    def _enqueue(self, entries: Sequence[NewEntry], now: float) -> list[EnqueueResult]:
-        if self._moved_to is not None and entries:
+    def refuse_if_moved(self) -> None:
+        """Raise :class:`~kit.errors.OutboxMovedError` once the outbox was moved: every write
+        and claim asks first (the journal's too)."""
+        if self._moved_to is not None:
             raise OutboxMovedError(self.url, self._moved_to)
+
+    def _enqueue(self, entries: Sequence[NewEntry], now: float) -> list[EnqueueResult]:
+        if entries:
+            self.refuse_if_moved()
         results: list[EnqueueResult] = []
         for new in entries:
             if new.key in self._entries:
@@ -153,6 +159,7 @@ class InMemoryStorage:
 
     def cancel_now(self, key: str, now: float) -> bool:
         """:meth:`cancel` without an await, for callers that must stay atomic (the journal)."""
+        self.refuse_if_moved()
         entry = self._entries.get(key)
         if entry is None:
             raise OutboxError(f"unknown outbox key {key!r}")
@@ -166,6 +173,7 @@ class InMemoryStorage:
 
     def amend_now(self, new: NewEntry, now: float) -> bool:
         """:meth:`amend` without an await, for callers that must stay atomic (the journal)."""
+        self.refuse_if_moved()
         entry = self._entries.get(new.key)
         if entry is None:
             raise OutboxError(f"unknown outbox key {new.key!r}")
@@ -188,8 +196,7 @@ class InMemoryStorage:
         return claimed, self._holds_at(now)
 
     def _claim(self, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claimed]:
-        if self._moved_to is not None:
-            raise OutboxMovedError(self.url, self._moved_to)
+        self.refuse_if_moved()
         if limit <= 0:
             return []
         due: list[tuple[float, int, str]] = []

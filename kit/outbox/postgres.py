@@ -75,17 +75,24 @@ class PostgresStorage(PgEnqueue):
         """``cancel`` on a connection the caller holds (inside its transaction, if any)."""
         if await conn.fetchval(self._sql.cancel, key, now) is not None:
             return True
-        if await conn.fetchval(self._sql.exists, key) is None:
-            raise OutboxError(f"unknown outbox key {key!r}")
+        await self._refuse_unchanged(conn, key)
         return False
 
     async def amend_on(self, conn: Any, entry: NewEntry, now: float) -> bool:
         """``amend`` on a connection the caller holds (inside its transaction, if any)."""
         if await conn.fetchval(self._sql.amend, *amend_args(entry, now)) is not None:
             return True
-        if await conn.fetchval(self._sql.exists, entry.key) is None:
-            raise OutboxError(f"unknown outbox key {entry.key!r}")
+        await self._refuse_unchanged(conn, entry.key)
         return False
+
+    async def _refuse_unchanged(self, conn: Any, key: str) -> None:
+        """A cancel or amend changed nothing: the outbox moved, or ``key`` is unknown; else
+        the entry is no longer pending."""
+        why = _one(await conn.fetchrow(self._sql.unchanged_why, key))
+        if why["moved_to"] is not None:
+            raise OutboxMovedError(self._url, why["moved_to"])
+        if not why["known"]:
+            raise OutboxError(f"unknown outbox key {key!r}")
 
     @contextlib.asynccontextmanager
     async def transaction(self, operation: str) -> AsyncIterator[Any]:

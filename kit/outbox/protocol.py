@@ -73,7 +73,8 @@ class Storage(Protocol):
     async def cancel(self, key: str, *, now: float) -> bool:
         """``pending`` -> ``cancelled``. False if the entry is in any other state.
 
-        Raises :class:`kit.errors.OutboxError` for an unknown key.
+        Raises :class:`kit.errors.OutboxError` for an unknown key, and
+        :class:`~kit.errors.OutboxMovedError` (changing nothing) once the outbox was moved.
         """
         ...
 
@@ -82,7 +83,8 @@ class Storage(Protocol):
         (same key); its due time becomes ``max(now, send_after)``. False if the entry is in any
         other state: once claimed, what may have been sent is never changed.
 
-        Raises :class:`kit.errors.OutboxError` for an unknown key.
+        Raises :class:`kit.errors.OutboxError` for an unknown key, and
+        :class:`~kit.errors.OutboxMovedError` (changing nothing) once the outbox was moved.
         """
         ...
 

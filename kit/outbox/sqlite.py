@@ -31,7 +31,6 @@ from kit.errors import (
     ConfigError,
     MigrationError,
     OutboxError,
-    OutboxMovedError,
     StorageError,
     StorageUnavailableError,
 )
@@ -43,6 +42,7 @@ from kit.outbox._sqlite_batch import (
     insert_entries,
     insert_one,
     load_records,
+    refuse_if_moved_now,
 )
 from kit.outbox._sqlite_conn import MEMORY, Phase, connect
 from kit.outbox._sqlite_group import GroupCommit
@@ -345,10 +345,10 @@ class SQLiteStorage(SQLiteOperators):
         self._own_file.add(connection)
 
     async def cancel(self, key: str, *, now: float) -> bool:
-        return await self._grouped("cancel", lambda db: cancel_one(db, key, now))
+        return await self._grouped("cancel", lambda db: cancel_one(db, key, now, where=self.url))
 
     async def amend(self, entry: NewEntry, *, now: float) -> bool:
-        return await self._grouped("amend", lambda db: amend_one(db, entry, now))
+        return await self._grouped("amend", lambda db: amend_one(db, entry, now, where=self.url))
 
     async def run_transaction(self, operation: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """``fn(connection)`` on the storage's worker thread inside one write transaction
@@ -376,9 +376,7 @@ class SQLiteStorage(SQLiteOperators):
         params: dict[str, Any] = {"now": now, "limit": limit, "owner": owner, "expires": expires}
 
         def claim_rows(db: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
-            moved = db.execute(sql.MOVED).fetchone()
-            if moved is not None:
-                raise OutboxMovedError(self.url, moved[0])
+            refuse_if_moved_now(db, self.url)
             rows: list[Any] = []
             if limit > 0:
                 ids = [r[0] for r in db.execute(sql.CLAIM_PICK, params)]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.errors import OutboxError
+from kit.errors import OutboxError, OutboxMovedError
 from kit.feeds.checkpoint import Checkpoint, Run, checkpoints_in
 from kit.journal.dump import Row, Table, rows_of
 from kit.journal.explain import explain
@@ -22,7 +22,15 @@ from kit.outbox.sqlite import SQLiteStorage
 from kit.outbox.types import State
 
 from .conftest import Kit, decided, deliver, history, outcomes
-from .deliveries import KEY, NOW, cancelled_order, fulfilled_order, payload
+from .deliveries import (
+    KEY,
+    NOW,
+    SHIPPED_AT,
+    cancelled_order,
+    fulfilled_order,
+    payload,
+    updated,
+)
 
 OTHER_ORDER = "5560001000002"
 OTHER_EMAIL = "max.muster@example.org"
@@ -99,6 +107,42 @@ async def test_the_journal_and_checkpoints_move_with_the_outbox(kits: tuple[Kit,
     assert await checkpoints_in(target.storage).load("my-shop", Run.POLL) == poll
     # Rows the target journaled since do not stop a repeated move.
     assert (await migrate_outbox(source.storage, target.storage, now=NOW)).journal_copied == 0
+
+
+async def test_the_moved_outbox_takes_in_no_delivery_and_changes_no_entry(
+    kits: tuple[Kit, Kit],
+) -> None:
+    """An intake still writing to the old database (an application's own, or a serve whose
+    flusher has not stopped yet) is refused every delivery, so the platform retries it against
+    the new outbox: a cancellation (its entry there would still be sent), a partial refund
+    (its amend likewise), an orders/paid that enqueues nothing (the new journal's history
+    would miss it) and a redelivery. Nothing of them is stored in the old database. Where the
+    outbox went, a redelivery is still a duplicate."""
+    source, target = kits
+    assert (await deliver(source, fulfilled_order(), "orders/fulfilled", "w-1")).enqueued
+    await migrate_outbox(source.storage, target.storage, now=NOW)
+    rows = await journal_rows(source.storage)
+    entries = await source.storage.entries()
+    socks_back = payload("refund_create")
+    socks_back["refund_line_items"][0]["quantity"] = 2  # amends the waiting invite
+
+    for body, topic in (
+        (cancelled_order(), "orders/cancelled"),
+        (socks_back, "refunds/create"),
+        (updated(fulfilled_order(), SHIPPED_AT), "orders/paid"),
+        (fulfilled_order(), "orders/fulfilled"),
+    ):
+        with pytest.raises(OutboxMovedError) as refused:
+            await deliver(source, body, topic, "w-1" if topic == "orders/fulfilled" else topic)
+        assert refused.value.moved_to == target.storage.url
+    assert await journal_rows(source.storage) == rows
+    assert await source.storage.entries() == entries
+
+    retried = await deliver(target, fulfilled_order(), "orders/fulfilled", "w-1")
+    assert retried.status is IngestStatus.DUPLICATE
+    assert decided(await deliver(target, cancelled_order(), "orders/cancelled", "w-2")) == [
+        ("cancel", "cancelled")
+    ]
 
 
 async def test_a_repeated_move_skips_what_the_target_journaled_since_in_any_table(

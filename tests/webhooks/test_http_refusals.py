@@ -19,7 +19,16 @@ import attrs
 import pytest
 from journal.conftest import Kit
 from journal.conftest import source as shop_source
-from journal.deliveries import EMAIL, KEY, ORDER_ID, SECRET, SHOP, fulfilled_order, payload
+from journal.deliveries import (
+    EMAIL,
+    KEY,
+    ORDER_ID,
+    SECRET,
+    SHOP,
+    cancelled_order,
+    fulfilled_order,
+    payload,
+)
 
 from adapters.shopify import ShopifyAdapter, ShopifyConfig
 from kit.journal.ingest import Intake, IntakeSource
@@ -199,6 +208,27 @@ async def test_a_moved_outbox_answers_503_and_stores_nothing(served: Served) -> 
     assert (reply.status, reply.body) == (503, {"error": "storage_unavailable"})
     await served.outbox.storage.set_moved(None)
     await assert_nothing_stored(served)
+
+
+async def test_a_moved_outbox_answers_503_to_a_cancellation_and_to_a_payment(
+    served: Served,
+) -> None:
+    """Deliveries that would change a waiting entry or only be journaled are refused as well,
+    so the platform retries them against the new outbox; the old one keeps its entry pending
+    and its journal as the move left them."""
+    taken = await served.deliver(fulfilled_order(), "orders/fulfilled", "w-1")
+    assert taken.status == 200
+    await served.outbox.storage.set_moved("postgresql://elsewhere/shop")
+    before = await served.history(ORDER_ID)
+
+    cancelled = await served.deliver(cancelled_order(), "orders/cancelled", "w-2")
+    paid = await served.deliver(fulfilled_order(), "orders/paid", "w-3")
+
+    assert [(r.status, r.body) for r in (cancelled, paid)] == [
+        (503, {"error": "storage_unavailable"})
+    ] * 2
+    assert (await served.outbox.get(KEY)).state is State.PENDING
+    assert await served.history(ORDER_ID) == before
 
 
 class _BrokenIntake(Intake):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from kit.errors import OutboxMovedError
@@ -20,6 +21,7 @@ from kit.testing.storage_contract._support import (
     claim,
     enqueue,
     entry,
+    make_state,
     new,
 )
 
@@ -103,3 +105,24 @@ class HoldContract(ContractBase):
         await storage.set_moved(None)  # a move given up before anything was copied
         assert await storage.moved_to() is None
         await enqueue(storage, "after")
+
+    async def test_a_moved_outbox_refuses_cancel_and_amend(self, storage: Storage) -> None:
+        """A cancellation or an amend accepted by a moved outbox would change an entry whose
+        copy in the new outbox is still sent unchanged: both are refused, whatever the entry's
+        state (a pending one, one that ended, a key never seen), and no entry changes."""
+        await make_state(storage, "done", State.DELIVERED)
+        await enqueue(storage, "waiting")
+        await storage.set_moved("postgresql://elsewhere/shop")
+        before = await storage.entries()
+        amended = new("waiting", payload='{"type":"checkout","v":2}', send_after=T + 500)
+        for key in ("waiting", "done", "never-seen"):
+            with pytest.raises(OutboxMovedError, match="moved to postgresql://elsewhere/shop"):
+                await storage.cancel(key, now=T + 1)
+            with pytest.raises(OutboxMovedError, match="moved to postgresql://elsewhere/shop"):
+                await storage.amend(attrs.evolve(amended, key=key), now=T + 1)
+        assert await storage.entries() == before
+
+        await storage.set_moved(None)
+        assert await storage.amend(amended, now=T + 2) is True
+        assert await storage.cancel("waiting", now=T + 3) is True
+        assert await storage.cancel("done", now=T + 3) is False
