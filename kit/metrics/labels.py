@@ -27,8 +27,7 @@ REFUSALS = frozenset(
         "unreadable_body",
         "verification_failed",
         "invalid_payload",
-        "storage_unavailable",
-        "outbox_moved",
+        "storage_unavailable",  # a moved outbox too: its log line and /readyz tell the two apart
         "erasure_in_flight",
         "internal_error",
     }
