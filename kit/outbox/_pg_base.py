@@ -25,6 +25,7 @@ from kit.outbox._pg_conn import (
     _keep_session,
     _may_be_broken,
     _rolled_back,
+    _terminate,
     _unparsable_url,
 )
 from kit.outbox._pg_lane import Lane
@@ -287,7 +288,7 @@ class PgBase:
         except BaseException as exc:
             # Our pool's reset runs no query, so it would not notice a broken connection.
             if self._own_pool and _may_be_broken(exc):
-                conn.terminate()
+                _terminate(conn)
             raise
         finally:
             await pool.release(conn)
@@ -333,22 +334,22 @@ class PgBase:
             yield
         except KitError:
             raise
-        except OSError as exc:  # refused, unreachable, TimeoutError (asyncio's included)
-            raise StorageUnavailableError(self._message(operation, exc)) from exc
-        except _asyncpg.PostgresError as exc:
-            sqlstate = str(getattr(exc, "sqlstate", "") or "")
-            if isinstance(exc, _asyncpg.PostgresConnectionError) or sqlstate.startswith(
-                _UNAVAILABLE_SQLSTATE_CLASSES
-            ):
+        except (OSError, _asyncpg.PostgresError, _asyncpg.exceptions.InternalClientError) as exc:
+            # InternalClientError: asyncpg's protocol state after its socket broke mid-operation
+            # ("cannot switch to state 12; another operation is in progress").
+            if _unavailable(exc):
                 raise StorageUnavailableError(self._message(operation, exc)) from exc
             raise failure(self._message(operation, exc)) from exc
         except _asyncpg.ClientConfigurationError as exc:
             raise ConfigError(self._message(operation, exc)) from exc
-        except _asyncpg.exceptions.InternalClientError as exc:
-            # asyncpg's protocol state after its socket broke mid-operation ("cannot switch to
-            # state 12; another operation is in progress"): the connection is gone, not refused.
-            raise StorageUnavailableError(self._message(operation, exc)) from exc
         except _asyncpg.InterfaceError as exc:
+            # asyncpg's cleanup after a connection the server ended (a transaction's exit)
+            # refuses the closed connection, hiding the loss it is handling: report the loss.
+            lost = exc.__context__
+            while isinstance(lost, _asyncpg.InterfaceError):
+                lost = lost.__context__
+            if lost is not None and _unavailable(lost):
+                raise StorageUnavailableError(self._message(operation, lost)) from lost
             raise failure(self._message(operation, exc)) from exc
 
     def _message(self, operation: str, exc: BaseException) -> str:
@@ -359,6 +360,21 @@ class PgBase:
             async with self._conn() as conn:
                 status: str = await conn.execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1])
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached right now, rather than refused."""
+    if isinstance(
+        exc,
+        OSError  # refused, unreachable, TimeoutError (asyncio's included)
+        | _asyncpg.PostgresConnectionError
+        | _asyncpg.exceptions.InternalClientError,
+    ):
+        return True
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return isinstance(exc, _asyncpg.PostgresError) and sqlstate.startswith(
+        _UNAVAILABLE_SQLSTATE_CLASSES
+    )
 
 
 def _one(row: Any) -> Any:

@@ -186,6 +186,51 @@ async def test_lock_wait_timeout_is_unavailable(
         assert await s.cancel("k-1", now=3.0) is True
 
 
+@pytest.mark.parametrize("own_pool", [True, False], ids=["own pool", "application pool"])
+@pytest.mark.parametrize("call", ["stats", "purge"], ids=["one statement", "transaction"])
+async def test_a_connection_ended_mid_statement_is_unavailable(
+    call: str, own_pool: bool, pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    """A backend the server ends while a call waits on it (pg_terminate_backend, a restart) is
+    a passing outage, whatever asyncpg's cleanup of the dead connection (leaving the
+    transaction, handing the connection back) says after it: the writer of a flusher waits
+    it out rather than splitting and abandoning its results as refused. The next call works."""
+    pool = None if own_pool else await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    try:
+        async with PostgresStorage(pg_dsn, schema=pg_schema, pool=pool) as s:
+            await s.enqueue([new(1)], now=1.0)
+            run: Callable[[], Any] = {
+                "stats": s.stats,
+                "purge": lambda: s.purge(before=0.0, now=2.0),
+            }[call]
+            async with conn.transaction():
+                await conn.execute(f'LOCK TABLE "{pg_schema}".entries IN ACCESS EXCLUSIVE MODE')
+                waiting = asyncio.create_task(run())
+                blocked: list[int] = []
+
+                async def find_blocked() -> None:
+                    blocked[:] = [
+                        r["pid"]
+                        for r in await conn.fetch(
+                            "SELECT pid FROM pg_stat_activity"
+                            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                        )
+                    ]
+
+                async with asyncio.timeout(WAIT):
+                    while not blocked:
+                        await find_blocked()
+                (pid,) = blocked
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+                with pytest.raises(StorageUnavailableError) as info:
+                    await waiting
+            assert "terminat" in str(info.value)
+            await run()
+    finally:
+        if pool is not None:
+            await pool.close()
+
+
 async def test_a_read_only_server_is_unavailable(pg_dsn: str, pg_schema: str) -> None:
     """A server that takes no writes (a primary demoted to standby while a failover turns its
     DNS) is a passing outage, as a read-only SQLite file is: a flusher waits it out instead of
@@ -685,7 +730,7 @@ async def test_calls_recover_from_a_lost_connection(
                     await s.get("k-1")
                 else:
                     await s.enqueue([new(i)], now=1.0)
-            except StorageError:  # asyncpg may notice the lost connection only by using it
+            except StorageUnavailableError:  # asyncpg may notice the loss only by using it
                 failures += 1
         assert failures <= 1
         assert await s.get("k-1") is not None
