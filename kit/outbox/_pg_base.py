@@ -275,13 +275,19 @@ class PgBase:
     # -- plumbing -------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
+    async def _conn(
+        self, deadline: float | None = None
+    ) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
+        """A pooled connection, waited for until ``deadline`` (the loop's clock), by default
+        ``command_timeout`` from now."""
         pool = self._pool
         if pool is None or not self._opened:
             state = "closed" if self._closed else "not open (call open() or use async with)"
             raise StorageError(f"{self!r} is {state}")
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._command_timeout
         # asyncio.timeout rather than acquire(timeout=...), which wraps every acquire in a task.
-        async with asyncio.timeout(self._command_timeout):
+        async with asyncio.timeout_at(deadline):
             conn = await pool.acquire()
         try:
             yield conn
@@ -301,9 +307,12 @@ class PgBase:
         statement or two; a lane spares them the pool's acquire and release. The flusher
         writes results while it claims, so each side has a lane of its own.
         """
+        # One budget for a connection, whichever serves: a lane that spent it trying to connect
+        # (a server that takes no new connections) leaves the pool none.
+        deadline = asyncio.get_running_loop().time() + self._command_timeout
         own = None if lane is None else await lane.take()
         if lane is None or own is None:
-            async with self._conn() as conn:
+            async with self._conn(deadline) as conn:
                 yield conn
             return
         try:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import attrs
@@ -924,6 +925,82 @@ async def test_enqueue_uses_the_pool_when_the_lane_cannot_connect(
     monkeypatch.setattr(storage._lane, "_connect", refuse)
     assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [False]
     assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [True]
+
+
+class StallingProxy:
+    """Forwards TCP to PostgreSQL until ``stall()``; then accepts new connections and never
+    answers them, as an address black-holed by a failover does."""
+
+    def __init__(self, dsn: str) -> None:
+        self._target = urlsplit(dsn)
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._stalled = False
+        self._closed = asyncio.Event()
+        self.dsn = dsn
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.dsn = urlunsplit(self._target._replace(netloc=f"postgres@127.0.0.1:{port}"))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self._closed.set()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    def stall(self) -> None:
+        self._stalled = True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        if self._stalled:
+            await self._closed.wait()
+            return
+        target = (self._target.hostname or "127.0.0.1", self._target.port or 5432)
+        up_reader, up_writer = await asyncio.open_connection(*target)
+        self._writers.add(up_writer)
+        pipes = {
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        }
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for w in (writer, up_writer):
+            w.transport.abort()
+        await asyncio.wait(pipes)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+
+async def test_a_caller_waits_for_a_connection_at_most_command_timeout(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """With the pool busy and the server taking no new connections (a black-holed address), a
+    one-event enqueue gets StorageUnavailableError within ``command_timeout`` in all: the
+    enqueue connection's connect attempt and the wait for a pooled one share that budget."""
+    budget = 1.0
+    async with StallingProxy(pg_dsn) as proxy:
+        s = PostgresStorage(proxy.dsn, schema=pg_schema, max_size=1, command_timeout=budget)
+        await s.open()
+        try:
+            proxy.stall()
+            loop = asyncio.get_running_loop()
+            async with s.transaction("hold the pool's one connection"):
+                started = loop.time()
+                with pytest.raises(StorageUnavailableError):
+                    await s.enqueue([new(1)], now=1.0)
+                waited = loop.time() - started
+        finally:
+            await s.aclose()
+    assert waited < budget * 1.6
 
 
 async def test_pooled_connections_keep_no_session_state(
