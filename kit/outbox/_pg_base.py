@@ -25,6 +25,7 @@ from kit.outbox._pg_conn import (
     _keep_session,
     _may_be_broken,
     _rolled_back,
+    _terminate,
     _unparsable_url,
 )
 from kit.outbox._pg_lane import Lane
@@ -274,20 +275,26 @@ class PgBase:
     # -- plumbing -------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _conn(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
+    async def _conn(
+        self, deadline: float | None = None
+    ) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy[Any]]:
+        """A pooled connection, waited for until ``deadline`` (the loop's clock), by default
+        ``command_timeout`` from now."""
         pool = self._pool
         if pool is None or not self._opened:
             state = "closed" if self._closed else "not open (call open() or use async with)"
             raise StorageError(f"{self!r} is {state}")
+        if deadline is None:
+            deadline = asyncio.get_running_loop().time() + self._command_timeout
         # asyncio.timeout rather than acquire(timeout=...), which wraps every acquire in a task.
-        async with asyncio.timeout(self._command_timeout):
+        async with asyncio.timeout_at(deadline):
             conn = await pool.acquire()
         try:
             yield conn
         except BaseException as exc:
             # Our pool's reset runs no query, so it would not notice a broken connection.
             if self._own_pool and _may_be_broken(exc):
-                conn.terminate()
+                _terminate(conn)
             raise
         finally:
             await pool.release(conn)
@@ -300,9 +307,12 @@ class PgBase:
         statement or two; a lane spares them the pool's acquire and release. The flusher
         writes results while it claims, so each side has a lane of its own.
         """
+        # One budget for a connection, whichever serves: a lane that spent it trying to connect
+        # (a server that takes no new connections) leaves the pool none.
+        deadline = asyncio.get_running_loop().time() + self._command_timeout
         own = None if lane is None else await lane.take()
         if lane is None or own is None:
-            async with self._conn() as conn:
+            async with self._conn(deadline) as conn:
                 yield conn
             return
         try:
@@ -333,22 +343,22 @@ class PgBase:
             yield
         except KitError:
             raise
-        except OSError as exc:  # refused, unreachable, TimeoutError (asyncio's included)
-            raise StorageUnavailableError(self._message(operation, exc)) from exc
-        except _asyncpg.PostgresError as exc:
-            sqlstate = str(getattr(exc, "sqlstate", "") or "")
-            if isinstance(exc, _asyncpg.PostgresConnectionError) or sqlstate.startswith(
-                _UNAVAILABLE_SQLSTATE_CLASSES
-            ):
+        except (OSError, _asyncpg.PostgresError, _asyncpg.exceptions.InternalClientError) as exc:
+            # InternalClientError: asyncpg's protocol state after its socket broke mid-operation
+            # ("cannot switch to state 12; another operation is in progress").
+            if _unavailable(exc):
                 raise StorageUnavailableError(self._message(operation, exc)) from exc
             raise failure(self._message(operation, exc)) from exc
         except _asyncpg.ClientConfigurationError as exc:
             raise ConfigError(self._message(operation, exc)) from exc
-        except _asyncpg.exceptions.InternalClientError as exc:
-            # asyncpg's protocol state after its socket broke mid-operation ("cannot switch to
-            # state 12; another operation is in progress"): the connection is gone, not refused.
-            raise StorageUnavailableError(self._message(operation, exc)) from exc
         except _asyncpg.InterfaceError as exc:
+            # asyncpg's cleanup after a connection the server ended (a transaction's exit)
+            # refuses the closed connection, hiding the loss it is handling: report the loss.
+            lost = exc.__context__
+            while isinstance(lost, _asyncpg.InterfaceError):
+                lost = lost.__context__
+            if lost is not None and _unavailable(lost):
+                raise StorageUnavailableError(self._message(operation, lost)) from lost
             raise failure(self._message(operation, exc)) from exc
 
     def _message(self, operation: str, exc: BaseException) -> str:
@@ -359,6 +369,21 @@ class PgBase:
             async with self._conn() as conn:
                 status: str = await conn.execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1])
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached right now, rather than refused."""
+    if isinstance(
+        exc,
+        OSError  # refused, unreachable, TimeoutError (asyncio's included)
+        | _asyncpg.PostgresConnectionError
+        | _asyncpg.exceptions.InternalClientError,
+    ):
+        return True
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return isinstance(exc, _asyncpg.PostgresError) and sqlstate.startswith(
+        _UNAVAILABLE_SQLSTATE_CLASSES
+    )
 
 
 def _one(row: Any) -> Any:

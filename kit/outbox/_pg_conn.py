@@ -66,6 +66,14 @@ def _may_be_broken(exc: BaseException) -> bool:
     )
 
 
+def _terminate(conn: Any) -> None:
+    """Drop a pooled connection that may be broken. One the server already closed has been
+    detached from its proxy by asyncpg, and the proxy then refuses every call: nothing is left
+    to drop, and that refusal must not replace the failure being handled."""
+    with contextlib.suppress(_asyncpg.InterfaceError):
+        conn.terminate()
+
+
 async def _keep_session(_conn: Any) -> None:
     """The own pool's reset on release: nothing to undo, so no round trip.
 
@@ -83,5 +91,6 @@ __all__ = [
     "_keep_session",
     "_may_be_broken",
     "_rolled_back",
+    "_terminate",
     "_unparsable_url",
 ]

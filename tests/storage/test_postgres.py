@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import attrs
@@ -184,6 +185,51 @@ async def test_lock_wait_timeout_is_unavailable(
             with pytest.raises(StorageUnavailableError, match="cancel"):
                 await s.cancel("k-1", now=2.0)
         assert await s.cancel("k-1", now=3.0) is True
+
+
+@pytest.mark.parametrize("own_pool", [True, False], ids=["own pool", "application pool"])
+@pytest.mark.parametrize("call", ["stats", "purge"], ids=["one statement", "transaction"])
+async def test_a_connection_ended_mid_statement_is_unavailable(
+    call: str, own_pool: bool, pg_dsn: str, pg_schema: str, conn: asyncpg.Connection[Any]
+) -> None:
+    """A backend the server ends while a call waits on it (pg_terminate_backend, a restart) is
+    a passing outage, whatever asyncpg's cleanup of the dead connection (leaving the
+    transaction, handing the connection back) says after it: the writer of a flusher waits
+    it out rather than splitting and abandoning its results as refused. The next call works."""
+    pool = None if own_pool else await asyncpg.create_pool(pg_dsn, min_size=1, max_size=2)
+    try:
+        async with PostgresStorage(pg_dsn, schema=pg_schema, pool=pool) as s:
+            await s.enqueue([new(1)], now=1.0)
+            run: Callable[[], Any] = {
+                "stats": s.stats,
+                "purge": lambda: s.purge(before=0.0, now=2.0),
+            }[call]
+            async with conn.transaction():
+                await conn.execute(f'LOCK TABLE "{pg_schema}".entries IN ACCESS EXCLUSIVE MODE')
+                waiting = asyncio.create_task(run())
+                blocked: list[int] = []
+
+                async def find_blocked() -> None:
+                    blocked[:] = [
+                        r["pid"]
+                        for r in await conn.fetch(
+                            "SELECT pid FROM pg_stat_activity"
+                            " WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+                        )
+                    ]
+
+                async with asyncio.timeout(WAIT):
+                    while not blocked:
+                        await find_blocked()
+                (pid,) = blocked
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+                with pytest.raises(StorageUnavailableError) as info:
+                    await waiting
+            assert "terminat" in str(info.value)
+            await run()
+    finally:
+        if pool is not None:
+            await pool.close()
 
 
 async def test_a_read_only_server_is_unavailable(pg_dsn: str, pg_schema: str) -> None:
@@ -685,7 +731,7 @@ async def test_calls_recover_from_a_lost_connection(
                     await s.get("k-1")
                 else:
                     await s.enqueue([new(i)], now=1.0)
-            except StorageError:  # asyncpg may notice the lost connection only by using it
+            except StorageUnavailableError:  # asyncpg may notice the loss only by using it
                 failures += 1
         assert failures <= 1
         assert await s.get("k-1") is not None
@@ -879,6 +925,82 @@ async def test_enqueue_uses_the_pool_when_the_lane_cannot_connect(
     monkeypatch.setattr(storage._lane, "_connect", refuse)
     assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [False]
     assert [r.duplicate for r in await storage.enqueue([new(1)], now=1.0)] == [True]
+
+
+class StallingProxy:
+    """Forwards TCP to PostgreSQL until ``stall()``; then accepts new connections and never
+    answers them, as an address black-holed by a failover does."""
+
+    def __init__(self, dsn: str) -> None:
+        self._target = urlsplit(dsn)
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self._stalled = False
+        self._closed = asyncio.Event()
+        self.dsn = dsn
+
+    async def __aenter__(self) -> StallingProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.dsn = urlunsplit(self._target._replace(netloc=f"postgres@127.0.0.1:{port}"))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        self._closed.set()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+    def stall(self) -> None:
+        self._stalled = True
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        if self._stalled:
+            await self._closed.wait()
+            return
+        target = (self._target.hostname or "127.0.0.1", self._target.port or 5432)
+        up_reader, up_writer = await asyncio.open_connection(*target)
+        self._writers.add(up_writer)
+        pipes = {
+            asyncio.create_task(self._pipe(reader, up_writer)),
+            asyncio.create_task(self._pipe(up_reader, writer)),
+        }
+        await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        for w in (writer, up_writer):
+            w.transport.abort()
+        await asyncio.wait(pipes)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+
+
+async def test_a_caller_waits_for_a_connection_at_most_command_timeout(
+    pg_dsn: str, pg_schema: str
+) -> None:
+    """With the pool busy and the server taking no new connections (a black-holed address), a
+    one-event enqueue gets StorageUnavailableError within ``command_timeout`` in all: the
+    enqueue connection's connect attempt and the wait for a pooled one share that budget."""
+    budget = 1.0
+    async with StallingProxy(pg_dsn) as proxy:
+        s = PostgresStorage(proxy.dsn, schema=pg_schema, max_size=1, command_timeout=budget)
+        await s.open()
+        try:
+            proxy.stall()
+            loop = asyncio.get_running_loop()
+            async with s.transaction("hold the pool's one connection"):
+                started = loop.time()
+                with pytest.raises(StorageUnavailableError):
+                    await s.enqueue([new(1)], now=1.0)
+                waited = loop.time() - started
+        finally:
+            await s.aclose()
+    assert waited < budget * 1.6
 
 
 async def test_pooled_connections_keep_no_session_state(
