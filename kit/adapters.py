@@ -231,6 +231,19 @@ def signed_header_matches(signed: SignedHeader, raw_body: bytes, secrets: Sequen
     return matched
 
 
+def check_signed_header(
+    value: str, header: str, raw_body: bytes, secrets: Sequence[str]
+) -> SignedHeader:
+    """Refuse (``bad_signature``) a ``t=,v1=`` header named ``header`` that is malformed or
+    signs ``raw_body`` under none of ``secrets``; the parsed header, for its signed time."""
+    signed = parse_signed_header(value, header)
+    if not signed_header_matches(signed, raw_body, secrets):
+        raise VerificationError(
+            "bad_signature", f"{header} matches none of the {len(secrets)} configured secrets"
+        )
+    return signed
+
+
 def sign_header(raw_body: bytes, secret: str, timestamp: int) -> str:
     """A ``t=...,v1=...`` value for ``raw_body``, as the platform would send it (for tests and
     samples; the kit never signs what it receives)."""
@@ -351,6 +364,7 @@ __all__ = [
     "PushAdapter",
     "SignedHeader",
     "check_signed_at",
+    "check_signed_header",
     "check_url_template",
     "hmac_sha256_base64_matches",
     "installed_adapters",

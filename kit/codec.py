@@ -337,20 +337,28 @@ class ErrorBody:
 
 
 def _as_text(value: Any) -> str | None:
-    return _storable(value).strip() or None if isinstance(value, str) else None
+    return storable(value).strip() or None if isinstance(value, str) else None
 
 
-def _storable(text: str) -> str:
-    """A server's text as every outbox backend can store it. JSON may carry a NUL (PostgreSQL's
-    text refuses it) or half a UTF-16 pair from a truncated escape (no UTF-8 encoder takes it);
-    either would make the error of an attempt unrecordable, and the entry retried for ever."""
-    if "\x00" in text:
-        text = text.replace("\x00", "")
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "replace").decode()
-    return text
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as every backend can store it: NULs dropped, each lone surrogate U+FFFD.
+
+    JSON may escape a NUL (PostgreSQL's text refuses it) or half a UTF-16 pair, from a truncated
+    escape, into a string (SQLite and every UTF-8 encoder refuse it). Text that came from
+    outside in JSON (an error body from eTrusted, an order from a platform) would otherwise be
+    unrecordable: an attempt's error retried for ever, an order answered 503 for hours.
+    """
+    if "\x00" not in text:
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
 
 
 def parse_error_body(raw: bytes | str | None) -> ErrorBody:
@@ -362,7 +370,7 @@ def parse_error_body(raw: bytes | str | None) -> ErrorBody:
     try:
         data = json.loads(text)
     except ValueError:
-        snippet = " ".join(_storable(text).split())
+        snippet = " ".join(storable(text).split())
         if len(snippet) > _MAX_ERROR_TEXT:
             snippet = snippet[:_MAX_ERROR_TEXT] + "..."
         return ErrorBody(message=f"(non-JSON body) {mask_emails(snippet)}")
@@ -382,7 +390,7 @@ def parse_error_body(raw: bytes | str | None) -> ErrorBody:
                 description=mask_emails(description) if description else None,
                 is_json=True,
             )
-    compact = _storable(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+    compact = storable(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
     if len(compact) > _MAX_ERROR_TEXT:
         compact = compact[:_MAX_ERROR_TEXT] + "..."
     return ErrorBody(message=f"(unrecognised JSON body) {mask_emails(compact)}", is_json=True)
@@ -432,6 +440,7 @@ __all__ = [
     "parse_datetime",
     "parse_error_body",
     "parse_retry_after",
+    "storable",
     "to_wire",
     "unstructure_optional_scalars_as_is",
     "wire",

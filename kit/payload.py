@@ -16,14 +16,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kit import jsonenc
-from kit.codec import parse_datetime
+from kit.codec import parse_datetime, storable
 from kit.errors import PayloadError
 
 _NAIVE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\Z")
 # Text no database stores, and the JSON escapes that alone can put it into a decoded string.
 _NUL_ESCAPE = b"\\u0000"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class Node:
@@ -179,24 +178,24 @@ def decode(raw: bytes) -> Any:
 
     JSON may escape a NUL (``\\u0000``) or half a surrogate pair into a string. PostgreSQL
     stores neither and SQLite no lone surrogate, so an order carrying one could never be
-    journaled, and its platform would be told for hours that the database is down. A NUL is
-    dropped and a lone surrogate becomes U+FFFD. Both arrive only as escapes, so a body
-    without one is returned as :func:`kit.jsonenc.decode` read it. Raises :class:`ValueError` or
+    journaled, and its platform would be told for hours that the database is down: every string
+    goes through :func:`kit.codec.storable`. Both arrive only as escapes, so a body without one
+    is returned as :func:`kit.jsonenc.decode` read it. Raises :class:`ValueError` or
     :class:`RecursionError` for a body that is not JSON.
     """
     value = jsonenc.decode(raw)
     if _NUL_ESCAPE in raw or _SURROGATE_ESCAPE.search(raw):
-        return _storable(value)
+        return _storable_values(value)
     return value
 
 
-def _storable(value: Any) -> Any:
+def _storable_values(value: Any) -> Any:
     if isinstance(value, str):
-        return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", value)
+        return storable(value)
     if isinstance(value, dict):
-        return {_storable(k): _storable(v) for k, v in value.items()}
+        return {_storable_values(k): _storable_values(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_storable(item) for item in value]
+        return [_storable_values(item) for item in value]
     return value
 
 

@@ -34,9 +34,15 @@ from adapters.recharge.signing import (
     TIMESTAMPED_NAME,
     legacy_matches,
     parse_timestamped,
-    timestamped_matches,
 )
-from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult, check_signed_at
+from kit.adapters import (
+    AdapterPlugin,
+    DeliveryIdentity,
+    Headers,
+    ParseResult,
+    check_signed_at,
+    check_signed_header,
+)
 from kit.domain import OrderRefunded, Refund, Skip, SkipReason, SubscriptionRenewed
 from kit.errors import PayloadError, VerificationError
 from kit.payload import Node, json_object
@@ -77,11 +83,7 @@ class RechargeAdapter:
         stamped = self._timestamped(headers)
         legacy = headers.get(LEGACY_HEADER)
         if stamped is not None:
-            if not timestamped_matches(raw_body, parse_timestamped(stamped), secrets):
-                raise VerificationError(
-                    "bad_signature",
-                    f"{TIMESTAMPED_NAME} matches none of the {len(secrets)} configured secrets",
-                )
+            check_signed_header(stamped, TIMESTAMPED_NAME, raw_body, secrets)
         elif legacy is not None and scheme is not SignatureScheme.TIMESTAMPED:
             if not legacy_matches(raw_body, legacy, secrets):
                 raise VerificationError(

@@ -4,7 +4,7 @@
   API client secret followed by the raw body, with no separator.
 * **timestamped** ``X-Recharge-Webhook-Signature: t=<unix seconds>,v1=<hex>``: the hex
   HMAC-SHA256 of ``"{t}." + raw body`` under the client secret, Stripe's scheme, read by the
-  kit's one parser for it (:func:`kit.adapters.parse_signed_header`): entries by key, so a
+  kit's one check of it (:func:`kit.adapters.check_signed_header`): entries by key, so a
   later ``v2`` is ignored rather than misread, and several ``v1`` may be sent.
 
 The sending side (:func:`legacy_signature`, :func:`timestamped_signature`) is what tests and
@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 
-from kit.adapters import SignedHeader, parse_signed_header, sign_header, signed_header_matches
+from kit.adapters import SignedHeader, parse_signed_header, sign_header
 
 TIMESTAMPED_NAME = "X-Recharge-Webhook-Signature"
 
@@ -57,16 +57,10 @@ def parse_timestamped(header: str) -> SignedHeader:
     return parse_signed_header(header, TIMESTAMPED_NAME)
 
 
-def timestamped_matches(raw_body: bytes, signed: SignedHeader, secrets: Sequence[str]) -> bool:
-    """Whether one of the header's ``v1`` digests is ``raw_body``'s under one of ``secrets``."""
-    return signed_header_matches(signed, raw_body, secrets)
-
-
 __all__ = [
     "TIMESTAMPED_NAME",
     "legacy_matches",
     "legacy_signature",
     "parse_timestamped",
-    "timestamped_matches",
     "timestamped_signature",
 ]

@@ -33,7 +33,6 @@ from adapters.stripe import signature
 from adapters.stripe._invoice import order_facts, paid_at, payment_ids, subscription_id
 from adapters.stripe._json import Obj
 from adapters.stripe.config import StripeConfig
-from kit import jsonenc
 from kit.adapters import AdapterPlugin, DeliveryIdentity, Headers, ParseResult, check_signed_at
 from kit.domain import (
     OrderRefunded,
@@ -44,7 +43,7 @@ from kit.domain import (
     SubscriptionRenewed,
 )
 from kit.errors import PayloadError
-from kit.payload import json_object
+from kit.payload import decode, json_object
 
 PLATFORM = "stripe"
 RENEWAL = "subscription_cycle"
@@ -85,7 +84,7 @@ class StripeAdapter:
         """The event's ``evt_`` id, which every redelivery repeats; the body's hash when a
         body has none, so a byte-identical replay is still recognised."""
         try:
-            body = jsonenc.decode(raw_body)
+            body = decode(raw_body)
         except (ValueError, RecursionError):
             body = None
         event_id = body.get("id") if isinstance(body, dict) else None

@@ -3,9 +3,8 @@
 The signed message is ``"{t}." + raw body``, its HMAC-SHA256 under the endpoint's signing
 secret is hex in ``v1``. During a secret roll Stripe sends one ``v1`` per active secret, and the
 kit may hold several secrets too: any pair that matches is enough. Recharge's timestamped
-header is the same scheme, so both read it with :func:`kit.adapters.parse_signed_header` and
-:func:`kit.adapters.signed_header_matches`. ``v0`` (test mode's old scheme) and unknown keys
-are ignored.
+header is the same scheme, so both check it with :func:`kit.adapters.check_signed_header`.
+``v0`` (test mode's old scheme) and unknown keys are ignored.
 
 The timestamp is checked against the moment the intake took the delivery in, in both
 directions (Stripe's own libraries only refuse old ones): a signed delivery replayed later is
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from kit.adapters import SignedHeader, parse_signed_header, sign_header, signed_header_matches
+from kit.adapters import SignedHeader, check_signed_header, parse_signed_header, sign_header
 from kit.errors import VerificationError
 
 HEADER = "stripe-signature"
@@ -31,12 +30,10 @@ def parse_header(value: str | None) -> SignedHeader:
 
 
 def check_signature(headers_value: str | None, raw_body: bytes, secrets: Sequence[str]) -> None:
-    """Refuse a delivery whose ``Stripe-Signature`` matches none of ``secrets``."""
-    if not signed_header_matches(parse_header(headers_value), raw_body, secrets):
-        raise VerificationError(
-            "bad_signature",
-            f"{_NAME} matches none of the {len(secrets)} configured secrets",
-        )
+    """Refuse a delivery whose ``Stripe-Signature`` is missing or matches none of ``secrets``."""
+    if headers_value is None or not headers_value.strip():
+        raise VerificationError("missing_signature", f"no {_NAME} header")
+    check_signed_header(headers_value, _NAME, raw_body, secrets)
 
 
 def sign(raw_body: bytes, secret: str, timestamp: int) -> str:

@@ -57,14 +57,14 @@ _KEYS_IN = "key IN (SELECT value FROM json_each(?))"
 # this condition, and when the row count says nothing changed the writer tells a moved outbox
 # from a duplicate or a no-op by MOVED, in the same transaction. Measured, this costs an INSERT
 # what a BEFORE INSERT trigger would, and it leaves load() alone.
-NOT_MOVED = "NOT EXISTS (SELECT 1 FROM etk_meta WHERE name = 'moved_to')"
+MOVED = "SELECT value FROM etk_meta WHERE name = 'moved_to'"
+NOT_MOVED = f"NOT EXISTS ({MOVED})"
 INSERT_NEW_OR_SKIP = f"""
 INSERT INTO etk_entries (key, state, event_type, channel_id, transaction_reference, payload,
                          payload_sha256, email_hash, due_at, created_at, updated_at)
 SELECT ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE {NOT_MOVED}
 ON CONFLICT (key) DO NOTHING"""
-MOVED = "SELECT value FROM etk_meta WHERE name = 'moved_to'"
 SET_MOVED = (
     "INSERT INTO etk_meta (name, value) VALUES ('moved_to', ?)"
     " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
