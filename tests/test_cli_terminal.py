@@ -96,14 +96,21 @@ async def outbox_db(tmp_path: Path) -> Path:
     return db
 
 
-async def test_status_watch_redraws_on_a_terminal_and_ctrl_c_exits_0(outbox_db: Path) -> None:
-    """Two redraws at a short interval, then SIGINT (what Ctrl-C sends): exit 0."""
+async def _watch_until(outbox_db: Path, text: str) -> tuple[str, int, str]:
+    """``status --watch 0.2`` on a terminal until it shows ``text``, then SIGINT (Ctrl-C):
+    what the terminal showed, the exit code and stderr."""
     with terminal() as (main, child):
         proc = await spawn("status", "--watch", "0.2", "--db", str(outbox_db), stdout=child)
         os.close(child)
-        shown = await read_until(main, "Ctrl-C to stop", 2)
+        shown = await read_until(main, text, 2)
         proc.send_signal(signal.SIGINT)
         code, _, err = await finish(proc)
+    return shown, code, err
+
+
+async def test_status_watch_redraws_on_a_terminal_and_ctrl_c_exits_0(outbox_db: Path) -> None:
+    """Two redraws at a short interval, then SIGINT (what Ctrl-C sends): exit 0."""
+    shown, code, err = await _watch_until(outbox_db, "Ctrl-C to stop")
     assert code == 0, err
     assert "\x1b[H\x1b[2J" in shown
     assert "pending" in shown
@@ -118,12 +125,9 @@ async def test_status_watch_of_a_moved_outbox_keeps_saying_where_it_went(
     of every screen rather than printed once on stderr."""
     async with Outbox.from_url(str(outbox_db)) as outbox:
         await outbox.storage.set_moved("postgresql://db.example/shop")
-    with terminal() as (main, child):
-        proc = await spawn("status", "--watch", "0.2", "--db", str(outbox_db), stdout=child)
-        os.close(child)
-        shown = await read_until(main, "moved this outbox to postgresql://db.example/shop", 2)
-        proc.send_signal(signal.SIGINT)
-        code, _, err = await finish(proc)
+    shown, code, err = await _watch_until(
+        outbox_db, "moved this outbox to postgresql://db.example/shop"
+    )
     assert code == 0, err
     assert "pending" in shown
 

@@ -136,11 +136,12 @@ class AdminSettings:
     Prometheus and probes, never for the shop platform. ``token`` guards the actions of the
     operator page; the read-only endpoints do not ask for it.
 
-    The listener answers only requests whose ``Host`` is an IP address, ``localhost``, a name
-    of ``allowed_hosts`` or the host of ``public_url``: a site that rebinds its own name to
-    this address cannot read the page. ``public_url`` is where a browser reaches the page
-    through a reverse proxy (``https://ops.example.com/kit``); the retry action then expects
-    the browser's ``Origin`` to be that URL's.
+    The operator page answers only requests whose ``Host`` is an IP address, ``localhost``, a
+    name of ``allowed_hosts`` or the host of ``public_url``: a site that rebinds its own name
+    to this address cannot read it (the probes and ``/metrics`` answer any name).
+    ``public_url`` is where a browser reaches the page through a reverse proxy
+    (``https://ops.example.com/kit``); the retry action then expects the browser's ``Origin``
+    to be that URL's.
     """
 
     host: str = DEFAULT_ADMIN_HOST

@@ -27,7 +27,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -35,7 +35,7 @@ import attrs
 
 from kit.adapters import DeliveryIdentity, ParseResult, load_plugin
 from kit.configfile.model import SourceConfig
-from kit.domain import DomainEvent, OrderFacts, Skip, SkipReason, order_of
+from kit.domain import Skip, SkipReason, order_of
 from kit.errors import FeedAuthError, KitError, PayloadError
 from kit.feeds.checkpoint import Checkpoint, CheckpointStore, Run
 from kit.feeds.contract import (
@@ -360,14 +360,8 @@ class FeedRunner:
                 SkipReason.TOO_OLD,
                 f"placed {order.placed_at.date().isoformat()}, max_age {max_age.days}d",
             )
-        facts = None if isinstance(order.parsed, Skip) else _facts(order.parsed)
         await self._journal(
-            order.identity,
-            parsed,
-            tally,
-            dry_run=dry_run,
-            stream=order.stream,
-            reference=None if facts is None else facts.reference,
+            order.identity, parsed, tally, dry_run=dry_run, stream=order.stream, read=order.parsed
         )
 
     async def _journal(
@@ -378,9 +372,10 @@ class FeedRunner:
         *,
         dry_run: bool,
         stream: str,
-        reference: str | None = None,
+        read: ParseResult | None = None,
     ) -> None:
-        """Take one order in (a dry run: decide it in memory) and count what it did."""
+        """Take one order in (a dry run: decide it in memory) and count what it did; ``read``
+        is what the order's data said (a dry run's verdict names its reference)."""
         if dry_run:
             seen = await preview(
                 self._intake.journal,
@@ -395,7 +390,7 @@ class FeedRunner:
                 tally.skipped[seen.skip.reason.value] += 1
             else:
                 _count_order(tally, [(d, isinstance(d, Enqueue)) for d in seen.decisions])
-            tally.verdicts.extend(_verdicts(stream, reference, seen))
+            tally.verdicts.extend(_verdicts(stream, _reference(read), seen))
             return
         result = await self._intake.ingest(
             self._source.intake, identity, parsed, received_at=self._clock()
@@ -415,8 +410,11 @@ _MAX_PROBLEM = 200  # characters of an unreadable order's error kept in the log 
 _MAX_ID = 64  # characters of a listed order's id and version: the platform's, unvalidated
 
 
-def _facts(events: Sequence[DomainEvent]) -> OrderFacts | None:
-    return next((f for f in map(order_of, events) if f is not None), None)
+def _reference(read: ParseResult | None) -> str | None:
+    if read is None or isinstance(read, Skip):
+        return None
+    facts = next((f for f in map(order_of, read) if f is not None), None)
+    return None if facts is None else facts.reference
 
 
 def _verdicts(stream: str, reference: str | None, seen: Preview) -> list[Verdict]:

@@ -17,11 +17,7 @@ from kit.domain import DomainEvent, Skip
 from kit.errors import OutboxMovedError
 from kit.journal.core import (
     Stream,
-    decision_reader,
-    decision_values,
-    event_columns,
     forget_steps,
-    read_event,
     run_async,
 )
 from kit.journal.records import (
@@ -32,6 +28,7 @@ from kit.journal.records import (
     Outcome,
     StreamHistory,
 )
+from kit.journal.rows import decision_reader, decision_values, event_columns, read_event
 from kit.outbox._pg_sql import moved_in, not_moved_in
 from kit.outbox.types import ForgetResult, NewEntry
 from kit.policy import Decision

@@ -18,11 +18,7 @@ from typing import Any
 from kit.domain import DomainEvent, Skip
 from kit.journal.core import (
     Stream,
-    decision_reader,
-    decision_values,
-    event_columns,
     forget_steps,
-    read_event,
     run_sync,
 )
 from kit.journal.records import (
@@ -33,6 +29,7 @@ from kit.journal.records import (
     Outcome,
     StreamHistory,
 )
+from kit.journal.rows import decision_reader, decision_values, event_columns, read_event
 from kit.outbox import _sqlite_sql as outbox_sql
 from kit.outbox._sqlite_batch import amend_one, cancel_one, insert_now, refuse_if_moved_now
 from kit.outbox.types import ForgetResult, NewEntry
@@ -157,11 +154,17 @@ def forget_journal(
 
 
 def forget_entries(db: sqlite3.Connection, email_hash: str, now: float) -> ForgetResult:
-    """The outbox's forget rule (FORGET_CANCEL, FORGET_SCRUB) for one e-mail hash; entries
-    being sent are left alone and counted."""
-    sending = int(db.execute(outbox_sql.FORGET_IN_FLIGHT, (email_hash,)).fetchone()[0])
-    purged = db.execute(outbox_sql.FORGET_CANCEL, (now, email_hash)).rowcount
-    purged += db.execute(outbox_sql.FORGET_SCRUB, (email_hash,)).rowcount
+    """The outbox's forget rule for one e-mail hash; entries being sent are left alone and
+    counted."""
+    return _forget(db, outbox_sql.FORGET_BY_HASH, email_hash, now)
+
+
+def _forget(
+    db: sqlite3.Connection, statements: outbox_sql.ForgetSql, which: str, now: float
+) -> ForgetResult:
+    sending = int(db.execute(statements.in_flight, (which,)).fetchone()[0])
+    purged = db.execute(statements.cancel, (now, which)).rowcount
+    purged += db.execute(statements.scrub, (which,)).rowcount
     return ForgetResult(purged=purged, skipped_in_flight=sending)
 
 
@@ -346,11 +349,7 @@ class SQLiteTx:
         """The outbox's forget rule for the entries of ``keys``."""
         if not keys:
             return ForgetResult(purged=0, skipped_in_flight=0)
-        held = json.dumps(list(keys))
-        sending = int(self._db.execute(outbox_sql.FORGET_IN_FLIGHT_KEYS, (held,)).fetchone()[0])
-        purged = self._db.execute(outbox_sql.FORGET_CANCEL_KEYS, (self._now, held)).rowcount
-        purged += self._db.execute(outbox_sql.FORGET_SCRUB_KEYS, (held,)).rowcount
-        return ForgetResult(purged=purged, skipped_in_flight=sending)
+        return _forget(self._db, outbox_sql.FORGET_BY_KEYS, json.dumps(list(keys)), self._now)
 
     def erase_streams(self, streams: Sequence[Stream]) -> int:
         return erase_streams(self._db, streams)

@@ -15,20 +15,18 @@ what each decision does to the outbox, is stated here alone:
 3. carry out each decision against the outbox (enqueue; cancel or amend only a pending entry)
    and journal it with what happened.
 
-The row encodings (JSON bodies, e-mail hashes, invite times) are here too, so every backend
-stores the same thing.
+How the rows are encoded, so that every backend stores the same thing, is
+:mod:`kit.journal.rows`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import attrs
 
-from kit import jsonenc
 from kit.domain import (
     CustomerErasureRequested,
     DomainEvent,
@@ -36,15 +34,11 @@ from kit.domain import (
     Skip,
     SkipReason,
     SubscriptionRenewed,
-    dump_event,
-    load_event,
-    order_of,
 )
 from kit.errors import ErasureInFlightError, ValidationError
 from kit.journal.records import (
     DecisionRow,
     Delivery,
-    EventRow,
     IngestResult,
     IngestStatus,
     JournaledDecision,
@@ -53,6 +47,7 @@ from kit.journal.records import (
     StreamHistory,
     StreamTimeline,
 )
+from kit.journal.rows import read_event, standalone_decision
 from kit.mapping import BodyFacts
 from kit.outbox import email_hash
 from kit.outbox.types import ForgetResult, NewEntry
@@ -70,9 +65,7 @@ from kit.policy import (
     Skipped,
     decide,
     dedupe_key,
-    dump_decision,
     fold,
-    load_decision,
     order_email,
 )
 
@@ -388,7 +381,7 @@ def latest_steps(limit: int) -> Generator[Op, Any, list[LatestDecision]]:
                 key=r[5],
                 outcome=Outcome(r[6]),
                 decided_at=r[7],
-                decision=_standalone_decision(r[8]),
+                decision=standalone_decision(r[8]),
             ),
         )
         for r in rows
@@ -427,123 +420,7 @@ async def run_async(steps: Generator[Op, Any, Any], tx: object) -> Any:
         answer = await method(*args)
 
 
-# -- how rows are stored ---------------------------------------------------------------------
-
-
-def _json(data: dict[str, Any]) -> str:
-    """A row's body: read back by a JSON parser and never compared as bytes, so orjson may
-    write it as is (about five times faster than the stdlib for an order's facts)."""
-    return jsonenc.encode_values(data)
-
-
-@attrs.frozen(kw_only=True)
-class EventColumns:
-    kind: str
-    occurred_at: float
-    email_hash: str | None
-    reference: str | None  # the order's transaction reference: kept through an erasure
-    body: str
-
-
-def event_columns(event: DomainEvent) -> EventColumns:
-    """An erasure request is stored without the e-mail it names (it is there to erase it)."""
-    if isinstance(event, CustomerErasureRequested):
-        event = attrs.evolve(event, email=None)
-    order = order_of(event)
-    return EventColumns(
-        kind=event.kind,
-        occurred_at=event.occurred_at.timestamp(),
-        email_hash=email_hash(order.email) if order is not None and order.email else None,
-        reference=order.reference if order is not None else None,
-        body=_json(dump_event(event)),
-    )
-
-
-@attrs.frozen(kw_only=True)
-class DecisionColumns:
-    kind: str
-    key: str | None
-    email_hash: str | None
-    invite_at: float | None  # an invite that went into the outbox: for the throttle
-    body: str
-
-
-def decision_columns(decision: Decision, outcome: Outcome) -> DecisionColumns:
-    hashed = None
-    invite_at = None
-    if isinstance(decision, Enqueue):
-        email = decision.facts.order.email
-        hashed = email_hash(email) if email else None
-        if outcome is Outcome.ENQUEUED:
-            invite_at = decision.send_after.timestamp()
-    return DecisionColumns(
-        kind=decision.kind,
-        key=getattr(decision, "key", None),
-        email_hash=hashed,
-        invite_at=invite_at,
-        body=_json(dump_decision(decision, order=False)),
-    )
-
-
-def decision_values(
-    event_seq: int, source: str, stream: str, decision: Decision, outcome: Outcome, now: float
-) -> tuple[Any, ...]:
-    """A decision row's values in the column order both backends' INSERT lists: event, source,
-    stream, kind, key, outcome, recorded_at, email_hash, invite_at, body."""
-    c = decision_columns(decision, outcome)
-    return (
-        event_seq,
-        source,
-        stream,
-        c.kind,
-        c.key,
-        outcome.value,
-        now,
-        c.email_hash,
-        c.invite_at,
-        c.body,
-    )
-
-
-def read_event(body: str | None) -> DomainEvent | None:
-    return None if body is None else load_event(json.loads(body))
-
-
-def decision_reader(events: Sequence[EventRow]) -> Callable[[int, str | None], Decision | None]:
-    """Reads the decision bodies of the stream whose ``events`` these are: ``read(event_seq,
-    body)``. An Enqueue is stored without its order (the event holds it): the order is the one
-    the stream's events up to the decision's own fold to, which is what the policy decided on
-    (an erasure clears those events and the Enqueue's body together)."""
-
-    def read(event_seq: int, body: str | None) -> Decision | None:
-        if body is None:
-            return None
-        data = json.loads(body)
-        if _needs_no_order(data):
-            return load_decision(data)
-        known = (e.event for e in events if e.seq <= event_seq and e.event is not None)
-        return load_decision(data, order=fold(known).order)
-
-    return read
-
-
-def _needs_no_order(data: Any) -> bool:
-    """A decision body reads alone unless it is an Enqueue stored without its order."""
-    facts = data.get("facts") if isinstance(data, dict) else None
-    return not isinstance(facts, dict) or "order" in facts
-
-
-def _standalone_decision(body: str | None) -> Decision | None:
-    """A decision read without its stream's events: None where those would be needed."""
-    if body is None:
-        return None
-    data = json.loads(body)
-    return load_decision(data) if _needs_no_order(data) else None
-
-
 __all__ = [
-    "DecisionColumns",
-    "EventColumns",
     "Op",
     "Plan",
     "PrepareEntry",
@@ -551,18 +428,13 @@ __all__ = [
     "Stream",
     "append_steps",
     "batch_steps",
-    "decision_columns",
-    "decision_reader",
-    "decision_values",
     "erase_steps",
-    "event_columns",
     "find_steps",
     "forget_steps",
     "ingest_steps",
     "latest_steps",
     "link_steps",
     "one_step",
-    "read_event",
     "run_async",
     "run_sync",
     "timeline_steps",

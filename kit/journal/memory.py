@@ -21,11 +21,7 @@ from kit.domain import DomainEvent, Skip
 from kit.errors import OutboxError
 from kit.journal.core import (
     Stream,
-    decision_columns,
-    decision_reader,
-    event_columns,
     forget_steps,
-    read_event,
     run_sync,
 )
 from kit.journal.dump import Table
@@ -37,6 +33,7 @@ from kit.journal.records import (
     Outcome,
     StreamHistory,
 )
+from kit.journal.rows import decision_columns, decision_reader, event_columns, read_event
 from kit.journal.store import JournalStore, StepsFactory
 from kit.outbox.memory import InMemoryStorage
 from kit.outbox.types import TERMINAL_STATES, ForgetResult, NewEntry, State

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import sqlite3
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from kit.errors import MigrationError
 from kit.outbox.lifecycle import empty_stats_counts, initial_due_at, payload_sha256
@@ -204,9 +204,10 @@ DROP_DEAD = (
     "UPDATE etk_entries SET state = 'cancelled', payload = NULL, email_hash = NULL, updated_at = ?"
     " WHERE state = 'dead'"
 )
-FORGET_IN_FLIGHT = "SELECT count(*) FROM etk_entries WHERE email_hash = ? AND state = 'sending'"
 # The forget rule, for the entries of one e-mail hash or (an erased account) of some keys:
-# those being sent are left alone; the rest lose payload and hash, the unfinished cancelled.
+# those being sent are left alone (counted); the rest lose payload and hash, the unfinished
+# cancelled. Each ForgetSql's statements take the selecting value as their last parameter.
+_FORGET_IN_FLIGHT = "SELECT count(*) FROM etk_entries WHERE {which} AND state = 'sending'"
 _FORGET_CANCEL = (
     "UPDATE etk_entries SET state = 'cancelled', payload = NULL, email_hash = NULL,"
     " lease_owner = NULL, lease_expires_at = NULL, updated_at = ?"
@@ -216,12 +217,23 @@ _FORGET_SCRUB = (
     "UPDATE etk_entries SET payload = NULL, email_hash = NULL"
     " WHERE {which} AND state IN ('delivered', 'cancelled')"
 )
-_KEYED = f"{_KEYS_IN} AND (payload IS NOT NULL OR email_hash IS NOT NULL)"
-FORGET_CANCEL = _FORGET_CANCEL.format(which="email_hash = ?")
-FORGET_SCRUB = _FORGET_SCRUB.format(which="email_hash = ?")
-FORGET_CANCEL_KEYS = _FORGET_CANCEL.format(which=_KEYED)
-FORGET_IN_FLIGHT_KEYS = f"SELECT count(*) FROM etk_entries WHERE {_KEYED} AND state = 'sending'"
-FORGET_SCRUB_KEYS = _FORGET_SCRUB.format(which=_KEYED)
+
+
+class ForgetSql(NamedTuple):
+    in_flight: str
+    cancel: str
+    scrub: str
+
+
+def _forget(which: str) -> ForgetSql:
+    return ForgetSql(
+        *(s.format(which=which) for s in (_FORGET_IN_FLIGHT, _FORGET_CANCEL, _FORGET_SCRUB))
+    )
+
+
+FORGET_BY_HASH = _forget("email_hash = ?")
+# The keys as a JSON array; only entries that still hold something to forget.
+FORGET_BY_KEYS = _forget(f"{_KEYS_IN} AND (payload IS NOT NULL OR email_hash IS NOT NULL)")
 
 SET_HOLD = (
     "INSERT INTO etk_holds (name, until, reason) VALUES (?, ?, ?) ON CONFLICT (name)"

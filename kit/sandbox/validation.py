@@ -55,6 +55,9 @@ def is_date(value: str) -> bool:
     return True
 
 
+_FORMATS = {"date-time": is_date_time, "date": is_date}
+
+
 def is_email(value: str) -> bool:
     return _EMAIL.fullmatch(value) is not None
 
@@ -124,26 +127,26 @@ def validate_event(body: Any) -> str | None:
     return _event_formats(body) or _event_optional_types(body)
 
 
+def _formatted(container: dict[str, Any], key: str, path: str, fmt: str) -> str | None:
+    """A string field of a JSON-schema ``format`` (``date-time`` or ``date``), when present."""
+    if key not in container:
+        return None
+    value = container[key]
+    if not isinstance(value, str):
+        return _type_error(path, str)
+    if not _FORMATS[fmt](value):
+        return f'{path} does not conform to the "{fmt}" format'
+    return None
+
+
 def _event_formats(body: dict[str, Any]) -> str | None:
-    transaction = body["transaction"]
-    if "date" in transaction:
-        value = transaction["date"]
-        if not isinstance(value, str):
-            return _type_error("instance.transaction.date", str)
-        if not is_date_time(value):
-            return 'instance.transaction.date does not conform to the "date-time" format'
-    if "createdAt" in body:
-        value = body["createdAt"]
-        if not isinstance(value, str):
-            return _type_error("instance.createdAt", str)
-        if not is_date_time(value):
-            return 'instance.createdAt does not conform to the "date-time" format'
-    if "estimatedDeliveryDate" in body:
-        value = body["estimatedDeliveryDate"]
-        if not isinstance(value, str):
-            return _type_error("instance.estimatedDeliveryDate", str)
-        if not is_date(value):
-            return 'instance.estimatedDeliveryDate does not conform to the "date" format'
+    problem = (
+        _formatted(body["transaction"], "date", "instance.transaction.date", "date-time")
+        or _formatted(body, "createdAt", "instance.createdAt", "date-time")
+        or _formatted(body, "estimatedDeliveryDate", "instance.estimatedDeliveryDate", "date")
+    )
+    if problem:
+        return problem
     channel = body["channel"]
     if "type" in channel and channel["type"] not in CHANNEL_TYPES:
         return f"instance.channel.type is not one of enum values: {','.join(CHANNEL_TYPES)}"

@@ -13,8 +13,8 @@ import pytest
 from kit.domain import OrderFacts, OrderPlaced
 from kit.errors import ValidationError
 from kit.journal import Intake
-from kit.journal.core import decision_reader
 from kit.journal.records import StreamHistory
+from kit.journal.rows import decision_reader
 from kit.mapping import BodyFacts
 from kit.outbox import Outbox
 from kit.outbox.sqlite import SQLiteStorage
